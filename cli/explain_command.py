@@ -1,0 +1,86 @@
+"""``ebr explain``: show a query's AST, plan and compiled OpenSearch request."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import numpy.typing as npt
+
+from ebr.analyzer import parse
+from ebr.explain import explain, infer_schema
+from ebr.mappings.schema import Schema
+from ebr.quantizer import CentroidQuantizer, CoarseQuantizer
+from ebr.server_version import MINIMUM, ServerVersion
+
+
+def _key_value(spec: str, option: str) -> tuple[str, str]:
+    key, sep, value = spec.partition("=")
+    if not sep or not key or not value:
+        raise click.BadParameter(f"expected KEY=VALUE, got {spec!r}", param_hint=option)
+    return key, value
+
+
+def _load_array(value: str, option: str) -> npt.NDArray[np.float32]:
+    """``path.npy`` or comma-separated numbers."""
+    try:
+        if value.endswith(".npy"):
+            return np.load(value).astype(np.float32)
+        return np.array([float(x) for x in value.split(",")], dtype=np.float32)
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(f"cannot read {value!r}: {e}", param_hint=option) from None
+
+
+@click.command("explain")
+@click.argument("query")
+@click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Index schema JSON. Without it, one is inferred from the query.")
+@click.option("--vector", "vector_specs", multiple=True, metavar="KEY=FILE.npy|x,y,..",
+              help="Query embedding for an embedding key (repeatable).")
+@click.option("--centroids", "centroid_specs", multiple=True, metavar="KEY=FILE.npy",
+              help="Coarse-quantizer centroids (nlist x d) for an embedding key (repeatable).")
+@click.option("--size", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Hits to request.")
+@click.option("--server-version", default=str(MINIMUM), show_default=True,
+              help="OpenSearch version to compile for.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the request body, as JSON.")
+@click.option("--full-vectors", is_flag=True, help="Print query vectors in full.")
+def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[str, ...],
+                    centroid_specs: tuple[str, ...], size: int, server_version: str,
+                    as_json: bool, full_vectors: bool) -> None:
+    """Show how QUERY is read, planned and compiled for OpenSearch ('-' reads stdin).
+
+    \b
+    Example:
+      ebr explain '(and (term location:seattle) (nn model-1 :radius 0.2 :nprobe 4))'
+    """
+    text = sys.stdin.read() if query == "-" else query
+    schema = Schema.load(schema_path) if schema_path else infer_schema(parse(text))
+    vectors = {k: _load_array(v, "--vector") for k, v in
+               (_key_value(s, "--vector") for s in vector_specs)}
+    quantizers: dict[str, CoarseQuantizer] = {
+        k: CentroidQuantizer(_load_array(v, "--centroids"))
+        for k, v in (_key_value(s, "--centroids") for s in centroid_specs)}
+    for i, key in enumerate(schema.keys):
+        # Without real inputs, seeded random ones show the request's shape; say so.
+        rng = np.random.default_rng(i)
+        if key.name not in vectors:
+            click.echo(f"note: no --vector for {key.name}: using a random unit vector "
+                       f"(seed {i}) to show the request's shape", err=True)
+            v = rng.standard_normal(key.dimension).astype(np.float32)
+            vectors[key.name] = v / np.linalg.norm(v)
+        if key.name not in quantizers:
+            click.echo(f"note: no --centroids for {key.name}: using {key.quantizer.nlist} "
+                       f"random centroids (seed {i})", err=True)
+            c = rng.standard_normal((key.quantizer.nlist, key.dimension)).astype(np.float32)
+            quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1,
+                                                                        keepdims=True))
+    result = explain(text, schema, vectors, quantizers, size=size,
+                     version=ServerVersion.parse(server_version))
+    if as_json:
+        click.echo(json.dumps(result.compiled.body, indent=2, ensure_ascii=False))
+    else:
+        click.echo(result.render(full_vectors=full_vectors))

@@ -1,0 +1,31 @@
+"""The ``ebr`` command.  Library errors become one clean message here, at one boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ebr.cli.explain_command import explain_command
+from ebr.errors import EbrError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EbrError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ebr")
+def cli() -> None:
+    """Embedding-based retrieval for OpenSearch: hybrid term + nearest-neighbour queries."""
+
+
+cli.add_command(explain_command)
+
+
+def main() -> None:
+    cli(auto_envvar_prefix="EBR")

@@ -1,0 +1,1 @@
+"""ebr.encoders: featurizers, two-tower models, losses, training, export (issue: Encoders)."""

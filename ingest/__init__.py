@@ -1,0 +1,1 @@
+"""ebr.ingest: document readers, batch encoding, bulk writers (later issues)."""

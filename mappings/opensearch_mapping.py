@@ -1,0 +1,101 @@
+"""Index settings, mappings and k-NN model training bodies generated from a schema.
+
+Field layout (names come from :class:`~ebr.mappings.schema.Schema`):
+
+- ``terms.<namespace>``: keyword, one per term namespace;
+- ``clusters.<key>``: keyword, the coarse-cluster id of the key's embedding (Unicorn's
+  cluster term, probed by radius-mode ``nn``);
+- ``vectors.<key>``: Faiss ``knn_vector`` (HNSW, or IVF-PQ backed by a trained model);
+- ``<rank_field>``: float static rank.
+
+The schema itself travels in the index ``_meta`` so any client can compile queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
+from ebr.server_version import MINIMUM, ServerVersion, require_supported
+
+Json = dict[str, Any]
+
+
+def index_body(
+    schema: Schema, *, shards: int = 1, replicas: int = 0, version: ServerVersion = MINIMUM
+) -> Json:
+    """The ``PUT /<index>`` body.  Model-backed (IVF-PQ) keys need their model trained first
+    (:func:`train_model_body`)."""
+    require_supported(version)
+    properties: Json = {
+        "terms": {"properties": {ns: {"type": "keyword"} for ns in
+                                 (n.name for n in schema.namespaces)}},
+        "clusters": {"properties": {k.name: {"type": "keyword"} for k in schema.keys}},
+        "vectors": {"properties": {k.name: knn_vector_field(k) for k in schema.keys}},
+        schema.rank_field: {"type": "float"},
+    }
+    return {
+        "settings": {"index": {
+            "knn": bool(schema.keys),
+            "number_of_shards": shards,
+            "number_of_replicas": replicas,
+        }},
+        "mappings": {
+            # strict: a document with an undeclared field is an error, not a silent new field
+            "dynamic": "strict",
+            "_meta": {"ebr_schema": schema.to_dict()},
+            "properties": properties,
+        },
+    }
+
+
+def knn_vector_field(key: EmbeddingKey) -> Json:
+    ann = key.ann
+    if isinstance(ann, IvfPq):
+        # A model-backed field is the model id and nothing else (the model fixes dimension,
+        # method and space); indices created on 2.19+ reject a dimension here.
+        return {"type": "knn_vector", "model_id": ann.model_id}
+    assert isinstance(ann, Hnsw)
+    return {
+        "type": "knn_vector",
+        "dimension": key.dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": "faiss",
+            "space_type": key.space.opensearch_space_type,
+            "parameters": {"m": ann.m, "ef_construction": ann.ef_construction},
+        },
+    }
+
+
+def training_index_body(key: EmbeddingKey) -> Json:
+    """A plain index to hold L2-normalised training vectors for a key's k-NN model
+    (training does not normalise; no ``index.knn`` needed)."""
+    return {
+        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
+        "mappings": {"properties": {"vector": {"type": "knn_vector", "dimension": key.dimension}}},
+    }
+
+
+def train_model_body(key: EmbeddingKey, training_index: str, training_field: str = "vector") -> Json:
+    """The ``POST /_plugins/_knn/models/<model_id>/_train`` body for an IVF-PQ key.
+    Training needs at least ``max(nlist, 2**code_size)`` vectors."""
+    ann = key.ann
+    if not isinstance(ann, IvfPq):
+        raise ValueError(f"key {key.name!r} uses {ann.kind}, which needs no trained model")
+    return {
+        "training_index": training_index,
+        "training_field": training_field,
+        "dimension": key.dimension,
+        "description": f"ebr IVF-PQ model for embedding key {key.name}",
+        "method": {
+            "name": "ivf",
+            "engine": "faiss",
+            "space_type": key.space.opensearch_space_type,
+            "parameters": {
+                "nlist": ann.nlist,
+                "nprobes": ann.nprobes,
+                "encoder": {"name": "pq", "parameters": {"m": ann.pq_m, "code_size": ann.code_size}},
+            },
+        },
+    }

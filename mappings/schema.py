@@ -1,0 +1,299 @@
+"""The index schema: term namespaces, embedding keys, static rank; JSON in and out.
+
+A schema is the single description of an index that both stores, the analyzer and the
+OpenSearch compiler read.  Field names in OpenSearch are derived here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ebr.errors import SchemaError
+from ebr.mappings.analysis import ANALYZERS
+from ebr.mappings.space import Space
+
+SCHEMA_FORMAT = 1
+CLUSTER_SUFFIX = ".cluster"
+
+_NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}\Z")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A family of terms (``location:seattle`` is in namespace ``location``)."""
+
+    name: str
+    analyzer: str = "standard"
+
+
+@dataclass(frozen=True, slots=True)
+class CoarseQuantizerSpec:
+    """The coarse quantizer whose cluster ids become ``<key>.cluster:<id>`` terms.
+
+    ``centroids`` names where the trained centroids live (a file in the local index
+    directory, or a document in OpenSearch's metadata index); empty until trained.
+    """
+
+    nlist: int = 1024
+    opq: bool = False
+    default_nprobe: int = 16
+    centroids: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hnsw:
+    """A native Faiss HNSW ``knn_vector`` field (top-K mode)."""
+
+    m: int = 16
+    ef_construction: int = 128
+    ef_search: int = 100
+
+    kind = "hnsw"
+
+
+@dataclass(frozen=True, slots=True)
+class IvfPq:
+    """A native Faiss IVF-PQ ``knn_vector`` field backed by a trained k-NN model."""
+
+    model_id: str
+    nlist: int = 1024
+    pq_m: int = 8
+    code_size: int = 8
+    nprobes: int = 16
+
+    kind = "ivfpq"
+
+
+AnnMethod = Hnsw | IvfPq
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingKey:
+    """An embedding every document may carry, named as in ``(nn <key> ...)``."""
+
+    name: str
+    dimension: int
+    quantizer: CoarseQuantizerSpec = field(default_factory=CoarseQuantizerSpec)
+    ann: AnnMethod = field(default_factory=Hnsw)
+    space: Space = Space.COSINE
+
+    @property
+    def cluster_namespace(self) -> str:
+        return self.name + CLUSTER_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """What an index holds.  Construct with :meth:`create` or :meth:`from_dict` to validate."""
+
+    index: str
+    namespaces: tuple[Namespace, ...] = ()
+    keys: tuple[EmbeddingKey, ...] = ()
+    rank_field: str = "rank"
+
+    @classmethod
+    def create(
+        cls,
+        index: str,
+        namespaces: tuple[Namespace, ...] = (),
+        keys: tuple[EmbeddingKey, ...] = (),
+        rank_field: str = "rank",
+    ) -> Schema:
+        schema = cls(index, tuple(namespaces), tuple(keys), rank_field)
+        schema.validate()
+        return schema
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def namespace(self, name: str) -> Namespace | None:
+        return next((n for n in self.namespaces if n.name == name), None)
+
+    def key(self, name: str) -> EmbeddingKey | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+    def is_term_namespace(self, name: str) -> bool:
+        """A declared namespace or an embedding key's cluster namespace."""
+        if self.namespace(name) is not None:
+            return True
+        return name.endswith(CLUSTER_SUFFIX) and self.key(name[: -len(CLUSTER_SUFFIX)]) is not None
+
+    def term_namespace_names(self) -> list[str]:
+        return [n.name for n in self.namespaces] + [k.cluster_namespace for k in self.keys]
+
+    # -- OpenSearch field names (the only place they are derived) --------------------------
+
+    def term_field(self, namespace: str) -> str:
+        if namespace.endswith(CLUSTER_SUFFIX) and self.key(namespace[: -len(CLUSTER_SUFFIX)]):
+            return "clusters." + namespace[: -len(CLUSTER_SUFFIX)]
+        return "terms." + namespace
+
+    @staticmethod
+    def vector_field(key: str) -> str:
+        return "vectors." + key
+
+    # -- validation and JSON ----------------------------------------------------------------
+
+    def validate(self) -> None:
+        _check(bool(re.fullmatch(r"[a-z0-9][a-z0-9_\-.]{0,200}", self.index)), "index",
+               f"index name {self.index!r} must be lowercase letters, digits, '_', '-' or '.'")
+        seen: set[str] = set()
+        for i, ns in enumerate(self.namespaces):
+            where = f"namespaces[{i}]"
+            _check(bool(_NAMESPACE.match(ns.name)), where,
+                   f"namespace {ns.name!r} must be lowercase letters, digits, '_' or '-'")
+            _check(ns.name not in seen, where, f"namespace {ns.name!r} declared twice")
+            _check(ns.analyzer in ANALYZERS, where + ".analyzer",
+                   f"unknown analyzer {ns.analyzer!r}; known: {', '.join(sorted(ANALYZERS))}")
+            seen.add(ns.name)
+        keys: set[str] = set()
+        for i, key in enumerate(self.keys):
+            where = f"keys[{i}]"
+            _check(bool(_KEY.match(key.name)), where,
+                   f"embedding key {key.name!r} must be letters, digits, '_' or '-'")
+            _check(key.name not in keys, where, f"embedding key {key.name!r} declared twice")
+            _check(1 <= key.dimension <= 16000, where + ".dimension",
+                   f"dimension must be between 1 and 16000, got {key.dimension}")
+            q = key.quantizer
+            _check(q.nlist >= 1, where + ".quantizer.nlist", "nlist must be at least 1")
+            _check(1 <= q.default_nprobe, where + ".quantizer.default_nprobe",
+                   "default_nprobe must be at least 1")
+            if isinstance(key.ann, IvfPq):
+                _check(bool(key.ann.model_id), where + ".ann.model_id", "IVF-PQ needs a model_id")
+                _check(key.dimension % key.ann.pq_m == 0, where + ".ann.pq_m",
+                       f"pq_m ({key.ann.pq_m}) must divide the dimension ({key.dimension})")
+            keys.add(key.name)
+        _check(bool(_NAMESPACE.match(self.rank_field)), "rank_field",
+               f"rank field {self.rank_field!r} must be lowercase letters, digits, '_' or '-'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SCHEMA_FORMAT,
+            "index": self.index,
+            "namespaces": [{"name": n.name, "analyzer": n.analyzer} for n in self.namespaces],
+            "keys": [_key_to_dict(k) for k in self.keys],
+            "rank_field": self.rank_field,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        r = _Reader(data, "schema")
+        fmt = r.int("format", SCHEMA_FORMAT)
+        if fmt != SCHEMA_FORMAT:
+            raise SchemaError(f"schema.format: unsupported schema format {fmt} "
+                              f"(this ebr reads format {SCHEMA_FORMAT})")
+        namespaces = tuple(
+            Namespace(n.str("name"), n.str("analyzer", "standard")) for n in r.list("namespaces")
+        )
+        keys = tuple(_key_from(k) for k in r.list("keys"))
+        schema = cls(r.str("index"), namespaces, keys, r.str("rank_field", "rank"))
+        schema.validate()
+        return schema
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Schema:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SchemaError(f"schema is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise SchemaError("schema: expected a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SchemaError(f"cannot read schema {path}: {e.strerror}") from None
+        return cls.from_json(text)
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise SchemaError(f"schema.{where}: {message}")
+
+
+def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
+    q = k.quantizer
+    ann: dict[str, Any]
+    if isinstance(k.ann, Hnsw):
+        ann = {"kind": "hnsw", "m": k.ann.m, "ef_construction": k.ann.ef_construction,
+               "ef_search": k.ann.ef_search}
+    else:
+        ann = {"kind": "ivfpq", "model_id": k.ann.model_id, "nlist": k.ann.nlist,
+               "pq_m": k.ann.pq_m, "code_size": k.ann.code_size, "nprobes": k.ann.nprobes}
+    return {
+        "name": k.name,
+        "dimension": k.dimension,
+        "space": k.space.value,
+        "quantizer": {"nlist": q.nlist, "opq": q.opq, "default_nprobe": q.default_nprobe,
+                      "centroids": q.centroids},
+        "ann": ann,
+    }
+
+
+def _key_from(r: _Reader) -> EmbeddingKey:
+    q = r.obj("quantizer")
+    quantizer = CoarseQuantizerSpec(
+        nlist=q.int("nlist", 1024), opq=q.bool("opq", False),
+        default_nprobe=q.int("default_nprobe", 16), centroids=q.str("centroids", ""),
+    )
+    a = r.obj("ann")
+    kind = a.str("kind", "hnsw")
+    ann: AnnMethod
+    if kind == "hnsw":
+        ann = Hnsw(a.int("m", 16), a.int("ef_construction", 128), a.int("ef_search", 100))
+    elif kind == "ivfpq":
+        ann = IvfPq(a.str("model_id"), a.int("nlist", 1024), a.int("pq_m", 8),
+                    a.int("code_size", 8), a.int("nprobes", 16))
+    else:
+        raise SchemaError(f"{a.where}.kind: unknown ANN method {kind!r}; use hnsw or ivfpq")
+    space = r.str("space", "cosine")
+    if space != Space.COSINE.value:
+        raise SchemaError(f"{r.where}.space: unsupported space {space!r}; only cosine is supported")
+    return EmbeddingKey(r.str("name"), r.int("dimension"), quantizer, ann, Space(space))
+
+
+class _Reader:
+    """Typed access to one JSON object, with errors naming the path (``schema.keys[0].dimension``)."""
+
+    _MISSING: Any = object()
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"{where}: expected an object")
+        self.data = data
+        self.where = where
+
+    def _get(self, name: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        value = self.data.get(name, default)
+        if value is self._MISSING:
+            raise SchemaError(f"{self.where}.{name}: missing (expected {what})")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SchemaError(f"{self.where}.{name}: expected {what}, got {value!r}")
+        return value
+
+    def str(self, name: str, default: Any = _MISSING) -> str:
+        return self._get(name, default, str, "a string")  # type: ignore[no-any-return]
+
+    def int(self, name: str, default: Any = _MISSING) -> int:
+        return self._get(name, default, int, "an integer")  # type: ignore[no-any-return]
+
+    def bool(self, name: str, default: Any = _MISSING) -> bool:
+        return self._get(name, default, bool, "true or false")  # type: ignore[no-any-return]
+
+    def obj(self, name: str) -> _Reader:
+        return _Reader(self.data.get(name, {}), f"{self.where}.{name}")
+
+    def list(self, name: str) -> list[_Reader]:
+        items = self._get(name, [], list, "a list")
+        return [_Reader(item, f"{self.where}.{name}[{i}]") for i, item in enumerate(items)]

@@ -1,0 +1,51 @@
+"""Metric direction and every radius/score conversion, in one place.
+
+ebr measures closeness as cosine *distance* ``1 - cos(q, d)`` in ``[0, 2]`` (smaller is
+closer), as the query language's ``:radius`` does.  OpenSearch reports other quantities per
+space type; the conversions below are the only place they are spelled out (see
+opensearch-notes.md, "Scores and radius per space type").
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Space(enum.Enum):
+    """The similarity space of an embedding key.  Only cosine is supported today."""
+
+    COSINE = "cosine"
+
+    @property
+    def opensearch_space_type(self) -> str:
+        """The k-NN plugin's ``space_type`` for this space."""
+        return "cosinesimil"
+
+    @property
+    def is_similarity(self) -> bool:
+        """Cosine similarity grows with closeness; our distance ``1 - cos`` shrinks."""
+        return True
+
+    @staticmethod
+    def script_source() -> str:
+        """Painless for an exact, non-negative score ``1 + cos`` (script scores must be >= 0)."""
+        return "1.0 + cosineSimilarity(params.query_value, doc[params.field])"
+
+    @staticmethod
+    def radius_to_script_min_score(radius: float) -> float:
+        """``1 - cos <= r``  <=>  ``1 + cos >= 2 - r`` for the script above."""
+        return 2.0 - radius
+
+    @staticmethod
+    def script_score_to_distance(score: float) -> float:
+        return 2.0 - score
+
+    @staticmethod
+    def knn_score_to_distance(score: float) -> float:
+        """The native ``knn`` query scores cosinesimil hits ``(1 + cos) / 2``."""
+        return 2.0 - 2.0 * score
+
+
+#: The bounds of cosine distance; ``:radius`` must lie within them.
+MIN_RADIUS = 0.0
+MAX_RADIUS = 2.0

@@ -1,0 +1,53 @@
+"""The package's one error root and the user-facing errors under it.
+
+Every error a user can cause derives from :class:`EbrError`; the CLI turns these into one
+clean message at one boundary.  Anything else escaping is a bug in ebr.
+"""
+
+from __future__ import annotations
+
+from ebr.span import Span
+
+
+class EbrError(Exception):
+    """Root of every error ebr raises on purpose."""
+
+
+class QuerySyntaxError(EbrError):
+    """A query text that cannot be read or analysed, with the place it went wrong.
+
+    ``str(err)`` gives ``line:column: message`` followed by the offending line and a caret.
+    """
+
+    def __init__(self, message: str, span: Span, text: str) -> None:
+        self.message = message
+        self.span = span
+        self.text = text
+        super().__init__(self.render())
+
+    @property
+    def line(self) -> int:
+        return self.span.line
+
+    @property
+    def column(self) -> int:
+        return self.span.column
+
+    def render(self) -> str:
+        return f"{self.span.line}:{self.span.column}: {self.message}\n{self.span.caret(self.text)}"
+
+
+class IncompleteInputError(QuerySyntaxError):
+    """The text ended inside an open form; a console can ask for another line."""
+
+
+class SchemaError(EbrError):
+    """An index schema that is inconsistent or cannot be read."""
+
+
+class PlanError(EbrError):
+    """A plan that cannot be built or executed with what was given (missing vector, quantizer...)."""
+
+
+class UnsupportedError(EbrError):
+    """A back end or server version that cannot express what the plan asks for."""

@@ -1,0 +1,103 @@
+"""``explain``: every stage of a query, from text to the OpenSearch request, for people.
+
+The CLI's ``ebr explain`` prints this; the library returns it so a console or a notebook
+can show the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.analyzer import parse
+from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.nodes import NN, Node, Term, walk
+from ebr.opensearch_compiler import CompiledSearch, compile_search
+from ebr.planner import logical_plan, plan
+from ebr.printer import pretty
+from ebr.quantizer import CoarseQuantizer
+from ebr.reader import DEFAULT_LIMITS, Limits
+from ebr.server_version import MINIMUM, ServerVersion
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    ast: Node
+    logical: Node
+    plan: Node
+    compiled: CompiledSearch
+    schema: Schema
+
+    def render(self, width: int = 100, full_vectors: bool = False) -> str:
+        body = self.compiled.body if full_vectors else _abbreviate(self.compiled.body)
+        names = self.compiled.branches()
+        branch_lines = [f"  {name:<{max(map(len, names))}}  {text}" for name, text in
+                        names.items()]
+        return "\n".join([
+            "AST",
+            _indent(pretty(self.ast, width - 2)),
+            "",
+            "Logical plan (simplified, constraints pushed into nn)",
+            _indent(pretty(self.logical, width - 2)),
+            "",
+            "Plan (radius nn -> probe cluster terms + exact within)",
+            _indent(pretty(self.plan, width - 2)),
+            "",
+            f"OpenSearch request: POST /{self.schema.index}/_search",
+            _indent(json.dumps(body, indent=2, ensure_ascii=False)),
+            "",
+            "Branches (_name -> what it matches)",
+            *branch_lines,
+        ])
+
+
+def explain(
+    text: str,
+    schema: Schema,
+    vectors: Mapping[str, npt.NDArray[np.float32]],
+    quantizers: Mapping[str, CoarseQuantizer],
+    *,
+    size: int = 10,
+    version: ServerVersion = MINIMUM,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Explanation:
+    ast = parse(text, schema, limits)
+    logical = logical_plan(ast)
+    executable = plan(ast, vectors, quantizers, schema)
+    compiled = compile_search(executable, schema, vectors, size=size, version=version)
+    return Explanation(text, ast, logical, executable, compiled, schema)
+
+
+def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int = 64) -> Schema:
+    """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
+    exploring queries before an index exists."""
+    keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
+    cluster_ns = {k + ".cluster" for k in keys}
+    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)} - cluster_ns)
+    return Schema.create(
+        index,
+        tuple(Namespace(ns) for ns in namespaces),
+        tuple(EmbeddingKey(k, dimension, CoarseQuantizerSpec(nlist=nlist)) for k in keys),
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _abbreviate(value: Any) -> Any:
+    """Long float lists (query vectors) shortened for reading."""
+    if isinstance(value, dict):
+        return {k: _abbreviate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > 6 and all(isinstance(x, float) for x in value):
+            head = ", ".join(f"{x:.4f}" for x in value[:3])
+            return f"[{head}, ... {len(value)} floats]"
+        return [_abbreviate(v) for v in value]
+    return value

@@ -1,0 +1,149 @@
+"""Expression nodes: the typed AST the analyzer builds and the logical plan the rules rewrite.
+
+Query-language nodes: :class:`Term`, :class:`And`, :class:`Or`, :class:`Difference`,
+:class:`NN` (``match`` is expanded by the analyzer into an ``And`` of terms).
+Plan-only nodes, introduced by rewrite rules: :class:`Within` (exact radius verification over
+candidates) and :class:`Nothing` (the empty set).
+
+Nodes are frozen and hashable; children are tuples; spans are excluded from equality so a
+rewritten or re-read tree compares equal to the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ebr.span import Span
+
+
+class Node:
+    """Base of every expression node."""
+
+    __slots__ = ()
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Term(Node):
+    """Documents holding the term ``namespace:value``."""
+
+    namespace: str
+    value: str
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class And(Node):
+    """Intersection of one or more operands."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@dataclass(frozen=True, slots=True)
+class Or(Node):
+    """Union of one or more operands."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@dataclass(frozen=True, slots=True)
+class Difference(Node):
+    """Documents in the first operand and in none of the others."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@dataclass(frozen=True, slots=True)
+class NN(Node):
+    """Nearest-neighbour match on embedding ``key``.
+
+    Radius mode (``radius`` set): documents with cosine distance ``<= radius``, approximated
+    by probing the ``nprobe`` nearest coarse clusters unless ``exact``.  Top-K mode (``k``
+    set): the ``k`` nearest documents among those the surrounding constraints admit.
+    ``constraint`` is filled by the push-down rule: a term-only expression every result must
+    satisfy anyway, so NN evaluation may look only at documents matching it.
+    """
+
+    key: str
+    radius: float | None = None
+    k: int | None = None
+    nprobe: int | None = None
+    exact: bool = False
+    constraint: Node | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Within(Node):
+    """Plan node: documents among ``candidates`` (all documents with a ``key`` embedding when
+    ``None``) whose exact cosine distance to the query embedding is ``<= radius``."""
+
+    key: str
+    radius: float
+    candidates: Node | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing(Node):
+    """Plan node: the empty set (constant folding's result)."""
+
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+Boolean = And | Or | Difference
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of the tree, pre-order, including constraints and candidates."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, NN) and n.constraint is not None:
+            stack.append(n.constraint)
+        elif isinstance(n, Within) and n.candidates is not None:
+            stack.append(n.candidates)
+        stack.extend(reversed(n.children))
+
+
+def has_vector_match(node: Node) -> bool:
+    """Whether the tree holds an NN or Within node (anything needing a query embedding)."""
+    return any(isinstance(n, NN | Within) for n in walk(node))
+
+
+def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:
+    """The same boolean node with new operands (keeps the span)."""
+    return type(node)(operands, node.span)  # type: ignore[call-arg]
+
+
+def named_branches(root: Node) -> dict[str, Node]:
+    """Stable branch names for every node of the boolean tree: ``q`` for the root, then
+    ``q.<i>`` for operand ``i``.  Constraints and candidates are copies of other branches and
+    are not named.  Both stores report matches with these names."""
+    names: dict[str, Node] = {}
+    stack = [("q", root)]
+    while stack:
+        name, n = stack.pop()
+        names[name] = n
+        stack.extend((f"{name}.{i}", c) for i, c in enumerate(n.children))
+    return names

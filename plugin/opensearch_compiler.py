@@ -1,0 +1,237 @@
+"""Plan -> OpenSearch request bodies.  The only module that builds OpenSearch query JSON.
+
+Translation (see opensearch-notes.md for why each choice):
+
+- ``term`` -> ``term`` on the namespace's keyword field; term-only operands of ``and`` go in
+  filter context (no BM25 noise), operands holding NN in ``must`` so their score counts.
+- ``or`` -> ``bool.should`` with ``minimum_should_match: 1`` always (its default is 0 beside
+  ``must``/``filter``).
+- ``difference`` -> ``bool`` with the first operand and ``must_not`` for the rest.
+- ``within`` -> ``script_score`` over the candidates with exact ``cosineSimilarity`` and
+  ``min_score`` = the radius as a score (:class:`~ebr.mappings.space.Space`); this honours
+  ``nprobe`` (the candidates hold the probe cluster terms) where native radial search on IVF
+  would not.
+- top-K ``nn`` -> native ``knn`` with ``k``, the pushed-down constraint as ``filter`` and
+  ``method_parameters`` (``nprobes`` for IVF-PQ fields, ``ef_search`` for HNSW).
+- ``nothing`` -> ``match_none``.
+
+Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branches`), so
+``matched_queries`` on a hit says which branches matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import PlanError, UnsupportedError
+from ebr.mappings.schema import Hnsw, Schema
+from ebr.mappings.space import Space
+from ebr.nodes import (
+    NN,
+    And,
+    Difference,
+    Node,
+    Nothing,
+    Or,
+    Term,
+    Within,
+    has_vector_match,
+    named_branches,
+)
+from ebr.printer import to_text
+from ebr.server_version import MINIMUM, ServerVersion, require_supported
+
+Json = dict[str, Any]
+Vectors = Mapping[str, npt.NDArray[np.floating]]
+
+# Scores must be >= 0 and a document without the vector would make cosineSimilarity throw.
+_GUARDED_SCRIPT = "doc[params.field].size() == 0 ? 0 : " + Space.script_source()
+
+
+@dataclass(frozen=True)
+class CompiledSearch:
+    """A ``_search`` body and the plan it came from."""
+
+    body: Json
+    plan: Node
+
+    def branches(self) -> dict[str, str]:
+        """For each ``_name`` in the body, the canonical text of its branch."""
+        return {name: to_text(n) for name, n in named_branches(self.plan).items()}
+
+
+def compile_search(
+    plan: Node,
+    schema: Schema,
+    vectors: Vectors,
+    *,
+    size: int = 10,
+    version: ServerVersion = MINIMUM,
+    rescore: list[Json] | None = None,
+) -> CompiledSearch:
+    """The ``_search`` body for an executable plan (radius NN already expanded)."""
+    require_supported(version)
+    if size < 0:
+        raise PlanError(f"size must be >= 0, got {size}")
+    body: Json = {"size": size, "query": _Compiler(schema, vectors).query(plan, "q")}
+    if rescore:
+        body["rescore"] = rescore
+    return CompiledSearch(body, plan)
+
+
+def compile_filter(node: Node, schema: Schema) -> Json:
+    """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
+    if has_vector_match(node):
+        raise PlanError("a filter cannot hold nn or within: " + to_text(node))
+    return _Compiler(schema, {}).query(node, None)
+
+
+def compile_rescore(
+    schema: Schema,
+    key: str,
+    vector: npt.NDArray[np.floating],
+    *,
+    window_size: int = 100,
+    query_weight: float = 1.0,
+    rescore_query_weight: float = 1.0,
+    score_mode: str = "total",
+) -> Json:
+    """A request-level ``rescore`` adding the exact cosine of ``key`` (``1 + cos``) to the
+    first-stage score of the top ``window_size`` hits per shard.  Keep ``window_size`` >=
+    ``from + size`` and fixed across pages: hits past the window keep only the first-stage
+    score and are re-sorted with the rescored ones."""
+    if schema.key(key) is None:
+        raise PlanError(f"unknown embedding key {key!r}")
+    if window_size < 1:
+        raise PlanError(f"window_size must be >= 1, got {window_size}")
+    if score_mode not in ("total", "multiply", "avg", "max", "min"):
+        raise PlanError(f"unknown score_mode {score_mode!r}")
+    field = schema.vector_field(key)
+    return {
+        "window_size": window_size,
+        "query": {
+            "rescore_query": {"script_score": {
+                "query": {"exists": {"field": field}},
+                "script": _script(field, _vector(key, {key: vector})),
+            }},
+            "query_weight": query_weight,
+            "rescore_query_weight": rescore_query_weight,
+            "score_mode": score_mode,
+        },
+    }
+
+
+def _vector(key: str, vectors: Vectors) -> list[float]:
+    v = vectors.get(key)
+    if v is None:
+        raise PlanError(f"no query embedding for key {key!r}")
+    arr = np.asarray(v, dtype=np.float32).ravel()
+    if not np.all(np.isfinite(arr)) or not np.any(arr):
+        raise PlanError(f"query embedding for key {key!r} must be finite and non-zero "
+                        "(cosine is undefined for a zero vector)")
+    return arr.tolist()  # type: ignore[no-any-return]
+
+
+def _script(field: str, vector: list[float]) -> Json:
+    return {"source": _GUARDED_SCRIPT, "params": {"field": field, "query_value": vector}}
+
+
+class _Compiler:
+    def __init__(self, schema: Schema, vectors: Vectors) -> None:
+        self.schema = schema
+        self.vectors = vectors
+
+    def query(self, node: Node, name: str | None) -> Json:
+        """Compile ``node``; ``name`` is its branch name (:func:`~ebr.nodes.named_branches`),
+        or None inside a copied constraint or candidate set."""
+        if isinstance(node, Term):
+            body: Json = {"value": node.value}
+            if name:
+                body["_name"] = name
+            return {"term": {self.schema.term_field(node.namespace): body}}
+        if isinstance(node, And):
+            clauses: Json = {}
+            for i, c in enumerate(node.operands):
+                occur = "must" if has_vector_match(c) else "filter"
+                clauses.setdefault(occur, []).append(self.query(c, _child(name, i)))
+            return self._bool(clauses, name)
+        if isinstance(node, Or):
+            if name is None and (terms := self._same_field_terms(node)) is not None:
+                return terms
+            should = [self.query(c, _child(name, i)) for i, c in enumerate(node.operands)]
+            return self._bool({"should": should, "minimum_should_match": 1}, name)
+        if isinstance(node, Difference):
+            first, *rest = node.operands
+            occur = "must" if has_vector_match(first) else "filter"
+            return self._bool({
+                occur: [self.query(first, _child(name, 0))],
+                "must_not": [self.query(c, _child(name, i)) for i, c in enumerate(rest, 1)],
+            }, name)
+        if isinstance(node, Nothing):
+            return {"match_none": {"_name": name} if name else {}}
+        if isinstance(node, Within):
+            return self._within(node, name)
+        if isinstance(node, NN):
+            return self._knn(node, name)
+        raise UnsupportedError(f"the OpenSearch compiler cannot express {type(node).__name__}")
+
+    def _same_field_terms(self, node: Or) -> Json | None:
+        """An unnamed ``or`` of terms in one namespace as a single ``terms`` query (probe
+        lists, location lists): smaller and faster than a ``should`` of ``term`` clauses."""
+        ops = node.operands
+        if not all(isinstance(t, Term) for t in ops):
+            return None
+        namespaces = {t.namespace for t in ops}  # type: ignore[attr-defined]
+        if len(namespaces) != 1:
+            return None
+        field = self.schema.term_field(namespaces.pop())
+        return {"terms": {field: [t.value for t in ops]}}  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _bool(clauses: Json, name: str | None) -> Json:
+        if name:
+            clauses["_name"] = name
+        return {"bool": clauses}
+
+    def _within(self, node: Within, name: str | None) -> Json:
+        field = self.schema.vector_field(node.key)
+        inner: list[Json] = [{"exists": {"field": field}}]
+        candidates = node.candidates
+        parts = candidates.operands if isinstance(candidates, And) else (candidates,)
+        inner += [self.query(c, None) for c in parts if c is not None]
+        body: Json = {
+            "query": {"bool": {"filter": inner}},
+            "script": _script(field, _vector(node.key, self.vectors)),
+            "min_score": Space.radius_to_script_min_score(node.radius),
+        }
+        if name:
+            body["_name"] = name
+        return {"script_score": body}
+
+    def _knn(self, node: NN, name: str | None) -> Json:
+        if node.k is None:
+            raise PlanError("radius-mode nn must be planned (probe clusters chosen) before "
+                            "compiling; use ebr.planner.plan")
+        spec = self.schema.key(node.key)
+        if spec is None:
+            raise PlanError(f"unknown embedding key {node.key!r}")
+        body: Json = {"vector": _vector(node.key, self.vectors), "k": node.k}
+        if node.constraint is not None:
+            body["filter"] = self.query(node.constraint, None)
+        if isinstance(spec.ann, Hnsw):
+            # :nprobe has no HNSW counterpart; the breadth is ef_search, at least k.
+            body["method_parameters"] = {"ef_search": max(spec.ann.ef_search, node.k)}
+        elif node.nprobe is not None:
+            body["method_parameters"] = {"nprobes": node.nprobe}
+        if name:
+            body["_name"] = name
+        return {"knn": {self.schema.vector_field(node.key): body}}
+
+
+def _child(name: str | None, i: int) -> str | None:
+    return None if name is None else f"{name}.{i}"

@@ -1,0 +1,30 @@
+"""The one traversal helper the rules share: rebuild a node from rewritten children."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from ebr.nodes import NN, Node, Within, rebuild
+
+
+def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
+    """``node`` with ``rule`` applied to every child (operands, constraint, candidates).
+    Returns ``node`` itself when nothing changed, so unchanged trees are not copied."""
+    if isinstance(node, NN):
+        if node.constraint is None:
+            return node
+        c = rule(node.constraint)
+        return node if c is node.constraint else dataclasses.replace(node, constraint=c)
+    if isinstance(node, Within):
+        if node.candidates is None:
+            return node
+        c = rule(node.candidates)
+        return node if c is node.candidates else dataclasses.replace(node, candidates=c)
+    kids = node.children
+    if not kids:
+        return node
+    new = tuple(rule(k) for k in kids)
+    if all(a is b for a, b in zip(new, kids, strict=True)):
+        return node
+    return rebuild(node, new)

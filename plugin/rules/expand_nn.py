@@ -1,0 +1,61 @@
+"""Radius-mode NN -> cluster-term probes + exact verification (Unicorn's rewrite, EBR §4.2).
+
+``(nn key :radius r :nprobe n)`` with pushed-down constraint C becomes
+``(within key r :over (and (or <the n probe cluster terms>) C))``: the probes are terms like
+any other (``key.cluster:17``), and ``within`` verifies the exact cosine distance on the
+documents that survive.  ``:exact true`` skips probing: ``(within key r :over C)``.
+Top-K mode is left for the store's native K-NN search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import PlanError
+from ebr.mappings.schema import CLUSTER_SUFFIX, Schema
+from ebr.nodes import NN, Node, Or, Term, Within
+from ebr.quantizer import CoarseQuantizer
+from ebr.rules.children import map_children
+from ebr.rules.pushdown import conjunction
+
+FALLBACK_NPROBE = 16
+
+
+def expand_nn(
+    node: Node,
+    vectors: Mapping[str, npt.NDArray[np.float32]],
+    quantizers: Mapping[str, CoarseQuantizer],
+    schema: Schema | None = None,
+) -> Node:
+    def rule(n: Node) -> Node:
+        n = map_children(n, rule)
+        if not isinstance(n, NN) or n.radius is None:
+            return n
+        if n.exact:
+            return Within(n.key, n.radius, n.constraint, n.span)
+        if n.key not in vectors:
+            raise PlanError(f"no query embedding for key {n.key!r}: radius search needs one to "
+                            "choose the clusters to probe")
+        quantizer = quantizers.get(n.key)
+        if quantizer is None:
+            raise PlanError(f"no coarse quantizer for key {n.key!r}: train or load one, or use "
+                            ":exact true")
+        nprobe = n.nprobe or _default_nprobe(schema, n.key)
+        ids = quantizer.probe(vectors[n.key], nprobe)
+        ns = n.key + CLUSTER_SUFFIX
+        probes: Node = Or(tuple(Term(ns, str(i)) for i in ids))
+        candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
+        return Within(n.key, n.radius, candidates, n.span)
+
+    return rule(node)
+
+
+def _default_nprobe(schema: Schema | None, key: str) -> int:
+    spec = schema.key(key) if schema else None
+    return spec.quantizer.default_nprobe if spec else FALLBACK_NPROBE
+
+
+__all__ = ["expand_nn"]

@@ -1,0 +1,33 @@
+"""Flatten nested boolean nodes.
+
+``(and a (and b c))`` -> ``(and a b c)``; ``(or a (or b))`` -> ``(or a b)``; a single-operand
+``and``/``or`` is its operand; ``(difference (difference a b) c)`` -> ``(difference a b c)``.
+
+>>> from ebr.analyzer import parse
+>>> from ebr.printer import to_text
+>>> to_text(flatten(parse("(and (term a:1) (and (term a:2) (or (term a:3))))")))
+'(and (term a:1) (term a:2) (term a:3))'
+"""
+
+from __future__ import annotations
+
+from ebr.nodes import And, Difference, Node, Or, rebuild
+from ebr.rules.children import map_children
+
+
+def flatten(node: Node) -> Node:
+    node = map_children(node, flatten)
+    if isinstance(node, And | Or):
+        operands: list[Node] = []
+        for child in node.operands:
+            if type(child) is type(node):
+                operands.extend(child.children)
+            else:
+                operands.append(child)
+        if len(operands) == 1:
+            return operands[0]
+        return rebuild(node, tuple(operands))
+    if isinstance(node, Difference) and isinstance(node.operands[0], Difference):
+        inner = node.operands[0]
+        return Difference((*inner.operands, *node.operands[1:]), node.span)
+    return node

@@ -1,0 +1,44 @@
+"""Constant folding of the empty set.
+
+``(and .. nothing ..)`` -> nothing; ``nothing`` operands of ``or`` and subtracted ``nothing``
+are dropped; ``(difference nothing ..)`` -> nothing; ``(difference a .. a ..)`` -> nothing;
+an NN or ``within`` whose constraint or candidates are empty is empty.
+
+>>> from ebr.nodes import Nothing, Or, Term
+>>> fold(Or((Nothing(), Term("a", "1"))))
+Term(namespace='a', value='1')
+"""
+
+from __future__ import annotations
+
+from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Within, rebuild
+from ebr.rules.children import map_children
+
+
+def fold(node: Node) -> Node:
+    node = map_children(node, fold)
+    if isinstance(node, And):
+        if any(isinstance(c, Nothing) for c in node.operands):
+            return Nothing(node.span)
+    elif isinstance(node, Or):
+        kept = tuple(c for c in node.operands if not isinstance(c, Nothing))
+        if not kept:
+            return Nothing(node.span)
+        if len(kept) == 1:
+            return kept[0]
+        if len(kept) != len(node.operands):
+            return rebuild(node, kept)
+    elif isinstance(node, Difference):
+        first, *rest = node.operands
+        if isinstance(first, Nothing) or first in rest:
+            return Nothing(node.span)
+        kept = tuple(c for c in rest if not isinstance(c, Nothing))
+        if not kept:
+            return first
+        if len(kept) != len(rest):
+            return Difference((first, *kept), node.span)
+    elif isinstance(node, NN) and isinstance(node.constraint, Nothing):
+        return Nothing(node.span)
+    elif isinstance(node, Within) and isinstance(node.candidates, Nothing):
+        return Nothing(node.span)
+    return node

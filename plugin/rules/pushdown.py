@@ -1,0 +1,58 @@
+"""Constraint push-down into NN nodes (DESIGN.md, "Constraint push-down").
+
+For an NN node reached from the root through ``and``/``or`` nodes (and the first operand of
+``difference``), the term-only siblings of every ``and`` on that path form a conjunction C
+that every result must satisfy anyway.  Setting the NN's ``constraint`` to C never changes the
+whole expression's result for radius mode, and defines top-K mode's "K nearest among the
+documents the surrounding constraints admit".  Subtracted operands of ``difference`` start a
+fresh context (not monotone).  Siblings that hold NN nodes themselves are not pushed, so a
+constraint is always term-only (a plain filter in either store) and never circular.
+
+>>> from ebr.analyzer import parse
+>>> from ebr.printer import to_text
+>>> to_text(push_down(parse("(and (term a:1) (or (term b:2) (nn m :radius 0.3)))")))
+'(and (term a:1) (or (term b:2) (nn m :radius 0.3 :where (term a:1))))'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ebr.nodes import NN, And, Difference, Node, Or, has_vector_match, rebuild
+
+
+def push_down(node: Node) -> Node:
+    return _push(node, ())
+
+
+def _push(node: Node, context: tuple[Node, ...]) -> Node:
+    if isinstance(node, NN):
+        if not context:
+            return node
+        existing = () if node.constraint is None else (node.constraint,)
+        return dataclasses.replace(node, constraint=conjunction((*existing, *context)))
+    if isinstance(node, And):
+        vector = [has_vector_match(c) for c in node.operands]
+        if not any(vector):
+            return node
+        pure = tuple(c for c, v in zip(node.operands, vector, strict=True) if not v)
+        inner = context + pure
+        operands = tuple(
+            _push(c, inner) if v else c for c, v in zip(node.operands, vector, strict=True)
+        )
+        return rebuild(node, operands)
+    if isinstance(node, Or):
+        return rebuild(node, tuple(_push(c, context) for c in node.operands))
+    if isinstance(node, Difference):
+        first, *rest = node.operands
+        return rebuild(node, (_push(first, context), *(_push(c, ()) for c in rest)))
+    return node
+
+
+def conjunction(parts: tuple[Node, ...]) -> Node:
+    """``parts`` as one flat, duplicate-free ``and`` (or the single part)."""
+    flat: list[Node] = []
+    for p in parts:
+        flat.extend(p.operands if isinstance(p, And) else (p,))
+    unique = tuple(dict.fromkeys(flat))
+    return unique[0] if len(unique) == 1 else And(unique)
