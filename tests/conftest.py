@@ -1,0 +1,6 @@
+"""Shared fixtures.  ``tests/`` is on sys.path (pytest's rootdir insertion), so helpers live
+in ``tests/support`` and are imported as ``support.<module>``."""
+
+from __future__ import annotations
+
+from support.osmem import osmem_client  # noqa: F401  (session fixture: the OpenSearch emulator)
