@@ -356,7 +356,7 @@ class _Spec:
             for value in values:
                 branches.setdefault(value, index)
         default = discriminator.get("x-default")
-        node[_DISCRIMINATOR_TABLE] = _Discriminator(name, branches, branches.get(default))
+        pass
         return count + 1
 
     def _discriminator_values(self, uri: str, name: str) -> list[Any]:
@@ -472,9 +472,10 @@ def _expand(spec: _Spec, uri: str, instance: Any, seen: frozenset[str]) -> list[
 
 
 def _fitting(spec: _Spec, branches: Sequence[str], instance: Any) -> list[str] | None:
-    """The anyOf/oneOf branches to follow: the valid ones, else the single branch whose failure is
-    not a wrong JSON type (so a bad value deep inside does not hide typos next to it), else None:
-    pass 1 reports the mismatch, and guessing a branch would invent unknown keys."""
+    """The anyOf/oneOf branches whose keys apply: the valid ones; if none is valid, every branch
+    that failed for a reason other than a wrong JSON type, so a bad value deep inside does not hide
+    a typo next to it (the body already fails then, so a wider union cannot turn a pass into a
+    failure); None if every branch wants another JSON type (pass 1 reports that)."""
     valid, plausible = [], []
     for branch in branches:
         errors = list(spec.validator(branch).iter_errors(instance))
@@ -482,9 +483,7 @@ def _fitting(spec: _Spec, branches: Sequence[str], instance: Any) -> list[str] |
             valid.append(branch)
         elif not any(_wrong_kind(e) for e in errors):
             plausible.append(branch)
-    if valid:
-        return valid
-    return plausible if len(plausible) == 1 else None
+    return valid or plausible or None
 
 
 _MISSING: Final = object()

@@ -1,0 +1,1 @@
+(term model-141795009.cluster:3)

@@ -1,0 +1,1 @@
+(difference (term category:shoes) (term location:seattle) (term text:red))

@@ -1,0 +1,1 @@
+(and (match text "John Smithe") (match location "Menlo_Park"))

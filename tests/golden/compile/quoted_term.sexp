@@ -1,0 +1,2 @@
+; a quoted term: the value holds a space
+(term "category:garden tools")

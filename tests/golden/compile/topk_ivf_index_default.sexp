@@ -1,0 +1,1 @@
+(nn title-ivf :k 5)

@@ -1,0 +1,117 @@
+"""Reader and printer: forms and spans, the canonical text, round trips, robustness."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ebr import NN, And, EbrError, Node, Or, Term, parse, pretty, read, to_text
+from ebr.nodes import Difference
+from ebr.reader import FormList, Keyword, Number, String, Symbol
+
+PAPER_TERMS = ("(and (or (term location:seattle) (term location:menlo_park)) "
+               "(and (term text:john) (term text:smithe)))")
+PAPER_HYBRID = ("(and (or (term location:seattle) (term location:menlo_park)) "
+                "(or (and (term text:john) (term text:smithe)) "
+                "(nn model-141795009 :radius 0.24 :nprobe 16)))")
+
+
+def test_reader_forms_and_spans() -> None:
+    form = read('(nn key :radius 0.24 :k 3 "a \\"b\\"") ; trailing comment')
+    assert isinstance(form, FormList)
+    head, key, kw, num, kw2, num2, s = form.items
+    assert head == Symbol("nn", head.span) and isinstance(key, Symbol)
+    assert isinstance(kw, Keyword) and kw.name == "radius"
+    assert isinstance(num, Number) and num.value == 0.24 and isinstance(num.value, float)
+    assert isinstance(num2, Number) and num2.value == 3 and isinstance(num2.value, int)
+    assert isinstance(s, String) and s.value == 'a "b"'
+    assert (num.span.start, num.span.end, num.span.column) == (16, 20, 17)
+    assert isinstance(kw2, Keyword)
+
+
+def test_paper_examples_parse_to_the_expected_tree() -> None:
+    ast = parse(PAPER_HYBRID)
+    seattle, menlo = Term("location", "seattle"), Term("location", "menlo_park")
+    assert ast == And((
+        Or((seattle, menlo)),
+        Or((And((Term("text", "john"), Term("text", "smithe"))),
+            NN("model-141795009", radius=0.24, nprobe=16))),
+    ))
+
+
+@pytest.mark.parametrize("text", [PAPER_TERMS, PAPER_HYBRID,
+                                  '(term "text:john smith")',
+                                  '(term "title:say \\"hi\\"\\\\")',
+                                  "(difference (term a:1) (term a:2) (term a:3))",
+                                  "(nn k :radius 0.0 :exact true)",
+                                  "(nn k :k 10 :nprobe 8)"])
+def test_canonical_text_round_trips(text: str) -> None:
+    ast = parse(text)
+    assert parse(to_text(ast)) == ast
+    assert parse(pretty(ast, width=30)) == ast
+    if "\\" not in text and "exact" not in text:
+        assert to_text(ast) == text
+
+
+def test_pretty_breaks_long_lines_only() -> None:
+    ast = parse(PAPER_HYBRID)
+    assert pretty(ast, width=200) == to_text(ast)
+    lines = pretty(ast, width=60).splitlines()
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+
+
+def test_match_uses_the_namespace_analyzer() -> None:
+    from ebr.mappings import Namespace, Schema
+
+    schema = Schema.create("x", (Namespace("text"), Namespace("city", "lowercase")))
+    assert parse('(match text "John  SMITH, john")', schema) == And(
+        (Term("text", "john"), Term("text", "smith")))
+    assert parse('(match city "Menlo Park")', schema) == Term("city", "menlo park")
+
+
+# -- properties ------------------------------------------------------------------------------
+
+_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                  max_size=8)
+_namespaces = st.from_regex(r"[a-z][a-z0-9_\-]{0,5}", fullmatch=True)
+_user_terms = st.builds(Term, _namespaces, _values)
+_user_nn = st.one_of(
+    st.builds(lambda r, p: NN("k-1", radius=r, nprobe=p),
+              st.floats(0, 2, allow_nan=False), st.none() | st.integers(1, 65536)),
+    st.builds(lambda r: NN("k-1", radius=r, exact=True), st.floats(0, 2)),
+    st.builds(lambda k, p: NN("k-1", k=k, nprobe=p), st.integers(1, 10000),
+              st.none() | st.integers(1, 64)),
+)
+
+
+def _user_exprs() -> st.SearchStrategy[Node]:
+    def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+        ops = st.lists(children, min_size=1, max_size=3).map(tuple)
+        return st.one_of(st.builds(And, ops), st.builds(Or, ops),
+                         st.builds(lambda a, b: Difference((a, *b)), children,
+                                   st.lists(children, min_size=1, max_size=2)))
+
+    return st.recursive(st.one_of(_user_terms, _user_nn), extend, max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_user_exprs(), st.integers(10, 120))
+def test_printer_round_trips_any_ast(ast: Node, width: int) -> None:
+    assert parse(to_text(ast)) == ast
+    assert parse(pretty(ast, width)) == ast
+
+
+_GRAMMARISH = st.lists(st.sampled_from(list('()":;\\ \n\tabnm0.1-e+xt') +
+                                       ["term", "nn", "and", "or", "difference", "match",
+                                        ":radius", ":k", ":nprobe", ":exact", "true", "1e999",
+                                        "text:a", "é", "\x00"]), max_size=60).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.text(max_size=80), _GRAMMARISH, _GRAMMARISH.map(lambda s: "(and " + s)))
+def test_reader_and_analyzer_raise_only_ebr_errors(text: str) -> None:
+    try:
+        parse(text)
+    except EbrError:
+        pass

@@ -1,0 +1,118 @@
+"""Each rewrite rule on hand-written cases (the properties are in test_rule_properties)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebr import NN, And, Nothing, Or, PlanError, Term, Within, parse, to_text
+from ebr.nodes import Difference
+from ebr.planner import logical_plan, plan
+from ebr.quantizer import CentroidQuantizer
+from ebr.reference import Document, evaluate
+from ebr.rules.dedupe import dedupe
+from ebr.rules.expand_nn import expand_nn
+from ebr.rules.flatten import flatten
+from ebr.rules.fold import fold
+from ebr.rules.pushdown import push_down
+
+A, B, C = Term("a", "1"), Term("b", "2"), Term("c", "3")
+
+
+def p(text: str) -> str:
+    return to_text(logical_plan(parse(text)))
+
+
+@pytest.mark.parametrize(("rule", "before", "after"), [
+    (flatten, And((A, And((B, C)))), And((A, B, C))),
+    (flatten, Or((Or((A,)), B)), Or((A, B))),
+    (flatten, And((Or((A, B)),)), Or((A, B))),
+    (flatten, And((A, Or((B, C)))), And((A, Or((B, C))))),
+    (flatten, Difference((Difference((A, B)), C)), Difference((A, B, C))),
+    (flatten, Difference((A, Difference((B, C)))), Difference((A, Difference((B, C))))),
+    (dedupe, Or((A, B, A)), Or((A, B))),
+    (dedupe, And((A, A)), A),
+    (dedupe, Difference((A, B, B)), Difference((A, B))),
+    (fold, And((A, Nothing())), Nothing()),
+    (fold, Or((Nothing(), A, Nothing())), A),
+    (fold, Or((Nothing(),)), Nothing()),
+    (fold, Difference((Nothing(), A)), Nothing()),
+    (fold, Difference((A, B, A)), Nothing()),
+    (fold, Difference((A, Nothing())), A),
+    (fold, NN("m", k=3, constraint=Nothing()), Nothing()),
+    (fold, Within("m", 0.2, Nothing()), Nothing()),
+])
+def test_rule_cases(rule: object, before: object, after: object) -> None:
+    assert rule(before) == after  # type: ignore[operator]
+
+
+def test_pushdown_collects_and_siblings_along_the_path() -> None:
+    assert p("(and (term a:1) (or (term b:2) (and (term c:3) (nn m :k 5))))") == (
+        "(and (term a:1) (or (term b:2) (and (term c:3) (nn m :k 5 :where "
+        "(and (term a:1) (term c:3))))))")
+
+
+def test_pushdown_ignores_or_siblings_and_nn_siblings() -> None:
+    assert p("(or (term a:1) (nn m :k 5))") == "(or (term a:1) (nn m :k 5))"
+    assert p("(and (nn m :k 5) (nn n :radius 0.2))") == "(and (nn m :k 5) (nn n :radius 0.2))"
+
+
+def test_pushdown_enters_the_first_operand_of_difference_only() -> None:
+    assert p("(and (term a:1) (difference (nn m :k 2) (term b:2)))") == (
+        "(and (term a:1) (difference (nn m :k 2 :where (term a:1)) (term b:2)))")
+    # The subtracted side is not monotone: its nn sees only its own and-siblings.
+    assert p("(and (term a:1) (difference (term b:2) (and (term c:3) (nn m :k 2))))") == (
+        "(and (term a:1) (difference (term b:2) (and (term c:3) (nn m :k 2 :where "
+        "(term c:3)))))")
+
+
+def test_topk_in_a_subtracted_operand_is_not_narrowed_by_outer_constraints() -> None:
+    """(and a:1 (difference b:2 (nn m :k 1))): the nearest document overall is removed, even
+    though it lacks a:1 — pushing a:1 into the subtracted nn would remove another one."""
+    docs = [
+        Document("near", frozenset({"b:2"}), {"m": np.array([1.0, 0.0])}),
+        Document("far", frozenset({"a:1", "b:2"}), {"m": np.array([0.0, 1.0])}),
+    ]
+    q = {"m": np.array([1.0, 0.0])}
+    expr = parse("(and (term a:1) (difference (term b:2) (nn m :k 1)))")
+    assert evaluate(expr, docs, q) == {"far"}
+    assert evaluate(push_down(expr), docs, q, path_context=False) == {"far"}
+
+
+def test_expand_radius_into_probes_and_within() -> None:
+    quantizer = CentroidQuantizer(np.eye(3, dtype=np.float32))
+    vec = {"m": np.array([0.9, 0.3, 0.1], np.float32)}
+    out = expand_nn(logical_plan(parse("(and (term a:1) (nn m :radius 0.3 :nprobe 2))")), vec,
+                    {"m": quantizer})
+    assert to_text(out) == ("(and (term a:1) (within m 0.3 :over (and (or (term m.cluster:0) "
+                            "(term m.cluster:1)) (term a:1))))")
+    exact = expand_nn(parse("(nn m :radius 0.3 :exact true)"), vec, {})
+    assert exact == Within("m", 0.3, None)
+
+
+def test_expand_clamps_nprobe_to_nlist_and_uses_the_schema_default() -> None:
+    from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Schema
+
+    quantizer = CentroidQuantizer(np.eye(3, dtype=np.float32))
+    vec = {"m": np.array([0.9, 0.3, 0.1], np.float32)}
+    out = plan(parse("(nn m :radius 0.3 :nprobe 50)"), vec, {"m": quantizer})
+    assert to_text(out).count("m.cluster:") == 3
+    schema = Schema.create("x", keys=(EmbeddingKey("m", 3, CoarseQuantizerSpec(default_nprobe=1)),))
+    out = plan(parse("(nn m :radius 0.3)"), vec, {"m": quantizer}, schema)
+    assert to_text(out) == "(within m 0.3 :over (term m.cluster:0))"
+
+
+def test_expand_needs_a_vector_and_a_quantizer() -> None:
+    with pytest.raises(PlanError, match="no query embedding for key 'm'"):
+        plan(parse("(nn m :radius 0.3)"), {}, {})
+    with pytest.raises(PlanError, match="no coarse quantizer for key 'm'"):
+        plan(parse("(nn m :radius 0.3)"), {"m": np.ones(3, np.float32)}, {})
+    # top-K and exact radius need no quantizer
+    plan(parse("(or (nn m :k 3) (nn m :radius 0.2 :exact true))"), {}, {})
+
+
+def test_probe_order_is_nearest_first_with_deterministic_ties() -> None:
+    q = CentroidQuantizer(np.array([[1, 0], [0, 1], [1, 0], [-1, 0]], np.float32))
+    assert q.probe(np.array([1, 0], np.float32), 3) == [0, 2, 1]
+    assert q.probe(np.array([1, 0], np.float32), 10) == [0, 2, 1, 3]
+    assert q.assign(np.array([[0, 1], [-1, 0.1]], np.float32)).tolist() == [1, 3]
