@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support import opensearch_spec
-from tests.support.opensearch_spec import (
+from support import opensearch_spec
+from support.opensearch_spec import (
     INDEX_CREATE_BODY,
     SpecViolation,
     require_spec,

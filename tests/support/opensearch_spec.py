@@ -1,35 +1,46 @@
 """Lint request bodies against the OpenSearch OpenAPI specification (test support only).
 
 No OpenSearch runs on our development machines, so the bodies the compiler produces are checked
-offline against the specification in ``../shared/data/opensearch-api-spec`` (Apache-2.0). This
-never replaces the container tests: the spec describes shapes, not semantics.
+offline against the specification in ``../shared/data/opensearch-api-spec`` (Apache-2.0), or
+``$EBR_SHARED_DIR/data/opensearch-api-spec``. This never replaces the container tests: the spec
+describes shapes, not semantics (nor which OpenSearch version accepts a key).
 
-Two passes run on every body:
+Two passes run on every body; ``SpecViolation`` lists the findings of both with JSON paths:
 
-1. JSON Schema validation (Draft 2020-12, the dialect of OpenAPI 3.1) with ``$ref`` resolved by
-   ``referencing`` across the spec's files: wrong types, missing required fields, bad enums.
+1. JSON Schema validation (Draft 2020-12, the dialect of OpenAPI 3.1) with the cross-file
+   ``$ref`` resolved by ``referencing``: wrong types, missing required keys, bad enum values.
 2. An unknown-key pass (``strict=True``, the default). Almost no spec object says
    ``additionalProperties: false``, so JSON Schema accepts ``"minimum_shuld_match"`` silently.
-   The pass walks the instance along the schema (``$ref`` followed, ``allOf`` merged, only the
-   ``anyOf``/``oneOf`` branches the value actually matches) and reports a key no applicable
+   The pass walks the body along the schema (``$ref`` followed, ``allOf`` merged, of
+   ``anyOf``/``oneOf`` only the branches that fit) and reports any key that no applicable
    ``properties``/``patternProperties``/``additionalProperties``/``unevaluatedProperties`` admits.
 
-Limits of the unknown-key pass (it is deliberately conservative, so it misses rather than
-invents):
+How the spec is read (each point is needed for correct results; see the code for details):
 
-- An object is only checked where some applicable schema declares non-empty ``properties`` (or
-  ``patternProperties`` / ``additionalProperties: false``); free-form objects (``_meta``,
-  ``settings`` custom keys, script ``params``, ``method_parameters``, ``knn`` method
-  ``parameters``) accept any key, as the spec says.
-- Where no ``anyOf``/``oneOf`` branch matches, the value is already a schema error; the pass
-  stops there instead of guessing a branch.
-- Field-keyed maps (``term``, ``knn``, mapping ``properties``) accept any field name; a
-  misspelt *field* is invisible to the spec.
-- ``unevaluatedProperties`` is treated like a per-schema ``additionalProperties`` (more
-  permissive than the standard); ``if``/``then``/``else``/``not``/``dependentSchemas`` never
-  admit keys (the spec barely uses them).
-- Keys the spec lacks but OpenSearch accepts would be false positives; pass ``strict=False``
-  and record the spec gap if that happens.
+- YAML 1.2 scalars: unquoted ``no``/``yes`` stay strings (PyYAML would make them booleans).
+- ``discriminator`` (mapping ``Property`` on ``type``, analysis components) selects the branch,
+  as OpenAPI defines; plain JSON Schema would try all 48 field types per mapping field.
+- ``oneOf`` is checked as ``anyOf``: the spec's alternatives overlap (sort clauses), OpenSearch
+  parses by key, so only "matches no branch" is an error.
+- ``KnnVectorProperty`` no longer requires ``dimension`` when ``model_id`` is given (spec bug).
+
+Limits of the unknown-key pass (conservative: it rather misses than invents):
+
+- An object is checked only where an applicable schema declares non-empty ``properties`` (or
+  ``patternProperties`` / ``additionalProperties: false``). Free-form objects accept any key, as
+  the spec says: ``_meta``, index ``settings`` (custom settings are allowed), script ``params``,
+  knn ``method_parameters``, knn method ``parameters`` (so ``{"nprobe": 8}`` is not caught).
+- Field-keyed maps (``term``, ``terms``, ``knn``, mapping ``properties``) accept any name: a
+  misspelt *field* is invisible, and so is a misspelt ``_name``/``boost`` in ``terms`` (it reads
+  as a field; pass 1 usually objects to its value instead).
+- If no branch of an ``anyOf``/``oneOf`` fits, keys are checked against the union of the
+  branches that at least want the same JSON type; if none does, the pass stops there (pass 1
+  reports the mismatch). ``unevaluatedProperties`` counts like a per-schema
+  ``additionalProperties``; ``if``/``then``/``else``/``not`` never admit keys.
+- Keys OpenSearch accepts but the spec lacks would be false positives: pass ``strict=False``
+  and record the spec gap. Known spec gap not worked around: ``FunctionScoreContainer`` allows
+  at most one key, so ``{"script_score": ..., "weight": 2}`` in ``function_score.functions``
+  fails pass 1.
 """
 
 from __future__ import annotations
@@ -79,7 +90,7 @@ __all__ = [
 # --------------------------------------------------------------------------- locating the spec
 
 ENV_VAR: Final = "EBR_SHARED_DIR"
-"""Environment variable naming the shared folder (the one holding ``data/opensearch-api-spec``)."""
+"""Names the shared folder (the one holding ``data/opensearch-api-spec``); read at import time."""
 
 # tests/support/opensearch_spec.py -> parents[2] is the repository root.
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -117,7 +128,10 @@ SEARCH_BODY: Final = (
     "namespaces/_core.yaml#/components/requestBodies/search/content/application~1json/schema"
 )
 QUERY: Final = "schemas/_common.query_dsl.yaml#/components/schemas/QueryContainer"
-INDEX_CREATE_BODY: Final = "namespaces/indices.yaml#/components/requestBodies/indices.create/content/application~1json/schema"
+INDEX_CREATE_BODY: Final = (
+    "namespaces/indices.yaml#/components/requestBodies/indices.create"
+    "/content/application~1json/schema"
+)
 KNN_TRAIN_BODY: Final = (
     "namespaces/knn.yaml#/components/requestBodies/knn.train_model/content/application~1json/schema"
 )
@@ -356,7 +370,7 @@ class _Spec:
             for value in values:
                 branches.setdefault(value, index)
         default = discriminator.get("x-default")
-        pass
+        node[_DISCRIMINATOR_TABLE] = _Discriminator(name, branches, branches.get(default))
         return count + 1
 
     def _discriminator_values(self, uri: str, name: str) -> list[Any]:
