@@ -1,0 +1,107 @@
+"""The index schema: validation, JSON round trip, derived field names, OpenSearch mappings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ebr import SchemaError
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema
+from ebr.mappings.analysis import lowercase, standard
+from ebr.mappings.opensearch_mapping import index_body, train_model_body
+
+SCHEMA = Schema.create(
+    "people",
+    (Namespace("text"), Namespace("location", "lowercase")),
+    (EmbeddingKey("model-141795009", 64, CoarseQuantizerSpec(nlist=256, opq=True)),
+     EmbeddingKey("title", 32, ann=IvfPq("title-model", nlist=64, pq_m=8, nprobes=4))),
+    rank_field="popularity",
+)
+
+
+def test_json_round_trip() -> None:
+    assert Schema.from_json(SCHEMA.to_json()) == SCHEMA
+    assert json.loads(SCHEMA.to_json())["format"] == 1
+
+
+def test_field_names() -> None:
+    assert SCHEMA.term_field("location") == "terms.location"
+    assert SCHEMA.term_field("model-141795009.cluster") == "clusters.model-141795009"
+    assert SCHEMA.vector_field("title") == "vectors.title"
+    assert SCHEMA.is_term_namespace("title.cluster") and not SCHEMA.is_term_namespace("x.cluster")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"keys": []}, "schema.index: missing"),
+    ({"index": "Bad Name"}, "schema.index: index name 'Bad Name'"),
+    ({"index": "i", "format": 9}, "unsupported schema format 9"),
+    ({"index": "i", "namespaces": [{"name": "Text"}]}, "schema.namespaces[0]: namespace 'Text'"),
+    ({"index": "i", "namespaces": [{"name": "a.b"}]}, "namespace 'a.b'"),
+    ({"index": "i", "namespaces": [{"name": "t"}, {"name": "t"}]}, "declared twice"),
+    ({"index": "i", "namespaces": [{"name": "t", "analyzer": "snowball"}]},
+     "schema.namespaces[0].analyzer: unknown analyzer 'snowball'"),
+    ({"index": "i", "keys": [{"name": "m"}]}, "schema.keys[0].dimension: missing"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": "8"}]}, "expected an integer, got '8'"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": True}]}, "expected an integer, got True"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 0}]}, "between 1 and 16000"),
+    ({"index": "i", "keys": [{"name": "m:x", "dimension": 8}]}, "embedding key 'm:x'"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "space": "l2"}]}, "only cosine"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "ann": {"kind": "lsh"}}]},
+     "unknown ANN method 'lsh'"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 10,
+                              "ann": {"kind": "ivfpq", "model_id": "x", "pq_m": 4}}]},
+     "pq_m (4) must divide the dimension (10)"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "quantizer": {"nlist": 0}}]},
+     "nlist must be at least 1"),
+    ({"index": "i", "keys": "m"}, "schema.keys: expected a list"),
+])
+def test_invalid_schemas_name_the_path(data: dict[str, object], message: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        Schema.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_unreadable_schema_files(tmp_path: object) -> None:
+    with pytest.raises(SchemaError, match="not valid JSON"):
+        Schema.from_json("{")
+    with pytest.raises(SchemaError, match="cannot read schema"):
+        Schema.load("/nonexistent/schema.json")
+
+
+def test_index_body() -> None:
+    body = index_body(SCHEMA)
+    props = body["mappings"]["properties"]
+    assert body["settings"]["index"] == {"knn": True, "number_of_shards": 1,
+                                         "number_of_replicas": 0}
+    assert props["terms"]["properties"] == {"text": {"type": "keyword"},
+                                            "location": {"type": "keyword"}}
+    assert props["clusters"]["properties"]["title"] == {"type": "keyword"}
+    assert props["vectors"]["properties"]["model-141795009"]["method"] == {
+        "name": "hnsw", "engine": "faiss", "space_type": "cosinesimil",
+        "parameters": {"m": Hnsw().m, "ef_construction": Hnsw().ef_construction}}
+    assert props["vectors"]["properties"]["title"] == {"type": "knn_vector",
+                                                       "model_id": "title-model"}
+    assert props["popularity"] == {"type": "float"}
+    assert Schema.from_dict(body["mappings"]["_meta"]["ebr_schema"]) == SCHEMA
+
+
+def test_train_model_body() -> None:
+    title = SCHEMA.key("title")
+    assert title is not None
+    body = train_model_body(title, "title-train")
+    assert body["method"]["parameters"] == {
+        "nlist": 64, "nprobes": 4, "encoder": {"name": "pq", "parameters": {"m": 8,
+                                                                             "code_size": 8}}}
+    assert body["method"]["space_type"] == "cosinesimil" and body["dimension"] == 32
+    hnsw = SCHEMA.key("model-141795009")
+    assert hnsw is not None
+    with pytest.raises(ValueError, match="needs no trained model"):
+        train_model_body(hnsw, "x")
+
+
+def test_analyzers() -> None:
+    assert standard("Crème BRÛLÉE, crème") == ["crème", "brûlée"]
+    assert standard("ﬁne") == ["fine"]  # NFKC
+    assert lowercase("  Menlo Park ") == ["menlo park"]
+    assert lowercase("   ") == []
