@@ -23,18 +23,8 @@ class QuerySyntaxError(EbrError):
         self.message = message
         self.span = span
         self.text = text
-        super().__init__(self.render())
-
-    @property
-    def line(self) -> int:
-        return self.span.line
-
-    @property
-    def column(self) -> int:
-        return self.span.column
-
-    def render(self) -> str:
-        return f"{self.span.line}:{self.span.column}: {self.message}\n{self.span.caret(self.text)}"
+        self.line, self.column = span.location(text)
+        super().__init__(f"{self.line}:{self.column}: {message}\n{span.caret(text)}")
 
 
 class IncompleteInputError(QuerySyntaxError):

@@ -1,9 +1,12 @@
 """The rewrite pipeline: AST -> logical plan.
 
-    flatten -> dedupe -> fold -> push_down -> expand_nn -> flatten -> dedupe -> fold
+    simplify (flatten, dedupe, fold) -> push_down -> expand_nn -> simplify
 
-Each step is a pure rule in :mod:`ebr.rules`.  Without query vectors the plan stops before
-``expand_nn`` (:func:`logical_plan`), which is what ``explain`` shows for a query alone.
+Each step is a pure rule in :mod:`ebr.rules`; ``simplify`` applies the three local rules in
+one bottom-up pass.  It runs again after ``expand_nn`` because two different NN nodes can
+expand to the same ``within`` (e.g. nprobe 1 and 2 over a one-cluster quantizer).
+Without query vectors the plan stops before ``expand_nn`` (:func:`logical_plan`), which is
+what ``explain`` shows for a query alone.
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ import numpy.typing as npt
 from ebr.mappings.schema import Schema
 from ebr.nodes import Node
 from ebr.quantizer import CoarseQuantizer
-from ebr.rules.dedupe import dedupe
+from ebr.rules.children import bottom_up
+from ebr.rules.dedupe import dedupe_step
 from ebr.rules.expand_nn import expand_nn
-from ebr.rules.flatten import flatten
-from ebr.rules.fold import fold
+from ebr.rules.flatten import flatten_step
+from ebr.rules.fold import fold_step
 from ebr.rules.pushdown import push_down
 
 
+def _simplify_step(node: Node) -> Node:
+    return fold_step(dedupe_step(flatten_step(node)))
+
+
 def simplify(node: Node) -> Node:
-    return fold(dedupe(flatten(node)))
+    """Flatten, deduplicate and fold, in one bottom-up pass."""
+    return bottom_up(node, _simplify_step)
 
 
 def logical_plan(ast: Node) -> Node:

@@ -17,9 +17,9 @@ The reader is iterative (an explicit stack), so nesting depth is bounded by
 
 from __future__ import annotations
 
-import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from ebr.errors import IncompleteInputError, QuerySyntaxError
 from ebr.span import Span
@@ -36,34 +36,59 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class Symbol:
+# Forms are NamedTuples rather than frozen dataclasses: a query creates one per token and
+# tuple construction costs about half as much.  Forms are never compared; nodes (the AST)
+# are the frozen dataclasses.
+
+
+class Symbol(NamedTuple):
     name: str
-    span: Span = field(compare=False, repr=False)
+    start: int
+    end: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
 
-@dataclass(frozen=True, slots=True)
-class Keyword:
+class Keyword(NamedTuple):
     name: str  # without the leading colon
-    span: Span = field(compare=False, repr=False)
+    start: int
+    end: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
+class Number(NamedTuple):
     value: int | float
-    span: Span = field(compare=False, repr=False)
+    start: int
+    end: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
 
-@dataclass(frozen=True, slots=True)
-class String:
+class String(NamedTuple):
     value: str
-    span: Span = field(compare=False, repr=False)
+    start: int
+    end: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
 
-@dataclass(frozen=True, slots=True)
-class FormList:
+class FormList(NamedTuple):
     items: tuple[Form, ...]
-    span: Span = field(compare=False, repr=False)
+    start: int
+    end: int
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
 
 Atom = Symbol | Keyword | Number | String
@@ -78,38 +103,23 @@ FORM_KINDS: dict[type, str] = {
     FormList: "parenthesised expression",
 }
 
+# Whitespace and comments are skipped inside the match, so each match is one token.
 _TOKEN = re.compile(
     r"""
-    (?P<ws>\s+)
-  | (?P<comment>;[^\n]*)
-  | (?P<lparen>\()
-  | (?P<rparen>\))
-  | (?P<string>"(?:[^"\\]|\\.)*")
-  | (?P<open_string>"(?:[^"\\]|\\.)*\\?\Z)
-  | (?P<atom>[^\s()";]+)
+    (?:\s++|;[^\n]*+)*+    # possessive: never backtrack into a comment to find a token
+    (?:
+      (?P<lparen>\()
+    | (?P<rparen>\))
+    | (?P<string>"(?:[^"\\]|\\.)*")
+    | (?P<open_string>"(?:[^"\\]|\\.)*\\?\Z)
+    | (?P<atom>[^\s()";]+)
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
-
-
-class _Positions:
-    """Offset -> (line, column); cheap for the common one-line query."""
-
-    __slots__ = ("_starts",)
-
-    def __init__(self, text: str) -> None:
-        self._starts = [0]
-        if "\n" in text:
-            self._starts += [m.end() for m in re.finditer("\n", text)]
-
-    def span(self, start: int, end: int) -> Span:
-        if len(self._starts) == 1:
-            return Span(start, end, 1, start + 1)
-        line = bisect.bisect_right(self._starts, start)
-        return Span(start, end, line, start - self._starts[line - 1] + 1)
 
 
 def read(text: str, limits: Limits = DEFAULT_LIMITS) -> Form:
@@ -122,7 +132,7 @@ def read(text: str, limits: Limits = DEFAULT_LIMITS) -> Form:
     if not forms:
         raise QuerySyntaxError(
             "empty query; expected an expression such as (term ns:value)",
-            _Positions(text).span(len(text), len(text)),
+            Span(len(text), len(text)),
             text,
         )
     if len(forms) > 1:
@@ -136,21 +146,23 @@ def read(text: str, limits: Limits = DEFAULT_LIMITS) -> Form:
 
 def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     """Read every top-level form of ``text``."""
-    pos = _Positions(text)
     top: list[Form] = []
     stack: list[tuple[int, list[Form]]] = []  # (offset of "(", items so far)
     items = top
     count = 0
-    for m in _TOKEN.finditer(text):
+    pos = 0
+    # Anchored matches, each starting where the last ended (finditer would search ahead
+    # into comments).  No match means only whitespace and comments remain: every other
+    # character starts some token.
+    while (m := _TOKEN.match(text, pos)) is not None:
+        pos = m.end()
         kind = m.lastgroup
-        if kind == "ws" or kind == "comment":
-            continue
-        start, end = m.span()
+        start, end = m.span(kind)
         if kind == "lparen":
             if len(stack) >= limits.max_depth:
                 raise QuerySyntaxError(
                     f"expression nested deeper than {limits.max_depth} levels",
-                    pos.span(start, end),
+                    Span(start, end),
                     text,
                 )
             stack.append((start, items))
@@ -160,22 +172,22 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
             if not stack:
                 raise QuerySyntaxError(
                     "unexpected right parenthesis; no expression is open here",
-                    pos.span(start, end),
+                    Span(start, end),
                     text,
                 )
             open_at, parent = stack.pop()
-            form: Form = FormList(tuple(items), pos.span(open_at, end))
+            form: Form = FormList(tuple(items), open_at, end)
             items = parent
+        elif kind == "atom":
+            form = _atom(m.group(kind), start, end, text)
         elif kind == "string":
-            form = String(_unescape(m.group(), start, pos, text), pos.span(start, end))
-        elif kind == "open_string":
+            form = String(_unescape(m.group(kind), start, text), start, end)
+        else:
             raise IncompleteInputError(
                 "unterminated string: expected a closing double quote before the end of input",
-                pos.span(start, start + 1),
+                Span(start, start + 1),
                 text,
             )
-        else:
-            form = _atom(m.group(), pos.span(start, end), text)
         count += 1
         if count > limits.max_forms:
             raise QuerySyntaxError(
@@ -188,24 +200,24 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
         open_at = stack[-1][0]
         raise IncompleteInputError(
             "unclosed left parenthesis: expected right parenthesis before the end of input",
-            pos.span(open_at, open_at + 1),
+            Span(open_at, open_at + 1),
             text,
         )
     return top
 
 
-def _atom(token: str, span: Span, text: str) -> Atom:
+def _atom(token: str, start: int, end: int, text: str) -> Atom:
     if token[0] == ":":
-        return Keyword(token[1:], span)
+        return Keyword(token[1:], start, end)
     if _NUMBER.match(token):
         is_int = not any(c in token for c in ".eE")
         if is_int and len(token) > 18:  # int() refuses very long digit strings; no option needs them
-            raise QuerySyntaxError("number too large", span, text)
-        return Number(int(token) if is_int else float(token), span)
-    return Symbol(token, span)
+            raise QuerySyntaxError("number too large", Span(start, end), text)
+        return Number(int(token) if is_int else float(token), start, end)
+    return Symbol(token, start, end)
 
 
-def _unescape(token: str, start: int, pos: _Positions, text: str) -> str:
+def _unescape(token: str, start: int, text: str) -> str:
     body = token[1:-1]
     if "\\" not in body:
         return body
@@ -216,7 +228,7 @@ def _unescape(token: str, start: int, pos: _Positions, text: str) -> str:
             at = start + 1 + m.start()
             raise QuerySyntaxError(
                 f"unknown escape \\{char} in string; use \\\", \\\\, \\n or \\t",
-                pos.span(at, at + 2),
+                Span(at, at + 2),
                 text,
             )
         return _ESCAPES[char]

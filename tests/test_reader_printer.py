@@ -21,12 +21,12 @@ def test_reader_forms_and_spans() -> None:
     form = read('(nn key :radius 0.24 :k 3 "a \\"b\\"") ; trailing comment')
     assert isinstance(form, FormList)
     head, key, kw, num, kw2, num2, s = form.items
-    assert head == Symbol("nn", head.span) and isinstance(key, Symbol)
+    assert isinstance(head, Symbol) and head.name == "nn" and isinstance(key, Symbol)
     assert isinstance(kw, Keyword) and kw.name == "radius"
     assert isinstance(num, Number) and num.value == 0.24 and isinstance(num.value, float)
     assert isinstance(num2, Number) and num2.value == 3 and isinstance(num2.value, int)
     assert isinstance(s, String) and s.value == 'a "b"'
-    assert (num.span.start, num.span.end, num.span.column) == (16, 20, 17)
+    assert (num.start, num.end, num.span.location("(nn key :radius 0.24")) == (16, 20, (1, 17))
     assert isinstance(kw2, Keyword)
 
 

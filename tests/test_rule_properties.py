@@ -61,6 +61,15 @@ def test_rules_are_idempotent(expr: Node) -> None:
     assert simplify(simplify(expr)) == simplify(expr)
 
 
+@settings(max_examples=300, deadline=None)
+@given(expressions(), worlds(max_docs=0))
+def test_the_executable_plan_is_a_fixpoint(expr: Node, world: World) -> None:
+    """No rule finds anything left to do in an executable plan."""
+    executable = plan(expr, world.vectors, world.quantizers)
+    assert simplify(executable) == executable
+    assert logical_plan(executable) == executable
+
+
 @settings(max_examples=200, deadline=None)
 @given(expressions())
 def test_pushed_constraints_are_term_only(expr: Node) -> None:

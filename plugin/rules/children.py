@@ -1,4 +1,5 @@
-"""The one traversal helper the rules share: rebuild a node from rewritten children."""
+"""The traversal helpers the rules share: rebuild a node from rewritten children, and apply a
+local rewrite bottom-up."""
 
 from __future__ import annotations
 
@@ -28,3 +29,8 @@ def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
     if all(a is b for a, b in zip(new, kids, strict=True)):
         return node
     return rebuild(node, new)
+
+
+def bottom_up(node: Node, step: Callable[[Node], Node]) -> Node:
+    """Apply ``step`` to every node, children first (one pass over the tree)."""
+    return step(map_children(node, lambda child: bottom_up(child, step)))

@@ -46,7 +46,8 @@ def expand_nn(
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vectors[n.key], nprobe)
         ns = n.key + CLUSTER_SUFFIX
-        probes: Node = Or(tuple(Term(ns, str(i)) for i in ids))
+        terms = tuple(Term(ns, str(i)) for i in ids)
+        probes: Node = terms[0] if len(terms) == 1 else Or(terms)
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)
 

@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 from ebr.nodes import And, Difference, Node, Or, rebuild
-from ebr.rules.children import map_children
+from ebr.rules.children import bottom_up
 
 
 def flatten(node: Node) -> Node:
-    node = map_children(node, flatten)
+    return bottom_up(node, flatten_step)
+
+
+def flatten_step(node: Node) -> Node:
+    """Flatten ``node`` itself, its children being flat already."""
     if isinstance(node, And | Or):
         operands: list[Node] = []
         for child in node.operands:

@@ -12,11 +12,15 @@ Term(namespace='a', value='1')
 from __future__ import annotations
 
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Within, rebuild
-from ebr.rules.children import map_children
+from ebr.rules.children import bottom_up
 
 
 def fold(node: Node) -> Node:
-    node = map_children(node, fold)
+    return bottom_up(node, fold_step)
+
+
+def fold_step(node: Node) -> Node:
+    """Fold ``node`` itself, its children being folded already."""
     if isinstance(node, And):
         if any(isinstance(c, Nothing) for c in node.operands):
             return Nothing(node.span)
