@@ -131,6 +131,23 @@ def has_vector_match(node: Node) -> bool:
     return any(isinstance(n, NN | Within) for n in walk(node))
 
 
+def vector_holders(root: Node) -> set[int]:
+    """``id()`` of every node of the boolean tree that holds an NN or Within, in one pass, so
+    a traversal can ask per node without walking subtrees again (valid while ``root`` lives)."""
+    holders: set[int] = set()
+
+    def visit(n: Node) -> bool:
+        found = isinstance(n, NN | Within)
+        for c in n.children:
+            found = visit(c) or found
+        if found:
+            holders.add(id(n))
+        return found
+
+    visit(root)
+    return holders
+
+
 def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:
     """The same boolean node with new operands (keeps the span)."""
     return type(node)(operands, node.span)  # type: ignore[call-arg]

@@ -42,6 +42,7 @@ from ebr.nodes import (
     Within,
     has_vector_match,
     named_branches,
+    vector_holders,
 )
 from ebr.printer import to_text
 from ebr.server_version import MINIMUM, ServerVersion, require_supported
@@ -78,7 +79,8 @@ def compile_search(
     require_supported(version)
     if size < 0:
         raise PlanError(f"size must be >= 0, got {size}")
-    body: Json = {"size": size, "query": _Compiler(schema, vectors).query(plan, "q")}
+    compiler = _Compiler(schema, vectors, vector_holders(plan))
+    body: Json = {"size": size, "query": compiler.query(plan, "q")}
     if rescore:
         body["rescore"] = rescore
     return CompiledSearch(body, plan)
@@ -88,7 +90,7 @@ def compile_filter(node: Node, schema: Schema) -> Json:
     """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
     if has_vector_match(node):
         raise PlanError("a filter cannot hold nn or within: " + to_text(node))
-    return _Compiler(schema, {}).query(node, None)
+    return _Compiler(schema, {}, set()).query(node, None)
 
 
 def compile_rescore(
@@ -142,9 +144,10 @@ def _script(field: str, vector: list[float]) -> Json:
 
 
 class _Compiler:
-    def __init__(self, schema: Schema, vectors: Vectors) -> None:
+    def __init__(self, schema: Schema, vectors: Vectors, holders: set[int]) -> None:
         self.schema = schema
         self.vectors = vectors
+        self.holders = holders  # ids of nodes holding nn/within: they go in scoring context
 
     def query(self, node: Node, name: str | None) -> Json:
         """Compile ``node``; ``name`` is its branch name (:func:`~ebr.nodes.named_branches`),
@@ -157,7 +160,7 @@ class _Compiler:
         if isinstance(node, And):
             clauses: Json = {}
             for i, c in enumerate(node.operands):
-                occur = "must" if has_vector_match(c) else "filter"
+                occur = "must" if id(c) in self.holders else "filter"
                 clauses.setdefault(occur, []).append(self.query(c, _child(name, i)))
             return self._bool(clauses, name)
         if isinstance(node, Or):
@@ -167,7 +170,7 @@ class _Compiler:
             return self._bool({"should": should, "minimum_should_match": 1}, name)
         if isinstance(node, Difference):
             first, *rest = node.operands
-            occur = "must" if has_vector_match(first) else "filter"
+            occur = "must" if id(first) in self.holders else "filter"
             return self._bool({
                 occur: [self.query(first, _child(name, 0))],
                 "must_not": [self.query(c, _child(name, i)) for i, c in enumerate(rest, 1)],

@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.mappings.schema import Schema
-from ebr.nodes import Node
+from ebr.nodes import Node, Term
 from ebr.quantizer import CoarseQuantizer
-from ebr.rules.children import bottom_up
+from ebr.rules.children import map_children
 from ebr.rules.dedupe import dedupe_step
 from ebr.rules.expand_nn import expand_nn
 from ebr.rules.flatten import flatten_step
@@ -33,7 +33,9 @@ def _simplify_step(node: Node) -> Node:
 
 def simplify(node: Node) -> Node:
     """Flatten, deduplicate and fold, in one bottom-up pass."""
-    return bottom_up(node, _simplify_step)
+    if type(node) is Term:  # most nodes: no local rule rewrites a term
+        return node
+    return _simplify_step(map_children(node, simplify))
 
 
 def logical_plan(ast: Node) -> Node:

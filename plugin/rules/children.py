@@ -25,12 +25,17 @@ def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
     kids = node.children
     if not kids:
         return node
-    new = tuple(rule(k) for k in kids)
-    if all(a is b for a, b in zip(new, kids, strict=True)):
-        return node
-    return rebuild(node, new)
+    new = tuple([rule(k) for k in kids])
+    for a, b in zip(new, kids):  # noqa: B905 - same length by construction
+        if a is not b:
+            return rebuild(node, new)
+    return node
 
 
 def bottom_up(node: Node, step: Callable[[Node], Node]) -> Node:
     """Apply ``step`` to every node, children first (one pass over the tree)."""
-    return step(map_children(node, lambda child: bottom_up(child, step)))
+
+    def visit(n: Node) -> Node:
+        return step(map_children(n, visit))
+
+    return visit(node)

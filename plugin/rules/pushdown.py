@@ -17,35 +17,44 @@ constraint is always term-only (a plain filter in either store) and never circul
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
-from ebr.nodes import NN, And, Difference, Node, Or, has_vector_match, rebuild
+from ebr.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
+from ebr.rules.dedupe import unique_nodes
 
 
 def push_down(node: Node) -> Node:
-    return _push(node, ())
+    holders = vector_holders(node)
+
+    def vector(n: Node) -> bool:
+        return id(n) in holders
+
+    return _push(node, (), vector)
 
 
-def _push(node: Node, context: tuple[Node, ...]) -> Node:
+def _push(node: Node, context: tuple[Node, ...], vector: Callable[[Node], bool]) -> Node:
     if isinstance(node, NN):
         if not context:
             return node
         existing = () if node.constraint is None else (node.constraint,)
         return dataclasses.replace(node, constraint=conjunction((*existing, *context)))
     if isinstance(node, And):
-        vector = [has_vector_match(c) for c in node.operands]
-        if not any(vector):
+        flags = [vector(c) for c in node.operands]
+        if not any(flags):
             return node
-        pure = tuple(c for c, v in zip(node.operands, vector, strict=True) if not v)
+        pure = tuple(c for c, v in zip(node.operands, flags, strict=True) if not v)
         inner = context + pure
         operands = tuple(
-            _push(c, inner) if v else c for c, v in zip(node.operands, vector, strict=True)
+            _push(c, inner, vector) if v else c
+            for c, v in zip(node.operands, flags, strict=True)
         )
         return rebuild(node, operands)
     if isinstance(node, Or):
-        return rebuild(node, tuple(_push(c, context) for c in node.operands))
+        return rebuild(node, tuple(_push(c, context, vector) for c in node.operands))
     if isinstance(node, Difference):
         first, *rest = node.operands
-        return rebuild(node, (_push(first, context), *(_push(c, ()) for c in rest)))
+        return rebuild(node, (_push(first, context, vector),
+                              *(_push(c, (), vector) for c in rest)))
     return node
 
 
@@ -54,5 +63,5 @@ def conjunction(parts: tuple[Node, ...]) -> Node:
     flat: list[Node] = []
     for p in parts:
         flat.extend(p.operands if isinstance(p, And) else (p,))
-    unique = tuple(dict.fromkeys(flat))
+    unique = unique_nodes(tuple(flat))
     return unique[0] if len(unique) == 1 else And(unique)
