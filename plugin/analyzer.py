@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ebr.errors import QuerySyntaxError
 from ebr.mappings.analysis import ANALYZERS
@@ -55,8 +55,7 @@ class KeywordSpec:
     high: float = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """What a builder receives: checked positional values and keyword values, with spans."""
 
     form: FormList
@@ -122,14 +121,18 @@ def _expr(form: Form, ctx: _Context) -> Node:
 
 
 def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
-    positional: list[Form] = []
     keywords: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     items = form.items[1:]
+    if not any(type(item) is Keyword for item in items):
+        positional = list(items)  # the common case: no keywords to pair up
+        items = ()
+    else:
+        positional = []
     i = 0
     while i < len(items):
         item = items[i]
-        if not isinstance(item, Keyword):
+        if type(item) is not Keyword:
             positional.append(item)
             i += 1
             continue
@@ -223,36 +226,36 @@ def _keyword_value(op: Operator, name: str, spec: KeywordSpec, form: Form, ctx: 
     return float(value) if spec.kind == "float" else value
 
 
-def _count(ctx: _Context, span: Span, n: int = 1) -> None:
+def _count(ctx: _Context, form: FormList, n: int = 1) -> None:
     ctx.nodes += n
     if ctx.nodes > ctx.limits.max_forms:
-        raise ctx.error(f"expression larger than {ctx.limits.max_forms} nodes", span)
+        raise ctx.error(f"expression larger than {ctx.limits.max_forms} nodes", form.span)
 
 
 # -- builders -----------------------------------------------------------------------------
 
 
 def _build_term(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form.span)
+    _count(ctx, call.form)
     ns, value = call.args[0]
     return Term(ns, value, call.form.span)
 
 
 def _boolean(cls: type[And] | type[Or] | type[Difference]) -> Callable[[Call, _Context], Node]:
     def build(call: Call, ctx: _Context) -> Node:
-        _count(ctx, call.form.span)
+        _count(ctx, call.form)
         return cls(tuple(call.args[0]), call.form.span)
 
     return build
 
 
 def _build_difference(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form.span)
+    _count(ctx, call.form)
     return Difference((call.args[0], *call.args[1]), call.form.span)
 
 
 def _build_nn(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form.span)
+    _count(ctx, call.form)
     kw, spans = call.keywords, call.keyword_spans
     radius, k = kw.get("radius"), kw.get("k")
     if (radius is None) == (k is None):
@@ -278,7 +281,7 @@ def _build_match(call: Call, ctx: _Context) -> Node:
     if not values:
         raise ctx.error(f"match text {text!r} yields no terms in namespace {ns!r}",
                         call.form.items[2].span)
-    _count(ctx, call.form.span, len(values) + 1)
+    _count(ctx, call.form, len(values) + 1)
     span = call.form.span
     terms = tuple(Term(ns, v, span) for v in values)
     return terms[0] if len(terms) == 1 else And(terms, span)
