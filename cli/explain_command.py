@@ -28,7 +28,7 @@ def _load_array(value: str, option: str) -> npt.NDArray[np.float32]:
     """``path.npy`` or comma-separated numbers."""
     try:
         if value.endswith(".npy"):
-            return np.load(value).astype(np.float32)
+            return np.asarray(np.load(value), dtype=np.float32)
         return np.array([float(x) for x in value.split(",")], dtype=np.float32)
     except (OSError, ValueError) as e:
         raise click.BadParameter(f"cannot read {value!r}: {e}", param_hint=option) from None

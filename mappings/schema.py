@@ -183,15 +183,15 @@ class Schema:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
         r = _Reader(data, "schema")
-        fmt = r.int("format", SCHEMA_FORMAT)
+        fmt = r.integer("format", SCHEMA_FORMAT)
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"schema.format: unsupported schema format {fmt} "
                               f"(this ebr reads format {SCHEMA_FORMAT})")
         namespaces = tuple(
-            Namespace(n.str("name"), n.str("analyzer", "standard")) for n in r.list("namespaces")
+            Namespace(n.text("name"), n.text("analyzer", "standard")) for n in r.items("namespaces")
         )
-        keys = tuple(_key_from(k) for k in r.list("keys"))
-        schema = cls(r.str("index"), namespaces, keys, r.str("rank_field", "rank"))
+        keys = tuple(_key_from(k) for k in r.items("keys"))
+        schema = cls(r.text("index"), namespaces, keys, r.text("rank_field", "rank"))
         schema.validate()
         return schema
 
@@ -244,23 +244,23 @@ def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
 def _key_from(r: _Reader) -> EmbeddingKey:
     q = r.obj("quantizer")
     quantizer = CoarseQuantizerSpec(
-        nlist=q.int("nlist", 1024), opq=q.bool("opq", False),
-        default_nprobe=q.int("default_nprobe", 16), centroids=q.str("centroids", ""),
+        nlist=q.integer("nlist", 1024), opq=q.flag("opq", False),
+        default_nprobe=q.integer("default_nprobe", 16), centroids=q.text("centroids", ""),
     )
     a = r.obj("ann")
-    kind = a.str("kind", "hnsw")
+    kind = a.text("kind", "hnsw")
     ann: AnnMethod
     if kind == "hnsw":
-        ann = Hnsw(a.int("m", 16), a.int("ef_construction", 128), a.int("ef_search", 100))
+        ann = Hnsw(a.integer("m", 16), a.integer("ef_construction", 128), a.integer("ef_search", 100))
     elif kind == "ivfpq":
-        ann = IvfPq(a.str("model_id"), a.int("nlist", 1024), a.int("pq_m", 8),
-                    a.int("code_size", 8), a.int("nprobes", 16))
+        ann = IvfPq(a.text("model_id"), a.integer("nlist", 1024), a.integer("pq_m", 8),
+                    a.integer("code_size", 8), a.integer("nprobes", 16))
     else:
         raise SchemaError(f"{a.where}.kind: unknown ANN method {kind!r}; use hnsw or ivfpq")
-    space = r.str("space", "cosine")
+    space = r.text("space", "cosine")
     if space != Space.COSINE.value:
         raise SchemaError(f"{r.where}.space: unsupported space {space!r}; only cosine is supported")
-    return EmbeddingKey(r.str("name"), r.int("dimension"), quantizer, ann, Space(space))
+    return EmbeddingKey(r.text("name"), r.integer("dimension"), quantizer, ann, Space(space))
 
 
 class _Reader:
@@ -282,18 +282,18 @@ class _Reader:
             raise SchemaError(f"{self.where}.{name}: expected {what}, got {value!r}")
         return value
 
-    def str(self, name: str, default: Any = _MISSING) -> str:
+    def text(self, name: str, default: Any = _MISSING) -> str:
         return self._get(name, default, str, "a string")  # type: ignore[no-any-return]
 
-    def int(self, name: str, default: Any = _MISSING) -> int:
+    def integer(self, name: str, default: Any = _MISSING) -> int:
         return self._get(name, default, int, "an integer")  # type: ignore[no-any-return]
 
-    def bool(self, name: str, default: Any = _MISSING) -> bool:
+    def flag(self, name: str, default: Any = _MISSING) -> bool:
         return self._get(name, default, bool, "true or false")  # type: ignore[no-any-return]
 
     def obj(self, name: str) -> _Reader:
         return _Reader(self.data.get(name, {}), f"{self.where}.{name}")
 
-    def list(self, name: str) -> list[_Reader]:
+    def items(self, name: str) -> list[_Reader]:
         items = self._get(name, [], list, "a list")
         return [_Reader(item, f"{self.where}.{name}[{i}]") for i, item in enumerate(items)]

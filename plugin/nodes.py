@@ -21,6 +21,7 @@ class Node:
     """Base of every expression node."""
 
     __slots__ = ()
+    span: Span | None  # a dataclass field in every subclass
 
     @property
     def children(self) -> tuple[Node, ...]:

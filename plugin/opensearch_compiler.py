@@ -136,7 +136,7 @@ def _vector(key: str, vectors: Vectors) -> list[float]:
     if not np.all(np.isfinite(arr)) or not np.any(arr):
         raise PlanError(f"query embedding for key {key!r} must be finite and non-zero "
                         "(cosine is undefined for a zero vector)")
-    return arr.tolist()  # type: ignore[no-any-return]
+    return arr.tolist()
 
 
 def _script(field: str, vector: list[float]) -> Json:

@@ -64,4 +64,4 @@ class CentroidQuantizer:
 
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.int64]:
         v = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        return np.argmax(self._scores(v), axis=1).astype(np.int64)
+        return np.asarray(np.argmax(self._scores(v), axis=1), dtype=np.int64)

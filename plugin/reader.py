@@ -156,7 +156,7 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     # character starts some token.
     while (m := _TOKEN.match(text, pos)) is not None:
         pos = m.end()
-        kind = m.lastgroup
+        kind = m.lastgroup or ""  # always set: some token alternative matched
         start, end = m.span(kind)
         if kind == "lparen":
             if len(stack) >= limits.max_depth:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
-from support.golden import SCHEMA
 
 from ebr.cli.main import cli
+from support.golden import SCHEMA
 
 HYBRID = ("(and (or (term location:seattle) (term location:menlo_park)) "
           "(or (and (term text:john) (term text:smithe)) "

@@ -6,9 +6,9 @@ and review the diff."""
 from __future__ import annotations
 
 import pytest
-from support.golden import GOLDEN_DIR, SCHEMA, VECTORS, check_golden, compile_cases, compile_text
 
 from ebr import compile_rescore
+from support.golden import GOLDEN_DIR, SCHEMA, VECTORS, check_golden, compile_cases, compile_text
 
 CASES = compile_cases()
 

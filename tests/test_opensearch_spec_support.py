@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support import opensearch_spec
 from support.opensearch_spec import (
     INDEX_CREATE_BODY,

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
-from support.osmem import load_documents, search_hits
-from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
 
 from ebr import CentroidQuantizer, Node, Within, compile_search, named_branches, parse, plan
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body
 from ebr.reference import Document, cosine_distance, evaluate
+from support.osmem import load_documents, search_hits
+from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
 
 SCHEMA = Schema.create("diff", tuple(Namespace(n) for n in NAMESPACES),
                        (EmbeddingKey(KEY, DIM, CoarseQuantizerSpec(nlist=4)),))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.strategies import World, expressions, worlds
 
 from ebr.nodes import NN, Difference, Node, walk
 from ebr.planner import logical_plan, plan, simplify
@@ -13,6 +12,7 @@ from ebr.rules.dedupe import dedupe
 from ebr.rules.flatten import flatten
 from ebr.rules.fold import fold
 from ebr.rules.pushdown import push_down
+from support.strategies import World, expressions, worlds
 
 RULES = [flatten, dedupe, fold, push_down, simplify, logical_plan]
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+
+from ebr import compile_rescore, compile_search, plan
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, IvfPq, Namespace, Schema
+from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
 from support.golden import SCHEMA, VECTORS, compile_cases, compile_text
 from support.opensearch_spec import (
     require_spec,
@@ -14,10 +18,6 @@ from support.opensearch_spec import (
     validate_search_body,
 )
 from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
-
-from ebr import compile_rescore, compile_search, plan
-from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, IvfPq, Namespace, Schema
-from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
 
 pytestmark = pytest.mark.spec
 
