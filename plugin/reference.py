@@ -8,10 +8,11 @@ Semantics, as DESIGN.md defines them:
 - ``nn`` radius mode: exact cosine distance ``1 - cos <= radius`` (probing is an
   approximation of this; the exact answer is the reference), restricted to ``constraint``.
 - ``nn`` top-K mode: the ``k`` nearest documents (distance, then id, ascending) among those
-  *admitted*: documents satisfying the term-only siblings of every ``and`` on the path from
-  the root (through ``and``, ``or`` and the first operand of ``difference``) and the node's
-  own ``constraint``.  With ``path_context=False`` only the node's constraint counts — how a
-  store that sees one plan node at a time executes it; push-down makes the two agree.
+  *admitted*: documents satisfying the term conditions implied
+  (:func:`~ebr.implied_terms.implied_terms`) by the siblings of every ``and`` on the path
+  from the root (through ``and``, ``or`` and the first operand of ``difference``) and the
+  node's own ``constraint``.  With ``path_context=False`` only the node's constraint counts —
+  how a store that sees one plan node at a time executes it; push-down makes the two agree.
 - ``within``: exact radius over ``candidates`` (or every document with the embedding).
 - ``nothing``: the empty set.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.errors import PlanError
+from ebr.implied_terms import implied_terms
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, has_vector_match
 
 
@@ -68,15 +70,16 @@ class _Evaluator:
         if isinstance(node, Nothing):
             return set()
         if isinstance(node, And):
-            pure = [self.eval(c, admitted) for c in node.operands if not has_vector_match(c)]
-            inner = admitted
-            if self.path_context and pure:
-                inner = set.intersection(*pure) if admitted is None else admitted.intersection(
-                    *pure)
-            result = set.intersection(*pure) if pure else set(self.all)
-            for c in node.operands:
-                if has_vector_match(c):
-                    result &= self.eval(c, inner)
+            result = set(self.all)
+            for i, c in enumerate(node.operands):
+                inner = admitted
+                if self.path_context and has_vector_match(c):
+                    for j, sibling in enumerate(node.operands):
+                        implied = implied_terms(sibling) if j != i else None
+                        if implied is not None:
+                            allowed = self.eval(implied, None)
+                            inner = allowed if inner is None else inner & allowed
+                result &= self.eval(c, inner)
             return result
         if isinstance(node, Or):
             return set().union(*(self.eval(c, admitted) for c in node.operands))

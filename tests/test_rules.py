@@ -57,6 +57,28 @@ def test_pushdown_ignores_or_siblings_and_nn_siblings() -> None:
     assert p("(and (nn m :k 5) (nn n :radius 0.2))") == "(and (nn m :k 5) (nn n :radius 0.2))"
 
 
+def test_pushdown_takes_the_terms_a_sibling_implies() -> None:
+    assert p("(and (nn m :k 1) (or (term a:1) (and (term a:2) (nn n :radius 0.1))))") == (
+        "(and (nn m :k 1 :where (or (term a:1) (term a:2))) (or (term a:1) (and (term a:2) "
+        "(nn n :radius 0.1 :where (term a:2)))))")
+    # an or with a branch that implies nothing implies nothing
+    assert p("(and (nn m :k 1) (or (term a:1) (nn n :radius 0.1)))") == (
+        "(and (nn m :k 1) (or (term a:1) (nn n :radius 0.1)))")
+
+
+def test_topk_context_does_not_depend_on_nesting() -> None:
+    """Found by hypothesis: flattening must not change which documents top-K ranks."""
+    docs = [
+        Document("near", frozenset(), {"m": np.array([1.0, 0.0])}),
+        Document("far", frozenset({"a:1"}), {"m": np.array([0.0, 1.0])}),
+    ]
+    q = {"m": np.array([0.0, 1.0])}
+    nested = parse("(and (nn m :k 1) (and (term a:1) (nn m :radius 0.5 :exact true)))")
+    flat = parse("(and (nn m :k 1) (term a:1) (nn m :radius 0.5 :exact true))")
+    assert evaluate(nested, docs, q) == evaluate(flat, docs, q) == {"far"}
+    assert evaluate(push_down(nested), docs, q, path_context=False) == {"far"}
+
+
 def test_pushdown_enters_the_first_operand_of_difference_only() -> None:
     assert p("(and (term a:1) (difference (nn m :k 2) (term b:2)))") == (
         "(and (term a:1) (difference (nn m :k 2 :where (term a:1)) (term b:2)))")

@@ -1,12 +1,12 @@
 """Constraint push-down into NN nodes (DESIGN.md, "Constraint push-down").
 
 For an NN node reached from the root through ``and``/``or`` nodes (and the first operand of
-``difference``), the term-only siblings of every ``and`` on that path form a conjunction C
-that every result must satisfy anyway.  Setting the NN's ``constraint`` to C never changes the
-whole expression's result for radius mode, and defines top-K mode's "K nearest among the
-documents the surrounding constraints admit".  Subtracted operands of ``difference`` start a
-fresh context (not monotone).  Siblings that hold NN nodes themselves are not pushed, so a
-constraint is always term-only (a plain filter in either store) and never circular.
+``difference``), the term conditions implied by the siblings of every ``and`` on that path
+(:func:`~ebr.implied_terms.implied_terms`) form a conjunction C that every result must
+satisfy anyway.  Setting the NN's ``constraint`` to C never changes the whole expression's
+result for radius mode, and defines top-K mode's "K nearest among the documents the
+surrounding constraints admit".  Subtracted operands of ``difference`` start a fresh context
+(not monotone).  C is always term-only (a plain filter in either store) and never circular.
 
 >>> from ebr.analyzer import parse
 >>> from ebr.printer import to_text
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ebr.implied_terms import implied_terms
 from ebr.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
 from ebr.rules.dedupe import unique_nodes
 
@@ -42,11 +43,13 @@ def _push(node: Node, context: tuple[Node, ...], vector: Callable[[Node], bool])
         flags = [vector(c) for c in node.operands]
         if not any(flags):
             return node
-        pure = tuple(c for c, v in zip(node.operands, flags, strict=True) if not v)
-        inner = context + pure
+        # What each operand implies (itself when term-only), for its siblings' context.
+        implied = [c if not v else implied_terms(c)
+                   for c, v in zip(node.operands, flags, strict=True)]
         operands = tuple(
-            _push(c, inner, vector) if v else c
-            for c, v in zip(node.operands, flags, strict=True)
+            _push(c, context + tuple(p for j, p in enumerate(implied)
+                                     if j != i and p is not None), vector) if v else c
+            for i, (c, v) in enumerate(zip(node.operands, flags, strict=True))
         )
         return rebuild(node, operands)
     if isinstance(node, Or):

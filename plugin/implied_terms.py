@@ -1,0 +1,45 @@
+"""The term-only condition an expression implies: what push-down may push, and what top-K
+mode's "documents the surrounding constraints admit" means.
+
+``implied_terms(e)`` is a term-only expression (no NN) satisfied by every document ``e``
+matches, or ``None`` when ``e`` implies no term condition.  It is defined on the structure so
+that it does not change when the structure is flattened, deduplicated or folded:
+
+- a term, or ``nothing``, implies itself;
+- ``and`` implies the conjunction of what its operands imply (operands implying nothing
+  add nothing);
+- ``or`` implies the union of what its operands imply, if every operand implies something;
+- ``difference`` implies what its first operand implies;
+- ``nn`` and ``within`` imply nothing (their own constraints are derived from their context,
+  so using them would be circular).
+
+>>> from ebr.analyzer import parse
+>>> from ebr.printer import to_text
+>>> to_text(implied_terms(parse("(and (term a:1) (or (term b:2) (and (term b:3) (nn m :k 3))))")))
+'(and (term a:1) (or (term b:2) (term b:3)))'
+"""
+
+from __future__ import annotations
+
+from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, rebuild
+
+
+def implied_terms(node: Node) -> Node | None:
+    if isinstance(node, Term | Nothing):
+        return node
+    if isinstance(node, NN | Within):
+        return None
+    if isinstance(node, And):
+        parts = [p for p in map(implied_terms, node.operands) if p is not None]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else rebuild(node, tuple(parts))
+    if isinstance(node, Or):
+        parts = [implied_terms(c) for c in node.operands]
+        if any(p is None for p in parts):
+            return None
+        kept = tuple(p for p in parts if p is not None)
+        return kept[0] if len(kept) == 1 else rebuild(node, kept)
+    if isinstance(node, Difference):
+        return implied_terms(node.operands[0])
+    raise TypeError(f"implied_terms does not know {type(node).__name__}")
