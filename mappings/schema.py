@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,24 @@ from ebr.mappings.space import Space
 
 SCHEMA_FORMAT = 1
 CLUSTER_SUFFIX = ".cluster"
+DEFAULT_NPROBE = 16
+#: Top-level mapping objects the schema's own fields live in; the rank field may not take them.
+RESERVED_FIELDS = frozenset({"terms", "clusters", "vectors"})
 
 _NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}\Z")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}\Z")
+NAMESPACE_SYNTAX = "lowercase letters, digits, '_' or '-' (at most 64)"
+KEY_SYNTAX = "letters, digits, '_' or '-' (at most 128)"
+
+
+def is_namespace_name(name: str) -> bool:
+    """Namespace syntax, shared by the schema and the query language."""
+    return bool(_NAMESPACE.match(name))
+
+
+def is_key_name(name: str) -> bool:
+    """Embedding-key syntax, shared by the schema and the query language."""
+    return bool(_KEY.match(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +57,7 @@ class CoarseQuantizerSpec:
 
     nlist: int = 1024
     opq: bool = False
-    default_nprobe: int = 16
+    default_nprobe: int = DEFAULT_NPROBE
     centroids: str = ""
 
 
@@ -65,7 +80,7 @@ class IvfPq:
     nlist: int = 1024
     pq_m: int = 8
     code_size: int = 8
-    nprobes: int = 16
+    nprobes: int = DEFAULT_NPROBE
 
     kind = "ivfpq"
 
@@ -145,8 +160,8 @@ class Schema:
         seen: set[str] = set()
         for i, ns in enumerate(self.namespaces):
             where = f"namespaces[{i}]"
-            _check(bool(_NAMESPACE.match(ns.name)), where,
-                   f"namespace {ns.name!r} must be lowercase letters, digits, '_' or '-'")
+            _check(is_namespace_name(ns.name), where,
+                   f"namespace {ns.name!r} must be {NAMESPACE_SYNTAX}")
             _check(ns.name not in seen, where, f"namespace {ns.name!r} declared twice")
             _check(ns.analyzer in ANALYZERS, where + ".analyzer",
                    f"unknown analyzer {ns.analyzer!r}; known: {', '.join(sorted(ANALYZERS))}")
@@ -154,22 +169,31 @@ class Schema:
         keys: set[str] = set()
         for i, key in enumerate(self.keys):
             where = f"keys[{i}]"
-            _check(bool(_KEY.match(key.name)), where,
-                   f"embedding key {key.name!r} must be letters, digits, '_' or '-'")
+            _check(is_key_name(key.name), where, f"embedding key {key.name!r} must be {KEY_SYNTAX}")
             _check(key.name not in keys, where, f"embedding key {key.name!r} declared twice")
             _check(1 <= key.dimension <= 16000, where + ".dimension",
                    f"dimension must be between 1 and 16000, got {key.dimension}")
             q = key.quantizer
-            _check(q.nlist >= 1, where + ".quantizer.nlist", "nlist must be at least 1")
-            _check(1 <= q.default_nprobe, where + ".quantizer.default_nprobe",
-                   "default_nprobe must be at least 1")
-            if isinstance(key.ann, IvfPq):
-                _check(bool(key.ann.model_id), where + ".ann.model_id", "IVF-PQ needs a model_id")
-                _check(key.dimension % key.ann.pq_m == 0, where + ".ann.pq_m",
-                       f"pq_m ({key.ann.pq_m}) must divide the dimension ({key.dimension})")
+            _range(q.nlist, 1, 1 << 20, where + ".quantizer.nlist")
+            _range(q.default_nprobe, 1, 1 << 20, where + ".quantizer.default_nprobe")
+            ann = key.ann
+            if isinstance(ann, Hnsw):
+                _range(ann.m, 2, 512, where + ".ann.m")
+                _range(ann.ef_construction, 1, 1 << 16, where + ".ann.ef_construction")
+                _range(ann.ef_search, 1, 1 << 16, where + ".ann.ef_search")
+            else:
+                _check(bool(ann.model_id), where + ".ann.model_id", "IVF-PQ needs a model_id")
+                _range(ann.nlist, 1, 1 << 20, where + ".ann.nlist")
+                _range(ann.nprobes, 1, 1 << 20, where + ".ann.nprobes")
+                _range(ann.code_size, 1, 16, where + ".ann.code_size")
+                _range(ann.pq_m, 1, key.dimension, where + ".ann.pq_m")
+                _check(key.dimension % ann.pq_m == 0, where + ".ann.pq_m",
+                       f"pq_m ({ann.pq_m}) must divide the dimension ({key.dimension})")
             keys.add(key.name)
-        _check(bool(_NAMESPACE.match(self.rank_field)), "rank_field",
-               f"rank field {self.rank_field!r} must be lowercase letters, digits, '_' or '-'")
+        _check(is_namespace_name(self.rank_field), "rank_field",
+               f"rank field {self.rank_field!r} must be {NAMESPACE_SYNTAX}")
+        _check(self.rank_field not in RESERVED_FIELDS, "rank_field",
+               f"rank field {self.rank_field!r} is reserved for the schema's own fields")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,11 +211,13 @@ class Schema:
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"schema.format: unsupported schema format {fmt} "
                               f"(this ebr reads format {SCHEMA_FORMAT})")
-        namespaces = tuple(
-            Namespace(n.text("name"), n.text("analyzer", "standard")) for n in r.items("namespaces")
-        )
+        namespaces = []
+        for n in r.items("namespaces"):
+            namespaces.append(Namespace(n.text("name"), n.text("analyzer", "standard")))
+            n.done()
         keys = tuple(_key_from(k) for k in r.items("keys"))
-        schema = cls(r.text("index"), namespaces, keys, r.text("rank_field", "rank"))
+        schema = cls(r.text("index"), tuple(namespaces), keys, r.text("rank_field", "rank"))
+        r.done()
         schema.validate()
         return schema
 
@@ -214,12 +240,19 @@ class Schema:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise SchemaError(f"cannot read schema {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise SchemaError(f"cannot read schema {path}: not UTF-8 ({e.reason} at byte "
+                              f"{e.start})") from None
         return cls.from_json(text)
 
 
 def _check(ok: bool, where: str, message: str) -> None:
     if not ok:
         raise SchemaError(f"schema.{where}: {message}")
+
+
+def _range(value: int, low: int, high: int, where: str) -> None:
+    _check(low <= value <= high, where, f"must be between {low} and {high}, got {value}")
 
 
 def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
@@ -243,24 +276,31 @@ def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
 
 def _key_from(r: _Reader) -> EmbeddingKey:
     q = r.obj("quantizer")
-    quantizer = CoarseQuantizerSpec(
-        nlist=q.integer("nlist", 1024), opq=q.flag("opq", False),
-        default_nprobe=q.integer("default_nprobe", 16), centroids=q.text("centroids", ""),
-    )
+    quantizer = CoarseQuantizerSpec(**{
+        f.name: getattr(q, _READERS[f.type])(f.name, f.default)
+        for f in fields(CoarseQuantizerSpec)})
+    q.done()
     a = r.obj("ann")
-    kind = a.text("kind", "hnsw")
-    ann: AnnMethod
-    if kind == "hnsw":
-        ann = Hnsw(a.integer("m", 16), a.integer("ef_construction", 128), a.integer("ef_search", 100))
-    elif kind == "ivfpq":
-        ann = IvfPq(a.text("model_id"), a.integer("nlist", 1024), a.integer("pq_m", 8),
-                    a.integer("code_size", 8), a.integer("nprobes", 16))
+    kind = a.text("kind", Hnsw.kind)
+    cls: type[Hnsw] | type[IvfPq]
+    if kind == Hnsw.kind:
+        cls = Hnsw
+    elif kind == IvfPq.kind:
+        cls = IvfPq
     else:
         raise SchemaError(f"{a.where}.kind: unknown ANN method {kind!r}; use hnsw or ivfpq")
-    space = r.text("space", "cosine")
+    ann = cls(**{f.name: getattr(a, _READERS[f.type])(f.name, f.default) for f in fields(cls)})
+    a.done()
+    space = r.text("space", Space.COSINE.value)
     if space != Space.COSINE.value:
         raise SchemaError(f"{r.where}.space: unsupported space {space!r}; only cosine is supported")
-    return EmbeddingKey(r.text("name"), r.integer("dimension"), quantizer, ann, Space(space))
+    key = EmbeddingKey(r.text("name"), r.integer("dimension"), quantizer, ann, Space(space))
+    r.done()
+    return key
+
+
+# Field annotation (a string under `from __future__ import annotations`) -> _Reader method.
+_READERS = {"int": "integer", "str": "text", "bool": "flag"}
 
 
 class _Reader:
@@ -273,9 +313,20 @@ class _Reader:
             raise SchemaError(f"{where}: expected an object")
         self.data = data
         self.where = where
+        self.seen: set[str] = set()
+
+    def done(self) -> None:
+        """Refuse keys nobody read: a typo (``"namspaces"``) must not pass as a default."""
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise SchemaError(f"{self.where}: unknown key {unknown[0]!r}; known: "
+                              f"{', '.join(sorted(self.seen))}")
 
     def _get(self, name: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        self.seen.add(name)
         value = self.data.get(name, default)
+        if value is MISSING:
+            value = self._MISSING
         if value is self._MISSING:
             raise SchemaError(f"{self.where}.{name}: missing (expected {what})")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -292,6 +343,7 @@ class _Reader:
         return self._get(name, default, bool, "true or false")  # type: ignore[no-any-return]
 
     def obj(self, name: str) -> _Reader:
+        self.seen.add(name)
         return _Reader(self.data.get(name, {}), f"{self.where}.{name}")
 
     def items(self, name: str) -> list[_Reader]:

@@ -14,7 +14,14 @@ from typing import Any, NamedTuple
 
 from ebr.errors import QuerySyntaxError
 from ebr.mappings.analysis import ANALYZERS
-from ebr.mappings.schema import Schema
+from ebr.mappings.schema import (
+    CLUSTER_SUFFIX,
+    KEY_SYNTAX,
+    NAMESPACE_SYNTAX,
+    Schema,
+    is_key_name,
+    is_namespace_name,
+)
 from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
 from ebr.nodes import NN, And, Difference, Node, Or, Term
 from ebr.reader import (
@@ -177,7 +184,7 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
         raise ctx.error(f"{op.name} expects text for its {param.name}; "
                         f"got {FORM_KINDS[type(form)]}", form.span)
     if not isinstance(form, Symbol | String):
-        raise ctx.error(f"{op.name} expects {_shape_name(shape)} for its {param.name}; "
+        raise ctx.error(f"{op.name} expects {_shape_name(shape)} here; "
                         f"got {FORM_KINDS[type(form)]} {_show(form)}", form.span)
     raw = form.name if isinstance(form, Symbol) else form.value
     if shape == "term":
@@ -185,23 +192,25 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
         if not sep or not ns or not value:
             raise ctx.error(f"a term is written namespace:value (e.g. location:seattle); "
                             f"got {raw!r}", form.span)
-        _check_namespace(ns, form.span, ctx)
+        _check_namespace(ns, form.span, ctx, clusters=True)
         return (ns, value)
     if shape == "namespace":
         _check_namespace(raw, form.span, ctx, clusters=False)
         return raw
     if shape == "key":
-        schema = ctx.schema
-        if schema is not None and schema.key(raw) is None:
-            known = ", ".join(k.name for k in schema.keys) or "none declared"
-            raise ctx.error(f"unknown embedding key {raw!r}; known keys: {known}", form.span)
-        if not raw or ":" in raw or raw.startswith(":"):
-            raise ctx.error(f"invalid embedding key {raw!r}", form.span)
+        _check_key(raw, form.span, ctx)
         return raw
     raise AssertionError(f"operator {op.name} declares unknown shape {shape!r}")
 
 
-def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool = True) -> None:
+def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool) -> None:
+    """Syntax always (the printer must be able to write it back); membership with a schema.
+    ``clusters``: also accept an embedding key's cluster namespace ``<key>.cluster``."""
+    base = ns.removesuffix(CLUSTER_SUFFIX) if clusters else ns
+    if not (is_key_name(base) if base != ns else is_namespace_name(ns)):
+        clusters_too = f", or an embedding key followed by {CLUSTER_SUFFIX}" if clusters else ""
+        raise ctx.error(f"invalid namespace {ns!r}: a namespace is {NAMESPACE_SYNTAX}"
+                        f"{clusters_too}", span)
     schema = ctx.schema
     if schema is None:
         return
@@ -209,6 +218,15 @@ def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool = True) 
     if not ok:
         known = ", ".join(n.name for n in schema.namespaces) or "none declared"
         raise ctx.error(f"unknown namespace {ns!r}; known namespaces: {known}", span)
+
+
+def _check_key(key: str, span: Span, ctx: _Context) -> None:
+    if not is_key_name(key):
+        raise ctx.error(f"invalid embedding key {key!r}: a key is {KEY_SYNTAX}", span)
+    schema = ctx.schema
+    if schema is not None and schema.key(key) is None:
+        known = ", ".join(k.name for k in schema.keys) or "none declared"
+        raise ctx.error(f"unknown embedding key {key!r}; known keys: {known}", span)
 
 
 def _keyword_value(op: Operator, name: str, spec: KeywordSpec, form: Form, ctx: _Context) -> Any:

@@ -21,7 +21,6 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +44,10 @@ from ebr.nodes import (
     vector_holders,
 )
 from ebr.printer import to_text
+from ebr.query_vectors import Vectors, query_vector
 from ebr.server_version import MINIMUM, ServerVersion, require_supported
 
 Json = dict[str, Any]
-Vectors = Mapping[str, npt.NDArray[np.floating]]
 
 # Scores must be >= 0 and a document without the vector would make cosineSimilarity throw.
 _GUARDED_SCRIPT = "doc[params.field].size() == 0 ? 0 : " + Space.script_source()
@@ -119,24 +118,13 @@ def compile_rescore(
         "query": {
             "rescore_query": {"script_score": {
                 "query": {"exists": {"field": field}},
-                "script": _script(field, _vector(key, {key: vector})),
+                "script": _script(field, query_vector(key, {key: vector}, schema).tolist()),
             }},
             "query_weight": query_weight,
             "rescore_query_weight": rescore_query_weight,
             "score_mode": score_mode,
         },
     }
-
-
-def _vector(key: str, vectors: Vectors) -> list[float]:
-    v = vectors.get(key)
-    if v is None:
-        raise PlanError(f"no query embedding for key {key!r}")
-    arr = np.asarray(v, dtype=np.float32).ravel()
-    if not np.all(np.isfinite(arr)) or not np.any(arr):
-        raise PlanError(f"query embedding for key {key!r} must be finite and non-zero "
-                        "(cosine is undefined for a zero vector)")
-    return arr.tolist()
 
 
 def _script(field: str, vector: list[float]) -> Json:
@@ -209,7 +197,7 @@ class _Compiler:
         inner += [self.query(c, None) for c in parts if c is not None]
         body: Json = {
             "query": {"bool": {"filter": inner}},
-            "script": _script(field, _vector(node.key, self.vectors)),
+            "script": _script(field, query_vector(node.key, self.vectors, self.schema).tolist()),
             "min_score": Space.radius_to_script_min_score(node.radius),
         }
         if name:
@@ -223,7 +211,8 @@ class _Compiler:
         spec = self.schema.key(node.key)
         if spec is None:
             raise PlanError(f"unknown embedding key {node.key!r}")
-        body: Json = {"vector": _vector(node.key, self.vectors), "k": node.k}
+        body: Json = {"vector": query_vector(node.key, self.vectors, self.schema).tolist(),
+                      "k": node.k}
         if node.constraint is not None:
             body["filter"] = self.query(node.constraint, None)
         if isinstance(spec.ann, Hnsw):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
+from ebr.reader import NUMBER as _NUMBER
 
 _BARE = re.compile(r"[^\s()\";]+\Z")
 
@@ -31,8 +32,12 @@ def format_number(value: float) -> str:
 
 
 def term_text(namespace: str, value: str) -> str:
-    raw = f"{namespace}:{value}"  # never reads as a number: it holds a colon
-    if _BARE.match(raw) and not raw.startswith(":"):
+    return atom_text(f"{namespace}:{value}")
+
+
+def atom_text(raw: str) -> str:
+    """``raw`` as a bare symbol when it reads back as that symbol, else as a string."""
+    if _BARE.match(raw) and not raw.startswith(":") and not _NUMBER.match(raw):
         return raw
     return '"' + raw.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace(
         "\t", "\\t") + '"'
@@ -59,7 +64,7 @@ def _parts(node: Node) -> tuple[str, list[str], list[Node]]:
     if isinstance(node, Difference):
         return "difference", [], list(node.operands)
     if isinstance(node, NN):
-        args = [node.key]
+        args = [atom_text(node.key)]
         if node.radius is not None:
             args += [":radius", format_number(node.radius)]
         if node.k is not None:
@@ -74,7 +79,7 @@ def _parts(node: Node) -> tuple[str, list[str], list[Node]]:
             kids.append(node.constraint)
         return "nn", args, kids
     if isinstance(node, Within):
-        args = [node.key, format_number(node.radius)]
+        args = [atom_text(node.key), format_number(node.radius)]
         if node.candidates is None:
             return "within", args, []
         return "within", [*args, ":over"], [node.candidates]

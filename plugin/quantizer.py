@@ -1,9 +1,10 @@
 """Coarse quantizers: which clusters a query probes, which cluster a document belongs to.
 
 The planner only needs :class:`CoarseQuantizer`; :class:`CentroidQuantizer` is the plain
-NumPy implementation (the stores may wrap Faiss behind the same protocol).  Vectors are
-L2-normalised for the cosine space, and clusters are ranked by L2 distance to the centroid
-as in Faiss ``IndexIVF``.
+NumPy implementation (the stores may wrap Faiss behind the same protocol).  Cosine ignores
+length, so vectors are L2-normalised here before ranking clusters by L2 distance to the
+centroid as in Faiss ``IndexIVF`` (centroids of unit vectors are not unit themselves, so the
+ranking would otherwise depend on the query's length).  Ties go to the lower cluster id.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ FloatArray = npt.NDArray[np.float32]
 class CoarseQuantizer(Protocol):
     @property
     def nlist(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def probe(self, vector: FloatArray, nprobe: int) -> list[int]:
         """The ids of the ``nprobe`` clusters nearest ``vector``, nearest first."""
@@ -51,17 +55,29 @@ class CentroidQuantizer:
         # ||x - c||^2 = ||x||^2 - 2 (x.c - ||c||^2 / 2): rank by x.c - ||c||^2/2, larger nearer.
         return vectors @ self.centroids.T - self._half_norms  # type: ignore[no-any-return]
 
+    def _unit_rows(self, vectors: npt.ArrayLike) -> FloatArray:
+        v = np.asarray(vectors, dtype=np.float32)
+        v = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
+        if v.shape[1] != self.dimension:
+            raise ValueError(f"vectors have dimension {v.shape[1]}, the quantizer {self.dimension}")
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        return v / np.where(norms == 0, 1, norms)  # type: ignore[no-any-return]
+
     def probe(self, vector: FloatArray, nprobe: int) -> list[int]:
-        scores = self._scores(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        scores = self._scores(self._unit_rows(vector))[0]
         n = min(nprobe, self.nlist)
         if n < self.nlist:
-            top = np.argpartition(-scores, n - 1)[:n]
+            # argpartition picks arbitrarily among clusters tied at the cut-off: take every
+            # cluster strictly better than the n-th score, then the lowest ids among the ties.
+            cut = scores[np.argpartition(-scores, n - 1)[n - 1]]
+            better = np.flatnonzero(scores > cut)
+            top = np.concatenate([better, np.flatnonzero(scores == cut)[: n - len(better)]])
         else:
             top = np.arange(self.nlist)
-        # nearest first; ties by cluster id so the probe list is deterministic
-        order = np.lexsort((top, -scores[top]))
+        order = np.lexsort((top, -scores[top]))  # nearest first, ties by cluster id
         return [int(i) for i in top[order]]
 
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.int64]:
-        v = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        return np.asarray(np.argmax(self._scores(v), axis=1), dtype=np.int64)
+        """np.argmax takes the first maximum, so ties go to the lower id here too."""
+        return np.asarray(np.argmax(self._scores(self._unit_rows(vectors)), axis=1),
+                          dtype=np.int64)

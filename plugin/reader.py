@@ -7,7 +7,7 @@ Grammar (one expression per query)::
     atom    := keyword | string | number | symbol
     keyword := ":" name                      e.g. :radius
     string  := '"' (char | '\\"' | '\\\\' | '\\n' | '\\t')* '"'
-    number  := [+-]? digits ["." digits] [("e"|"E") [+-]? digits]
+    number  := [+-]? (digits ["." [digits]] | "." digits) [("e"|"E") [+-]? digits]
     symbol  := any run of characters but whitespace, parens, '"' and ';'
     comment := ";" to the end of the line (ignored)
 
@@ -117,7 +117,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+#: What reads as a number (ASCII digits only: "٣" is a symbol, not 3).
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -208,10 +209,13 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
 
 def _atom(token: str, start: int, end: int, text: str) -> Atom:
     if token[0] == ":":
+        if len(token) == 1:
+            raise QuerySyntaxError("a keyword needs a name after ':' (e.g. :radius)",
+                                   Span(start, end), text)
         return Keyword(token[1:], start, end)
-    if _NUMBER.match(token):
+    if NUMBER.match(token):
         is_int = not any(c in token for c in ".eE")
-        if is_int and len(token) > 18:  # int() refuses very long digit strings; no option needs them
+        if is_int and len(token.lstrip("+-0")) > 18:  # int() refuses very long digit strings
             raise QuerySyntaxError("number too large", Span(start, end), text)
         return Number(int(token) if is_int else float(token), start, end)
     return Symbol(token, start, end)

@@ -53,7 +53,19 @@ def test_field_names() -> None:
                               "ann": {"kind": "ivfpq", "model_id": "x", "pq_m": 4}}]},
      "pq_m (4) must divide the dimension (10)"),
     ({"index": "i", "keys": [{"name": "m", "dimension": 8, "quantizer": {"nlist": 0}}]},
-     "nlist must be at least 1"),
+     "quantizer.nlist: must be between 1 and 1048576, got 0"),
+    ({"index": "i", "namspaces": []}, "schema: unknown key 'namspaces'"),
+    ({"index": "i", "namespaces": [{"name": "t", "analyser": "keyword"}]},
+     "schema.namespaces[0]: unknown key 'analyser'"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8,
+                              "ann": {"kind": "ivfpq", "model_id": "x", "pq_m": 0}}]},
+     "ann.pq_m: must be between 1 and 8, got 0"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "ann": {"m": -3}}]},
+     "ann.m: must be between 2 and 512, got -3"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8,
+                              "ann": {"kind": "ivfpq", "model_id": "x", "pq_m": 4,
+                                      "nprobes": -1}}]}, "ann.nprobes: must be between 1"),
+    ({"index": "i", "rank_field": "terms"}, "rank field 'terms' is reserved"),
     ({"index": "i", "keys": "m"}, "schema.keys: expected a list"),
 ])
 def test_invalid_schemas_name_the_path(data: dict[str, object], message: str) -> None:
@@ -67,6 +79,10 @@ def test_unreadable_schema_files(tmp_path: object) -> None:
         Schema.from_json("{")
     with pytest.raises(SchemaError, match="cannot read schema"):
         Schema.load("/nonexistent/schema.json")
+    latin1 = tmp_path / "schema.json"  # type: ignore[operator]
+    latin1.write_bytes('{"index": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(SchemaError, match="not UTF-8"):
+        Schema.load(latin1)
 
 
 def test_index_body() -> None:

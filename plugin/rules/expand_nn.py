@@ -11,22 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-import numpy.typing as npt
-
 from ebr.errors import PlanError
-from ebr.mappings.schema import CLUSTER_SUFFIX, Schema
+from ebr.mappings.schema import CLUSTER_SUFFIX, DEFAULT_NPROBE, Schema
 from ebr.nodes import NN, Node, Or, Term, Within
 from ebr.quantizer import CoarseQuantizer
+from ebr.query_vectors import Vectors, query_vector
 from ebr.rules.children import map_children
 from ebr.rules.pushdown import conjunction
 
-FALLBACK_NPROBE = 16
-
-
 def expand_nn(
     node: Node,
-    vectors: Mapping[str, npt.NDArray[np.float32]],
+    vectors: Vectors,
     quantizers: Mapping[str, CoarseQuantizer],
     schema: Schema | None = None,
 ) -> Node:
@@ -36,15 +31,16 @@ def expand_nn(
             return n
         if n.exact:
             return Within(n.key, n.radius, n.constraint, n.span)
-        if n.key not in vectors:
-            raise PlanError(f"no query embedding for key {n.key!r}: radius search needs one to "
-                            "choose the clusters to probe")
+        vector = query_vector(n.key, vectors, schema)
         quantizer = quantizers.get(n.key)
         if quantizer is None:
             raise PlanError(f"no coarse quantizer for key {n.key!r}: train or load one, or use "
                             ":exact true")
+        if quantizer.dimension != vector.shape[0]:
+            raise PlanError(f"the coarse quantizer for key {n.key!r} has dimension "
+                            f"{quantizer.dimension}; the query embedding {vector.shape[0]}")
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
-        ids = quantizer.probe(vectors[n.key], nprobe)
+        ids = quantizer.probe(vector, nprobe)
         ns = n.key + CLUSTER_SUFFIX
         terms = tuple(Term(ns, str(i)) for i in ids)
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
@@ -56,7 +52,7 @@ def expand_nn(
 
 def _default_nprobe(schema: Schema | None, key: str) -> int:
     spec = schema.key(key) if schema else None
-    return spec.quantizer.default_nprobe if spec else FALLBACK_NPROBE
+    return spec.quantizer.default_nprobe if spec else DEFAULT_NPROBE
 
 
 __all__ = ["expand_nn"]

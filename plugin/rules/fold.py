@@ -2,7 +2,9 @@
 
 ``(and .. nothing ..)`` -> nothing; ``nothing`` operands of ``or`` and subtracted ``nothing``
 are dropped; ``(difference nothing ..)`` -> nothing; ``(difference a .. a ..)`` -> nothing;
-an NN or ``within`` whose constraint or candidates are empty is empty.
+an NN or ``within`` whose constraint or candidates are empty is empty.  ``(difference a a)``
+is not folded when ``a`` holds a top-K NN: the first operand ranks within the outer context,
+the subtracted copy over everything, so the two can differ.
 
 >>> from ebr.nodes import Nothing, Or, Term
 >>> fold(Or((Nothing(), Term("a", "1"))))
@@ -11,7 +13,7 @@ Term(namespace='a', value='1')
 
 from __future__ import annotations
 
-from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Within, rebuild
+from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Within, rebuild, walk
 from ebr.rules.children import bottom_up
 
 
@@ -34,7 +36,7 @@ def fold_step(node: Node) -> Node:
             return rebuild(node, kept)
     elif isinstance(node, Difference):
         first, *rest = node.operands
-        if isinstance(first, Nothing) or first in rest:
+        if isinstance(first, Nothing) or (first in rest and not _holds_top_k(first)):
             return Nothing(node.span)
         kept = tuple(c for c in rest if not isinstance(c, Nothing))
         if not kept:
@@ -46,3 +48,7 @@ def fold_step(node: Node) -> Node:
     elif isinstance(node, Within) and isinstance(node.candidates, Nothing):
         return Nothing(node.span)
     return node
+
+
+def _holds_top_k(node: Node) -> bool:
+    return any(isinstance(n, NN) and n.k is not None for n in walk(node))

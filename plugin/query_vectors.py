@@ -1,0 +1,30 @@
+"""Query embeddings as the planner and compilers take them: one lookup that checks them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import PlanError
+from ebr.mappings.schema import Schema
+
+Vectors = Mapping[str, npt.NDArray[np.floating]]
+
+
+def query_vector(key: str, vectors: Vectors, schema: Schema | None = None) -> npt.NDArray[np.float32]:
+    """The query embedding for ``key`` as a flat float32 array, or a :class:`PlanError` saying
+    what is wrong: missing, not finite, zero (cosine is undefined), or of the wrong dimension."""
+    v = vectors.get(key)
+    if v is None:
+        raise PlanError(f"no query embedding for key {key!r}")
+    arr = np.asarray(v, dtype=np.float32).ravel()
+    if not np.all(np.isfinite(arr)) or not np.any(arr):
+        raise PlanError(f"query embedding for key {key!r} must be finite and non-zero "
+                        "(cosine is undefined for a zero vector)")
+    spec = schema.key(key) if schema is not None else None
+    if spec is not None and arr.shape[0] != spec.dimension:
+        raise PlanError(f"query embedding for key {key!r} has dimension {arr.shape[0]}; "
+                        f"the schema says {spec.dimension}")
+    return arr
