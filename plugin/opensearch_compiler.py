@@ -2,8 +2,11 @@
 
 Translation (see opensearch-notes.md for why each choice):
 
-- ``term`` -> ``term`` on the namespace's keyword field; term-only operands of ``and`` go in
-  filter context (no BM25 noise), operands holding NN in ``must`` so their score counts.
+- ``term`` -> ``term`` on the namespace's keyword field.  Term-only subtrees never score (no
+  BM25 noise): they go in ``filter`` of an ``and``, and where they stand in a scoring
+  position (the root, an operand of an ``or`` holding NN) they are wrapped in
+  ``bool.filter``.  Operands holding NN go in ``must``, so the first-stage score is the sum
+  of the matched NN clauses' scores (``1 + cos`` for ``within``, ``(1 + cos) / 2`` for knn).
 - ``or`` -> ``bool.should`` with ``minimum_should_match: 1`` always (its default is 0 beside
   ``must``/``filter``).
 - ``difference`` -> ``bool`` with the first operand and ``must_not`` for the rest.
@@ -12,7 +15,9 @@ Translation (see opensearch-notes.md for why each choice):
   ``nprobe`` (the candidates hold the probe cluster terms) where native radial search on IVF
   would not.
 - top-K ``nn`` -> native ``knn`` with ``k``, the pushed-down constraint as ``filter`` and
-  ``method_parameters`` (``nprobes`` for IVF-PQ fields, ``ef_search`` for HNSW).
+  ``method_parameters`` (``nprobes`` for IVF-PQ fields; ``ef_search`` for HNSW, where
+  ``:nprobe`` has no counterpart and is not sent).  The native ``k`` applies per segment and
+  shard, so a clause can match more than ``k`` documents; the store trims to ``k`` by score.
 - ``nothing`` -> ``match_none``.
 
 Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branches`), so
@@ -79,7 +84,7 @@ def compile_search(
     if size < 0:
         raise PlanError(f"size must be >= 0, got {size}")
     compiler = _Compiler(schema, vectors, vector_holders(plan))
-    body: Json = {"size": size, "query": compiler.query(plan, "q")}
+    body: Json = {"size": size, "query": compiler.query(plan, "q", scoring=True)}
     if rescore:
         body["rescore"] = rescore
     return CompiledSearch(body, plan)
@@ -137,9 +142,13 @@ class _Compiler:
         self.vectors = vectors
         self.holders = holders  # ids of nodes holding nn/within: they go in scoring context
 
-    def query(self, node: Node, name: str | None) -> Json:
+    def query(self, node: Node, name: str | None, scoring: bool = False) -> Json:
         """Compile ``node``; ``name`` is its branch name (:func:`~ebr.nodes.named_branches`),
-        or None inside a copied constraint or candidate set."""
+        or None inside a copied constraint or candidate set; ``scoring``: whether the clause
+        stands where OpenSearch would add its score."""
+        if scoring and isinstance(node, Term | Or) and id(node) not in self.holders:
+            # a term-only and/difference compiles to filter/must_not, which never score
+            return {"bool": {"filter": [self.query(node, name)]}}
         if isinstance(node, Term):
             body: Json = {"value": node.value}
             if name:
@@ -148,19 +157,22 @@ class _Compiler:
         if isinstance(node, And):
             clauses: Json = {}
             for i, c in enumerate(node.operands):
-                occur = "must" if id(c) in self.holders else "filter"
-                clauses.setdefault(occur, []).append(self.query(c, _child(name, i)))
+                vector = id(c) in self.holders
+                clauses.setdefault("must" if vector else "filter", []).append(
+                    self.query(c, _child(name, i), scoring and vector))
             return self._bool(clauses, name)
         if isinstance(node, Or):
             if name is None and (terms := self._same_field_terms(node)) is not None:
                 return terms
-            should = [self.query(c, _child(name, i)) for i, c in enumerate(node.operands)]
+            should = [self.query(c, _child(name, i), scoring)
+                      for i, c in enumerate(node.operands)]
             return self._bool({"should": should, "minimum_should_match": 1}, name)
         if isinstance(node, Difference):
             first, *rest = node.operands
-            occur = "must" if id(first) in self.holders else "filter"
+            vector = id(first) in self.holders
             return self._bool({
-                occur: [self.query(first, _child(name, 0))],
+                "must" if vector else "filter": [self.query(first, _child(name, 0),
+                                                            scoring and vector)],
                 "must_not": [self.query(c, _child(name, i)) for i, c in enumerate(rest, 1)],
             }, name)
         if isinstance(node, Nothing):

@@ -17,7 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.mappings.schema import Schema
-from ebr.nodes import Node, Term
+from ebr.errors import PlanError
+from ebr.nodes import Node, Term, walk
+from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.quantizer import CoarseQuantizer
 from ebr.rules.children import map_children
 from ebr.rules.dedupe import dedupe_step
@@ -48,6 +50,14 @@ def plan(
     vectors: Mapping[str, npt.NDArray[np.float32]],
     quantizers: Mapping[str, CoarseQuantizer],
     schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Node:
-    """The executable plan: radius NN expanded into probes + ``within`` for these vectors."""
-    return simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
+    """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
+    Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
+    every NN, expansion adds ``nprobe`` terms each)."""
+    executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
+    size = sum(1 for _ in walk(executable))
+    if size > limits.max_plan_nodes:
+        raise PlanError(f"the plan has {size} nodes, more than the limit of "
+                        f"{limits.max_plan_nodes}: lower :nprobe or split the query")
+    return executable

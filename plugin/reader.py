@@ -25,12 +25,26 @@ from ebr.errors import IncompleteInputError, QuerySyntaxError
 from ebr.span import Span
 
 
+#: The analyzer, the rules and the printer recurse about three frames per level; past this
+#: depth Python's default recursion limit would be at risk.
+MAX_DEPTH_CAP = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on a query's shape; a query past them is refused before any deep work."""
+    """Bounds on a query's shape; a query past them is refused before any deep work.
+    ``max_plan_nodes`` bounds the plan after push-down and nn expansion, which copy
+    constraints and add probe terms."""
 
     max_depth: int = 64
     max_forms: int = 4096
+    max_plan_nodes: int = 65536
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= MAX_DEPTH_CAP:
+            raise ValueError(f"max_depth must be between 1 and {MAX_DEPTH_CAP}")
+        if self.max_forms < 1 or self.max_plan_nodes < 1:
+            raise ValueError("max_forms and max_plan_nodes must be positive")
 
 
 DEFAULT_LIMITS = Limits()

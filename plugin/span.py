@@ -24,7 +24,9 @@ class Span:
         line, column = self.location(text)
         src = text.split("\n")[line - 1] if text else ""
         width = max(1, min(self.end - self.start, len(src) - (column - 1)))
-        return f"  {src}\n  {' ' * (column - 1)}{'^' * width}"
+        # keep tabs in the padding so the caret lines up however the terminal expands them
+        pad = "".join(c if c == "\t" else " " for c in src[: column - 1])
+        return f"  {src}\n  {pad}{'^' * width}"
 
     def to(self, other: Span) -> Span:
         """The span from the start of ``self`` to the end of ``other``."""

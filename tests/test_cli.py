@@ -74,5 +74,6 @@ def test_bad_options() -> None:
 def test_explain_reads_stdin() -> None:
     result = CliRunner().invoke(cli, ["explain", "--json", "-"], input="(term text:a)\n")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["query"] == {"term": {"terms.text": {"value": "a",
-                                                                          "_name": "q"}}}
+    # a term-only root is wrapped in filter context: it must not score (no BM25 noise)
+    assert json.loads(result.stdout)["query"] == {"bool": {"filter": [
+        {"term": {"terms.text": {"value": "a", "_name": "q"}}}]}}
