@@ -49,8 +49,8 @@ def test_a_broken_body_is_caught() -> None:
     """The lint can fail: a typo the compiler could plausibly make."""
     require_spec()
     body = compile_text("(or (term text:a) (term text:b))")
-    body["query"]["bool"]["minimum_shuld_match"] = body["query"]["bool"].pop(
-        "minimum_should_match")
+    should_bool = body["query"]["bool"]["filter"][0]["bool"]
+    should_bool["minimum_shuld_match"] = should_bool.pop("minimum_should_match")
     with pytest.raises(AssertionError, match="minimum_shuld_match"):
         validate_search_body(body)
 
