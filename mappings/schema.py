@@ -277,7 +277,7 @@ def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
 def _key_from(r: _Reader) -> EmbeddingKey:
     q = r.obj("quantizer")
     quantizer = CoarseQuantizerSpec(**{
-        f.name: getattr(q, _READERS[f.type])(f.name, f.default)
+        f.name: getattr(q, _READERS[str(f.type)])(f.name, f.default)
         for f in fields(CoarseQuantizerSpec)})
     q.done()
     a = r.obj("ann")
@@ -289,7 +289,7 @@ def _key_from(r: _Reader) -> EmbeddingKey:
         cls = IvfPq
     else:
         raise SchemaError(f"{a.where}.kind: unknown ANN method {kind!r}; use hnsw or ivfpq")
-    ann = cls(**{f.name: getattr(a, _READERS[f.type])(f.name, f.default) for f in fields(cls)})
+    ann = cls(**{f.name: getattr(a, _READERS[str(f.type)])(f.name, f.default) for f in fields(cls)})
     a.done()
     space = r.text("space", Space.COSINE.value)
     if space != Space.COSINE.value:

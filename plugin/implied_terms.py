@@ -30,16 +30,20 @@ def implied_terms(node: Node) -> Node | None:
     if isinstance(node, NN | Within):
         return None
     if isinstance(node, And):
-        parts = [p for p in map(implied_terms, node.operands) if p is not None]
+        parts: list[Node] = []
+        for c in node.operands:
+            if (p := implied_terms(c)) is not None:
+                parts.append(p)
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else rebuild(node, tuple(parts))
     if isinstance(node, Or):
-        parts = [implied_terms(c) for c in node.operands]
-        if any(p is None for p in parts):
-            return None
-        kept = tuple(p for p in parts if p is not None)
-        return kept[0] if len(kept) == 1 else rebuild(node, kept)
+        branches: list[Node] = []
+        for c in node.operands:
+            if (p := implied_terms(c)) is None:
+                return None  # this branch may match without any term condition
+            branches.append(p)
+        return branches[0] if len(branches) == 1 else rebuild(node, tuple(branches))
     if isinstance(node, Difference):
         return implied_terms(node.operands[0])
     raise TypeError(f"implied_terms does not know {type(node).__name__}")

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from ebr.mappings.schema import Schema
 from ebr.errors import PlanError
+from ebr.mappings.schema import Schema
 from ebr.nodes import Node, Term, walk
-from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.quantizer import CoarseQuantizer
+from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.rules.children import map_children
 from ebr.rules.dedupe import dedupe_step
 from ebr.rules.expand_nn import expand_nn

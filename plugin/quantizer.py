@@ -61,7 +61,7 @@ class CentroidQuantizer:
         if v.shape[1] != self.dimension:
             raise ValueError(f"vectors have dimension {v.shape[1]}, the quantizer {self.dimension}")
         norms = np.linalg.norm(v, axis=1, keepdims=True)
-        return v / np.where(norms == 0, 1, norms)  # type: ignore[no-any-return]
+        return np.asarray(v / np.where(norms == 0, 1, norms), dtype=np.float32)
 
     def probe(self, vector: FloatArray, nprobe: int) -> list[int]:
         scores = self._scores(self._unit_rows(vector))[0]

@@ -19,6 +19,7 @@ from ebr.query_vectors import Vectors, query_vector
 from ebr.rules.children import map_children
 from ebr.rules.pushdown import conjunction
 
+
 def expand_nn(
     node: Node,
     vectors: Vectors,

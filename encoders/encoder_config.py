@@ -1,0 +1,333 @@
+"""What a two-tower encoder is made of: the channels of each tower and their sizes.
+
+An :class:`EncoderConfig` names the query tower's and the document tower's channels (one per
+feature group, each reading one record field), the fusion width, the output dimension and the
+hash seed.  Every object validates itself on construction, so an invalid configuration never
+exists; :meth:`EncoderConfig.from_dict` adds the JSON path to type errors
+(``encoder.query.channels[1].buckets: expected an integer, got '10'``).
+
+Example (JSON)::
+
+    {"output_dim": 64,
+     "query": {"hidden_dim": 128, "channels": [
+        {"kind": "char_trigrams", "name": "trigrams", "field": "text", "buckets": 50000},
+        {"kind": "categorical", "name": "country", "field": "country", "buckets": 300, "dim": 16},
+        {"kind": "text_transformer", "name": "text", "field": "text", "vocab_size": 8000}]},
+     "doc": {"channels": [
+        {"kind": "word_ngrams", "name": "title_words", "field": "title", "buckets": 100000},
+        {"kind": "categorical", "name": "category", "field": "categories", "buckets": 1000,
+         "multi_valued": true, "weighted": true}]}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, get_type_hints
+
+from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.hashing import DEFAULT_HASH_SEED
+
+CONFIG_FORMAT = 1
+POOLINGS = ("first", "mean")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+
+
+def _positive(owner: str, name: str, value: int, limit: int = 2**32) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise EncoderConfigError(f"{owner}: {name} must be an integer in [1, {limit}], got {value!r}")
+
+
+def _check_identity(owner: str, name: str, field: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise EncoderConfigError(f"{owner}: name must be a letter then letters, digits or '_' "
+                                 f"(at most 64), got {name!r}")
+    if not isinstance(field, str) or not field:
+        raise EncoderConfigError(f"{owner}: field must be a non-empty string, got {field!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CharTrigramChannel:
+    """Boundary-marked character trigrams of ``field``, hashed into ``buckets``, summed."""
+
+    name: str
+    field: str
+    buckets: int = 100_000
+    dim: int = 128
+
+    kind: ClassVar[str] = "char_trigrams"
+
+    def __post_init__(self) -> None:
+        owner = f"channel {self.name!r}"
+        _check_identity(owner, self.name, self.field)
+        _positive(owner, "buckets", self.buckets)
+        _positive(owner, "dim", self.dim, 65536)
+
+
+@dataclass(frozen=True, slots=True)
+class WordNgramChannel:
+    """Word n-grams (n = 1..``max_n``) of ``field``, hashed into ``buckets``, summed."""
+
+    name: str
+    field: str
+    buckets: int = 100_000
+    dim: int = 128
+    max_n: int = 2
+
+    kind: ClassVar[str] = "word_ngrams"
+
+    def __post_init__(self) -> None:
+        owner = f"channel {self.name!r}"
+        _check_identity(owner, self.name, self.field)
+        _positive(owner, "buckets", self.buckets)
+        _positive(owner, "dim", self.dim, 65536)
+        _positive(owner, "max_n", self.max_n, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalChannel:
+    """A categorical feature read from ``field``: one value, or with ``multi_valued`` a list of
+    values, or with ``weighted`` too a mapping value → weight (see :mod:`ebr.encoders.categorical`)."""
+
+    name: str
+    field: str
+    buckets: int = 1000
+    dim: int = 32
+    multi_valued: bool = False
+    weighted: bool = False
+
+    kind: ClassVar[str] = "categorical"
+
+    def __post_init__(self) -> None:
+        owner = f"channel {self.name!r}"
+        _check_identity(owner, self.name, self.field)
+        _positive(owner, "buckets", self.buckets)
+        _positive(owner, "dim", self.dim, 65536)
+        if self.weighted and not self.multi_valued:
+            raise EncoderConfigError(f"{owner}: a weighted feature must be multi_valued "
+                                     "(weights combine several values)")
+
+
+@dataclass(frozen=True, slots=True)
+class TextTransformerChannel:
+    """A small transformer encoder over SentencePiece ids of ``field`` (Que2Search §3.5 sizes).
+
+    ``vocab_size`` must equal the SentencePiece model's; ``pooling`` is ``"first"`` (the start
+    token, like XLM's ``[CLS]``) or ``"mean"`` (over the real tokens).
+    """
+
+    name: str
+    field: str
+    vocab_size: int
+    max_length: int = 32
+    width: int = 128
+    layers: int = 2
+    heads: int = 4
+    ffn_factor: int = 3
+    dropout: float = 0.1
+    pooling: str = "first"
+
+    kind: ClassVar[str] = "text_transformer"
+
+    def __post_init__(self) -> None:
+        owner = f"channel {self.name!r}"
+        _check_identity(owner, self.name, self.field)
+        _positive(owner, "vocab_size", self.vocab_size, 2**24)
+        _positive(owner, "max_length", self.max_length, 4096)
+        if self.max_length < 2:
+            raise EncoderConfigError(f"{owner}: max_length must be at least 2 (start token + one piece)")
+        _positive(owner, "width", self.width, 65536)
+        _positive(owner, "layers", self.layers, 64)
+        _positive(owner, "heads", self.heads, 256)
+        _positive(owner, "ffn_factor", self.ffn_factor, 64)
+        if self.width % self.heads:
+            raise EncoderConfigError(f"{owner}: width ({self.width}) must be a multiple of heads "
+                                     f"({self.heads})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise EncoderConfigError(f"{owner}: dropout must be in [0, 1), got {self.dropout!r}")
+        if self.pooling not in POOLINGS:
+            raise EncoderConfigError(f"{owner}: pooling must be one of {', '.join(POOLINGS)}, "
+                                     f"got {self.pooling!r}")
+
+    @property
+    def dim(self) -> int:
+        return self.width
+
+
+ChannelConfig = CharTrigramChannel | WordNgramChannel | CategoricalChannel | TextTransformerChannel
+CHANNEL_KINDS: dict[str, type[ChannelConfig]] = {
+    c.kind: c for c in (CharTrigramChannel, WordNgramChannel, CategoricalChannel, TextTransformerChannel)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TowerConfig:
+    """The channels of one tower, fused at width ``hidden_dim``."""
+
+    channels: tuple[ChannelConfig, ...]
+    hidden_dim: int = 128
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.channels, tuple):
+            raise EncoderConfigError(f"tower: channels must be a tuple of channel configs, "
+                                     f"got {type(self.channels).__name__}")
+        if not self.channels:
+            raise EncoderConfigError("tower: needs at least one channel")
+        seen: set[str] = set()
+        for channel in self.channels:
+            if not isinstance(channel, tuple(CHANNEL_KINDS.values())):
+                raise EncoderConfigError(f"tower: {channel!r} is not a channel config")
+            if channel.name in seen:
+                raise EncoderConfigError(f"tower: channel name {channel.name!r} used twice")
+            seen.add(channel.name)
+        _positive("tower", "hidden_dim", self.hidden_dim, 65536)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderConfig:
+    """A two-tower encoder: both towers project to ``output_dim`` and share ``hash_seed``."""
+
+    query: TowerConfig
+    doc: TowerConfig
+    output_dim: int = 128
+    hash_seed: int = DEFAULT_HASH_SEED
+
+    def __post_init__(self) -> None:
+        for side in ("query", "doc"):
+            if not isinstance(getattr(self, side), TowerConfig):
+                raise EncoderConfigError(f"encoder: {side} must be a TowerConfig")
+        _positive("encoder", "output_dim", self.output_dim, 65536)
+        if isinstance(self.hash_seed, bool) or not isinstance(self.hash_seed, int) \
+                or not 0 <= self.hash_seed < 2**32:
+            raise EncoderConfigError(f"encoder: hash_seed must be an integer in [0, 2**32), "
+                                     f"got {self.hash_seed!r}")
+
+    # -- JSON -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "output_dim": self.output_dim,
+            "hash_seed": self.hash_seed,
+            "query": _tower_to_dict(self.query),
+            "doc": _tower_to_dict(self.doc),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
+        where = "encoder"
+        _require_object(data, where)
+        _reject_unknown(data, {"format", "output_dim", "hash_seed", "query", "doc"}, where)
+        fmt = data.get("format", CONFIG_FORMAT)
+        if fmt != CONFIG_FORMAT:
+            raise EncoderConfigError(f"{where}.format: unsupported encoder config format {fmt!r} "
+                                     f"(this ebr reads format {CONFIG_FORMAT})")
+        for side in ("query", "doc"):
+            if side not in data:
+                raise EncoderConfigError(f"{where}.{side}: missing (expected a tower object)")
+        return cls(
+            query=_tower_from(data["query"], f"{where}.query"),
+            doc=_tower_from(data["doc"], f"{where}.doc"),
+            output_dim=_scalar(data, "output_dim", int, where, 128),
+            hash_seed=_scalar(data, "hash_seed", int, where, DEFAULT_HASH_SEED),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> EncoderConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise EncoderConfigError(f"encoder config is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EncoderConfig:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise EncoderConfigError(f"cannot read encoder config {path}: {e.strerror}") from None
+        return cls.from_json(text)
+
+
+def _tower_to_dict(tower: TowerConfig) -> dict[str, Any]:
+    return {
+        "hidden_dim": tower.hidden_dim,
+        "channels": [{"kind": c.kind, **dataclasses.asdict(c)} for c in tower.channels],
+    }
+
+
+def _tower_from(data: Any, where: str) -> TowerConfig:
+    _require_object(data, where)
+    _reject_unknown(data, {"hidden_dim", "channels"}, where)
+    channels = data.get("channels")
+    if not isinstance(channels, list):
+        raise EncoderConfigError(f"{where}.channels: expected a list of channel objects")
+    parsed = tuple(_channel_from(c, f"{where}.channels[{i}]") for i, c in enumerate(channels))
+    try:
+        return TowerConfig(parsed, _scalar(data, "hidden_dim", int, where, 128))
+    except EncoderConfigError as e:
+        raise EncoderConfigError(f"{where}: {str(e).removeprefix('tower: ')}") from None
+
+
+def _channel_from(data: Any, where: str) -> ChannelConfig:
+    _require_object(data, where)
+    kind = data.get("kind")
+    if kind not in CHANNEL_KINDS:
+        raise EncoderConfigError(f"{where}.kind: expected one of {', '.join(CHANNEL_KINDS)}, got {kind!r}")
+    cls = CHANNEL_KINDS[kind]
+    fields = dataclasses.fields(cls)
+    _reject_unknown(data, {f.name for f in fields} | {"kind"}, where)
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f.name in data:
+            values[f.name] = _scalar(data, f.name, hints[f.name], where)
+        elif f.default is dataclasses.MISSING:
+            raise EncoderConfigError(f"{where}.{f.name}: missing (a {kind} channel needs it)")
+    try:
+        return cls(**values)
+    except EncoderConfigError as e:
+        raise EncoderConfigError(f"{where}: {e}") from None
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_NO_DEFAULT: Any = object()
+
+
+def _scalar(data: Mapping[str, Any], name: str, kind: Any, where: str, default: Any = _NO_DEFAULT) -> Any:
+    value = data.get(name, default)
+    if value is _NO_DEFAULT:
+        raise EncoderConfigError(f"{where}.{name}: missing (expected {_TYPE_NAMES[kind]})")
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if kind is float and ok and not math.isfinite(value):
+        ok = False
+    if not ok:
+        raise EncoderConfigError(f"{where}.{name}: expected {_TYPE_NAMES[kind]}, got {value!r}")
+    return value
+
+
+def _require_object(data: Any, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise EncoderConfigError(f"{where}: expected an object, got {type(data).__name__}")
+
+
+def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
+    # A misspelt key would otherwise silently fall back to a default size.
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise EncoderConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")

@@ -1,0 +1,85 @@
+"""Records → the batch a tower consumes: one featurized tensor group per configured channel.
+
+A record is a mapping from field names to values (``{"text": "cordless drill", "country":
+"us"}``).  Text channels need their field to hold a string; a categorical field may be absent
+or ``None`` (unknown context is normal and featurizes as an empty bag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ebr.encoders.categorical import CategoricalFeaturizer
+from ebr.encoders.char_trigrams import CharTrigramFeaturizer
+from ebr.encoders.encoder_config import (
+    CategoricalChannel,
+    CharTrigramChannel,
+    TextTransformerChannel,
+    TowerConfig,
+    WordNgramChannel,
+)
+from ebr.encoders.errors import EncoderConfigError, EncoderInputError
+from ebr.encoders.feature_batches import FeatureBatch
+from ebr.encoders.hashing import DEFAULT_HASH_SEED
+from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
+from ebr.encoders.word_ngrams import WordNgramFeaturizer
+
+_TextFeaturizer = CharTrigramFeaturizer | WordNgramFeaturizer | SentencePieceTokenizer
+
+
+class TowerFeaturizer:
+    """Featurizes records for one tower; ``tokenizer`` is needed iff it has a text transformer."""
+
+    def __init__(
+        self,
+        tower: TowerConfig,
+        hash_seed: int = DEFAULT_HASH_SEED,
+        tokenizer: SentencePieceTokenizer | None = None,
+    ) -> None:
+        self.tower = tower
+        self._text: dict[str, _TextFeaturizer] = {}
+        self._categorical: dict[str, CategoricalFeaturizer] = {}
+        for c in tower.channels:
+            if isinstance(c, CharTrigramChannel):
+                self._text[c.name] = CharTrigramFeaturizer(c.buckets, hash_seed)
+            elif isinstance(c, WordNgramChannel):
+                self._text[c.name] = WordNgramFeaturizer(c.buckets, hash_seed, c.max_n)
+            elif isinstance(c, CategoricalChannel):
+                self._categorical[c.name] = CategoricalFeaturizer(
+                    c.name, c.buckets, hash_seed, c.multi_valued, c.weighted)
+            elif isinstance(c, TextTransformerChannel):
+                if tokenizer is None:
+                    raise EncoderConfigError(f"channel {c.name!r}: a text_transformer channel needs "
+                                             "a SentencePiece tokenizer")
+                if tokenizer.vocab_size != c.vocab_size:
+                    raise EncoderConfigError(
+                        f"channel {c.name!r}: vocab_size is {c.vocab_size} but the SentencePiece "
+                        f"model has {tokenizer.vocab_size} pieces; make them equal")
+                self._text[c.name] = tokenizer.with_max_length(c.max_length)
+
+    def featurize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, FeatureBatch]:
+        """One entry per channel, keyed by channel name; row ``i`` of each is ``records[i]``."""
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise EncoderInputError(f"record {i}: expected a mapping of field names to values, "
+                                        f"got {type(record).__name__}")
+        batch: dict[str, FeatureBatch] = {}
+        for c in self.tower.channels:
+            if c.name in self._categorical:
+                batch[c.name] = self._categorical[c.name].featurize([r.get(c.field) for r in records])
+            else:
+                batch[c.name] = self._text[c.name].featurize(_texts(records, c.field, c.name))
+        return batch
+
+
+def _texts(records: Sequence[Mapping[str, Any]], field: str, channel: str) -> list[str]:
+    texts: list[str] = []
+    for i, record in enumerate(records):
+        value = record.get(field)
+        if not isinstance(value, str):
+            got = "nothing" if value is None else type(value).__name__
+            raise EncoderInputError(f"record {i}: field {field!r} (channel {channel!r}) must be a "
+                                    f"string, got {got}")
+        texts.append(value)
+    return texts

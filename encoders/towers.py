@@ -1,0 +1,130 @@
+"""Query and document towers: channels → attention fusion → projection → L2 normalisation.
+
+Each configured channel turns its featurized input into a vector (an ``EmbeddingBag`` for
+hashed and categorical features, a small transformer for SentencePiece ids), projected to the
+tower's ``hidden_dim`` when its width differs; :class:`AttentionFusion` mixes the channels
+(Que2Search Eq. 1); a linear layer maps to ``output_dim`` and the result is L2-normalised, so
+the dot product of a query and a document embedding is their cosine (EBR Eq. 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ebr.encoders.attention_fusion import AttentionFusion
+from ebr.encoders.bag_channel import BagChannel
+from ebr.encoders.encoder_config import ChannelConfig, EncoderConfig, TextTransformerChannel, TowerConfig
+from ebr.encoders.errors import EncoderInputError
+from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch
+from ebr.encoders.text_transformer import TextTransformer
+
+
+@dataclass(frozen=True, slots=True)
+class TowerOutput:
+    """Embeddings (batch, output_dim), unit norm, and the fusion weights (batch, channels) —
+    row-stochastic, column ``j`` belonging to ``channel_names[j]`` (Que2Search §3.7)."""
+
+    embeddings: torch.Tensor
+    channel_weights: torch.Tensor
+    channel_names: tuple[str, ...]
+
+
+class Tower(nn.Module):
+    """One side of the two-tower model, built from a :class:`TowerConfig`."""
+
+    def __init__(self, config: TowerConfig, output_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.channel_names = config.channel_names
+        # A ModuleList, not a ModuleDict: channel names such as "keys" or "type" would clash
+        # with ModuleDict's own attributes.
+        self.channels = nn.ModuleList(_channel_module(c) for c in config.channels)
+        self.to_hidden = nn.ModuleList(
+            nn.Identity() if c.dim == config.hidden_dim else nn.Linear(c.dim, config.hidden_dim)
+            for c in config.channels
+        )
+        self.fusion = AttentionFusion(len(config.channels), config.hidden_dim)
+        self.output = nn.Linear(config.hidden_dim, output_dim)
+
+    def encode_with_weights(self, batch: Mapping[str, FeatureBatch]) -> TowerOutput:
+        """Embeddings and the channel attention weights of a featurized batch."""
+        vectors: list[torch.Tensor] = []
+        for name, channel, to_hidden in zip(self.channel_names, self.channels, self.to_hidden, strict=True):
+            features = batch.get(name)
+            if isinstance(channel, BagChannel):
+                if not isinstance(features, BagBatch):
+                    raise EncoderInputError(_wrong_input(name, "a BagBatch", features))
+                vector = channel(features.ids, features.offsets, features.weights)  # (batch, dim_c)
+            else:
+                if not isinstance(features, TokenBatch):
+                    raise EncoderInputError(_wrong_input(name, "a TokenBatch", features))
+                vector = channel(features.ids, features.mask)  # (batch, width)
+            vectors.append(to_hidden(vector))  # (batch, hidden)
+        sizes = {v.shape[0] for v in vectors}
+        if len(sizes) != 1:
+            raise EncoderInputError(f"channels disagree on the batch size: {sorted(sizes)}")
+        stacked = torch.stack(vectors, dim=1)  # (batch, channels, hidden)
+        fused, weights = self.fusion(stacked)  # (batch, hidden), (batch, channels)
+        embeddings = F.normalize(self.output(fused), dim=-1)  # (batch, output_dim)
+        return TowerOutput(embeddings, weights, self.channel_names)
+
+    def forward(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
+        """Unit-norm embeddings (batch, output_dim)."""
+        return self.encode_with_weights(batch).embeddings
+
+
+class QueryTower(Tower):
+    """The query side (EBR Fig. 2: query text + searcher context)."""
+
+    def encode_query(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
+        """Unit-norm query embeddings (batch, output_dim)."""
+        embeddings: torch.Tensor = self(batch)
+        return embeddings
+
+
+class DocumentTower(Tower):
+    """The document side (EBR Fig. 2: document text + document context)."""
+
+    def encode_doc(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
+        """Unit-norm document embeddings (batch, output_dim)."""
+        embeddings: torch.Tensor = self(batch)
+        return embeddings
+
+
+class TwoTowerModel(nn.Module):
+    """The separate query and document towers of one :class:`EncoderConfig`.
+
+    The towers share no parameters (EBR §2.3's default), so the query tower can be exported
+    and served on its own.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.query_tower = QueryTower(config.query, config.output_dim)
+        self.doc_tower = DocumentTower(config.doc, config.output_dim)
+
+    def encode_query(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
+        """Unit-norm query embeddings (batch, output_dim)."""
+        return self.query_tower.encode_query(batch)
+
+    def encode_doc(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
+        """Unit-norm document embeddings (batch, output_dim)."""
+        return self.doc_tower.encode_doc(batch)
+
+
+def _channel_module(c: ChannelConfig) -> nn.Module:
+    if isinstance(c, TextTransformerChannel):
+        return TextTransformer(c.vocab_size, c.max_length, c.width, c.layers, c.heads,
+                               c.ffn_factor, c.dropout, c.pooling)
+    return BagChannel(c.buckets, c.dim)
+
+
+def _wrong_input(name: str, expected: str, got: object) -> str:
+    found = "nothing" if got is None else type(got).__name__
+    return f"channel {name!r}: expected {expected}, got {found}"
