@@ -11,10 +11,33 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.analyzer import parse
-from ebr.explain import explain, infer_schema
-from ebr.mappings.schema import Schema
+from ebr.explain import explain
+from ebr.mappings.schema import (
+    CLUSTER_SUFFIX,
+    CoarseQuantizerSpec,
+    EmbeddingKey,
+    Namespace,
+    Schema,
+)
+from ebr.nodes import NN, Node, Term, walk
 from ebr.quantizer import CentroidQuantizer, CoarseQuantizer
 from ebr.server_version import MINIMUM, ServerVersion
+
+#: OpenSearch's default index.max_result_window.
+MAX_SIZE = 10000
+
+
+def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int = 64) -> Schema:
+    """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
+    exploring queries before an index exists."""
+    keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
+    cluster_ns = {k + CLUSTER_SUFFIX for k in keys}
+    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)} - cluster_ns)
+    return Schema.create(
+        index,
+        tuple(Namespace(ns) for ns in namespaces if not ns.endswith(CLUSTER_SUFFIX)),
+        tuple(EmbeddingKey(k, dimension, CoarseQuantizerSpec(nlist=nlist)) for k in keys),
+    )
 
 
 def _key_value(spec: str, option: str) -> tuple[str, str]:
@@ -34,6 +57,13 @@ def _load_array(value: str, option: str) -> npt.NDArray[np.float32]:
         raise click.BadParameter(f"cannot read {value!r}: {e}", param_hint=option) from None
 
 
+def _quantizer(value: str) -> CentroidQuantizer:
+    try:
+        return CentroidQuantizer(_load_array(value, "--centroids"))
+    except ValueError as e:
+        raise click.BadParameter(f"{value}: {e}", param_hint="--centroids") from None
+
+
 @click.command("explain")
 @click.argument("query")
 @click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False,
@@ -42,7 +72,7 @@ def _load_array(value: str, option: str) -> npt.NDArray[np.float32]:
               help="Query embedding for an embedding key (repeatable).")
 @click.option("--centroids", "centroid_specs", multiple=True, metavar="KEY=FILE.npy",
               help="Coarse-quantizer centroids (nlist x d) for an embedding key (repeatable).")
-@click.option("--size", default=10, show_default=True, type=click.IntRange(min=0),
+@click.option("--size", default=10, show_default=True, type=click.IntRange(0, MAX_SIZE),
               help="Hits to request.")
 @click.option("--server-version", default=str(MINIMUM), show_default=True,
               help="OpenSearch version to compile for.")
@@ -62,8 +92,7 @@ def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[st
     vectors = {k: _load_array(v, "--vector") for k, v in
                (_key_value(s, "--vector") for s in vector_specs)}
     quantizers: dict[str, CoarseQuantizer] = {
-        k: CentroidQuantizer(_load_array(v, "--centroids"))
-        for k, v in (_key_value(s, "--centroids") for s in centroid_specs)}
+        k: _quantizer(v) for k, v in (_key_value(s, "--centroids") for s in centroid_specs)}
     for i, key in enumerate(schema.keys):
         # Without real inputs, seeded random ones show the request's shape; say so.
         rng = np.random.default_rng(i)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ebr.errors import SchemaError
 from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
 from ebr.server_version import MINIMUM, ServerVersion, require_supported
 
@@ -82,7 +83,7 @@ def train_model_body(key: EmbeddingKey, training_index: str, training_field: str
     Training needs at least ``max(nlist, 2**code_size)`` vectors."""
     ann = key.ann
     if not isinstance(ann, IvfPq):
-        raise ValueError(f"key {key.name!r} uses {ann.kind}, which needs no trained model")
+        raise SchemaError(f"key {key.name!r} uses {ann.kind}, which needs no trained model")
     return {
         "training_index": training_index,
         "training_field": training_field,

@@ -4,7 +4,7 @@ The query side: read and analyse Unicorn-style s-expressions, rewrite them into 
 plan, evaluate plans exactly (the reference), and compile them for OpenSearch.
 """
 
-from ebr.analyzer import OPERATORS, parse
+from ebr.analyzer import parse
 from ebr.errors import (
     EbrError,
     IncompleteInputError,
@@ -25,7 +25,6 @@ from ebr.server_version import ServerVersion
 
 __all__ = [
     "NN",
-    "OPERATORS",
     "And",
     "CentroidQuantizer",
     "CoarseQuantizer",

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.analyzer import parse
-from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.nodes import NN, Node, Term, walk
+from ebr.mappings.schema import Schema
+from ebr.nodes import Node
 from ebr.opensearch_compiler import CompiledSearch, compile_search
 from ebr.planner import logical_plan, plan
 from ebr.printer import pretty
@@ -72,19 +72,6 @@ def explain(
     executable = plan(ast, vectors, quantizers, schema)
     compiled = compile_search(executable, schema, vectors, size=size, version=version)
     return Explanation(text, ast, logical, executable, compiled, schema)
-
-
-def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int = 64) -> Schema:
-    """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
-    exploring queries before an index exists."""
-    keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
-    cluster_ns = {k + ".cluster" for k in keys}
-    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)} - cluster_ns)
-    return Schema.create(
-        index,
-        tuple(Namespace(ns) for ns in namespaces),
-        tuple(EmbeddingKey(k, dimension, CoarseQuantizerSpec(nlist=nlist)) for k in keys),
-    )
 
 
 def _indent(text: str) -> str:

@@ -2,9 +2,10 @@
 
     simplify (flatten, dedupe, fold) -> push_down -> expand_nn -> simplify
 
-Each step is a pure rule in :mod:`ebr.rules`; ``simplify`` applies the three local rules in
-one bottom-up pass.  It runs again after ``expand_nn`` because two different NN nodes can
-expand to the same ``within`` (e.g. nprobe 1 and 2 over a one-cluster quantizer).
+Each step is a pure rule in :mod:`ebr.rules`; ``simplify`` (:mod:`ebr.rules.simplify`)
+applies the three local rules in one bottom-up pass.  It runs again after ``expand_nn``
+because two different NN nodes can expand to the same ``within`` (e.g. nprobe 1 and 2 over
+a one-cluster quantizer).
 Without query vectors the plan stops before ``expand_nn`` (:func:`logical_plan`), which is
 what ``explain`` shows for a query alone.
 """
@@ -18,26 +19,12 @@ import numpy.typing as npt
 
 from ebr.errors import PlanError
 from ebr.mappings.schema import Schema
-from ebr.nodes import Node, Term, walk
+from ebr.nodes import Node, walk
 from ebr.quantizer import CoarseQuantizer
 from ebr.reader import DEFAULT_LIMITS, Limits
-from ebr.rules.children import map_children
-from ebr.rules.dedupe import dedupe_step
 from ebr.rules.expand_nn import expand_nn
-from ebr.rules.flatten import flatten_step
-from ebr.rules.fold import fold_step
 from ebr.rules.pushdown import push_down
-
-
-def _simplify_step(node: Node) -> Node:
-    return fold_step(dedupe_step(flatten_step(node)))
-
-
-def simplify(node: Node) -> Node:
-    """Flatten, deduplicate and fold, in one bottom-up pass."""
-    if type(node) is Term:  # most nodes: no local rule rewrites a term
-        return node
-    return _simplify_step(map_children(node, simplify))
+from ebr.rules.simplify import simplify
 
 
 def logical_plan(ast: Node) -> Node:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ebr.errors import UnsupportedError
 
-_NUMBER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-(?:alpha|beta|rc)\d+)?(?:-SNAPSHOT)?\Z")
+_NUMBER = re.compile(r"([0-9]+)\.([0-9]+)(?:\.([0-9]+))?(?:-(?:alpha|beta|rc)[0-9]+)?(?:-SNAPSHOT)?\Z")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -20,11 +20,11 @@ class ServerVersion:
 
     @classmethod
     def parse(cls, number: str) -> ServerVersion:
-        """``"2.19.1"``, ``"3.0.0-SNAPSHOT"``, ``"3.0.0-beta1"``."""
+        """``"2.19.1"``, ``"2.19"``, ``"3.0.0-SNAPSHOT"``, ``"3.0.0-beta1"``."""
         m = _NUMBER.match(number.strip())
         if not m:
             raise UnsupportedError(f"cannot read OpenSearch version {number!r}")
-        return cls(int(m[1]), int(m[2]), int(m[3]))
+        return cls(int(m[1]), int(m[2]), int(m[3] or 0))
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> ServerVersion:

@@ -6,12 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebr.nodes import NN, Difference, Node, walk
-from ebr.planner import logical_plan, plan, simplify
+from ebr.planner import logical_plan, plan
 from ebr.reference import evaluate
 from ebr.rules.dedupe import dedupe
 from ebr.rules.flatten import flatten
 from ebr.rules.fold import fold
 from ebr.rules.pushdown import push_down
+from ebr.rules.simplify import simplify
 from support.strategies import World, expressions, worlds
 
 RULES = [flatten, dedupe, fold, push_down, simplify, logical_plan]

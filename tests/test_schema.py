@@ -112,7 +112,7 @@ def test_train_model_body() -> None:
     assert body["method"]["space_type"] == "cosinesimil" and body["dimension"] == 32
     hnsw = SCHEMA.key("model-141795009")
     assert hnsw is not None
-    with pytest.raises(ValueError, match="needs no trained model"):
+    with pytest.raises(SchemaError, match="needs no trained model"):
         train_model_body(hnsw, "x")
 
 

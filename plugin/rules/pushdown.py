@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ebr.implied_terms import implied_terms
 from ebr.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
 from ebr.rules.dedupe import unique_nodes
+from ebr.rules.simplify import simplify
 
 
 def push_down(node: Node) -> Node:
@@ -38,7 +39,8 @@ def _push(node: Node, context: tuple[Node, ...], vector: Callable[[Node], bool])
         if not context:
             return node
         existing = () if node.constraint is None else (node.constraint,)
-        return dataclasses.replace(node, constraint=conjunction((*existing, *context)))
+        # simplified, so that pushing down again finds the same constraint (idempotence)
+        return dataclasses.replace(node, constraint=simplify(conjunction((*existing, *context))))
     if isinstance(node, And):
         flags = [vector(c) for c in node.operands]
         if not any(flags):
