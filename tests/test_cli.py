@@ -77,3 +77,23 @@ def test_explain_reads_stdin() -> None:
     # a term-only root is wrapped in filter context: it must not score (no BM25 noise)
     assert json.loads(result.stdout)["query"] == {"bool": {"filter": [
         {"term": {"terms.text": {"value": "a", "_name": "q"}}}]}}
+
+
+def test_option_values_are_checked(tmp_path: Path) -> None:
+    runner = CliRunner()
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.ones(4, np.float32))  # 1-D: not a centroid matrix
+    result = runner.invoke(cli, ["explain", "--centroids", f"m={flat}", "(nn m :radius 0.2)"])
+    assert result.exit_code == 2 and "centroids must be a non-empty (nlist, d) matrix" in result.stderr
+    result = runner.invoke(cli, ["explain", "--vector", "m=1,2,3", "(nn m :radius 0.2)"])
+    assert result.exit_code == 1 and "dimension 3; the schema says 16" in result.stderr
+    result = runner.invoke(cli, ["explain", "--size", "10001", "(term a:b)"])
+    assert result.exit_code == 2 and "10001" in result.stderr
+    result = runner.invoke(cli, ["explain", "--server-version", "2.19", "--json", "(term a:b)"])
+    assert result.exit_code == 0, result.output
+
+
+def test_names_are_checked_with_a_position_even_without_a_schema() -> None:
+    result = CliRunner().invoke(cli, ["explain", "(term Location:Seattle)"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 1:7: invalid namespace 'Location'")

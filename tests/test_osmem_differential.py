@@ -17,11 +17,23 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from ebr import CentroidQuantizer, Node, Within, compile_search, named_branches, parse, plan
+from ebr import (
+    NN,
+    CentroidQuantizer,
+    Node,
+    Within,
+    compile_filter,
+    compile_search,
+    named_branches,
+    parse,
+    plan,
+    to_text,
+)
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body
+from ebr.nodes import walk
 from ebr.reference import Document, cosine_distance, evaluate
-from support.osmem import load_documents, search_hits
+from support.osmem import load_documents, search_hits, search_ids
 from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
 
 SCHEMA = Schema.create("diff", tuple(Namespace(n) for n in NAMESPACES),
@@ -80,6 +92,16 @@ def _replace_vector_clauses(query: Any, branches: dict[str, Node], world: World)
     return {k: _replace_vector_clauses(v, branches, world) for k, v in query.items()}
 
 
+def _filters(executable: Node) -> list[Node]:
+    found: list[Node] = []
+    for n in walk(executable):
+        if isinstance(n, NN) and n.constraint is not None:
+            found.append(n.constraint)
+        elif isinstance(n, Within) and n.candidates is not None:
+            found.append(n.candidates)
+    return found
+
+
 def _under_must_not(body: Any, inside: bool = False) -> set[str]:
     """Names of clauses inside a must_not (osmem does not report those)."""
     found: set[str] = set()
@@ -109,6 +131,12 @@ def test_compiled_structure_matches_reference(osmem_client: Any, expr: Node, wor
     load_documents(osmem_client, index, _mappings(), [(d.id, _source(d)) for d in world.docs])
     try:
         hits = search_hits(osmem_client, index, query, size=100)
+        # Each pushed-down constraint / candidate set, compiled alone as the filter it becomes
+        # inside knn or script_score, selects what the reference says: the exact ids above
+        # would hide a filter that lets too much through.
+        for inner in _filters(executable):
+            got = search_ids(osmem_client, index, compile_filter(inner, SCHEMA), size=100)
+            assert got == evaluate(inner, world.docs, world.vectors), to_text(inner)
     finally:
         osmem_client.indices.delete(index=index)
     assert {h["_id"] for h in hits} == expected

@@ -4,9 +4,10 @@ position must be exact."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from ebr import IncompleteInputError, Limits, QuerySyntaxError, parse
+from ebr import IncompleteInputError, Limits, QuerySyntaxError, compile_search, parse, plan, to_text
 from ebr.mappings import EmbeddingKey, Namespace, Schema
 
 SCHEMA = Schema.create(
@@ -44,7 +45,12 @@ ERRORS = [
     ("(match shoe \"red\")", 1, 8, "unknown namespace 'shoe'"),
     ('(match text "!!!")', 1, 13, "yields no terms"),
     ("(match text (term text:a))", 1, 13, "match expects text"),
-    ("(nn model-1 :radius 0.2)", 1, 5, "unknown embedding key 'model-1'; known keys: model-141795009"),
+    ("(nn model-1 :radius 0.2)", 1, 5, "unknown embedding key 'model-1'; known keys: "),
+    ("(nn \"my key\" :k 3)", 1, 5, "invalid embedding key 'my key'"),
+    ("(term Text:a)", 1, 7, "invalid namespace 'Text'"),
+    ("(match \"a:b\" \"x\")", 1, 8, "invalid namespace 'a:b'"),
+    ("(nn model-141795009 : 3)", 1, 21, "a keyword needs a name after ':'"),
+    ("(nn model-141795009 :k ٣)", 1, 24, ":k expects an integer"),
     # analyzer: nn keywords and ranges
     ("(nn model-141795009)", 1, 1, "exactly one of :radius (radius mode) or :k"),
     ("(nn model-141795009 :radius 0.2 :k 5)", 1, 33, "exactly one of :radius"),
@@ -118,15 +124,32 @@ def test_unknown_operator_lists_the_known_ones() -> None:
         parse("(xor (term text:a))")
 
 
-@pytest.mark.parametrize("depth", [64, 65, 10_000])
+@pytest.mark.parametrize("depth", [63, 64, 10_000])
 def test_depth_limit_is_an_error_never_a_recursion_error(depth: int) -> None:
-    text = "(and " * depth + "(term text:a)" + ")" * depth
+    text = "(and " * depth + "(term text:a)" + ")" * depth  # depth + 1 levels of parens
     if depth + 1 <= Limits().max_depth:
-        parse(text)
+        assert parse(text) is not None
         return
     with pytest.raises(QuerySyntaxError, match="nested deeper than 64 levels") as info:
         parse(text)
     assert info.value.column == 5 * 64 + 1
+
+
+def test_the_deepest_allowed_query_never_hits_the_recursion_limit() -> None:
+    from ebr.reader import MAX_DEPTH_CAP
+    from ebr.rules.simplify import simplify
+
+    limits = Limits(max_depth=MAX_DEPTH_CAP)
+    depth = MAX_DEPTH_CAP - 2  # plus the or and the nn: exactly the cap
+    text = "(and " * depth + "(or (term text:a) (nn model-141795009 :k 3))" + ")" * depth
+    ast = parse(text, SCHEMA, limits)
+    vectors = {"model-141795009": np.ones(8, np.float32)}
+    executable = plan(ast, vectors, {}, SCHEMA, limits)
+    assert simplify(executable) == executable
+    assert parse(to_text(ast), SCHEMA, limits) == ast
+    assert compile_search(executable, SCHEMA, vectors).body["size"] == 10
+    with pytest.raises(ValueError, match="max_depth must be between 1 and"):
+        Limits(max_depth=MAX_DEPTH_CAP + 1)
 
 
 def test_limits_are_configurable() -> None:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebr import NN, And, EbrError, Node, Or, Term, parse, pretty, read, to_text
+from ebr import NN, And, EbrError, Limits, Node, Or, Term, logical_plan, parse, pretty, read, to_text
+from ebr.mappings import EmbeddingKey, Namespace, Schema
 from ebr.nodes import Difference
 from ebr.reader import FormList, Keyword, Number, String, Symbol
 
@@ -74,13 +75,16 @@ def test_match_uses_the_namespace_analyzer() -> None:
 
 _values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
                   max_size=8)
-_namespaces = st.from_regex(r"[a-z][a-z0-9_\-]{0,5}", fullmatch=True)
+# The whole name syntax (ebr.mappings.schema), number-like keys such as "12" included.
+_keys = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,6}", fullmatch=True)
+_namespaces = st.one_of(st.from_regex(r"[a-z0-9][a-z0-9_\-]{0,5}", fullmatch=True),
+                        _keys.map(lambda k: k + ".cluster"))
 _user_terms = st.builds(Term, _namespaces, _values)
 _user_nn = st.one_of(
-    st.builds(lambda r, p: NN("k-1", radius=r, nprobe=p),
+    st.builds(lambda key, r, p: NN(key, radius=r, nprobe=p), _keys,
               st.floats(0, 2, allow_nan=False), st.none() | st.integers(1, 65536)),
-    st.builds(lambda r: NN("k-1", radius=r, exact=True), st.floats(0, 2)),
-    st.builds(lambda k, p: NN("k-1", k=k, nprobe=p), st.integers(1, 10000),
+    st.builds(lambda key, r: NN(key, radius=r, exact=True), _keys, st.floats(0, 2)),
+    st.builds(lambda key, k, p: NN(key, k=k, nprobe=p), _keys, st.integers(1, 10000),
               st.none() | st.integers(1, 64)),
 )
 
@@ -108,10 +112,18 @@ _GRAMMARISH = st.lists(st.sampled_from(list('()":;\\ \n\tabnm0.1-e+xt') +
                                         "text:a", "é", "\x00"]), max_size=60).map("".join)
 
 
+_SCHEMA = Schema.create("x", (Namespace("text"), Namespace("a")), (EmbeddingKey("nn", 3),))
+
+
 @settings(max_examples=1500, deadline=None)
-@given(st.one_of(st.text(max_size=80), _GRAMMARISH, _GRAMMARISH.map(lambda s: "(and " + s)))
-def test_reader_and_analyzer_raise_only_ebr_errors(text: str) -> None:
+@given(st.one_of(st.text(max_size=80), _GRAMMARISH, _GRAMMARISH.map(lambda s: "(and " + s)),
+       st.sampled_from([None, _SCHEMA]), st.sampled_from([Limits(), Limits(3, 12, 40)]))
+def test_reader_and_analyzer_raise_only_ebr_errors(text: str, schema: Schema | None,
+                                                   limits: Limits) -> None:
+    """Arbitrary text: an EbrError or a query that plans and prints back to itself."""
     try:
-        parse(text)
+        ast = parse(text, schema, limits)
     except EbrError:
-        pass
+        return
+    assert parse(to_text(ast), schema) == ast
+    assert logical_plan(ast) is not None

@@ -138,3 +138,56 @@ def test_probe_order_is_nearest_first_with_deterministic_ties() -> None:
     assert q.probe(np.array([1, 0], np.float32), 3) == [0, 2, 1]
     assert q.probe(np.array([1, 0], np.float32), 10) == [0, 2, 1, 3]
     assert q.assign(np.array([[0, 1], [-1, 0.1]], np.float32)).tolist() == [1, 3]
+
+
+def test_difference_of_equal_operands_holding_top_k_is_not_folded() -> None:
+    """The first operand ranks within the outer context, the subtracted copy over all."""
+    docs = [
+        Document("d0", frozenset({"t:1"}), {"m": np.array([0.0, 1.0])}),
+        Document("d1", frozenset(), {"m": np.array([1.0, 0.0])}),
+    ]
+    q = {"m": np.array([1.0, 0.0])}
+    expr = parse("(and (term t:1) (difference (nn m :k 1) (nn m :k 1)))")
+    assert evaluate(expr, docs, q) == {"d0"}
+    assert evaluate(logical_plan(expr), docs, q, path_context=False) == {"d0"}
+    assert fold(parse("(difference (term t:1) (term t:1))")) == Nothing()
+
+
+def test_probe_ties_at_the_cut_off_go_to_the_lowest_ids() -> None:
+    q = CentroidQuantizer(np.tile(np.eye(4, dtype=np.float32), (50, 1)))  # 50 copies of e_i
+    assert q.probe(np.array([1, 0, 0, 0], np.float32), 3) == [0, 4, 8]
+
+
+def test_probing_ignores_the_query_length() -> None:
+    q = CentroidQuantizer(np.array([[1, 0], [0.5, 0.5]], np.float32))  # centroids of unequal norm
+    v = np.array([0.6, 0.4], np.float32)
+    assert q.probe(v, 1) == q.probe(10 * v, 1) == [1]
+    assert q.assign(np.stack([v, 10 * v])).tolist() == [1, 1]
+
+
+def test_wrong_query_dimensions_are_plan_errors() -> None:
+    from ebr import compile_search
+    from ebr.mappings import EmbeddingKey, Schema
+
+    schema = Schema.create("x", keys=(EmbeddingKey("m", 3),))
+    quantizer = CentroidQuantizer(np.eye(3, dtype=np.float32))
+    two_d = {"m": np.ones(2, np.float32)}
+    with pytest.raises(PlanError, match="dimension 2; the schema says 3"):
+        plan(parse("(nn m :radius 0.3)"), two_d, {"m": quantizer}, schema)
+    with pytest.raises(PlanError, match="coarse quantizer for key 'm' has dimension 3"):
+        plan(parse("(nn m :radius 0.3)"), two_d, {"m": quantizer})
+    with pytest.raises(PlanError, match="dimension 2; the schema says 3"):
+        compile_search(plan(parse("(nn m :k 3)"), two_d, {}), schema, two_d)
+    with pytest.raises(PlanError, match="finite and non-zero"):
+        plan(parse("(nn m :radius 0.3)"), {"m": np.array([0, np.nan, 1])}, {"m": quantizer})
+
+
+def test_plan_size_is_limited() -> None:
+    from ebr import Limits
+
+    quantizer = CentroidQuantizer(np.eye(3, dtype=np.float32))
+    text = "(or " + " ".join(f"(nn m :radius 0.{i} :nprobe 3)" for i in range(1, 9)) + ")"
+    vec = {"m": np.ones(3, np.float32)}
+    plan(parse(text), vec, {"m": quantizer})
+    with pytest.raises(PlanError, match="more than the limit of 20"):
+        plan(parse(text), vec, {"m": quantizer}, limits=Limits(max_plan_nodes=20))
