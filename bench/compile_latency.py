@@ -26,6 +26,7 @@ QUERY = ("(and (or (term location:seattle) (term location:menlo_park)) "
          "(or (and (term text:john) (term text:smithe)) "
          "(nn model-141795009 :radius 0.24 :nprobe 16)))")
 KEY = "model-141795009"
+TARGET_P50_US = 50.0
 
 
 def measure(fn: Callable[[], object], iterations: int) -> tuple[float, float]:
@@ -74,6 +75,8 @@ def main() -> None:
     for name, fn in stages:
         p50, p99 = measure(fn, args.iterations)
         print(f"{name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
+    verdict = "met" if p50 <= TARGET_P50_US else "NOT met"
+    print(f"target (BENCHMARKS.md): read+plan+compile p50 <= {TARGET_P50_US:.0f} us: {verdict}")
 
 
 if __name__ == "__main__":
