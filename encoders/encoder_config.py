@@ -32,6 +32,7 @@ from typing import Any, ClassVar, get_type_hints
 
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.hashing import DEFAULT_HASH_SEED
+from ebr.json_files import load_json_object, parse_json_object
 
 CONFIG_FORMAT = 1
 POOLINGS = ("first", "mean")
@@ -247,19 +248,11 @@ class EncoderConfig:
 
     @classmethod
     def from_json(cls, text: str) -> EncoderConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise EncoderConfigError(f"encoder config is not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json_object(text, "encoder config", EncoderConfigError))
 
     @classmethod
     def load(cls, path: str | Path) -> EncoderConfig:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise EncoderConfigError(f"cannot read encoder config {path}: {e.strerror}") from None
-        return cls.from_json(text)
+        return cls.from_dict(load_json_object(path, "encoder config", EncoderConfigError))
 
 
 def _tower_to_dict(tower: TowerConfig) -> dict[str, Any]:

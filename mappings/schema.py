@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ebr.errors import SchemaError
+from ebr.json_files import load_json_object, parse_json_object
 from ebr.mappings.analysis import ANALYZERS
 from ebr.mappings.space import Space
 
@@ -226,24 +227,11 @@ class Schema:
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SchemaError(f"schema is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise SchemaError("schema: expected a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json_object(text, "schema", SchemaError))
 
     @classmethod
     def load(cls, path: str | Path) -> Schema:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise SchemaError(f"cannot read schema {path}: {e.strerror}") from None
-        except UnicodeDecodeError as e:
-            raise SchemaError(f"cannot read schema {path}: not UTF-8 ({e.reason} at byte "
-                              f"{e.start})") from None
-        return cls.from_json(text)
+        return cls.from_dict(load_json_object(path, "schema", SchemaError))
 
 
 def _check(ok: bool, where: str, message: str) -> None:
