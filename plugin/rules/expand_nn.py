@@ -9,6 +9,7 @@ Top-K mode is left for the store's native K-NN search.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from ebr.errors import PlanError
@@ -43,12 +44,18 @@ def expand_nn(
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vector, nprobe)
         ns = n.key + CLUSTER_SUFFIX
-        terms = tuple(Term(ns, str(i)) for i in ids)
+        terms = tuple(_cluster_term(ns, i) for i in ids)
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)
 
     return rule(node)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cluster_term(namespace: str, cluster: int) -> Term:
+    """Terms are immutable, and the same probe terms recur in every query on a key."""
+    return Term(namespace, str(cluster))
 
 
 def _default_nprobe(schema: Schema | None, key: str) -> int:
