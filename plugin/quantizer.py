@@ -64,18 +64,25 @@ class CentroidQuantizer:
         return np.asarray(v / np.where(norms == 0, 1, norms), dtype=np.float32)
 
     def probe(self, vector: FloatArray, nprobe: int) -> list[int]:
-        scores = self._scores(self._unit_rows(vector))[0]
+        v = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if v.shape[0] != self.dimension:
+            raise ValueError(f"vector has dimension {v.shape[0]}, the quantizer {self.dimension}")
+        norm = float(np.sqrt(v @ v)) or 1.0
+        scores = self.centroids @ (v / norm) - self._half_norms  # (nlist,), larger is nearer
         n = min(nprobe, self.nlist)
         if n < self.nlist:
-            # argpartition picks arbitrarily among clusters tied at the cut-off: take every
-            # cluster strictly better than the n-th score, then the lowest ids among the ties.
-            cut = scores[np.argpartition(-scores, n - 1)[n - 1]]
-            better = np.flatnonzero(scores > cut)
-            top = np.concatenate([better, np.flatnonzero(scores == cut)[: n - len(better)]])
+            part = np.argpartition(-scores, n - 1)
+            top = part[:n]
+            cut = scores[part[n - 1]]  # the n-th best score
+            if np.count_nonzero(scores == cut) > np.count_nonzero(scores[top] == cut):
+                # argpartition picked arbitrarily among clusters tied at the cut-off: take
+                # every cluster strictly better, then the lowest ids among the tied ones.
+                better = np.flatnonzero(scores > cut)
+                top = np.concatenate([better, np.flatnonzero(scores == cut)[: n - len(better)]])
         else:
             top = np.arange(self.nlist)
         order = np.lexsort((top, -scores[top]))  # nearest first, ties by cluster id
-        return [int(i) for i in top[order]]
+        return top[order].tolist()  # type: ignore[no-any-return]
 
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.int64]:
         """np.argmax takes the first maximum, so ties go to the lower id here too."""
