@@ -1,0 +1,414 @@
+"""The local store: one directory per index, no server.
+
+``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.local.database`); everything a
+search touches is in memory (:mod:`ebr.local.snapshot`), rebuilt from the database on open.
+
+Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on ``<dir>/lock``
+so a second process cannot open the index for writing).  A batch is checked whole
+(:mod:`ebr.local.batch`), written in one SQLite transaction, and the next snapshot, built
+during that transaction, is published only after the commit: a failed or interrupted
+batch leaves neither the database nor memory changed.
+
+Reads: a search takes the current snapshot and uses nothing else, so searches running while
+a writer commits each see one whole commit.  Fetching documents reads the database (each
+thread its own connection), as of the latest commit.
+
+Opening read-only (``readonly=True``) takes no lock and loads the index as of that moment;
+it does not follow later commits by another process.  Training a quantizer holds the write
+lock (writes wait; searches do not).  ``close`` must not race with calls still running in
+other threads.  Besides the database the directory holds only ``lock``, which carries no
+data; the database itself is created under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import numpy as np
+import numpy.typing as npt
+from pyroaring import FrozenBitMap
+
+from ebr.errors import PlanError
+from ebr.local import database
+from ebr.local.batch import PreparedDocument, check_id, prepare_batch
+from ebr.local.bitmaps import EMPTY, from_array, to_array
+from ebr.local.database import DB_FILE, ReadConnections, Synchronous, transaction
+from ebr.local.execution import EXACT_THRESHOLD, Execution
+from ebr.local.hits import build_hits
+from ebr.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
+from ebr.local.training import TrainingReport, assign, train_centroids
+from ebr.local.vectors import VectorTable
+from ebr.mappings.schema import CLUSTER_SUFFIX, EmbeddingKey, Schema
+from ebr.nodes import Node, named_branches
+from ebr.quantizer import CentroidQuantizer
+from ebr.query_vectors import Vectors
+from ebr.store import (
+    IndexDocument,
+    IndexStats,
+    SearchResult,
+    SearchStats,
+    Store,
+    StoredDocument,
+    StoreError,
+    WriteResult,
+)
+
+LOCK_FILE = "lock"
+_OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp", LOCK_FILE)
+
+
+class LocalStore:
+    """An open local index (implements :class:`ebr.store.Store`).  Use :meth:`create` or
+    :meth:`open`; close it (or use it as a context manager) to release the directory."""
+
+    def __init__(self, directory: Path, conn: sqlite3.Connection, schema: Schema,
+                 snapshot: Snapshot, lock: IO[bytes] | None, exact_threshold: int) -> None:
+        self.directory = directory
+        self.exact_threshold = exact_threshold
+        self._conn = conn
+        self._schema = schema
+        self._snapshot = snapshot
+        self._lock_file = lock
+        self._write_lock = threading.Lock()
+        self._readers = ReadConnections(directory / DB_FILE)
+        # id -> docnum of the live version; the writer's alone (searches never need it)
+        self._docnums = {snapshot.ids[d]: d for d in snapshot.live}
+        self._closed = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], schema: Schema, *,
+               synchronous: Synchronous = "FULL",
+               exact_threshold: int = EXACT_THRESHOLD) -> LocalStore:
+        """A new, empty index in ``path`` (a missing or empty directory)."""
+        schema.validate()
+        directory = Path(path)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise StoreError(f"cannot create an index in {directory}: it exists and is not an "
+                             "empty directory (open it, or drop it first)")
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = _lock(directory)
+        try:
+            database.create(directory, schema)
+        except BaseException:
+            lock.close()
+            raise
+        lock.close()
+        return cls.open(directory, synchronous=synchronous, exact_threshold=exact_threshold)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
+             synchronous: Synchronous = "FULL",
+             exact_threshold: int = EXACT_THRESHOLD) -> LocalStore:
+        """The index in ``path``, loaded into memory."""
+        directory = Path(path)
+        db_path = directory / DB_FILE
+        if not db_path.is_file():
+            raise StoreError(f"no local index in {directory} (missing {DB_FILE}); create one "
+                             "first")
+        lock = None if readonly else _lock(directory)
+        try:
+            try:
+                conn = database.connect(db_path, readonly=readonly, synchronous=synchronous)
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{directory} is not an ebr local index: {e}") from None
+            try:
+                schema = database.read_schema(conn, directory)
+                snapshot = _load(database.read_contents(conn, schema, directory), schema)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        return cls(directory, conn, schema, snapshot, lock, exact_threshold)
+
+    @staticmethod
+    def drop(path: str | os.PathLike[str]) -> None:
+        """Delete the index in ``path``: its files, then the directory if nothing else is in
+        it.  Refuses while another process has the index open for writing."""
+        directory = Path(path)
+        if not (directory / DB_FILE).is_file():
+            raise StoreError(f"no local index in {directory} to drop")
+        lock = _lock(directory)
+        try:
+            for name in _OWN_FILES:
+                if name != LOCK_FILE:
+                    (directory / name).unlink(missing_ok=True)
+        finally:
+            lock.close()
+        (directory / LOCK_FILE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # other files of the user's stay, with the folder
+            directory.rmdir()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._write_lock:
+            self._closed = True
+            self._readers.close()
+            self._conn.close()
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- what it holds ------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def quantizers(self) -> Mapping[str, CentroidQuantizer]:
+        return self._snapshot.quantizers
+
+    @property
+    def version(self) -> int:
+        """Commits since the index was opened (for tests and monitoring)."""
+        return self._snapshot.version
+
+    def stats(self) -> IndexStats:
+        self._check_open()
+        snap = self._snapshot
+        return IndexStats(
+            documents=len(snap.live),
+            embeddings={k: len(t.present) for k, t in snap.tables.items()},
+            terms=len(snap.postings),
+            quantizers={k.name: (q.nlist if (q := snap.quantizers.get(k.name)) else None)
+                        for k in self._schema.keys},
+            disk_bytes=sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file()),
+        )
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """Insert or replace a batch of documents, atomically (see :mod:`ebr.store`)."""
+        return self._write(prepare_batch(self._schema, documents), [])
+
+    def upsert(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """The same as :meth:`add`."""
+        return self.add(documents)
+
+    def delete(self, ids: Iterable[str]) -> WriteResult:
+        """Delete a batch of ids, atomically; ids not in the index are ignored."""
+        return self._write([], list(dict.fromkeys(check_id(i, n) for n, i in enumerate(ids))))
+
+    def _write(self, docs: list[PreparedDocument], deletes: list[str]) -> WriteResult:
+        with self._write_lock:
+            self._check_writable()
+            replaced = [d.id for d in docs if d.id in self._docnums]
+            deleted = [i for i in deletes if i in self._docnums]
+            if not docs and not deleted:
+                return WriteResult()  # nothing changes: no commit to wait for
+            snap = self._snapshot
+            clusters = self._clusters(snap, docs)
+            gone = replaced + deleted
+            edit = SnapshotEdit(snap)
+            with transaction(self._conn, write=True):
+                old_terms = database.stored_terms(self._conn, gone)
+                for doc_id in gone:
+                    edit.remove(self._docnums[doc_id], old_terms[doc_id])
+                database.delete_documents(self._conn, gone)
+                database.insert_documents(self._conn, docs, clusters)
+                numbers = [edit.add(d, c) for d, c in zip(docs, clusters, strict=True)]
+                new = edit.build()
+            # Committed: publish.  Nothing below can fail short of the interpreter dying.
+            for doc_id in deleted:
+                del self._docnums[doc_id]
+            self._docnums.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
+            self._snapshot = new
+            return WriteResult(added=len(docs) - len(replaced), replaced=len(replaced),
+                               deleted=len(deleted))
+
+    @staticmethod
+    def _clusters(snap: Snapshot, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
+        """Each document's cluster per key with a trained quantizer."""
+        out: list[dict[str, int]] = [{} for _ in docs]
+        for key, quantizer in snap.quantizers.items():
+            having = [i for i, d in enumerate(docs) if key in d.vectors]
+            if having:
+                ids = assign(quantizer, np.stack([docs[i].vectors[key] for i in having]))
+                for i, c in zip(having, ids.tolist(), strict=True):
+                    out[i][key] = c
+        return out
+
+    # -- quantizers ---------------------------------------------------------------------------
+
+    def train_quantizers(self, keys: Iterable[str] | None = None, *,
+                         sample_size: int | None = None, nlist: int | None = None,
+                         seed: int = 0, niter: int = 20) -> dict[str, TrainingReport]:
+        """Train each key's coarse quantizer (every key of the schema by default) with Faiss
+        spherical k-means on a seeded sample (``sample_size``, default 256 per cluster) of
+        its vectors, ``nlist`` clusters (default: the schema's), and re-assign every
+        document's cluster term.  A key needs at least ``nlist`` vectors."""
+        reports: dict[str, TrainingReport] = {}
+        with self._write_lock:
+            self._check_writable()
+            for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
+                spec = self._key(key)
+                table = self._snapshot.tables[key]
+                start = time.perf_counter()
+                live = table.row_of(to_array(table.present))
+                clusters = nlist if nlist is not None else spec.quantizer.nlist
+                centroids, used = train_centroids(key, table.matrix[live], clusters,
+                                                  sample_size=sample_size, seed=seed,
+                                                  niter=niter)
+                self._install(key, centroids)
+                reports[key] = TrainingReport(key, len(live), used, clusters,
+                                              time.perf_counter() - start)
+        return reports
+
+    def set_quantizer(self, key: str, centroids: npt.ArrayLike) -> None:
+        """Use these centroids (``nlist x dimension``) as ``key``'s coarse quantizer, e.g.
+        trained elsewhere, and re-assign every document's cluster term."""
+        with self._write_lock:
+            self._check_writable()
+            spec = self._key(key)
+            c = np.asarray(centroids, dtype=np.float32)
+            if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] != spec.dimension:
+                raise StoreError(f"centroids for {key!r} must be a (nlist, {spec.dimension}) "
+                                 f"matrix, got shape {c.shape}")
+            if not np.all(np.isfinite(c)):
+                raise StoreError(f"centroids for {key!r} hold NaN or infinite values")
+            self._install(key, c)
+
+    def _install(self, key: str, centroids: npt.NDArray[np.float32]) -> None:
+        quantizer = CentroidQuantizer(centroids)
+        snap = self._snapshot
+        table = snap.tables[key]
+        clusters = assign(quantizer, table.matrix[: table.rows])
+        live = table.row_of(to_array(table.present))
+        pairs = zip(clusters[live].tolist(), (snap.ids[d] for d in table.docnums[live].tolist()),
+                    strict=True)
+        with transaction(self._conn, write=True):
+            database.write_quantizer(self._conn, key, quantizer.centroids, pairs)
+            new = snap.with_quantizer(key, quantizer, clusters)
+        self._snapshot = new
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
+        """Execute a plan from :func:`ebr.plan` made with :attr:`quantizers`; its first
+        ``size`` hits in first-stage order (:mod:`ebr.local.hits`), each explained."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise PlanError(f"size must be a whole number >= 0, got {size!r}")
+        self._check_open()
+        start = time.perf_counter()
+        ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold)
+        root = ex.bitmap(plan)
+        matched = time.perf_counter()
+        hits = build_hits(plan, ex, size)
+        ordered = time.perf_counter()
+        names = {id(node): name for name, node in named_branches(plan).items()}
+        stats = SearchStats(
+            total=len(root), documents_scanned=ex.documents_scanned,
+            candidates_verified=ex.candidates_verified, topk=ex.topk_choices(names),
+            seconds={"match": matched - start - ex.verify_seconds,
+                     "verify": ex.verify_seconds, "order": ordered - matched})
+        return SearchResult(hits, stats)
+
+    def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
+        self._check_open()
+        found = database.fetch_documents(self._reader(), list(ids))
+        out: list[StoredDocument | None] = []
+        for doc_id in ids:
+            row = found.get(doc_id)
+            if row is None:
+                out.append(None)
+                continue
+            rank, source, terms, embeddings = row
+            by_ns: dict[str, list[str]] = {}
+            for term in sorted(terms):
+                ns, _, value = term.partition(":")
+                by_ns.setdefault(ns, []).append(value)
+            vectors: dict[str, npt.NDArray[np.float32]] = {}
+            for key, blob, cluster in embeddings:
+                vectors[key] = np.frombuffer(blob, np.float32).copy()
+                if cluster is not None:
+                    by_ns[key + CLUSTER_SUFFIX] = [str(cluster)]
+            out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
+                                      vectors, rank, json.loads(source)))
+        return out
+
+    def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, npt.NDArray[np.float32]]:
+        self._check_open()
+        self._key(key)
+        blobs = database.fetch_vectors(self._reader(), list(ids), key)
+        return {i: np.frombuffer(b, np.float32).copy() for i, b in blobs.items()}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        return self._readers.get()
+
+    def _key(self, key: str) -> EmbeddingKey:
+        spec = self._schema.key(key)
+        if spec is None:
+            known = ", ".join(k.name for k in self._schema.keys) or "none"
+            raise StoreError(f"unknown embedding key {key!r}; the schema declares: {known}")
+        return spec
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the index in {self.directory} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._lock_file is None:
+            raise StoreError(f"the index in {self.directory} was opened read-only")
+
+
+def _lock(directory: Path) -> IO[bytes]:
+    """The exclusive write lock on ``directory``; released when the file is closed (or the
+    process dies)."""
+    f = open(directory / LOCK_FILE, "ab")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise StoreError(f"the index in {directory} is open for writing by another process "
+                         "(or another store in this one)") from None
+    return f
+
+
+def _load(contents: database.Contents, schema: Schema) -> Snapshot:
+    """The snapshot of freshly read contents: documents numbered in the order read."""
+    count = len(contents.ids)
+    postings = {t: FrozenBitMap(from_array(nums)) for t, nums in contents.terms.items()}
+    tables: dict[str, VectorTable] = {}
+    for spec in schema.keys:
+        nums, blobs, clusters = contents.embeddings.get(spec.name, ([], [], []))
+        if not nums:
+            tables[spec.name] = VectorTable.empty(spec.dimension)
+            continue
+        matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(nums), spec.dimension)
+        tables[spec.name] = VectorTable.load(spec.dimension, np.array(nums, np.uint32), matrix,
+                                             np.array(clusters, np.int32))
+        postings.update(cluster_postings(spec.name, tables[spec.name]))
+    quantizers = {k: CentroidQuantizer(c) for k, c in contents.centroids.items()}
+    live = FrozenBitMap(range(count)) if count else EMPTY
+    return Snapshot(0, count, list(contents.ids), np.array(contents.ranks, np.float64), live,
+                    postings, tables, quantizers)
+
+
+def _implements(store: LocalStore) -> Store:
+    """Never called: where mypy checks that LocalStore has the Store protocol's shape."""
+    return store

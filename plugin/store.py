@@ -1,0 +1,290 @@
+"""The store interface both stores implement, and the plain data it exchanges.
+
+A store holds one index described by a :class:`~ebr.mappings.schema.Schema`.  Each store
+has its own constructors, since where an index lives differs (the local store:
+``LocalStore.create(path, schema)`` / ``LocalStore.open(path)`` in :mod:`ebr.local`; the
+OpenSearch store: a client and an index name); once open, every store answers the
+:class:`Store` protocol.
+
+Documents go in as :class:`IndexDocument`:
+
+- ``terms``: exact term values per namespace, stored as given (``{"location": ["seattle"]}``
+  becomes the term ``location:seattle``);
+- ``text``: free text per namespace, turned into term values by the namespace's analyzer
+  (:data:`ebr.mappings.analysis.ANALYZERS`), the same analyzer ``(match ns "...")`` uses; the
+  terms of ``text`` and ``terms`` are united.  The text itself is not kept: put what you
+  want back in ``source``;
+- ``embeddings``: one vector per embedding key, stored as float32; the store assigns the
+  cluster term ``<key>.cluster:<id>`` from the key's coarse quantizer (a namespace users may
+  not write to);
+- ``rank``: the static rank (higher is better), ``source``: any JSON object.
+
+Writes are batches.  ``add`` and ``upsert`` both insert-or-replace: writing an id again
+replaces the whole stored document (re-running an ingest is idempotent); ``delete`` removes
+ids (unknown ids are ignored).  A batch is atomic: once the call returns, all of it is
+visible to the next search and durable; if it raises, none of it was written.
+
+Bad input policy: the whole batch is rejected, nothing of it is written, earlier batches are
+untouched, and the error (a :class:`DocumentError` subclass) names the document id, its
+position in the batch and the field:
+
+- :class:`UnknownFieldError`: a namespace or embedding key the schema does not declare (or a
+  cluster namespace, which the store fills itself);
+- :class:`DimensionError`: a vector whose shape is not ``(dimension,)``;
+- :class:`InvalidVectorError`: a vector with NaN or infinite values, a zero vector (cosine
+  is undefined), or one that is not finite as float32;
+- :class:`DuplicateIdError`: the same id twice in one batch (which one should win is a
+  guess we do not make);
+- :class:`InvalidTextError`: an id, term, text or source string that is not valid UTF-8
+  text (``bytes``, lone surrogates), or an empty term value;
+- :class:`InvalidDocumentError`: anything else malformed (id missing or longer than 512
+  UTF-8 bytes, a rank that is not a finite number, a source that is not a JSON object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.analyzer import parse
+from ebr.errors import EbrError
+from ebr.mappings.schema import Schema
+from ebr.nodes import Node
+from ebr.planner import plan
+from ebr.quantizer import CoarseQuantizer
+from ebr.query_vectors import Vectors
+
+FloatArray = npt.NDArray[np.float32]
+
+#: Longest document id in UTF-8 bytes (OpenSearch's ``_id`` limit, so both stores agree).
+MAX_ID_BYTES = 512
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexDocument:
+    """A document as given to :meth:`Store.add` (see the module docstring for each field)."""
+
+    id: str
+    terms: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    text: Mapping[str, str] = field(default_factory=dict)
+    embeddings: Mapping[str, npt.ArrayLike] = field(default_factory=dict)
+    rank: float = 0.0
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as a store holds it: its terms per namespace (analysed text included, and
+    the cluster namespaces the store assigned), float32 embeddings, rank and source."""
+
+    id: str
+    terms: Mapping[str, tuple[str, ...]]
+    embeddings: Mapping[str, FloatArray]
+    rank: float
+    source: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one batch did: documents new to the index, replaced, and deleted."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+
+
+# -- search results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClauseMatch:
+    """How a hit satisfied one ``nn``/``within`` clause of the plan.
+
+    ``branch`` is the clause's name (:func:`ebr.nodes.named_branches`), ``distance`` its
+    cosine distance ``1 - cos`` to the query, ``probe_rank`` the position of the document's
+    coarse cluster among the clusters the clause probed (0 = the nearest to the query), or
+    None when the clause did not probe (exact).
+    """
+
+    branch: str
+    key: str
+    distance: float
+    probe_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One document the plan matched, with why: ``branches`` are the names of every branch
+    of the plan the document satisfies (the same names as the OpenSearch compiler's
+    ``_name``), ``clauses`` the vector clauses among them with their distances, ``score``
+    the first-stage score (the sum of the matched vector clauses' scores, as OpenSearch
+    sums them; see the store's ordering)."""
+
+    id: str
+    score: float
+    rank: float
+    branches: tuple[str, ...]
+    clauses: tuple[ClauseMatch, ...] = ()
+
+
+TopKStrategy = Literal["exact", "probe"]
+
+
+@dataclass(frozen=True)
+class TopKChoice:
+    """How a top-K ``nn`` clause was executed: ``exact`` over every admitted document, or
+    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query."""
+
+    branch: str
+    strategy: TopKStrategy
+    admitted: int
+    verified: int
+    nprobe: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """Per-query figures.
+
+    ``total``: documents the plan matched (``hits`` holds at most ``size`` of them);
+    ``documents_scanned``: entries of the posting lists read (cluster terms included);
+    ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
+    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
+    explaining the hits).
+    """
+
+    total: int
+    documents_scanned: int
+    candidates_verified: int
+    topk: tuple[TopKChoice, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: tuple[Hit, ...]
+    stats: SearchStats
+
+    @property
+    def ids(self) -> list[str]:
+        return [h.id for h in self.hits]
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index holds: live documents, embeddings per key, distinct terms (cluster
+    terms included), the ``nlist`` of each key's coarse quantizer (None until trained) and
+    the bytes it takes on disk (None when the store cannot tell)."""
+
+    documents: int
+    embeddings: Mapping[str, int]
+    terms: int
+    quantizers: Mapping[str, int | None]
+    disk_bytes: int | None = None
+
+
+# -- the protocol ---------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """An open index.  Searches may run from many threads while one writer writes."""
+
+    @property
+    def schema(self) -> Schema: ...
+
+    @property
+    def quantizers(self) -> Mapping[str, CoarseQuantizer]:
+        """The trained coarse quantizer of each key (pass to :func:`ebr.plan`)."""
+        ...
+
+    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """Insert or replace one batch of documents, atomically."""
+        ...
+
+    def upsert(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """The same as :meth:`add`: insert or replace, for callers that think in upserts."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> WriteResult:
+        """Delete one batch of ids, atomically; ids not in the index are ignored."""
+        ...
+
+    def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
+        """Execute a plan from :func:`ebr.plan` (made with this store's quantizers) and
+        return its first ``size`` hits in first-stage order."""
+        ...
+
+    def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
+        """The stored documents, in the order asked, None for an id not in the index."""
+        ...
+
+    def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, FloatArray]:
+        """The stored ``key`` embedding of each id that has one."""
+        ...
+
+    def stats(self) -> IndexStats: ...
+
+    def close(self) -> None: ...
+
+
+def search_text(store: Store, text: str, vectors: Vectors, size: int = 10) -> SearchResult:
+    """Parse ``text`` against the store's schema, plan it with the store's quantizers and
+    search: the one-call path for a query string."""
+    return store.search(plan(parse(text, store.schema), vectors, store.quantizers, store.schema),
+                        vectors, size)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class StoreError(EbrError):
+    """An index that cannot be created, opened or written (missing, exists, locked, closed,
+    not an ebr index, too few vectors to train)."""
+
+
+class DocumentError(EbrError):
+    """A document of a batch that cannot be stored; the whole batch was rejected.
+
+    ``doc_id`` is the document's id (``repr`` of whatever was given when the id itself is
+    the problem), ``position`` its 0-based place in the batch, ``field`` the offending field
+    (``terms.location``, ``embeddings.m``, ``id``...).
+    """
+
+    def __init__(self, doc_id: str, position: int, field: str, problem: str) -> None:
+        self.doc_id = doc_id
+        self.position = position
+        self.field = field
+        self.problem = problem
+        super().__init__(f"document {doc_id!r} (record {position} of the batch), {field}: "
+                         f"{problem}; the batch was rejected and nothing of it written")
+
+
+class UnknownFieldError(DocumentError):
+    """A namespace or embedding key the schema does not declare."""
+
+
+class DimensionError(DocumentError):
+    """A vector of the wrong dimension."""
+
+
+class InvalidVectorError(DocumentError):
+    """A vector with NaN/infinite values, or a zero vector."""
+
+
+class DuplicateIdError(DocumentError):
+    """The same id twice in one batch."""
+
+
+class InvalidTextError(DocumentError):
+    """Text that is not valid UTF-8 (bytes, lone surrogates), or an empty term value."""
+
+
+class InvalidDocumentError(DocumentError):
+    """A malformed id, rank or source."""

@@ -1,0 +1,79 @@
+"""Exact distances: the float32 screen plus float64 re-check decides every radius and every
+top-K cut-off exactly as the reference's float64 formula does, even when the cut-off is
+one of the distances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebr.local import vectors
+from ebr.local.vectors import QueryDistances, VectorTable
+from ebr.reference import cosine_distance
+
+
+def _table(n: int, d: int, seed: int) -> tuple[VectorTable, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n, d)).astype(np.float32) * rng.uniform(0.1, 10, (n, 1)).astype(
+        np.float32)
+    table = VectorTable.empty(d).appended(np.arange(n, dtype=np.uint32), matrix,
+                                          np.full(n, -1, np.int32))
+    q = rng.normal(size=d).astype(np.float32)
+    truth = np.array([cosine_distance(q, row) for row in matrix])
+    return table, q, truth
+
+
+@pytest.mark.parametrize("d", [8, 128])
+def test_radius_on_a_distance_decides_like_float64(d: int) -> None:
+    table, q, truth = _table(400, d, seed=d)
+    rows = np.arange(400, dtype=np.int64)
+    distances = QueryDistances(table, q)
+    for j in range(0, 400, 7):
+        inside, _ = distances.within(rows, float(truth[j]))
+        assert np.array_equal(inside, truth <= truth[j]), j
+
+
+def test_top_k_is_the_k_smallest_by_distance_then_id() -> None:
+    table, q, truth = _table(500, 64, seed=3)
+    # repeated rows make exact ties, broken by id (ids here sort opposite to rows)
+    table = table.appended(np.arange(500, 520, dtype=np.uint32), table.matrix[:20].copy(),
+                           np.full(20, -1, np.int32))
+    truth = np.concatenate([truth, truth[:20]])
+    rows = np.arange(520, dtype=np.int64)
+    ids = [f"id{999 - r:03d}" for r in range(520)]
+    for k in (1, 5, 20, 50, 519, 520, 600):
+        got_rows, got = QueryDistances(table, q).nearest(rows, k, ids.__getitem__)
+        want = sorted(zip(truth.tolist(), ids, range(520), strict=True))[:k]
+        assert sorted(got_rows.tolist()) == sorted(r for _, _, r in want), k
+        np.testing.assert_allclose(got, truth[got_rows], rtol=1e-12)
+
+
+def test_screen_is_within_its_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "BLOCK", 7)  # several blocks
+    for d in (3, 64, 700):
+        table, q, truth = _table(300, d, seed=d)
+        screened = QueryDistances(table, q).screen(np.arange(300, dtype=np.int64)[::-1].copy())
+        assert np.max(np.abs(screened - truth[::-1])) <= vectors.margin(d) / 2
+
+
+def test_appending_keeps_older_tables_valid() -> None:
+    """A search on an older snapshot keeps its rows while a writer appends in place."""
+    first = VectorTable.empty(2).appended(np.array([0], np.uint32),
+                                          np.array([[1, 0]], np.float32), np.array([-1], np.int32))
+    second = first.appended(np.array([1], np.uint32), np.array([[0, 1]], np.float32),
+                            np.array([-1], np.int32))
+    third = first.appended(np.array([5], np.uint32), np.array([[3, 3]], np.float32),
+                           np.array([-1], np.int32))  # a failed write's successor reuses the slot
+    assert first.rows == 1 and list(first.present) == [0]
+    assert second.rows == 2 and list(second.present) == [0, 1]
+    assert third.row_of(np.array([5], np.uint32)).tolist() == [1]
+    np.testing.assert_array_equal(first.matrix[:1], [[1, 0]])
+
+
+def test_load_orders_rows_by_document() -> None:
+    table = VectorTable.load(2, np.array([7, 2, 5], np.uint32),
+                             np.array([[7, 0], [2, 0], [5, 0]], np.float32),
+                             np.array([1, -1, 0], np.int32))
+    assert table.docnums[: table.rows].tolist() == [2, 5, 7]
+    assert table.row_of(np.array([7, 2], np.uint32)).tolist() == [2, 0]
+    assert table.matrix[2, 0] == 7 and table.clusters[: table.rows].tolist() == [-1, 0, 1]
