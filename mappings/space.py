@@ -9,6 +9,7 @@ opensearch-notes.md, "Scores and radius per space type").
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class Space(enum.Enum):
@@ -44,6 +45,17 @@ class Space(enum.Enum):
     def knn_score_to_distance(score: float) -> float:
         """The native ``knn`` query scores cosinesimil hits ``(1 + cos) / 2``."""
         return 2.0 - 2.0 * score
+
+    @staticmethod
+    def within_score(distance: Any) -> Any:
+        """The score of a radius (``within``) clause: its script's ``1 + cos = 2 - distance``.
+        Works on floats and NumPy arrays alike."""
+        return 2.0 - distance
+
+    @staticmethod
+    def knn_score(distance: Any) -> Any:
+        """The score of a top-K clause: native ``knn``'s ``(1 + cos) / 2 = 1 - distance / 2``."""
+        return 1.0 - distance / 2.0
 
 
 #: The bounds of cosine distance; ``:radius`` must lie within them.

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from ebr.local.bitmaps import DocNums, to_array
 from ebr.local.execution import Bits, Execution
+from ebr.mappings.space import Space
 from ebr.nodes import NN, Difference, Node, Within, named_branches, vector_holders
 from ebr.store import ClauseMatch, Hit
 
@@ -30,7 +31,8 @@ F64 = npt.NDArray[np.float64]
 
 
 def clause_score(distances: F64, topk: bool) -> F64:
-    return 1.0 - distances / 2.0 if topk else 2.0 - distances
+    """As OpenSearch scores the compiled clause (the conversions live in Space)."""
+    return Space.knn_score(distances) if topk else Space.within_score(distances)  # type: ignore[no-any-return]
 
 
 def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
