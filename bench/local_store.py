@@ -1,0 +1,208 @@
+"""Local store at scale: build, memory, hybrid-query latency beside raw Faiss, probed recall.
+
+Synthetic clustered data with a fixed seed (as Faiss's SyntheticDataset): ``--docs`` unit
+vectors of ``--dim`` dimensions around ``--clusters`` random centres, a location namespace
+with Zipf-skewed frequencies and a text namespace of Zipf-distributed words.  Prints one line
+per figure (see ../shared/BENCHMARKS.md for the targets):
+
+- build: ingest throughput (batches of 10k, synchronous=NORMAL), quantizer training, reopen;
+- resident memory after reopening (VmRSS) and the peak;
+- the paper's hybrid query shape, single-threaded, p50/p99:
+  ``(and (or (term location:a) (term location:b)) (or (and (term text:x) (term text:y))
+  (nn key :radius r :nprobe 16)))``, beside raw Faiss ``range_search`` on an IndexIVFFlat
+  with the same centroids and nprobe, measured in the same run;
+- recall of probed radius search against exact radius search at nprobe 1/4/16/64, with the
+  documents scanned (EBR §4.1).
+
+    python bench/local_store.py [--docs 1000000] [--dim 128] [--clusters 1000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS and Faiss threads contend on 2 cores
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ebr import parse, plan  # noqa: E402
+from ebr.local import LocalStore  # noqa: E402
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
+from ebr.store import IndexDocument  # noqa: E402
+
+KEY = "emb"
+LOCATIONS = 300
+VOCABULARY = 5000
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def zipf_choice(rng: np.random.Generator, n: int, size: int, s: float = 1.1) -> np.ndarray:
+    weights = 1.0 / np.arange(1, n + 1) ** s
+    return rng.choice(n, size=size, p=weights / weights.sum())
+
+
+class Corpus:
+    def __init__(self, docs: int, dim: int, clusters: int, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        centres = self.rng.standard_normal((clusters, dim)).astype(np.float32)
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        self.docs, self.dim = docs, dim
+        self.cluster = self.rng.integers(0, clusters, docs)
+        self.location = zipf_choice(self.rng, LOCATIONS, docs)
+        self.words = zipf_choice(self.rng, VOCABULARY, docs * 3).reshape(docs, 3)
+
+    def vectors(self, start: int, stop: int) -> np.ndarray:
+        rng = np.random.default_rng([1, start])
+        v = self.centres[self.cluster[start:stop]] + 0.6 / np.sqrt(self.dim) * \
+            rng.standard_normal((stop - start, self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, list[IndexDocument]]]:
+        for start in range(0, self.docs, size):
+            stop = min(start + size, self.docs)
+            vecs = self.vectors(start, stop)
+            yield vecs, [
+                IndexDocument(
+                    id=f"d{i}",
+                    terms={"location": [f"l{self.location[i]}"],
+                           "text": [f"w{w}" for w in self.words[i]]},
+                    embeddings={KEY: vecs[i - start]},
+                    rank=float(i % 100),
+                )
+                for i in range(start, stop)
+            ]
+
+
+def percentiles(samples: list[float]) -> str:
+    a = np.array(samples) * 1e3
+    return f"p50 {np.percentile(a, 50):.2f} ms, p99 {np.percentile(a, 99):.2f} ms"
+
+
+def radius_search(store: LocalStore, schema: Schema, q: np.ndarray,
+                  options: str) -> tuple[set[str], int]:
+    """The ids ``(nn KEY <options>)`` matches and the documents it scanned."""
+    vectors = {KEY: q}
+    executable = plan(parse(f"(nn {KEY} {options})", schema), vectors, store.quantizers, schema)
+    result = store.search(executable, vectors, size=10_000)
+    return set(result.ids), result.stats.documents_scanned
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--radius", type=float, default=0.25)
+    ap.add_argument("--dir", default=None, help="index directory (default: a temporary one)")
+    args = ap.parse_args()
+    faiss.omp_set_num_threads(1)
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores; data: {args.docs} synthetic "
+          f"clustered docs (seed 0), {args.dim}-d, {args.clusters} coarse clusters, "
+          f"{LOCATIONS} Zipf locations; 1 thread")
+
+    directory = args.dir or tempfile.mkdtemp(prefix="ebr-bench-")
+    shutil.rmtree(directory, ignore_errors=True)
+    schema = Schema.create("bench", (Namespace("location", "keyword"), Namespace("text", "keyword")),
+                           (EmbeddingKey(KEY, args.dim, CoarseQuantizerSpec(nlist=args.clusters)),))
+    corpus = Corpus(args.docs, args.dim, args.clusters)
+    all_vectors = np.empty((args.docs, args.dim), np.float32)
+
+    start = time.perf_counter()
+    with LocalStore.create(directory, schema, synchronous="NORMAL") as store:
+        done = 0
+        for vecs, batch in corpus.batches(10_000):
+            store.add(batch)
+            all_vectors[done:done + len(batch)] = vecs
+            done += len(batch)
+        ingest = time.perf_counter() - start
+        print(f"ingest: {args.docs} docs in {ingest:.1f} s ({args.docs / ingest:,.0f} docs/s)")
+        start = time.perf_counter()
+        store.train_quantizers(seed=0)
+        print(f"quantizer training + cluster re-assignment: {time.perf_counter() - start:.1f} s")
+
+    del corpus.words
+    start = time.perf_counter()
+    store = LocalStore.open(directory)
+    print(f"reopen (load into memory): {time.perf_counter() - start:.1f} s")
+    print(f"resident memory after reopen: {rss_mb():,.0f} MB (includes the benchmark's own "
+          f"{all_vectors.nbytes / 2**20:,.0f} MB copy of the vectors for raw Faiss)")
+
+    centroids = store.quantizers[KEY].centroids
+    rng = np.random.default_rng(7)
+    picks = rng.integers(0, args.docs, args.queries)
+    queries = all_vectors[picks] + 0.2 / np.sqrt(args.dim) * rng.standard_normal(
+        (args.queries, args.dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    # -- hybrid query latency ------------------------------------------------------------
+    latencies, totals = [], []
+    for qi, doc in enumerate(picks):
+        a, b = corpus.location[doc], rng.integers(0, LOCATIONS)
+        x, y = rng.integers(0, VOCABULARY, 2)
+        text = (f"(and (or (term location:l{a}) (term location:l{b})) "
+                f"(or (and (term text:w{x}) (term text:w{y})) "
+                f"(nn {KEY} :radius {args.radius} :nprobe 16)))")
+        vectors = {KEY: queries[qi]}
+        t0 = time.perf_counter()
+        result = store.search(plan(parse(text, schema), vectors, store.quantizers, schema),
+                              vectors, size=10)
+        latencies.append(time.perf_counter() - t0)
+        totals.append(result.stats.total)
+    print(f"hybrid query (parse+plan+search, size 10), nprobe 16: {percentiles(latencies)}; "
+          f"mean matches {np.mean(totals):.1f}")
+
+    # -- raw Faiss, same centroids and nprobe --------------------------------------------
+    coarse = faiss.IndexFlatL2(args.dim)
+    coarse.add(centroids)
+    ivf = faiss.IndexIVFFlat(coarse, args.dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+    ivf.is_trained = True
+    ivf.add(all_vectors)
+    ivf.nprobe = 16
+    raw = []
+    for q in queries:
+        t0 = time.perf_counter()
+        ivf.range_search(q[None, :], 1.0 - args.radius)  # similarity above 1 - r
+        raw.append(time.perf_counter() - t0)
+    p50_ebr, p50_raw = np.percentile(latencies, 50), np.percentile(raw, 50)
+    print(f"raw Faiss IVFFlat range_search (no constraint), nprobe 16: {percentiles(raw)}; "
+          f"ebr/raw p50 ratio {p50_ebr / p50_raw:.1f}x")
+
+    # -- recall of probed radius vs exact radius ------------------------------------------
+    for nprobe in (1, 4, 16, 64):
+        recalls, scanned = [], []
+        for q in queries[:50]:
+            exact_ids, _ = radius_search(store, schema, q, f":radius {args.radius} :exact true")
+            probed_ids, n = radius_search(store, schema, q, f":radius {args.radius} :nprobe {nprobe}")
+            scanned.append(n)
+            if exact_ids:
+                recalls.append(len(exact_ids & probed_ids) / len(exact_ids))
+        print(f"radius {args.radius} recall vs exact at nprobe {nprobe}: "
+              f"{np.mean(recalls):.3f} over {len(recalls)} queries; documents scanned "
+              f"{np.mean(scanned):,.0f}")
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {peak:,.0f} MB")
+    store.close()
+    if args.dir is None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
