@@ -7,6 +7,9 @@ from typing import Any
 import click
 
 from ebr.cli.explain_command import explain_command
+from ebr.cli.index_command import index_group
+from ebr.cli.query_command import query_command
+from ebr.cli.quickstart_command import quickstart_command
 from ebr.errors import EbrError
 
 
@@ -24,7 +27,10 @@ def cli() -> None:
     """Embedding-based retrieval for OpenSearch: hybrid term + nearest-neighbour queries."""
 
 
+cli.add_command(quickstart_command)
 cli.add_command(explain_command)
+cli.add_command(index_group)
+cli.add_command(query_command)
 
 
 def main() -> None:

@@ -1,0 +1,103 @@
+"""``ebr query``: run a hybrid query against a local index and explain every hit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import numpy.typing as npt
+
+from ebr.analyzer import parse
+from ebr.cli.explain_command import MAX_SIZE, _key_value, _load_array
+from ebr.encoders.trigram_projection import TrigramProjection
+from ebr.local import LocalStore
+from ebr.mappings.schema import Schema
+from ebr.nodes import NN, walk
+from ebr.store import SearchResult, StoredDocument, search_text
+
+
+def _text_vector(schema: Schema, spec: str) -> tuple[str, npt.NDArray[np.float32]]:
+    key, text = _key_value(spec, "--text")
+    declared = schema.key(key)
+    if declared is None:
+        names = ", ".join(k.name for k in schema.keys) or "none"
+        raise click.BadParameter(f"the index has no embedding key {key!r} (it has: {names})",
+                                 param_hint="--text")
+    # Until trained encoders are stored with the index, text means the training-free
+    # projection the quickstart builds its keys with.
+    return key, TrigramProjection(declared.dimension).embed_one(text)
+
+
+def _hit_json(result: SearchResult, docs: list[StoredDocument | None]) -> dict[str, Any]:
+    return {
+        "hits": [{**dataclasses.asdict(h), "source": dict(d.source) if d else None}
+                 for h, d in zip(result.hits, docs, strict=True)],
+        "stats": dataclasses.asdict(result.stats),
+    }
+
+
+def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str]:
+    lines = []
+    for n, (hit, doc) in enumerate(zip(result.hits, docs, strict=True), 1):
+        lines.append(f"{n}. {hit.id}  score {hit.score:.4f}  rank {hit.rank:.3f}  "
+                     f"branches {' '.join(hit.branches)}")
+        for c in hit.clauses:
+            probe = f"  probe rank {c.probe_rank}" if c.probe_rank is not None else "  exact"
+            lines.append(f"   {c.branch} {c.key}: distance {c.distance:.4f}{probe}")
+        if doc is not None and doc.source:
+            lines.append("   " + json.dumps(dict(doc.source), ensure_ascii=False))
+    s = result.stats
+    lines.append(f"{len(result.hits)} of {s.total} matching documents; "
+                 f"{s.documents_scanned} postings scanned, {s.candidates_verified} vectors "
+                 "verified; " + ", ".join(f"{k} {v * 1000:.3f} ms" for k, v in s.seconds.items()))
+    for t in s.topk:
+        how = f"probed {t.nprobe} clusters" if t.strategy == "probe" else "exact"
+        lines.append(f"top-K {t.branch}: {how} over {t.admitted} admitted, {t.verified} verified")
+    return lines
+
+
+@click.command("query")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("query")
+@click.option("--vector", "vector_specs", multiple=True, metavar="KEY=FILE.npy|x,y,..",
+              help="Query embedding for an embedding key (repeatable).")
+@click.option("--text", "text_specs", multiple=True, metavar="KEY=TEXT",
+              help="Embed TEXT for KEY with the training-free trigram projection, as "
+                   "`ebr quickstart` built its keys (repeatable).")
+@click.option("--size", default=10, show_default=True, type=click.IntRange(0, MAX_SIZE),
+              help="Hits to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits and stats as JSON.")
+def query_command(path: Path, query: str, vector_specs: tuple[str, ...],
+                  text_specs: tuple[str, ...], size: int, as_json: bool) -> None:
+    """Run QUERY against the local index in PATH ('-' reads the query from stdin) and show
+    each hit: score, the branches it matched, and per nn clause its cosine distance and the
+    probe rank of its cluster; then the query's stats.
+
+    \b
+    Example (after `ebr quickstart`):
+      ebr query ./ebr-quickstart --text name-trigrams='san fransisco' \\
+        '(and (term country:us) (or (match name "san fransisco")
+                                    (nn name-trigrams :radius 0.3 :nprobe 8)))'
+    """
+    text = sys.stdin.read() if query == "-" else query
+    with LocalStore.open(path, readonly=True) as store:
+        vectors = {k: _load_array(v, "--vector") for k, v in
+                   (_key_value(s, "--vector") for s in vector_specs)}
+        vectors.update(_text_vector(store.schema, s) for s in text_specs)
+        missing = sorted({n.key for n in walk(parse(text, store.schema))
+                          if isinstance(n, NN)} - set(vectors))
+        if missing:
+            raise click.UsageError(f"the query's nn clauses need an embedding for "
+                                   f"{', '.join(missing)}: give it with --vector KEY=x,y,.. "
+                                   "or --text KEY=TEXT")
+        result = search_text(store, text, vectors, size)
+        docs = store.get_documents(result.ids)
+    if as_json:
+        click.echo(json.dumps(_hit_json(result, docs), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(_render(result, docs)))
