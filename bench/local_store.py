@@ -47,16 +47,16 @@ VOCABULARY = 5000
 
 
 OPEN_AND_MEASURE = """
-import resource, sys
+import sys
 from ebr.local import LocalStore
-def rss():
+def status(field):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-before = rss()
+before = status("VmRSS")
 with LocalStore.open(sys.argv[1], readonly=True) as store:
-    after = rss()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = status("VmRSS")
+    peak = status("VmHWM")
     print(f"store memory (fresh process, index opened read-only): resident {after:,.0f} MB "
           f"({after - before:,.0f} MB above the interpreter with ebr imported), "
           f"peak while opening {peak:,.0f} MB")

@@ -16,6 +16,9 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
 
+#: Scores computed at once by :meth:`CentroidQuantizer.assign` (16 M floats = 64 MB).
+ASSIGN_CHUNK_FLOATS = 1 << 24
+
 
 class CoarseQuantizer(Protocol):
     @property
@@ -85,6 +88,13 @@ class CentroidQuantizer:
         return top[order].tolist()  # type: ignore[no-any-return]
 
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.int64]:
-        """np.argmax takes the first maximum, so ties go to the lower id here too."""
-        return np.asarray(np.argmax(self._scores(self._unit_rows(vectors)), axis=1),
-                          dtype=np.int64)
+        """np.argmax takes the first maximum, so ties go to the lower id here too.  Rows are
+        scored in chunks: a million rows against a thousand centroids at once would need 4 GB."""
+        v = np.asarray(vectors, dtype=np.float32)
+        rows = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
+        out = np.empty(rows.shape[0], dtype=np.int64)
+        step = max(1, ASSIGN_CHUNK_FLOATS // self.nlist)
+        for start in range(0, rows.shape[0], step):
+            chunk = self._unit_rows(rows[start:start + step])
+            out[start:start + step] = np.argmax(self._scores(chunk), axis=1)
+        return out

@@ -191,3 +191,15 @@ def test_plan_size_is_limited() -> None:
     plan(parse(text), vec, {"m": quantizer})
     with pytest.raises(PlanError, match="more than the limit of 20"):
         plan(parse(text), vec, {"m": quantizer}, limits=Limits(max_plan_nodes=20))
+
+
+def test_assign_in_chunks_equals_assign_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ebr.quantizer
+
+    rng = np.random.default_rng(0)
+    q = CentroidQuantizer(rng.standard_normal((7, 5)).astype(np.float32))
+    rows = rng.standard_normal((1000, 5)).astype(np.float32)
+    whole = q.assign(rows)
+    monkeypatch.setattr(ebr.quantizer, "ASSIGN_CHUNK_FLOATS", 20)  # 2 rows per chunk
+    assert q.assign(rows).tolist() == whole.tolist()
+    assert q.assign(rows[3]).tolist() == [whole[3]]
