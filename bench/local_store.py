@@ -14,7 +14,12 @@ per figure (see ../shared/BENCHMARKS.md for the targets):
 - recall of probed radius search against exact radius search at nprobe 1/4/16/64, with the
   documents scanned (EBR §4.1).
 
+With ``--pq-m M`` (and ``--opq``) the key keeps PQ codes: the hybrid query and the probed
+recall then use compressed verification, and the lines also give the candidates scored by
+codes and verified exactly (run once without the flag for the figures without codes).
+
     python bench/local_store.py [--docs 1000000] [--dim 128] [--clusters 1000] [--queries 200]
+                                [--pq-m 32] [--opq]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np  # noqa: E402
 from ebr import parse, plan  # noqa: E402
 from ebr.local import LocalStore  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
-from ebr.store import IndexDocument  # noqa: E402
+from ebr.store import IndexDocument, SearchStats  # noqa: E402
 
 KEY = "emb"
 LOCATIONS = 300
@@ -114,12 +119,12 @@ def percentiles(samples: list[float]) -> str:
 
 
 def radius_search(store: LocalStore, schema: Schema, q: np.ndarray,
-                  options: str) -> tuple[set[str], int]:
-    """The ids ``(nn KEY <options>)`` matches and the documents it scanned."""
+                  options: str) -> tuple[set[str], SearchStats]:
+    """The ids ``(nn KEY <options>)`` matches and the search's stats."""
     vectors = {KEY: q}
     executable = plan(parse(f"(nn {KEY} {options})", schema), vectors, store.quantizers, schema)
     result = store.search(executable, vectors, size=10_000)
-    return set(result.ids), result.stats.documents_scanned
+    return set(result.ids), result.stats
 
 
 def main() -> None:
@@ -130,16 +135,22 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--radius", type=float, default=0.25)
     ap.add_argument("--dir", default=None, help="index directory (default: a temporary one)")
+    ap.add_argument("--pq-m", type=int, default=0,
+                    help="keep PQ codes of M bytes per vector (0: none; EBR: about dim/4)")
+    ap.add_argument("--opq", action="store_true", help="learn an OPQ rotation before PQ")
     args = ap.parse_args()
     faiss.omp_set_num_threads(1)
+    codes = (f"PQ codes {args.pq_m} bytes{' with OPQ' if args.opq else ''}" if args.pq_m
+             else "no PQ codes")
     print(f"machine: {platform.machine()} {os.cpu_count()} cores; data: {args.docs} synthetic "
           f"clustered docs (seed 0), {args.dim}-d, {args.clusters} coarse clusters, "
-          f"{LOCATIONS} Zipf locations; 1 thread")
+          f"{LOCATIONS} Zipf locations; {codes}; 1 thread")
 
     directory = args.dir or tempfile.mkdtemp(prefix="ebr-bench-")
     shutil.rmtree(directory, ignore_errors=True)
     schema = Schema.create("bench", (Namespace("location", "keyword"), Namespace("text", "keyword")),
-                           (EmbeddingKey(KEY, args.dim, CoarseQuantizerSpec(nlist=args.clusters)),))
+                           (EmbeddingKey(KEY, args.dim, CoarseQuantizerSpec(
+                               nlist=args.clusters, pq_m=args.pq_m, opq=args.opq)),))
     corpus = Corpus(args.docs, args.dim, args.clusters)
     all_vectors = np.empty((args.docs, args.dim), np.float32)
 
@@ -175,7 +186,7 @@ def main() -> None:
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
     # -- hybrid query latency ------------------------------------------------------------
-    latencies, totals = [], []
+    latencies, totals, verified, by_codes = [], [], [], []
     for qi, doc in enumerate(picks):
         a, b = corpus.location[doc], rng.integers(0, LOCATIONS)
         x, y = rng.integers(0, VOCABULARY, 2)
@@ -188,8 +199,11 @@ def main() -> None:
                               vectors, size=10)
         latencies.append(time.perf_counter() - t0)
         totals.append(result.stats.total)
+        verified.append(result.stats.candidates_verified)
+        by_codes.append(result.stats.candidates_by_codes)
     print(f"hybrid query (parse+plan+search, size 10), nprobe 16: {percentiles(latencies)}; "
-          f"mean matches {np.mean(totals):.1f}")
+          f"mean matches {np.mean(totals):.1f}; mean candidates scored by codes "
+          f"{np.mean(by_codes):,.0f}, verified exactly {np.mean(verified):,.0f}")
 
     # -- raw Faiss, same centroids and nprobe --------------------------------------------
     coarse = faiss.IndexFlatL2(args.dim)
@@ -209,16 +223,22 @@ def main() -> None:
 
     # -- recall of probed radius vs exact radius ------------------------------------------
     for nprobe in (1, 4, 16, 64):
-        recalls, scanned = [], []
+        recalls, scanned, verified, by_codes, seconds = [], [], [], [], []
         for q in queries[:50]:
             exact_ids, _ = radius_search(store, schema, q, f":radius {args.radius} :exact true")
-            probed_ids, n = radius_search(store, schema, q, f":radius {args.radius} :nprobe {nprobe}")
-            scanned.append(n)
+            t0 = time.perf_counter()
+            probed_ids, stats = radius_search(store, schema, q,
+                                              f":radius {args.radius} :nprobe {nprobe}")
+            seconds.append(time.perf_counter() - t0)
+            scanned.append(stats.documents_scanned)
+            verified.append(stats.candidates_verified)
+            by_codes.append(stats.candidates_by_codes)
             if exact_ids:
                 recalls.append(len(exact_ids & probed_ids) / len(exact_ids))
         print(f"radius {args.radius} recall vs exact at nprobe {nprobe}: "
               f"{np.mean(recalls):.3f} over {len(recalls)} queries; documents scanned "
-              f"{np.mean(scanned):,.0f}")
+              f"{np.mean(scanned):,.0f}, scored by codes {np.mean(by_codes):,.0f}, verified "
+              f"exactly {np.mean(verified):,.0f}; p50 {np.median(seconds) * 1e3:.2f} ms")
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process (build, training, raw Faiss copy): "

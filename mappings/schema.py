@@ -54,10 +54,15 @@ class CoarseQuantizerSpec:
 
     ``centroids`` names where the trained centroids live (a file in the local index
     directory, or a document in OpenSearch's metadata index); empty until trained.
+    ``pq_m`` > 0 also keeps 8-bit product-quantization codes of each vector's residual
+    (``pq_m`` sub-vectors; it must divide the dimension; EBR §4.1 suggests about d/4 bytes)
+    for compressed verification before the exact one; ``opq`` learns a rotation before PQ
+    (so it needs ``pq_m``).
     """
 
     nlist: int = 1024
     opq: bool = False
+    pq_m: int = 0
     default_nprobe: int = DEFAULT_NPROBE
     centroids: str = ""
 
@@ -177,6 +182,11 @@ class Schema:
             q = key.quantizer
             _range(q.nlist, 1, 1 << 20, where + ".quantizer.nlist")
             _range(q.default_nprobe, 1, 1 << 20, where + ".quantizer.default_nprobe")
+            _range(q.pq_m, 0, key.dimension, where + ".quantizer.pq_m")
+            _check(q.pq_m == 0 or key.dimension % q.pq_m == 0, where + ".quantizer.pq_m",
+                   f"pq_m ({q.pq_m}) must divide the dimension ({key.dimension})")
+            _check(not q.opq or q.pq_m > 0, where + ".quantizer.opq",
+                   "an OPQ rotation only serves PQ codes: set pq_m > 0 too, or opq to false")
             ann = key.ann
             if isinstance(ann, Hnsw):
                 _range(ann.m, 2, 512, where + ".ann.m")
@@ -257,7 +267,7 @@ def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
         "dimension": k.dimension,
         "space": k.space.value,
         "quantizer": {"nlist": q.nlist, "opq": q.opq, "default_nprobe": q.default_nprobe,
-                      "centroids": q.centroids},
+                      "centroids": q.centroids, "pq_m": q.pq_m},
         "ann": ann,
     }
 

@@ -157,7 +157,8 @@ class SearchStats:
     ``documents_scanned``: entries of the posting lists read (cluster terms included);
     ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
     (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
-    explaining the hits).
+    explaining the hits); ``candidates_by_codes``: approximate distances computed from PQ
+    codes to choose which candidates to verify (0 for keys without codes).
     """
 
     total: int
@@ -165,6 +166,7 @@ class SearchStats:
     candidates_verified: int
     topk: tuple[TopKChoice, ...] = ()
     seconds: Mapping[str, float] = field(default_factory=dict)
+    candidates_by_codes: int = 0
 
 
 @dataclass(frozen=True)

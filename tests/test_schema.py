@@ -14,7 +14,7 @@ from ebr.mappings.opensearch_mapping import index_body, train_model_body
 SCHEMA = Schema.create(
     "people",
     (Namespace("text"), Namespace("location", "lowercase")),
-    (EmbeddingKey("model-141795009", 64, CoarseQuantizerSpec(nlist=256, opq=True)),
+    (EmbeddingKey("model-141795009", 64, CoarseQuantizerSpec(nlist=256, opq=True, pq_m=16)),
      EmbeddingKey("title", 32, ann=IvfPq("title-model", nlist=64, pq_m=8, nprobes=4))),
     rank_field="popularity",
 )
@@ -66,6 +66,12 @@ def test_field_names() -> None:
                               "ann": {"kind": "ivfpq", "model_id": "x", "pq_m": 4,
                                       "nprobes": -1}}]}, "ann.nprobes: must be between 1"),
     ({"index": "i", "rank_field": "terms"}, "rank field 'terms' is reserved"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 10, "quantizer": {"pq_m": 4}}]},
+     "quantizer.pq_m: pq_m (4) must divide the dimension (10)"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "quantizer": {"pq_m": -1}}]},
+     "quantizer.pq_m: must be between 0 and 8, got -1"),
+    ({"index": "i", "keys": [{"name": "m", "dimension": 8, "quantizer": {"opq": True}}]},
+     "quantizer.opq: an OPQ rotation only serves PQ codes"),
     ({"index": "i", "keys": "m"}, "schema.keys: expected a list"),
 ])
 def test_invalid_schemas_name_the_path(data: dict[str, object], message: str) -> None:

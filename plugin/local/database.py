@@ -2,8 +2,10 @@
 
 Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), ``terms``
 (id, ``"ns:value"``), ``embeddings`` (id, key, float32 blob, coarse cluster or NULL before
-training) and ``quantizers`` (key, float32 centroids).  Cluster terms are not rows of
-``terms``: they are derived from ``embeddings.cluster``, so retraining rewrites one column.
+training, PQ code or NULL when the key keeps none) and ``quantizers`` (key, float32
+centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or NULL).
+Cluster terms are not rows of ``terms``: they are derived from ``embeddings.cluster``, so
+retraining rewrites one column.
 
 Durability: WAL journal, ``synchronous=FULL`` by default.  In WAL mode every commit is
 atomic whatever the setting; FULL also syncs the log at each commit, so a batch that
@@ -47,10 +49,15 @@ CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT
     WITHOUT ROWID;
 CREATE TABLE terms (id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (id, term)) WITHOUT ROWID;
 CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
-    cluster INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
+    cluster INTEGER, code BLOB, PRIMARY KEY (id, key)) WITHOUT ROWID;
 CREATE TABLE quantizers (key TEXT PRIMARY KEY, nlist INTEGER NOT NULL,
-    dimension INTEGER NOT NULL, centroids BLOB NOT NULL) WITHOUT ROWID;
+    dimension INTEGER NOT NULL, centroids BLOB NOT NULL, pq_m INTEGER NOT NULL DEFAULT 0,
+    codebooks BLOB, rotation BLOB) WITHOUT ROWID;
 """
+#: Columns added after the first indexes were written: (table, column, declaration).
+_ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
+                  ("quantizers", "pq_m", "INTEGER NOT NULL DEFAULT 0"),
+                  ("quantizers", "codebooks", "BLOB"), ("quantizers", "rotation", "BLOB"))
 _CHUNK = 500  # ids per IN (...) query
 
 
@@ -111,6 +118,19 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
         raise StoreError(f"{where}: the stored schema cannot be read: {e}") from None
 
 
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Give an index written before PQ codes existed their (NULL, i.e. no codes) columns."""
+    missing = [(t, c, decl) for t, c, decl in _ADDED_COLUMNS if c not in _columns(conn, t)]
+    if missing:
+        with transaction(conn, write=True):
+            for table, column, decl in missing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
     """One transaction: committed when the block ends, rolled back if it raises.  A write
@@ -134,14 +154,22 @@ class Contents:
         self.ids: list[str] = []
         self.ranks: list[float] = []
         self.terms: defaultdict[str, list[int]] = defaultdict(list)
-        # per key: docnums, raw vector bytes, clusters (-1: none)
-        self.embeddings: defaultdict[str, tuple[list[int], list[bytes], list[int]]] = (
-            defaultdict(lambda: ([], [], [])))
+        # per key: docnums, raw vector bytes, clusters (-1: none), PQ codes (None: none)
+        self.embeddings: defaultdict[
+            str, tuple[list[int], list[bytes], list[int], list[bytes | None]]] = (
+            defaultdict(lambda: ([], [], [], [])))
         self.centroids: dict[str, npt.NDArray[np.float32]] = {}
+        # per key with PQ codes: codebooks (m, 256, d/m) and OPQ rotation (d, d) or None
+        self.products: dict[str, tuple[npt.NDArray[np.float32],
+                                       npt.NDArray[np.float32] | None]] = {}
 
 
 def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Contents:
     c = Contents()
+    # An index opened read-only may predate the code columns: read NULL in their place.
+    code = "code" if "code" in _columns(conn, "embeddings") else "NULL"
+    pq = ("pq_m, codebooks, rotation" if "pq_m" in _columns(conn, "quantizers")
+          else "0, NULL, NULL")
     with transaction(conn, write=False):
         docnum: dict[str, int] = {}
         for doc_id, rank in conn.execute("SELECT id, rank FROM documents"):
@@ -150,19 +178,26 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             c.ranks.append(rank)
         for doc_id, term in conn.execute("SELECT id, term FROM terms"):
             c.terms[term].append(docnum[doc_id])
-        for doc_id, key, blob, cluster in conn.execute(
-                "SELECT id, key, vector, cluster FROM embeddings"):
+        for doc_id, key, blob, cluster, pq_code in conn.execute(
+                f"SELECT id, key, vector, cluster, {code} FROM embeddings"):
             spec = schema.key(key)
             if spec is None or len(blob) != 4 * spec.dimension:
                 raise StoreError(f"{where}: stored embedding {key!r} of {doc_id!r} does not "
                                  "match the schema")
-            nums, blobs, clusters = c.embeddings[key]
+            nums, blobs, clusters, codes = c.embeddings[key]
             nums.append(docnum[doc_id])
             blobs.append(blob)
             clusters.append(-1 if cluster is None else cluster)
-        for key, nlist, dimension, blob in conn.execute(
-                "SELECT key, nlist, dimension, centroids FROM quantizers"):
+            codes.append(pq_code)
+        for key, nlist, dimension, blob, pq_m, codebooks, rotation in conn.execute(
+                f"SELECT key, nlist, dimension, centroids, {pq} FROM quantizers"):
             c.centroids[key] = np.frombuffer(blob, np.float32).reshape(nlist, dimension).copy()
+            if pq_m:
+                c.products[key] = (
+                    np.frombuffer(codebooks, np.float32).reshape(pq_m, -1, dimension // pq_m)
+                    .copy(),
+                    None if rotation is None else
+                    np.frombuffer(rotation, np.float32).reshape(dimension, dimension).copy())
     return c
 
 
@@ -191,26 +226,34 @@ def delete_documents(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
 
 
 def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
-                     clusters: Sequence[Mapping[str, int]]) -> None:
+                     clusters: Sequence[Mapping[str, int]],
+                     codes: Sequence[Mapping[str, bytes]]) -> None:
     conn.executemany("INSERT INTO documents (id, rank, source) VALUES (?, ?, ?)",
                      [(d.id, d.rank, d.source_json) for d in docs])
     conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
                      [(d.id, t) for d in docs for t in d.terms])
-    conn.executemany("INSERT INTO embeddings (id, key, vector, cluster) VALUES (?, ?, ?, ?)",
-                     [(d.id, key, v.tobytes(), c.get(key)) for d, c in zip(docs, clusters,
-                                                                          strict=True)
-                      for key, v in d.vectors.items()])
+    conn.executemany(
+        "INSERT INTO embeddings (id, key, vector, cluster, code) VALUES (?, ?, ?, ?, ?)",
+        [(d.id, key, v.tobytes(), c.get(key), p.get(key))
+         for d, c, p in zip(docs, clusters, codes, strict=True) for key, v in d.vectors.items()])
 
 
 def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[np.float32],
-                    assignments: Iterable[tuple[int, str]]) -> None:
-    """Store ``key``'s centroids and every document's cluster ``(cluster, id)``."""
-    conn.execute("INSERT OR REPLACE INTO quantizers (key, nlist, dimension, centroids) "
-                 "VALUES (?, ?, ?, ?)",
+                    assignments: Iterable[tuple[int, bytes | None, str]],
+                    product: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]
+                    | None = None) -> None:
+    """Store ``key``'s centroids, its PQ ``product`` (codebooks, rotation or None) if it
+    keeps codes, and every document's cluster and code ``(cluster, code, id)``."""
+    codebooks, rotation = product if product is not None else (None, None)
+    conn.execute("INSERT OR REPLACE INTO quantizers (key, nlist, dimension, centroids, pq_m, "
+                 "codebooks, rotation) VALUES (?, ?, ?, ?, ?, ?, ?)",
                  (key, centroids.shape[0], centroids.shape[1],
-                  np.ascontiguousarray(centroids, np.float32).tobytes()))
-    conn.executemany("UPDATE embeddings SET cluster = ? WHERE id = ? AND key = ?",
-                     [(c, i, key) for c, i in assignments])
+                  np.ascontiguousarray(centroids, np.float32).tobytes(),
+                  0 if codebooks is None else codebooks.shape[0],
+                  None if codebooks is None else codebooks.tobytes(),
+                  None if rotation is None else rotation.tobytes()))
+    conn.executemany("UPDATE embeddings SET cluster = ?, code = ? WHERE id = ? AND key = ?",
+                     [(c, code, i, key) for c, code, i in assignments])
 
 
 # -- reads for fetch ---------------------------------------------------------------------------

@@ -18,6 +18,13 @@ admitted set is at most ``exact_threshold`` documents (cheap enough — about a 
 at 128 dimensions — and then the answer is exact), when the key has no trained quantizer,
 when the node says ``exact``, or when the probed clusters hold fewer than ``k`` admitted
 documents (probing would return fewer than asked).
+
+Compressed verification: when the key keeps PQ codes (:mod:`ebr.local.codes`), a probing
+``within`` (one whose candidates name probe clusters) and a probing top-K first score their
+candidates by code and verify exactly only the promising ones (:class:`Refine`).  What they
+return is still exact; what they may miss are documents the codes misjudge by more than the
+margin, the same kind of approximation as probing.  Exact requests (``:exact``, or a
+``within`` that does not probe) never use codes.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from pyroaring import BitMap, FrozenBitMap
 
 from ebr.errors import PlanError
 from ebr.local.bitmaps import EMPTY, DocNums, from_array, to_array
+from ebr.local.codes import CodedDistances
 from ebr.local.snapshot import Snapshot, cluster_term
-from ebr.local.vectors import QueryDistances, VectorTable
+from ebr.local.vectors import QueryDistances, Rows, VectorTable
 from ebr.mappings.schema import CLUSTER_SUFFIX, Schema
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 from ebr.query_vectors import Vectors, query_vector
@@ -43,6 +51,30 @@ Bits = BitMap | FrozenBitMap
 
 #: Admitted documents up to which top-K is exact without considering probing.
 EXACT_THRESHOLD = 20_000
+#: How far past the radius a code's distance may be and its row still be verified: a few
+#: times the typical PQ error at pq_m = d/4 on clustered data.
+REFINE_MARGIN = 0.05
+#: Top-K verifies exactly this many times ``k`` of the rows the codes rank best.
+REFINE_FACTOR = 4
+#: ... and at least ``k +`` this many, so that small ``k`` are not left to the codes alone.
+REFINE_EXTRA = 32
+
+
+@dataclass(frozen=True)
+class Refine:
+    """How many of the candidates scored by PQ codes go on to exact verification."""
+
+    margin: float = REFINE_MARGIN
+    factor: int = REFINE_FACTOR
+
+    def __post_init__(self) -> None:
+        if not (self.margin >= 0 and np.isfinite(self.margin)):
+            raise ValueError(f"refine_margin must be a finite number >= 0, got {self.margin}")
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
+            raise ValueError(f"refine_factor must be a whole number >= 1, got {self.factor!r}")
+
+    def keep(self, k: int) -> int:
+        return max(k * self.factor, k + REFINE_EXTRA)
 
 
 @dataclass(frozen=True)
@@ -61,11 +93,12 @@ class Execution:
     """One search's evaluation: bitmaps per node, vector matches, and the work counted."""
 
     def __init__(self, snapshot: Snapshot, schema: Schema, vectors: Vectors,
-                 exact_threshold: int = EXACT_THRESHOLD) -> None:
+                 exact_threshold: int = EXACT_THRESHOLD, refine: Refine = Refine()) -> None:
         self.snapshot = snapshot
         self.schema = schema
         self.vectors = vectors
         self.exact_threshold = exact_threshold
+        self.refine = refine
         # By node identity (the plan outlives the execution): hashing a node hashes its
         # whole subtree, which costs more than most bitmap operations here.
         self._bitmaps: dict[int, tuple[Node, Bits]] = {}
@@ -74,10 +107,15 @@ class Execution:
         self.documents_scanned = 0
         self.verify_seconds = 0.0
         self._distances: dict[str, QueryDistances] = {}
+        self._coded: dict[str, CodedDistances] = {}
 
     @property
     def candidates_verified(self) -> int:
         return sum(d.verified for d in self._distances.values())
+
+    @property
+    def candidates_by_codes(self) -> int:
+        return sum(d.scored for d in self._coded.values())
 
     def topk_choices(self, names: dict[int, str]) -> tuple[TopKChoice, ...]:
         """The top-K executions, named by ``names`` (``id(node)`` -> branch name)."""
@@ -130,16 +168,34 @@ class Execution:
             self._distances[key] = distances
         return table, distances
 
+    def _approximate(self, key: str, table: VectorTable, query: QueryDistances,
+                     rows: Rows) -> npt.NDArray[np.float32] | None:
+        """Distances of ``rows`` by PQ code, or None when the key keeps no codes."""
+        product = self.snapshot.products.get(key)
+        if product is None or not table.coded:
+            return None
+        coded = self._coded.get(key)
+        if coded is None:
+            coded = CodedDistances(product, query.q32)
+            self._coded[key] = coded
+        return coded.distances(table.codes, table.clusters, table.code_norms, rows)
+
     def _within(self, node: Within) -> Bits:
         table, distances = self._table(node.key)
         allowed = table.present if node.candidates is None else (
             self.bitmap(node.candidates) & table.present)
         start = time.perf_counter()
         docs = to_array(allowed)
-        inside, dist = distances.within(table.row_of(docs), node.radius)
+        rows = table.row_of(docs)
+        probes = probe_list(node.key, node.candidates)
+        if probes is not None:
+            approx = self._approximate(node.key, table, distances, rows)
+            if approx is not None:
+                promising = approx <= node.radius + self.refine.margin
+                docs, rows = docs[promising], rows[promising]
+        inside, dist = distances.within(rows, node.radius)
         matched = docs[inside]
-        self._matches[id(node)] = VectorMatch(node.key, matched, dist,
-                                         probe_list(node.key, node.candidates), topk=False)
+        self._matches[id(node)] = VectorMatch(node.key, matched, dist, probes, topk=False)
         self.verify_seconds += time.perf_counter() - start
         return from_array(matched)
 
@@ -167,8 +223,13 @@ class Execution:
         verified_before = distances.verified
         docs = to_array(admitted)
         ids, docnums = self.snapshot.ids, table.docnums
-        rows, dist = distances.nearest(table.row_of(docs), node.k,
-                                       lambda row: ids[int(docnums[row])])
+        rows = table.row_of(docs)
+        keep = self.refine.keep(node.k)
+        if strategy == "probe" and len(rows) > keep:
+            approx = self._approximate(node.key, table, distances, rows)
+            if approx is not None:
+                rows = rows[np.argpartition(approx, keep - 1)[:keep]]
+        rows, dist = distances.nearest(rows, node.k, lambda row: ids[int(docnums[row])])
         order = np.argsort(rows, kind="stable")  # rows ascend with document numbers
         chosen_docs, chosen_dist = docnums[rows[order]], dist[order]
         self._matches[id(node)] = VectorMatch(node.key, chosen_docs, chosen_dist, probes, topk=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from pyroaring import BitMap, FrozenBitMap
 
 from ebr.local.batch import PreparedDocument
 from ebr.local.bitmaps import EMPTY, from_array, to_array
+from ebr.local.codes import ProductCodes
 from ebr.local.vectors import VectorTable, append
 from ebr.mappings.schema import CLUSTER_SUFFIX
 from ebr.quantizer import CentroidQuantizer
@@ -47,21 +48,32 @@ class Snapshot:
     postings: Mapping[str, FrozenBitMap]
     tables: Mapping[str, VectorTable]
     quantizers: Mapping[str, CentroidQuantizer]
+    #: keys whose rows carry PQ codes, and their product quantizers
+    products: Mapping[str, ProductCodes] = field(default_factory=dict)
 
     def term(self, term: str) -> FrozenBitMap:
         return self.postings.get(term, EMPTY)
 
     def with_quantizer(self, key: str, quantizer: CentroidQuantizer,
-                       clusters: npt.NDArray[np.int32]) -> Snapshot:
+                       clusters: npt.NDArray[np.int32],
+                       coded: tuple[ProductCodes, npt.NDArray[np.uint8],
+                                    npt.NDArray[np.float32]] | None = None) -> Snapshot:
         """Every row of ``key`` re-assigned to ``quantizer``'s clusters (``clusters[r]`` for
-        row ``r``), the key's cluster postings rebuilt from the live rows."""
-        table = self.tables[key].with_clusters(clusters)
+        row ``r``) and, given ``coded`` (product quantizer, codes, reconstruction norms),
+        to its codes (else the key keeps none); the key's cluster postings rebuilt from the
+        live rows."""
+        products = {k: p for k, p in self.products.items() if k != key}
+        if coded is None:
+            table = self.tables[key].with_clusters(clusters)
+        else:
+            products[key] = coded[0]
+            table = self.tables[key].with_clusters(clusters, coded[1], coded[2])
         prefix = f"{key}{CLUSTER_SUFFIX}:"
         postings = {t: b for t, b in self.postings.items() if not t.startswith(prefix)}
         postings.update(cluster_postings(key, table))
         return replace(self, version=self.version + 1, postings=postings,
                        tables={**self.tables, key: table},
-                       quantizers={**self.quantizers, key: quantizer})
+                       quantizers={**self.quantizers, key: quantizer}, products=products)
 
 
 def cluster_postings(key: str, table: VectorTable) -> dict[str, FrozenBitMap]:
@@ -92,6 +104,8 @@ class SnapshotEdit:
         self.removed_docs: list[int] = []
         self.new_rows: defaultdict[str, list[tuple[int, npt.NDArray[np.float32], int]]] = (
             defaultdict(list))
+        self.new_codes: defaultdict[str, list[tuple[npt.NDArray[np.uint8], float]]] = (
+            defaultdict(list))
 
     def remove(self, docnum: int, terms: Iterable[str]) -> None:
         """Take an existing document out (its terms, cluster terms included)."""
@@ -99,9 +113,11 @@ class SnapshotEdit:
         for t in terms:
             self.removed[t].append(docnum)
 
-    def add(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> int:
+    def add(self, doc: PreparedDocument, clusters: Mapping[str, int],
+            codes: Mapping[str, tuple[npt.NDArray[np.uint8], float]] | None = None) -> int:
         """Put a document in under a new number; ``clusters`` holds its cluster per key
-        (keys without a trained quantizer are absent)."""
+        (keys without a trained quantizer are absent), ``codes`` its PQ code and the
+        reconstruction's length per key that keeps codes."""
         docnum = self.base.count + len(self.new_ranks)
         self.ids.append(doc.id)
         self.new_ranks.append(doc.rank)
@@ -112,6 +128,8 @@ class SnapshotEdit:
             if cluster >= 0:
                 self.added[cluster_term(key, cluster)].append(docnum)
             self.new_rows[key].append((docnum, vector, cluster))
+            if codes and key in codes:
+                self.new_codes[key].append(codes[key])
         return docnum
 
     def build(self) -> Snapshot:
@@ -139,9 +157,13 @@ class SnapshotEdit:
             table = table.without(gone)
             rows = self.new_rows.get(key)
             if rows:
+                coded = self.new_codes.get(key)
                 table = table.appended(np.array([r[0] for r in rows], np.uint32),
                                        np.stack([r[1] for r in rows]),
-                                       np.array([r[2] for r in rows], np.int32))
+                                       np.array([r[2] for r in rows], np.int32),
+                                       np.stack([c for c, _ in coded]) if coded else None,
+                                       np.array([n for _, n in coded], np.float32)
+                                       if coded else None)
             tables[key] = table
         return replace(base, version=base.version + 1, count=count, ranks=ranks,  # type: ignore[arg-type]
                        live=live, postings=postings, tables=tables)

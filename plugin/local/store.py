@@ -13,6 +13,14 @@ Reads: a search takes the current snapshot and uses nothing else, so searches ru
 a writer commits each see one whole commit.  Fetching documents reads the database (each
 thread its own connection), as of the latest commit.
 
+Keys whose schema sets ``quantizer.pq_m`` also keep PQ codes (:mod:`ebr.local.codes`),
+trained with the coarse quantizer.  A probing ``within`` or top-K ``nn`` over such a key
+first scores its candidates by code and verifies exactly only those the codes put within
+``radius + refine_margin`` (top-K: the best ``max(k * refine_factor, k + 32)``): what it
+returns is always exact, but a document whose code errs by more than the margin can be
+missed (as one in an unprobed cluster is).  ``refine_margin`` and ``refine_factor`` are
+options of :meth:`LocalStore.open` and :meth:`LocalStore.create`.
+
 Opening read-only (``readonly=True``) takes no lock and loads the index as of that moment;
 it does not follow later commits by another process.  Training a quantizer holds the write
 lock (writes wait; searches do not).  ``close`` must not race with calls still running in
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import sqlite3
@@ -42,11 +51,12 @@ from ebr.errors import PlanError
 from ebr.local import database
 from ebr.local.batch import PreparedDocument, check_id, prepare_batch
 from ebr.local.bitmaps import EMPTY, from_array, to_array
+from ebr.local.codes import ProductCodes, train_product
 from ebr.local.database import DB_FILE, ReadConnections, Synchronous, transaction
-from ebr.local.execution import EXACT_THRESHOLD, Execution
+from ebr.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
 from ebr.local.hits import build_hits
 from ebr.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
-from ebr.local.training import TrainingReport, assign, train_centroids
+from ebr.local.training import TrainingReport, assign, train_centroids, unit_rows
 from ebr.local.vectors import VectorTable
 from ebr.mappings.schema import CLUSTER_SUFFIX, EmbeddingKey, Schema
 from ebr.nodes import Node, named_branches
@@ -72,9 +82,11 @@ class LocalStore:
     :meth:`open`; close it (or use it as a context manager) to release the directory."""
 
     def __init__(self, directory: Path, conn: sqlite3.Connection, schema: Schema,
-                 snapshot: Snapshot, lock: IO[bytes] | None, exact_threshold: int) -> None:
+                 snapshot: Snapshot, lock: IO[bytes] | None, exact_threshold: int,
+                 refine: Refine) -> None:
         self.directory = directory
         self.exact_threshold = exact_threshold
+        self.refine = refine
         self._conn = conn
         self._schema = schema
         self._snapshot = snapshot
@@ -90,9 +102,13 @@ class LocalStore:
     @classmethod
     def create(cls, path: str | os.PathLike[str], schema: Schema, *,
                synchronous: Synchronous = "FULL",
-               exact_threshold: int = EXACT_THRESHOLD) -> LocalStore:
-        """A new, empty index in ``path`` (a missing or empty directory)."""
+               exact_threshold: int = EXACT_THRESHOLD,
+               refine_margin: float = REFINE_MARGIN,
+               refine_factor: int = REFINE_FACTOR) -> LocalStore:
+        """A new, empty index in ``path`` (a missing or empty directory); the options are
+        :meth:`open`'s."""
         schema.validate()
+        Refine(refine_margin, refine_factor)  # bad options fail before anything is written
         directory = Path(path)
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise StoreError(f"cannot create an index in {directory}: it exists and is not an "
@@ -105,13 +121,24 @@ class LocalStore:
             lock.close()
             raise
         lock.close()
-        return cls.open(directory, synchronous=synchronous, exact_threshold=exact_threshold)
+        return cls.open(directory, synchronous=synchronous, exact_threshold=exact_threshold,
+                        refine_margin=refine_margin, refine_factor=refine_factor)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
              synchronous: Synchronous = "FULL",
-             exact_threshold: int = EXACT_THRESHOLD) -> LocalStore:
-        """The index in ``path``, loaded into memory."""
+             exact_threshold: int = EXACT_THRESHOLD,
+             refine_margin: float = REFINE_MARGIN,
+             refine_factor: int = REFINE_FACTOR) -> LocalStore:
+        """The index in ``path``, loaded into memory.
+
+        ``exact_threshold``: admitted documents up to which top-K is exact rather than
+        probed (:mod:`ebr.local.execution`).  For keys with PQ codes: ``refine_margin``,
+        how far beyond a radius a code's approximate distance may lie for the document to
+        be verified exactly (larger: fewer misses, more exact distances), and
+        ``refine_factor``, top-K verifies exactly the best ``max(k * refine_factor,
+        k + 32)`` by code."""
+        refine = Refine(refine_margin, refine_factor)
         directory = Path(path)
         db_path = directory / DB_FILE
         if not db_path.is_file():
@@ -124,6 +151,8 @@ class LocalStore:
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{directory} is not an ebr local index: {e}") from None
             try:
+                if not readonly:
+                    database.add_missing_columns(conn)
                 schema = database.read_schema(conn, directory)
                 snapshot = _load(database.read_contents(conn, schema, directory), schema)
             except BaseException:
@@ -133,7 +162,7 @@ class LocalStore:
             if lock is not None:
                 lock.close()
             raise
-        return cls(directory, conn, schema, snapshot, lock, exact_threshold)
+        return cls(directory, conn, schema, snapshot, lock, exact_threshold, refine)
 
     @staticmethod
     def drop(path: str | os.PathLike[str]) -> None:
@@ -219,7 +248,7 @@ class LocalStore:
             if not docs and not deleted:
                 return WriteResult()  # nothing changes: no commit to wait for
             snap = self._snapshot
-            clusters = self._clusters(snap, docs)
+            clusters, codes = self._clusters(snap, docs)
             gone = replaced + deleted
             edit = SnapshotEdit(snap)
             with transaction(self._conn, write=True):
@@ -227,8 +256,11 @@ class LocalStore:
                 for doc_id in gone:
                     edit.remove(self._docnums[doc_id], old_terms[doc_id])
                 database.delete_documents(self._conn, gone)
-                database.insert_documents(self._conn, docs, clusters)
-                numbers = [edit.add(d, c) for d, c in zip(docs, clusters, strict=True)]
+                database.insert_documents(
+                    self._conn, docs, clusters,
+                    [{k: c.tobytes() for k, (c, _) in p.items()} for p in codes])
+                numbers = [edit.add(d, c, p) for d, c, p in zip(docs, clusters, codes,
+                                                                strict=True)]
                 new = edit.build()
             # Committed: publish.  Nothing below can fail short of the interpreter dying.
             for doc_id in deleted:
@@ -239,16 +271,27 @@ class LocalStore:
                                deleted=len(deleted))
 
     @staticmethod
-    def _clusters(snap: Snapshot, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
-        """Each document's cluster per key with a trained quantizer."""
+    def _clusters(snap: Snapshot, docs: Sequence[PreparedDocument]
+                  ) -> tuple[list[dict[str, int]],
+                             list[dict[str, tuple[npt.NDArray[np.uint8], float]]]]:
+        """Each document's cluster per key with a trained quantizer, and its PQ code and
+        reconstruction length per key that keeps codes."""
         out: list[dict[str, int]] = [{} for _ in docs]
+        codes: list[dict[str, tuple[npt.NDArray[np.uint8], float]]] = [{} for _ in docs]
         for key, quantizer in snap.quantizers.items():
             having = [i for i, d in enumerate(docs) if key in d.vectors]
-            if having:
-                ids = assign(quantizer, np.stack([docs[i].vectors[key] for i in having]))
-                for i, c in zip(having, ids.tolist(), strict=True):
-                    out[i][key] = c
-        return out
+            if not having:
+                continue
+            vectors = np.stack([docs[i].vectors[key] for i in having])
+            ids = assign(quantizer, vectors)
+            for i, c in zip(having, ids.tolist(), strict=True):
+                out[i][key] = c
+            product = snap.products.get(key)
+            if product is not None:
+                pq, norms = product.encode(unit_rows(vectors), ids)
+                for i, code, norm in zip(having, pq, norms.tolist(), strict=True):
+                    codes[i][key] = (code, norm)
+        return out, codes
 
     # -- quantizers ---------------------------------------------------------------------------
 
@@ -258,7 +301,11 @@ class LocalStore:
         """Train each key's coarse quantizer (every key of the schema by default) with Faiss
         spherical k-means on a seeded sample (``sample_size``, default 256 per cluster) of
         its vectors, ``nlist`` clusters (default: the schema's), and re-assign every
-        document's cluster term.  A key needs at least ``nlist`` vectors."""
+        document's cluster term.  A key needs at least ``nlist`` vectors.
+
+        A key whose schema sets ``quantizer.pq_m`` also gets, trained on the residuals of
+        the same sample, its OPQ rotation (if ``quantizer.opq``) and product quantizer, and
+        every document its code; that needs a sample of at least 256 vectors."""
         reports: dict[str, TrainingReport] = {}
         with self._write_lock:
             self._check_writable()
@@ -268,17 +315,26 @@ class LocalStore:
                 start = time.perf_counter()
                 live = table.row_of(to_array(table.present))
                 clusters = nlist if nlist is not None else spec.quantizer.nlist
-                centroids, used = train_centroids(key, table.matrix[live], clusters,
-                                                  sample_size=sample_size, seed=seed,
-                                                  niter=niter)
-                self._install(key, centroids)
-                reports[key] = TrainingReport(key, len(live), used, clusters,
+                vectors = table.matrix[live]
+                centroids, sample = train_centroids(key, vectors, clusters,
+                                                    sample_size=sample_size, seed=seed,
+                                                    niter=niter)
+                product = None
+                if spec.quantizer.pq_m:
+                    units = unit_rows(vectors[sample])
+                    product = train_product(
+                        key, units, assign(CentroidQuantizer(centroids), units), centroids,
+                        spec.quantizer.pq_m, opq=spec.quantizer.opq, seed=seed)
+                self._install(key, centroids, product)
+                reports[key] = TrainingReport(key, len(live), len(sample), clusters,
                                               time.perf_counter() - start)
         return reports
 
     def set_quantizer(self, key: str, centroids: npt.ArrayLike) -> None:
         """Use these centroids (``nlist x dimension``) as ``key``'s coarse quantizer, e.g.
-        trained elsewhere, and re-assign every document's cluster term."""
+        trained elsewhere, and re-assign every document's cluster term.  The key's PQ
+        codes, residuals from the old centroids, are dropped: :meth:`train_quantizers`
+        makes new ones."""
         with self._write_lock:
             self._check_writable()
             spec = self._key(key)
@@ -290,17 +346,27 @@ class LocalStore:
                 raise StoreError(f"centroids for {key!r} hold NaN or infinite values")
             self._install(key, c)
 
-    def _install(self, key: str, centroids: npt.NDArray[np.float32]) -> None:
+    def _install(self, key: str, centroids: npt.NDArray[np.float32],
+                 product: ProductCodes | None = None) -> None:
         quantizer = CentroidQuantizer(centroids)
         snap = self._snapshot
         table = snap.tables[key]
         clusters = assign(quantizer, table.matrix[: table.rows])
         live = table.row_of(to_array(table.present))
-        pairs = zip(clusters[live].tolist(), (snap.ids[d] for d in table.docnums[live].tolist()),
-                    strict=True)
+        ids = (snap.ids[d] for d in table.docnums[live].tolist())
+        coded = None
+        if product is None:
+            triples = zip(clusters[live].tolist(), itertools.repeat(None), ids, strict=False)
+        else:
+            codes, norms = _encode(product, table.matrix[: table.rows], clusters)
+            coded = (product, codes, norms)
+            triples = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]), ids,
+                          strict=True)
         with transaction(self._conn, write=True):
-            database.write_quantizer(self._conn, key, quantizer.centroids, pairs)
-            new = snap.with_quantizer(key, quantizer, clusters)
+            database.write_quantizer(
+                self._conn, key, quantizer.centroids, triples,
+                None if product is None else (product.codebooks, product.rotation))
+            new = snap.with_quantizer(key, quantizer, clusters, coded)
         self._snapshot = new
 
     # -- reads --------------------------------------------------------------------------------
@@ -312,7 +378,7 @@ class LocalStore:
             raise PlanError(f"size must be a whole number >= 0, got {size!r}")
         self._check_open()
         start = time.perf_counter()
-        ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold)
+        ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold, self.refine)
         root = ex.bitmap(plan)
         matched = time.perf_counter()
         hits = build_hits(plan, ex, size)
@@ -322,7 +388,8 @@ class LocalStore:
             total=len(root), documents_scanned=ex.documents_scanned,
             candidates_verified=ex.candidates_verified, topk=ex.topk_choices(names),
             seconds={"match": matched - start - ex.verify_seconds,
-                     "verify": ex.verify_seconds, "order": ordered - matched})
+                     "verify": ex.verify_seconds, "order": ordered - matched},
+            candidates_by_codes=ex.candidates_by_codes)
         return SearchResult(hits, stats)
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
@@ -389,24 +456,54 @@ def _lock(directory: Path) -> IO[bytes]:
     return f
 
 
+def _encode(product: ProductCodes, matrix: npt.NDArray[np.float32],
+            clusters: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.uint8],
+                                                      npt.NDArray[np.float32]]:
+    """PQ codes and reconstruction lengths of every row, a block at a time (unit copies of
+    a million rows would double the matrix's memory)."""
+    codes = np.empty((len(matrix), product.m), np.uint8)
+    norms = np.empty(len(matrix), np.float32)
+    for start in range(0, len(matrix), _ENCODE_BLOCK):
+        stop = start + _ENCODE_BLOCK
+        codes[start:stop], norms[start:stop] = product.encode(
+            unit_rows(matrix[start:stop]), clusters[start:stop])
+    return codes, norms
+
+
+_ENCODE_BLOCK = 65536
+
+
 def _load(contents: database.Contents, schema: Schema) -> Snapshot:
     """The snapshot of freshly read contents: documents numbered in the order read."""
     count = len(contents.ids)
     postings = {t: FrozenBitMap(from_array(nums)) for t, nums in contents.terms.items()}
     tables: dict[str, VectorTable] = {}
+    products = {k: ProductCodes(contents.centroids[k], codebooks, rotation)
+                for k, (codebooks, rotation) in contents.products.items()}
     for spec in schema.keys:
-        nums, blobs, clusters = contents.embeddings.get(spec.name, ([], [], []))
+        nums, blobs, clusters, codes = contents.embeddings.get(spec.name, ([], [], [], []))
+        product = products.get(spec.name)
         if not nums:
-            tables[spec.name] = VectorTable.empty(spec.dimension)
+            tables[spec.name] = VectorTable.empty(spec.dimension,
+                                                  product.m if product is not None else 0)
             continue
         matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(nums), spec.dimension)
+        assigned = np.array(clusters, np.int32)
+        code_matrix = norms = None
+        if product is not None:
+            if any(c is None or len(c) != product.m for c in codes):
+                raise StoreError(f"{spec.name!r} keeps PQ codes but some stored embeddings "
+                                 "have none (or the wrong length); retrain its quantizer")
+            code_matrix = np.frombuffer(b"".join(codes),  # type: ignore[arg-type]
+                                        np.uint8).reshape(len(nums), product.m)
+            norms = product.norms(code_matrix, assigned)
         tables[spec.name] = VectorTable.load(spec.dimension, np.array(nums, np.uint32), matrix,
-                                             np.array(clusters, np.int32))
+                                             assigned, code_matrix, norms)
         postings.update(cluster_postings(spec.name, tables[spec.name]))
     quantizers = {k: CentroidQuantizer(c) for k, c in contents.centroids.items()}
     live = FrozenBitMap(range(count)) if count else EMPTY
     return Snapshot(0, count, list(contents.ids), np.array(contents.ranks, np.float64), live,
-                    postings, tables, quantizers)
+                    postings, tables, quantizers, products)
 
 
 def _implements(store: LocalStore) -> Store:

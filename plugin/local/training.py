@@ -47,8 +47,9 @@ def assign(quantizer: CentroidQuantizer, vectors: F32) -> npt.NDArray[np.int32]:
 
 
 def train_centroids(key: str, vectors: F32, nlist: int, *, sample_size: int | None,
-                    seed: int, niter: int) -> tuple[F32, int]:
-    """Spherical k-means centroids ``(nlist, d)`` for ``vectors``, and the sample size used."""
+                    seed: int, niter: int) -> tuple[F32, npt.NDArray[np.int64]]:
+    """Spherical k-means centroids ``(nlist, d)`` for ``vectors``, and the rows of the
+    sample it ran on (PQ training reuses them)."""
     n = len(vectors)
     if n < nlist:
         raise StoreError(f"cannot train the quantizer of {key!r}: {n} vectors for {nlist} "
@@ -67,4 +68,4 @@ def train_centroids(key: str, vectors: F32, nlist: int, *, sample_size: int | No
                           min_points_per_centroid=1)
     kmeans.train(sample)
     assert kmeans.centroids is not None  # set by train()
-    return np.ascontiguousarray(kmeans.centroids, np.float32), size
+    return np.ascontiguousarray(kmeans.centroids, np.float32), rows.astype(np.int64)

@@ -21,7 +21,7 @@ rows past its end into the same buffer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from ebr.reference import cosine_distance
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+U8 = npt.NDArray[np.uint8]
 Rows = npt.NDArray[np.int64]
 
 _U32 = 2.0 ** -24
@@ -63,6 +64,8 @@ class VectorTable:
 
     ``docnums[r]`` is row ``r``'s document number (ascending: documents are numbered and
     appended in the same order), ``clusters[r]`` its coarse cluster (-1 before training),
+    ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
+    (:mod:`ebr.local.codes`; ``codes`` has no columns when the key keeps no codes),
     ``row_by_doc[n]`` the row of document ``n`` (-1 for none; ``span`` entries in use),
     ``present`` the documents whose row is live (a replaced or deleted document's row stays
     until the index is reopened, outside ``present``).
@@ -77,28 +80,46 @@ class VectorTable:
     span: int
     row_by_doc: npt.NDArray[np.int32]
     present: FrozenBitMap
+    codes: U8 = field(default_factory=lambda: np.empty((0, 0), np.uint8))
+    code_norms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
 
     @classmethod
-    def empty(cls, dimension: int) -> VectorTable:
+    def empty(cls, dimension: int, code_width: int = 0) -> VectorTable:
         return cls(dimension, 0, np.empty((0, dimension), np.float32), np.empty(0),
                    np.empty(0, np.uint32), np.empty(0, np.int32), 0, np.empty(0, np.int32),
-                   EMPTY)
+                   EMPTY, np.empty((0, code_width), np.uint8), np.empty(0, np.float32))
 
     @classmethod
     def load(cls, dimension: int, docnums: DocNums, matrix: F32,
-             clusters: npt.NDArray[np.int32]) -> VectorTable:
+             clusters: npt.NDArray[np.int32], codes: U8 | None = None,
+             code_norms: F32 | None = None) -> VectorTable:
         if np.any(docnums[1:] < docnums[:-1]):  # rows usually arrive in document order
             order = np.argsort(docnums, kind="stable")
             docnums, matrix, clusters = docnums[order], matrix[order], clusters[order]
-        return cls.empty(dimension).appended(docnums, matrix, clusters)
+            if codes is not None and code_norms is not None:
+                codes, code_norms = codes[order], code_norms[order]
+        width = 0 if codes is None else codes.shape[1]
+        return cls.empty(dimension, width).appended(docnums, matrix, clusters, codes,
+                                                    code_norms)
 
-    def appended(self, docnums: DocNums, matrix: F32,
-                 clusters: npt.NDArray[np.int32]) -> VectorTable:
+    @property
+    def coded(self) -> bool:
+        """Whether rows carry PQ codes."""
+        return bool(self.codes.shape[1] > 0)
+
+    def appended(self, docnums: DocNums, matrix: F32, clusters: npt.NDArray[np.int32],
+                 codes: U8 | None = None, code_norms: F32 | None = None) -> VectorTable:
         """This table with rows added for new documents (ascending numbers, above every
-        document the table has seen)."""
+        document the table has seen); ``codes`` and their norms are required when the
+        table is :attr:`coded`."""
         if not len(docnums):
             return self
         n = self.rows
+        if codes is None or code_norms is None:
+            codes = np.empty((len(docnums), self.codes.shape[1]), np.uint8)
+            code_norms = np.empty(len(docnums), np.float32)
+            if self.coded:
+                raise ValueError("a coded table needs codes for its new rows")
         span = int(docnums[-1]) + 1
         index = np.full(span - self.span, -1, np.int32)
         index[docnums.astype(np.int64) - self.span] = np.arange(n, n + len(docnums))
@@ -109,15 +130,24 @@ class VectorTable:
             append(self.docnums, n, docnums),  # type: ignore[arg-type]
             append(self.clusters, n, clusters),  # type: ignore[arg-type]
             span, append(self.row_by_doc, self.span, index),  # type: ignore[arg-type]
-            FrozenBitMap(self.present | from_array(docnums)))
+            FrozenBitMap(self.present | from_array(docnums)),
+            append(self.codes, n, codes),  # type: ignore[arg-type]
+            append(self.code_norms, n, code_norms))  # type: ignore[arg-type]
 
     def without(self, docnums: BitMap) -> VectorTable:
         removed = self.present & docnums
         return self if not removed else replace(self, present=FrozenBitMap(self.present - removed))
 
-    def with_clusters(self, clusters: npt.NDArray[np.int32]) -> VectorTable:
-        """This table with every row's cluster replaced (a new array: older tables keep theirs)."""
-        return replace(self, clusters=np.ascontiguousarray(clusters, dtype=np.int32))
+    def with_clusters(self, clusters: npt.NDArray[np.int32], codes: U8 | None = None,
+                      code_norms: F32 | None = None) -> VectorTable:
+        """This table with every row's cluster and code replaced (new arrays: older tables
+        keep theirs); no ``codes``: the rows keep none."""
+        if codes is None or code_norms is None:
+            codes, code_norms = np.empty((len(clusters), 0), np.uint8), np.empty(
+                len(clusters), np.float32)
+        return replace(self, clusters=np.ascontiguousarray(clusters, dtype=np.int32),
+                       codes=np.ascontiguousarray(codes, np.uint8),
+                       code_norms=np.ascontiguousarray(code_norms, np.float32))
 
     def row_of(self, docnums: DocNums) -> Rows:
         """The rows of documents known to be ``present``."""
