@@ -144,9 +144,6 @@ class Schema:
             return True
         return name.endswith(CLUSTER_SUFFIX) and self.key(name[: -len(CLUSTER_SUFFIX)]) is not None
 
-    def term_namespace_names(self) -> list[str]:
-        return [n.name for n in self.namespaces] + [k.cluster_namespace for k in self.keys]
-
     # -- OpenSearch field names (the only place they are derived) --------------------------
 
     def term_field(self, namespace: str) -> str:

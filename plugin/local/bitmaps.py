@@ -22,9 +22,6 @@ def from_array(docnums: npt.ArrayLike) -> BitMap:
     return BitMap(array.array("I", a.tobytes()))
 
 
-def frozen(docnums: npt.ArrayLike) -> FrozenBitMap:
-    return FrozenBitMap(from_array(docnums))
-
 
 def to_array(bitmap: BitMap | FrozenBitMap) -> DocNums:
     """The members, ascending."""
