@@ -15,7 +15,9 @@ class BagChannel(nn.Module):
 
     def __init__(self, buckets: int, dim: int) -> None:
         super().__init__()
-        self.bag = nn.EmbeddingBag(buckets, dim, mode="sum")
+        # Sparse gradients: a batch touches a few thousand of the (typically 2^18) rows, and a
+        # dense Adam step over the whole table would cost more than the rest of the step.
+        self.bag = nn.EmbeddingBag(buckets, dim, mode="sum", sparse=True)
         # Unit-norm-ish rows (std 1/sqrt(dim)) so a bag's sum grows like sqrt(len), as with
         # the transformer channel's LayerNorm'd outputs, rather than PyTorch's N(0, 1) rows.
         nn.init.normal_(self.bag.weight, std=dim**-0.5)

@@ -36,6 +36,10 @@ from ebr.json_files import load_json_object, parse_json_object
 
 CONFIG_FORMAT = 1
 POOLINGS = ("first", "mean")
+#: What the two towers share (EBR §2.3: separate networks "with the option of sharing part of
+#: the parameters"): nothing; the channels of the same name; or every layer, the two towers
+#: then being one network that reads different fields.
+WEIGHT_SHARING = ("none", "channels", "all")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
@@ -196,12 +200,20 @@ class TowerConfig:
 
 @dataclass(frozen=True, slots=True)
 class EncoderConfig:
-    """A two-tower encoder: both towers project to ``output_dim`` and share ``hash_seed``."""
+    """A two-tower encoder: both towers project to ``output_dim`` and share ``hash_seed``.
+
+    ``weight_sharing`` (one of :data:`WEIGHT_SHARING`): with ``"channels"`` every channel name
+    found in both towers is one module (same kind and sizes required; the fields read may
+    differ); with ``"all"`` the towers must match channel for channel and are one network.
+    Sharing lets words seen only in documents still land near queries that use them, which
+    matters when the query log is small.
+    """
 
     query: TowerConfig
     doc: TowerConfig
     output_dim: int = 128
     hash_seed: int = DEFAULT_HASH_SEED
+    weight_sharing: str = "none"
 
     def __post_init__(self) -> None:
         for side in ("query", "doc"):
@@ -212,6 +224,26 @@ class EncoderConfig:
                 or not 0 <= self.hash_seed < 2**32:
             raise EncoderConfigError(f"encoder: hash_seed must be an integer in [0, 2**32), "
                                      f"got {self.hash_seed!r}")
+        if self.weight_sharing not in WEIGHT_SHARING:
+            raise EncoderConfigError(f"encoder: weight_sharing must be one of {', '.join(WEIGHT_SHARING)}, "
+                                     f"got {self.weight_sharing!r}")
+        doc_channels = {c.name: c for c in self.doc.channels}
+        if self.weight_sharing == "all" and (
+                self.query.channel_names != self.doc.channel_names or self.query.hidden_dim != self.doc.hidden_dim):
+            raise EncoderConfigError("encoder: weight_sharing 'all' needs the same channels, in the same "
+                                     "order, and the same hidden_dim in both towers")
+        for name in self.shared_channel_names:
+            if _shape(self.query.channels[self.query.channel_names.index(name)]) != _shape(doc_channels[name]):
+                raise EncoderConfigError(f"encoder: channel {name!r} is shared by the towers but its kind "
+                                         "or sizes differ between them")
+
+    @property
+    def shared_channel_names(self) -> tuple[str, ...]:
+        """The channels that are one module in both towers."""
+        if self.weight_sharing == "none":
+            return ()
+        doc_names = set(self.doc.channel_names)
+        return tuple(n for n in self.query.channel_names if n in doc_names)
 
     # -- JSON -----------------------------------------------------------------------------
 
@@ -220,6 +252,7 @@ class EncoderConfig:
             "format": CONFIG_FORMAT,
             "output_dim": self.output_dim,
             "hash_seed": self.hash_seed,
+            "weight_sharing": self.weight_sharing,
             "query": _tower_to_dict(self.query),
             "doc": _tower_to_dict(self.doc),
         }
@@ -228,7 +261,7 @@ class EncoderConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
         where = "encoder"
         _require_object(data, where)
-        _reject_unknown(data, {"format", "output_dim", "hash_seed", "query", "doc"}, where)
+        _reject_unknown(data, {"format", "output_dim", "hash_seed", "weight_sharing", "query", "doc"}, where)
         fmt = data.get("format", CONFIG_FORMAT)
         if fmt != CONFIG_FORMAT:
             raise EncoderConfigError(f"{where}.format: unsupported encoder config format {fmt!r} "
@@ -241,6 +274,7 @@ class EncoderConfig:
             doc=_tower_from(data["doc"], f"{where}.doc"),
             output_dim=_scalar(data, "output_dim", int, where, 128),
             hash_seed=_scalar(data, "hash_seed", int, where, DEFAULT_HASH_SEED),
+            weight_sharing=_scalar(data, "weight_sharing", str, where, "none"),
         )
 
     def to_json(self) -> str:
@@ -253,6 +287,11 @@ class EncoderConfig:
     @classmethod
     def load(cls, path: str | Path) -> EncoderConfig:
         return cls.from_dict(load_json_object(path, "encoder config", EncoderConfigError))
+
+
+def _shape(channel: ChannelConfig) -> dict[str, Any]:
+    """A channel's kind and sizes: everything but the field it reads."""
+    return {"kind": channel.kind, **{k: v for k, v in dataclasses.asdict(channel).items() if k != "field"}}
 
 
 def _tower_to_dict(tower: TowerConfig) -> dict[str, Any]:

@@ -85,17 +85,25 @@ class InBatchSoftmaxLoss(nn.Module):
 
 class SymmetricInBatchSoftmaxLoss(nn.Module):
     """Que2Search Eq. 3: the mean of the query → document and document → query in-batch
-    softmax losses (the latter normalises each document's column over the batch's queries)."""
+    softmax losses (the latter normalises each document's column over the batch's queries).
+
+    Optional ``corpus_negatives`` (extra, dim) join the query → document candidates, as in
+    :class:`MixedNegativesSoftmaxLoss`; the document → query direction has only the batch's
+    queries to choose from.
+    """
 
     def __init__(self, scale: float = 20.0) -> None:
         super().__init__()
         self.scale = _positive("scale", scale)
 
-    def forward(self, query: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, doc: torch.Tensor,
+                corpus_negatives: torch.Tensor | None = None) -> torch.Tensor:
         _check_pairs(query, doc, "doc")
-        logits = self.scale * cosine_matrix(query, doc)  # (batch, batch)
+        candidates = doc if corpus_negatives is None else _with_negatives(query, doc, corpus_negatives)
+        logits = self.scale * cosine_matrix(query, candidates)  # (batch, batch + extra)
         targets = torch.arange(query.shape[0], device=query.device)  # (batch,)
-        return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+        backward = logits[:, : query.shape[0]].T  # (batch docs, batch queries)
+        return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(backward, targets))
 
 
 class MixedNegativesSoftmaxLoss(nn.Module):
@@ -113,10 +121,7 @@ class MixedNegativesSoftmaxLoss(nn.Module):
 
     def forward(self, query: torch.Tensor, doc: torch.Tensor, corpus_negatives: torch.Tensor) -> torch.Tensor:
         _check_pairs(query, doc, "doc")
-        if corpus_negatives.dim() != 2 or corpus_negatives.shape[1] != query.shape[1]:
-            raise EncoderInputError(f"corpus_negatives must be (extra, {query.shape[1]}), "
-                                    f"got {tuple(corpus_negatives.shape)}")
-        candidates = torch.cat([doc, corpus_negatives], dim=0)  # (batch + extra, dim)
+        candidates = _with_negatives(query, doc, corpus_negatives)  # (batch + extra, dim)
         logits = self.scale * cosine_matrix(query, candidates)  # (batch, batch + extra)
         targets = torch.arange(query.shape[0], device=query.device)  # (batch,)
         return F.cross_entropy(logits, targets)
@@ -153,6 +158,13 @@ def _check_pairs(query: torch.Tensor, other: torch.Tensor, name: str) -> None:
     if other.shape != query.shape:
         raise EncoderInputError(f"{name} must have the query's shape {tuple(query.shape)}, "
                                 f"got {tuple(other.shape)}")
+
+
+def _with_negatives(query: torch.Tensor, doc: torch.Tensor, corpus_negatives: torch.Tensor) -> torch.Tensor:
+    if corpus_negatives.dim() != 2 or corpus_negatives.shape[1] != query.shape[1]:
+        raise EncoderInputError(f"corpus_negatives must be (extra, {query.shape[1]}), "
+                                f"got {tuple(corpus_negatives.shape)}")
+    return torch.cat([doc, corpus_negatives], dim=0)  # (batch + extra, dim)
 
 
 def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:

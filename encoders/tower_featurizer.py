@@ -73,13 +73,44 @@ class TowerFeaturizer:
         return batch
 
 
+
+
+class RecordChecker:
+    """Why a record cannot be featurized for ``tower``, or None if it can — so a reader can skip
+    and report one bad record instead of failing a whole batch.  Needs no vocabulary, so it can
+    check training data before one is trained."""
+
+    def __init__(self, tower: TowerConfig) -> None:
+        self._categorical = {c.name: CategoricalFeaturizer(c.name, c.buckets, DEFAULT_HASH_SEED, c.multi_valued,
+                                                           c.weighted)
+                             for c in tower.channels if isinstance(c, CategoricalChannel)}
+        self._channels = tower.channels
+
+    def __call__(self, record: Mapping[str, Any]) -> str | None:
+        if not isinstance(record, Mapping):
+            return f"expected a record (mapping of fields), got {type(record).__name__}"
+        for c in self._channels:
+            value = record.get(c.field)
+            if c.name in self._categorical:
+                try:
+                    self._categorical[c.name].bag(value)
+                except EncoderInputError as e:
+                    return str(e)
+            elif not isinstance(value, str):
+                return _not_text(c.field, c.name, value)
+        return None
+
+
 def _texts(records: Sequence[Mapping[str, Any]], field: str, channel: str) -> list[str]:
     texts: list[str] = []
     for i, record in enumerate(records):
         value = record.get(field)
         if not isinstance(value, str):
-            got = "nothing" if value is None else type(value).__name__
-            raise EncoderInputError(f"record {i}: field {field!r} (channel {channel!r}) must be a "
-                                    f"string, got {got}")
+            raise EncoderInputError(f"record {i}: {_not_text(field, channel, value)}")
         texts.append(value)
     return texts
+
+
+def _not_text(field: str, channel: str, value: object) -> str:
+    got = "nothing" if value is None else type(value).__name__
+    return f"field {field!r} (channel {channel!r}) must be a string, got {got}"

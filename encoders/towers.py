@@ -65,7 +65,7 @@ class Tower(nn.Module):
                     raise EncoderInputError(_wrong_input(name, "a TokenBatch", features))
                 vector = channel(features.ids, features.mask)  # (batch, width)
             vectors.append(to_hidden(vector))  # (batch, hidden)
-        sizes = {v.shape[0] for v in vectors}
+        sizes = {int(v.shape[0]) for v in vectors}
         if len(sizes) != 1:
             raise EncoderInputError(f"channels disagree on the batch size: {sorted(sizes)}")
         stacked = torch.stack(vectors, dim=1)  # (batch, channels, hidden)
@@ -99,8 +99,9 @@ class DocumentTower(Tower):
 class TwoTowerModel(nn.Module):
     """The separate query and document towers of one :class:`EncoderConfig`.
 
-    The towers share no parameters (EBR §2.3's default), so the query tower can be exported
-    and served on its own.
+    By default the towers share no parameters (EBR §2.3); ``config.weight_sharing`` makes
+    channels, or everything, one module in both.  Either way the query tower holds all it
+    needs, so it can be exported and served on its own.
     """
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -108,6 +109,14 @@ class TwoTowerModel(nn.Module):
         self.config = config
         self.query_tower = QueryTower(config.query, config.output_dim)
         self.doc_tower = DocumentTower(config.doc, config.output_dim)
+        for name in config.shared_channel_names:
+            q = self.query_tower.channel_names.index(name)
+            d = self.doc_tower.channel_names.index(name)
+            self.doc_tower.channels[d] = self.query_tower.channels[q]
+            self.doc_tower.to_hidden[d] = self.query_tower.to_hidden[q]
+        if config.weight_sharing == "all":
+            self.doc_tower.fusion = self.query_tower.fusion
+            self.doc_tower.output = self.query_tower.output
 
     def encode_query(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
         """Unit-norm query embeddings (batch, output_dim)."""

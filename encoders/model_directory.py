@@ -1,0 +1,216 @@
+"""A trained encoder on disk: one directory that says everything needed to use it.
+
+    model.json            format, embedding key, fingerprint, output dimension, training summary
+    encoder.json          the EncoderConfig (channels of each tower)
+    weights.pt            the TwoTowerModel's state dict (eager; batched document encoding)
+    query_tower.pt        the query tower traced to TorchScript (serving; see QueryEncoder)
+    sentencepiece.model   the vocabulary, when a tower has a text transformer channel
+
+The **fingerprint** is a SHA-256 over the config, the weights and the vocabulary; the
+**embedding key** ``model-<9 digits>`` derived from it is the name under which the schema
+declares the model's embeddings and queries ask for them (``(nn model-141795009 ...)``), so
+vectors of two different models can never be mixed up under one name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
+from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
+from ebr.encoders.tower_export import trace_tower
+from ebr.encoders.tower_featurizer import TowerFeaturizer
+from ebr.encoders.towers import TwoTowerModel
+from ebr.json_files import load_json_object
+
+MODEL_FORMAT = 1
+MODEL_FILE = "model.json"
+CONFIG_FILE = "encoder.json"
+WEIGHTS_FILE = "weights.pt"
+QUERY_TOWER_FILE = "query_tower.pt"
+VOCABULARY_FILE = "sentencepiece.model"
+_KEY_DIGITS = 9
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What ``model.json`` says of a model directory."""
+
+    key: str
+    fingerprint: str
+    output_dim: int
+    created: str
+    training: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": MODEL_FORMAT, "key": self.key, "fingerprint": self.fingerprint,
+                "output_dim": self.output_dim, "created": self.created, "training": dict(self.training)}
+
+
+def model_key(fingerprint: str) -> str:
+    """The embedding key of a model with this fingerprint: ``model-`` and 9 digits."""
+    return f"model-{int(fingerprint[:16], 16) % 10**_KEY_DIGITS:0{_KEY_DIGITS}d}"
+
+
+def fingerprint(config: EncoderConfig, state: Mapping[str, torch.Tensor], vocabulary: bytes | None) -> str:
+    """SHA-256 over the config's JSON, every tensor (by name, in name order) and the vocabulary."""
+    digest = hashlib.sha256(config.to_json().encode("utf-8"))
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(name.encode("utf-8"))
+        digest.update(str(tensor.dtype).encode("ascii"))
+        digest.update(repr(tuple(tensor.shape)).encode("ascii"))
+        digest.update(tensor.numpy().tobytes())
+    digest.update(vocabulary or b"")
+    return digest.hexdigest()
+
+
+def tokenizer_for(config: EncoderConfig, vocabulary: bytes | None) -> SentencePieceTokenizer | None:
+    """The SentencePiece tokenizer the config's text transformer channels need (None if none)."""
+    lengths = [c.max_length for t in (config.query, config.doc) for c in t.channels
+               if isinstance(c, TextTransformerChannel)]
+    if not lengths:
+        return None
+    if vocabulary is None:
+        raise EncoderConfigError("the encoder has a text_transformer channel but no SentencePiece model")
+    return SentencePieceTokenizer(vocabulary, max(lengths))
+
+
+def save_model_directory(
+    path: str | Path,
+    model: TwoTowerModel,
+    vocabulary: bytes | None,
+    training: Mapping[str, Any],
+) -> ModelInfo:
+    """Write ``model`` to the directory ``path`` (replacing a model directory there).
+
+    The files are written to a temporary directory beside ``path`` and moved into place at the
+    end, so an interrupted save never leaves a half-written model under the name.
+    """
+    path = Path(path)
+    if path.exists() and not (path / MODEL_FILE).is_file() and any(path.iterdir()):
+        raise EncoderConfigError(f"{path} exists and is not a model directory; not overwriting it")
+    config = model.config
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    print_ = fingerprint(config, state, vocabulary)
+    info = ModelInfo(model_key(print_), print_, config.output_dim,
+                     datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), training)
+    tokenizer = tokenizer_for(config, vocabulary)
+    example = TowerFeaturizer(config.query, config.hash_seed, tokenizer).featurize(_example_records(config))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (staging / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+        torch.save(state, staging / WEIGHTS_FILE)
+        torch.jit.save(trace_tower(model.query_tower, example), str(staging / QUERY_TOWER_FILE))
+        if vocabulary is not None:
+            (staging / VOCABULARY_FILE).write_bytes(vocabulary)
+        (staging / MODEL_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return info
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """``model.json`` of the model directory ``path``."""
+    data = load_json_object(Path(path) / MODEL_FILE, "model description", EncoderConfigError)
+    if data.get("format") != MODEL_FORMAT:
+        raise EncoderConfigError(f"{path}: model format {data.get('format')!r} is not one this ebr "
+                                 f"reads ({MODEL_FORMAT})")
+    try:
+        return ModelInfo(str(data["key"]), str(data["fingerprint"]), int(data["output_dim"]),
+                         str(data.get("created", "")), dict(data.get("training", {})))
+    except (KeyError, TypeError, ValueError) as e:
+        raise EncoderConfigError(f"{path}/{MODEL_FILE}: malformed ({e})") from None
+
+
+def read_vocabulary(path: str | Path) -> bytes | None:
+    file = Path(path) / VOCABULARY_FILE
+    return file.read_bytes() if file.is_file() else None
+
+
+class EncoderModel:
+    """A model directory loaded eagerly: both towers, for batched encoding and evaluation."""
+
+    def __init__(self, model: TwoTowerModel, vocabulary: bytes | None, info: ModelInfo | None = None) -> None:
+        self.model = model.eval()
+        self.config = model.config
+        self.info = info
+        self.vocabulary = vocabulary
+        tokenizer = tokenizer_for(self.config, vocabulary)
+        self.query_featurizer = TowerFeaturizer(self.config.query, self.config.hash_seed, tokenizer)
+        self.doc_featurizer = TowerFeaturizer(self.config.doc, self.config.hash_seed, tokenizer)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EncoderModel:
+        path = Path(path)
+        if not path.is_dir():
+            raise EncoderConfigError(f"{path} is not a model directory (no such directory)")
+        info = read_model_info(path)
+        config = EncoderConfig.load(path / CONFIG_FILE)
+        model = TwoTowerModel(config)
+        try:
+            state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError) as e:
+            raise EncoderConfigError(f"{path}/{WEIGHTS_FILE}: cannot load the weights ({e})") from None
+        return cls(model, read_vocabulary(path), info)
+
+    def encode_docs(self, records: Sequence[Mapping[str, Any]], batch_size: int = 1024,
+                    progress: bool = False) -> npt.NDArray[np.float32]:
+        """Unit-norm document embeddings (len(records), output_dim), float32."""
+        return self._encode(records, batch_size, progress, doc=True)
+
+    def encode_queries(self, records: Sequence[Mapping[str, Any]], batch_size: int = 1024,
+                       progress: bool = False) -> npt.NDArray[np.float32]:
+        """Unit-norm query embeddings (len(records), output_dim), float32."""
+        return self._encode(records, batch_size, progress, doc=False)
+
+    def _encode(self, records: Sequence[Mapping[str, Any]], batch_size: int, progress: bool,
+                doc: bool) -> npt.NDArray[np.float32]:
+        from tqdm import tqdm
+
+        tower = self.model.doc_tower if doc else self.model.query_tower
+        featurizer = self.doc_featurizer if doc else self.query_featurizer
+        out = np.empty((len(records), self.config.output_dim), dtype=np.float32)
+        with torch.no_grad(), tqdm(total=len(records), disable=not progress, unit="doc" if doc else "query",
+                                   desc="encoding", leave=False) as bar:
+            for start in range(0, len(records), batch_size):
+                chunk = records[start:start + batch_size]
+                out[start:start + len(chunk)] = tower(featurizer.featurize(chunk)).numpy()
+                bar.update(len(chunk))
+        return out
+
+
+def _example_records(config: EncoderConfig) -> list[dict[str, Any]]:
+    """Two query records of different sizes (one with every categorical field missing) to trace
+    the query tower with.  A lone value suits every categorical channel kind."""
+    short: dict[str, Any] = {}
+    long: dict[str, Any] = {}
+    for c in config.query.channels:
+        categorical = c.kind == "categorical"
+        short.setdefault(c.field, None if categorical else "a")
+        long.setdefault(c.field, "x" if categorical else "cordless hammer drill with two batteries")
+    return [short, long]
