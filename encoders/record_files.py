@@ -119,7 +119,7 @@ def _jsonl(handle: Any, result: RecordFile) -> None:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line.rstrip("\r\n"))  # a column past the end, not 1 of a next line
         except json.JSONDecodeError as e:
             result.skipped.append(SkippedLine(number, f"not valid JSON ({e.msg} at column {e.colno})"))
             continue
@@ -141,5 +141,9 @@ def _tsv(handle: Any, result: RecordFile) -> None:
         if len(row) != len(header):
             result.skipped.append(SkippedLine(reader.line_num, f"{len(row)} column(s), the header has {len(header)}"))
             continue
-        result.records.append({k: v for k, v in zip(header, row, strict=True) if v != ""})
+        record = {k: v for k, v in zip(header, row, strict=True) if v != ""}
+        if not record:  # as in JSONL, an empty record is a bad line
+            result.skipped.append(SkippedLine(reader.line_num, "every cell is empty"))
+            continue
+        result.records.append(record)
         result.lines.append(reader.line_num)

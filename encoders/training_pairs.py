@@ -120,7 +120,7 @@ def _jsonl(handle: Any) -> Iterator[tuple[int, Pair | str]]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line.rstrip("\r\n"))  # a column past the end, not 1 of a next line
         except json.JSONDecodeError as e:
             yield number, f"not valid JSON ({e.msg} at column {e.colno})"
             continue
