@@ -1,10 +1,6 @@
-"""A trained encoder on disk: one directory that says everything needed to use it.
+"""Writing a trained encoder to a model directory, and loading it whole (both towers, eager).
 
-    model.json            format, embedding key, fingerprint, output dimension, training summary
-    encoder.json          the EncoderConfig (channels of each tower)
-    weights.pt            the TwoTowerModel's state dict (eager; batched document encoding)
-    query_tower.pt        the query tower traced to TorchScript (serving; see QueryEncoder)
-    sentencepiece.model   the vocabulary, when a tower has a text transformer channel
+The directory's files are described in :mod:`ebr.encoders.model_files`.
 
 The **fingerprint** is a SHA-256 over the config, the weights and the vocabulary; the
 **embedding key** ``model-<9 digits>`` derived from it is the name under which the schema
@@ -21,7 +17,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,41 +24,23 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
+from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
+from ebr.encoders.model_files import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    QUERY_TOWER_FILE,
+    VOCABULARY_FILE,
+    WEIGHTS_FILE,
+    ModelInfo,
+    model_key,
+    read_model_info,
+    read_vocabulary,
+    tokenizer_for,
+)
 from ebr.encoders.tower_export import trace_tower
 from ebr.encoders.tower_featurizer import TowerFeaturizer
 from ebr.encoders.towers import TwoTowerModel
-from ebr.json_files import load_json_object
-
-MODEL_FORMAT = 1
-MODEL_FILE = "model.json"
-CONFIG_FILE = "encoder.json"
-WEIGHTS_FILE = "weights.pt"
-QUERY_TOWER_FILE = "query_tower.pt"
-VOCABULARY_FILE = "sentencepiece.model"
-_KEY_DIGITS = 9
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What ``model.json`` says of a model directory."""
-
-    key: str
-    fingerprint: str
-    output_dim: int
-    created: str
-    training: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": MODEL_FORMAT, "key": self.key, "fingerprint": self.fingerprint,
-                "output_dim": self.output_dim, "created": self.created, "training": dict(self.training)}
-
-
-def model_key(fingerprint: str) -> str:
-    """The embedding key of a model with this fingerprint: ``model-`` and 9 digits."""
-    return f"model-{int(fingerprint[:16], 16) % 10**_KEY_DIGITS:0{_KEY_DIGITS}d}"
 
 
 def fingerprint(config: EncoderConfig, state: Mapping[str, torch.Tensor], vocabulary: bytes | None) -> str:
@@ -77,17 +54,6 @@ def fingerprint(config: EncoderConfig, state: Mapping[str, torch.Tensor], vocabu
         digest.update(tensor.numpy().tobytes())
     digest.update(vocabulary or b"")
     return digest.hexdigest()
-
-
-def tokenizer_for(config: EncoderConfig, vocabulary: bytes | None) -> SentencePieceTokenizer | None:
-    """The SentencePiece tokenizer the config's text transformer channels need (None if none)."""
-    lengths = [c.max_length for t in (config.query, config.doc) for c in t.channels
-               if isinstance(c, TextTransformerChannel)]
-    if not lengths:
-        return None
-    if vocabulary is None:
-        raise EncoderConfigError("the encoder has a text_transformer channel but no SentencePiece model")
-    return SentencePieceTokenizer(vocabulary, max(lengths))
 
 
 def save_model_directory(
@@ -131,24 +97,6 @@ def save_model_directory(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return info
-
-
-def read_model_info(path: str | Path) -> ModelInfo:
-    """``model.json`` of the model directory ``path``."""
-    data = load_json_object(Path(path) / MODEL_FILE, "model description", EncoderConfigError)
-    if data.get("format") != MODEL_FORMAT:
-        raise EncoderConfigError(f"{path}: model format {data.get('format')!r} is not one this ebr "
-                                 f"reads ({MODEL_FORMAT})")
-    try:
-        return ModelInfo(str(data["key"]), str(data["fingerprint"]), int(data["output_dim"]),
-                         str(data.get("created", "")), dict(data.get("training", {})))
-    except (KeyError, TypeError, ValueError) as e:
-        raise EncoderConfigError(f"{path}/{MODEL_FILE}: malformed ({e})") from None
-
-
-def read_vocabulary(path: str | Path) -> bytes | None:
-    file = Path(path) / VOCABULARY_FILE
-    return file.read_bytes() if file.is_file() else None
 
 
 class EncoderModel:

@@ -18,7 +18,8 @@ import torch
 
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.model_directory import (
+from ebr.encoders.feature_batches import flatten_features
+from ebr.encoders.model_files import (
     CONFIG_FILE,
     QUERY_TOWER_FILE,
     ModelInfo,
@@ -26,7 +27,6 @@ from ebr.encoders.model_directory import (
     read_vocabulary,
     tokenizer_for,
 )
-from ebr.encoders.tower_export import flatten_features
 from ebr.encoders.tower_featurizer import TowerFeaturizer
 
 

@@ -151,10 +151,12 @@ class SentencePieceTokenizer:
         return self._row(self._processor.encode(normalize_text(text), out_type=int))
 
     def featurize(self, texts: Sequence[str]) -> TokenBatch:
-        encoded = self._processor.encode([normalize_text(t) for t in texts], out_type=int)
-        ids = torch.full((len(texts), self.max_length), PAD_ID, dtype=torch.int64)  # (batch, length)
-        for i, pieces in enumerate(encoded):
-            row = self._row(pieces)
+        rows = [self._row(p) for p in self._processor.encode([normalize_text(t) for t in texts], out_type=int)]
+        # Padded to the longest row, not to max_length: one short query costs a 5-token
+        # transformer pass instead of a max_length one (masked padding changes nothing else).
+        length = max((len(r) for r in rows), default=1)
+        ids = torch.full((len(texts), length), PAD_ID, dtype=torch.int64)  # (batch, length)
+        for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.int64)
         return TokenBatch(ids=ids, mask=ids != PAD_ID)
 

@@ -3,8 +3,8 @@
 TorchScript cannot take the ``{channel: BagBatch | TokenBatch}`` mapping the eager towers read,
 so the exported module takes the channels' tensors laid end to end in channel order: a bag
 channel gives ``ids, offsets, weights``, a text transformer channel gives ``ids, mask``.
-:func:`flatten_features` lays a featurized batch out that way; it is the one definition of the
-layout, used both when tracing and when serving.
+:func:`~ebr.encoders.feature_batches.flatten_features` lays a featurized batch out that way; it is
+the one definition of the layout, used both when tracing and when serving.
 """
 
 from __future__ import annotations
@@ -15,23 +15,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch
+from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch, flatten_features
 from ebr.encoders.towers import Tower
-
-
-def flatten_features(batch: Mapping[str, FeatureBatch], channel_names: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """The tensors of ``batch`` in the exported module's argument order."""
-    flat: list[torch.Tensor] = []
-    for name in channel_names:
-        features = batch.get(name)
-        if isinstance(features, BagBatch):
-            flat += (features.ids, features.offsets, features.weights)
-        elif isinstance(features, TokenBatch):
-            flat += (features.ids, features.mask)
-        else:
-            raise EncoderInputError(f"channel {name!r}: no featurized input")
-    return tuple(flat)
 
 
 class _FlatTower(nn.Module):

@@ -39,7 +39,8 @@ from ebr.encoders.losses import (
     SymmetricInBatchSoftmaxLoss,
     TripletLoss,
 )
-from ebr.encoders.model_directory import ModelInfo, save_model_directory, tokenizer_for
+from ebr.encoders.model_directory import save_model_directory
+from ebr.encoders.model_files import ModelInfo, tokenizer_for
 from ebr.encoders.sentencepiece_tokenizer import train_sentencepiece
 from ebr.encoders.tower_featurizer import TowerFeaturizer
 from ebr.encoders.towers import TwoTowerModel

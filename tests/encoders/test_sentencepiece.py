@@ -60,6 +60,16 @@ def test_featurize_pads_and_truncates(corpus: list[str], tokenizer: SentencePiec
     assert tokenizer.ids(long_text) == [BOS_ID, *tokenizer.with_max_length(1000).ids(long_text)[1:MAX_LENGTH]]
 
 
+def test_featurize_pads_to_the_longest_row(corpus: list[str], tokenizer: SentencePieceTokenizer) -> None:
+    texts = [corpus[0].split()[0], ""]
+    batch = tokenizer.featurize(texts)
+    longest = len(tokenizer.ids(texts[0]))
+    assert longest < MAX_LENGTH
+    assert batch.ids.shape == (2, longest)
+    assert batch.ids[0].tolist() == tokenizer.ids(texts[0])
+    assert batch.mask[1].tolist() == [True] + [False] * (longest - 1)
+
+
 def test_featurize_is_deterministic(corpus: list[str], sentencepiece_path: Path) -> None:
     a = SentencePieceTokenizer.load(sentencepiece_path, MAX_LENGTH).featurize(corpus[:30])
     b = SentencePieceTokenizer.load(sentencepiece_path, MAX_LENGTH).featurize(corpus[:30])
