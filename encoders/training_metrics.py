@@ -19,11 +19,12 @@ import torch
 
 def batch_recall_at_k(query: torch.Tensor, doc: torch.Tensor, k: int) -> float:
     """The fraction of rows ``i`` whose document ``i`` ranks in the top ``k`` of row ``i``'s
-    scores over ``doc`` (ties count against: rank = how many documents score strictly higher)."""
+    scores over ``doc`` (ties count against: rank = how many other documents score at least as
+    high, so embeddings collapsed to one point score 0, not 1)."""
     with torch.no_grad():
         scores = query @ doc.T  # (batch, batch)
         positive = scores.diagonal().unsqueeze(1)  # (batch, 1)
-        rank = (scores > positive).sum(dim=1)  # (batch,)
+        rank = (scores >= positive).sum(dim=1) - 1  # (batch,); the diagonal itself is not counted
         return float((rank < k).float().mean())
 
 
