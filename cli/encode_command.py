@@ -24,7 +24,8 @@ from ebr.encoders.tower_featurizer import RecordChecker
 @click.option("--format", "record_format", type=click.Choice(["jsonl", "tsv"]),
               help="Format of RECORDS (default: from the suffix).")
 @click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
+              help="CPU threads for torch.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def encode_command(model: Path, records: Path, output: Path, side: str, record_format: str | None,
                    batch_size: int, threads: int, quiet: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -17,7 +18,7 @@ _INDEX_PATH = click.Path(file_okay=False, path_type=Path)
 def _interactive() -> bool:
     """Whether a person can answer a confirmation prompt (a module function so tests can
     stand in for a terminal)."""
-    return click.get_text_stream("stdin").isatty()
+    return sys.stdin.isatty()
 
 
 @click.group("index")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +25,7 @@ class _Bar:
     def __call__(self, done: int, total: int) -> None:
         if self._bar is None:
             self._bar = self._stack.enter_context(click.progressbar(
-                length=total, label="indexing cities", file=click.get_text_stream("stderr"),
+                length=total, label="indexing cities", file=sys.stderr,
                 show_pos=True))
         self._bar.update(done - self._done)
         self._done = done

@@ -33,7 +33,8 @@ _FORMAT = click.Choice(["jsonl", "tsv"])
               help="Validation pairs (default: hold out --validation-fraction of the queries).")
 @click.option("--corpus", "corpus_path", type=_FILE,
               help="Extra documents (JSONL/TSV records) for negatives and KNN recall.")
-@click.option("--format", "pair_format", type=_FORMAT, help="Format of the pair files (default: from the suffix).")
+@click.option("--format", "pair_format", type=_FORMAT,
+              help="Format of the pair files (default: from the suffix).")
 @click.option("--epochs", type=click.IntRange(1), help="Stage-1 epochs.")
 @click.option("--batch-size", type=click.IntRange(2), help="Pairs per batch.")
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Adam learning rate.")
@@ -77,7 +78,8 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
         corpus_file = read_records(corpus_path)
         corpus_file.drop_unusable(doc_problem)
         _report_skipped(corpus_file.skipped_report())
-        check_skipped(corpus_path, corpus_file.skipped, len(corpus_file.records), MAX_SKIPPED_FRACTION, "record")
+        check_skipped(corpus_path, corpus_file.skipped, len(corpus_file.records), MAX_SKIPPED_FRACTION,
+                      "record")
         corpus = corpus_file.records
     data = prepare(train_pairs, config, validation, corpus)
     click.echo(f"{len(data.train):,} training pairs ({len(data.train_positives):,} positive), "

@@ -228,12 +228,14 @@ class EncoderConfig:
             raise EncoderConfigError(f"encoder: weight_sharing must be one of {', '.join(WEIGHT_SHARING)}, "
                                      f"got {self.weight_sharing!r}")
         doc_channels = {c.name: c for c in self.doc.channels}
-        if self.weight_sharing == "all" and (
-                self.query.channel_names != self.doc.channel_names or self.query.hidden_dim != self.doc.hidden_dim):
+        same_shape = (self.query.channel_names == self.doc.channel_names
+                      and self.query.hidden_dim == self.doc.hidden_dim)
+        if self.weight_sharing == "all" and not same_shape:
             raise EncoderConfigError("encoder: weight_sharing 'all' needs the same channels, in the same "
                                      "order, and the same hidden_dim in both towers")
         for name in self.shared_channel_names:
-            if _shape(self.query.channels[self.query.channel_names.index(name)]) != _shape(doc_channels[name]):
+            query_channel = self.query.channels[self.query.channel_names.index(name)]
+            if _shape(query_channel) != _shape(doc_channels[name]):
                 raise EncoderConfigError(f"encoder: channel {name!r} is shared by the towers but its kind "
                                          "or sizes differ between them")
 

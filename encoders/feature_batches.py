@@ -83,7 +83,9 @@ FeatureBatch = BagBatch | TokenBatch
 """What one channel of a tower consumes."""
 
 
-def flatten_features(batch: Mapping[str, FeatureBatch], channel_names: Sequence[str]) -> tuple[torch.Tensor, ...]:
+def flatten_features(
+    batch: Mapping[str, FeatureBatch], channel_names: Sequence[str]
+) -> tuple[torch.Tensor, ...]:
     """The tensors of ``batch`` channel by channel, as the exported towers take them (see
     :mod:`ebr.encoders.tower_export`): a bag gives ``ids, offsets, weights``, tokens ``ids, mask``."""
     flat: list[torch.Tensor] = []

@@ -138,7 +138,7 @@ class EncoderModel:
 
     def _encode(self, records: Sequence[Mapping[str, Any]], batch_size: int, progress: bool,
                 doc: bool) -> npt.NDArray[np.float32]:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
 
         tower = self.model.doc_tower if doc else self.model.query_tower
         featurizer = self.doc_featurizer if doc else self.query_featurizer

@@ -43,7 +43,8 @@ class QueryEncoder:
         self.featurizer = TowerFeaturizer(self.config.query, self.config.hash_seed, tokenizer)
         self._channels = self.config.query.channel_names
         try:
-            self._module = torch.jit.load(str(path / QUERY_TOWER_FILE), map_location="cpu")
+            self._module = torch.jit.load(  # type: ignore[no-untyped-call]
+                str(path / QUERY_TOWER_FILE), map_location="cpu")
         except (OSError, RuntimeError, ValueError) as e:
             raise EncoderConfigError(f"{path}/{QUERY_TOWER_FILE}: cannot load the exported query "
                                      f"tower ({e})") from None
@@ -55,11 +56,13 @@ class QueryEncoder:
 
     def encode(self, record: Mapping[str, Any]) -> npt.NDArray[np.float32]:
         """One query's embedding (output_dim,)."""
-        return self.encode_batch([record])[0]
+        row: npt.NDArray[np.float32] = self.encode_batch([record])[0]
+        return row
 
     def encode_batch(self, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float32]:
         """Embeddings (len(records), output_dim)."""
         features = flatten_features(self.featurizer.featurize(records), self._channels)
         with torch.inference_mode():
             embeddings: torch.Tensor = self._module(*features)
-        return embeddings.numpy()
+        out: npt.NDArray[np.float32] = embeddings.numpy()
+        return out

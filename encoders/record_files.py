@@ -83,7 +83,9 @@ def skipped_report(path: Path, skipped: Sequence[SkippedLine], kept: int) -> str
     return "\n".join(lines)
 
 
-def check_skipped(path: Path, skipped: Sequence[SkippedLine], kept: int, max_fraction: float, what: str) -> None:
+def check_skipped(
+    path: Path, skipped: Sequence[SkippedLine], kept: int, max_fraction: float, what: str
+) -> None:
     """Refuse a file with nothing usable, or with more than ``max_fraction`` bad lines."""
     total = kept + len(skipped)
     if not kept:
@@ -94,7 +96,9 @@ def check_skipped(path: Path, skipped: Sequence[SkippedLine], kept: int, max_fra
                                 "the lines are bad; is this the right file and format?")
 
 
-def read_records(path: str | Path, *, format: str | None = None, max_skipped_fraction: float = MAX_SKIPPED_FRACTION) -> RecordFile:
+def read_records(
+    path: str | Path, *, format: str | None = None, max_skipped_fraction: float = MAX_SKIPPED_FRACTION
+) -> RecordFile:
     """Every record of ``path``: JSONL objects, or TSV rows keyed by the header's column names
     (an empty cell is an absent field)."""
     path = Path(path)
@@ -134,12 +138,14 @@ def _tsv(handle: Any, result: RecordFile) -> None:
     reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
     header = next(reader, None)
     if not header or any(not name for name in header) or len(set(header)) != len(header):
-        raise EncoderInputError(f"{result.path}: the first row must name every column, once each; got {header}")
+        raise EncoderInputError(f"{result.path}: the first row must name every column, once each; "
+                                f"got {header}")
     for row in reader:
         if not row or row == [""]:
             continue
         if len(row) != len(header):
-            result.skipped.append(SkippedLine(reader.line_num, f"{len(row)} column(s), the header has {len(header)}"))
+            reason = f"{len(row)} column(s), the header has {len(header)}"
+            result.skipped.append(SkippedLine(reader.line_num, reason))
             continue
         record = {k: v for k, v in zip(header, row, strict=True) if v != ""}
         if not record:  # as in JSONL, an empty record is a bad line

@@ -151,7 +151,8 @@ class SentencePieceTokenizer:
         return self._row(self._processor.encode(normalize_text(text), out_type=int))
 
     def featurize(self, texts: Sequence[str]) -> TokenBatch:
-        rows = [self._row(p) for p in self._processor.encode([normalize_text(t) for t in texts], out_type=int)]
+        encoded = self._processor.encode([normalize_text(t) for t in texts], out_type=int)
+        rows = [self._row(pieces) for pieces in encoded]
         # Padded to the longest row, not to max_length: one short query costs a 5-token
         # transformer pass instead of a max_length one (masked padding changes nothing else).
         length = max((len(r) for r in rows), default=1)

@@ -55,10 +55,12 @@ def trace_tower(tower: Tower, example: Mapping[str, FeatureBatch]) -> torch.jit.
         with torch.no_grad(), warnings.catch_warnings():
             # The towers' input checks read shapes as Python values; the tracer warns that they
             # become constants, which is what a check should do.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(flat, flatten_features(example, tower.channel_names), check_trace=False)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
+                flat, flatten_features(example, tower.channel_names), check_trace=False)
             # Freezing inlines the weights as constants: the file is self-contained and the
             # graph is optimised for inference (no dropout, folded parameters).
-            return torch.jit.freeze(traced)
+            frozen: torch.jit.ScriptModule = torch.jit.freeze(traced)
+            return frozen
     finally:
         tower.train(was_training)

@@ -81,9 +81,10 @@ class RecordChecker:
     check training data before one is trained."""
 
     def __init__(self, tower: TowerConfig) -> None:
-        self._categorical = {c.name: CategoricalFeaturizer(c.name, c.buckets, DEFAULT_HASH_SEED, c.multi_valued,
-                                                           c.weighted)
-                             for c in tower.channels if isinstance(c, CategoricalChannel)}
+        self._categorical = {
+            c.name: CategoricalFeaturizer(c.name, c.buckets, DEFAULT_HASH_SEED, c.multi_valued, c.weighted)
+            for c in tower.channels if isinstance(c, CategoricalChannel)
+        }
         self._channels = tower.channels
 
     def __call__(self, record: Mapping[str, Any]) -> str | None:

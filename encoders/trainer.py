@@ -53,7 +53,7 @@ from ebr.encoders.training_data import (
     records_texts,
 )
 from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
-from ebr.encoders.training_pairs import Record
+from ebr.encoders.record_files import Record
 
 CHECKPOINT_FILE = "checkpoint.pt"
 VOCABULARY_FILE = "sentencepiece.model"
@@ -102,7 +102,7 @@ class TrainResult:
             "config": config.to_dict(),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
-            "history": [{k: getattr(r, k) for k in r.__slots__} for r in self.history],  # type: ignore[attr-defined]
+            "history": [{k: getattr(r, k) for k in r.__slots__} for r in self.history],
         }
 
 
@@ -146,7 +146,8 @@ def train(
         rng.setstate(state["python_random"])
         torch.set_rng_state(state["torch_random"])
         result.history = [EpochReport(**r) for r in state["history"]]
-        best_state, best_score, result.best_epoch = state["best_state"], state["best_score"], state["best_epoch"]
+        best_state, best_score = state["best_state"], state["best_score"]
+        result.best_epoch = state["best_epoch"]
         stale, result.stopped_early = state["stale"], state["stopped_early"]
         start = result.resumed_from = len(result.history)
         say(f"resuming after epoch {start} of {config.total_epochs} (checkpoint {checkpoint_path})")
@@ -230,7 +231,7 @@ def _epoch(
     train_query_rows: Mapping[str, int],
     progress: bool,
 ) -> EpochReport:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     started = time.perf_counter()
     model.train()
@@ -406,7 +407,7 @@ def _save_checkpoint(path: Path, encoder: EncoderConfig, config: TrainConfig, mo
         "optimizers": [o.state_dict() for o in optimizers],
         "python_random": rng.getstate(),
         "torch_random": torch.get_rng_state(),
-        "history": [{k: getattr(r, k) for k in r.__slots__} for r in result.history],  # type: ignore[attr-defined]
+        "history": [{k: getattr(r, k) for k in r.__slots__} for r in result.history],
         "best_state": best_state,
         "best_score": best_score,
         "best_epoch": result.best_epoch,

@@ -20,7 +20,8 @@ from typing import Any
 
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.training_config import TrainConfig
-from ebr.encoders.training_pairs import Pair, Record, doc_key
+from ebr.encoders.record_files import Record
+from ebr.encoders.training_pairs import Pair, doc_key
 
 _SPLIT_BUCKETS = 10_000
 

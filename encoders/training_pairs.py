@@ -140,6 +140,10 @@ def _tsv(handle: Any, path: Path) -> Iterator[tuple[int, Pair | str]]:
     if header is None:
         raise EncoderInputError(f"{path}: empty file (a TSV pair file starts with a header row)")
     columns = [_column(name, path) for name in header]
+    repeated = sorted({name for name, column in zip(header, columns, strict=True) if columns.count(column) > 1})
+    if repeated:  # e.g. "doc" and "doc.text", or "label" twice: one would silently overwrite the other
+        raise EncoderInputError(f"{path}: header columns {', '.join(map(repr, repeated))} name the same "
+                                "field; keep one")
     if not any(side == "query" for side, _ in columns) or not any(side == "doc" for side, _ in columns):
         raise EncoderInputError(f"{path}: the header needs query and doc columns (query, doc, "
                                 f"query.<field>, doc.<field>, label); got {header}")

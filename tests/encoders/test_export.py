@@ -43,7 +43,7 @@ QUERIES = [
 def config(vocab_size: int) -> EncoderConfig:
     return EncoderConfig(
         query=TowerConfig((CharTrigramChannel("trigrams", "text", 4096, 16),
-                           TextTransformerChannel("text", "text", vocab_size, max_length=16, width=32, heads=4),
+                           TextTransformerChannel("text", "text", vocab_size, max_length=16, width=32),
                            CategoricalChannel("country", "country", 50, 8)), hidden_dim=32),
         doc=TowerConfig((CharTrigramChannel("trigrams", "title", 4096, 16),
                          WordNgramChannel("words", "title", 4096, 16)), hidden_dim=32),
@@ -71,7 +71,8 @@ def test_the_exported_query_tower_gives_the_eager_embeddings(saved: tuple[Path, 
         got = served.encode_batch(batch)
         assert got.shape == expected.shape == (len(batch), 24)
         np.testing.assert_allclose(got, expected, atol=TOLERANCE)
-    np.testing.assert_allclose(served.encode(QUERIES[0]), eager.encode_queries([QUERIES[0]])[0], atol=TOLERANCE)
+    one = eager.encode_queries([QUERIES[0]])[0]
+    np.testing.assert_allclose(served.encode(QUERIES[0]), one, atol=TOLERANCE)
     assert np.allclose(np.linalg.norm(served.encode_batch(QUERIES), axis=1), 1.0, atol=1e-5)
 
 
@@ -131,7 +132,8 @@ def test_saving_replaces_a_model_but_never_another_directory(saved: tuple[Path, 
     assert (other / "keep.txt").read_text() == "mine"
 
 
-def test_a_damaged_model_directory_is_a_clean_error(saved: tuple[Path, TwoTowerModel], tmp_path: Path) -> None:
+def test_a_damaged_model_directory_is_a_clean_error(saved: tuple[Path, TwoTowerModel],
+                                                    tmp_path: Path) -> None:
     _, model = saved
     target = tmp_path / "m"
     save_model_directory(target, model, (saved[0] / "sentencepiece.model").read_bytes(), {})

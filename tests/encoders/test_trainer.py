@@ -93,10 +93,11 @@ def test_the_same_seed_gives_the_same_weights(data: TrainingData, tmp_path: Path
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(data: TrainingData, tmp_path: Path) -> None:
-    straight = train(encoder(), config(epochs=4, hard_negatives=True, random_negatives=4), data, tmp_path / "a")
-    train(encoder(), config(epochs=2, hard_negatives=True, random_negatives=4), data, tmp_path / "b")
+    negatives = {"hard_negatives": True, "random_negatives": 4}
+    straight = train(encoder(), config(epochs=4, **negatives), data, tmp_path / "a")
+    train(encoder(), config(epochs=2, **negatives), data, tmp_path / "b")
     assert (tmp_path / "b" / CHECKPOINT_FILE).is_file()
-    resumed = train(encoder(), config(epochs=4, hard_negatives=True, random_negatives=4), data, tmp_path / "b")
+    resumed = train(encoder(), config(epochs=4, **negatives), data, tmp_path / "b")
     assert resumed.resumed_from == 2
     assert [r.loss for r in resumed.history] == [r.loss for r in straight.history]
     a, b = straight.model.state_dict(), resumed.model.state_dict()
