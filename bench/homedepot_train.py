@@ -87,7 +87,9 @@ def train_config(variant: str, epochs: int, threads: int) -> TrainConfig:
     return config.replace(**changes)
 
 
-VARIANTS = ("default", "text_only", "text_trigrams", "triplet", "curriculum", "hard_negatives", "separate_towers")
+VARIANTS = (
+    "default", "text_only", "text_trigrams", "triplet", "curriculum", "hard_negatives", "separate_towers",
+)
 
 
 def pairs(data: HomeDepot, split: str) -> list[Pair]:
@@ -126,8 +128,8 @@ def ivfpq_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDA
 def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict[str, RetrievalReport]:
     encoder = encoder_config(variant)
     config = train_config(variant, args.epochs, args.threads)
-    training = prepare(pairs(data, "train"), config, pairs(data, "validation"),
-                       [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)])
+    corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
+    training = prepare(pairs(data, "train"), config, pairs(data, "validation"), corpus)
     print(f"\n## {variant}: {len(training.train_positives):,} positive training pairs, "
           f"{len(training.corpus):,} documents; {encoder.to_dict()['weight_sharing']} sharing; "
           f"{config.to_dict()}", flush=True)
@@ -135,7 +137,8 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
         started = time.perf_counter()
         result = train(encoder, config, training, work, progress=sys.stderr.isatty(), log=print)
         seconds = time.perf_counter() - started
-    print(f"{variant}: trained in {seconds / 60:.1f} min ({len(result.history)} epochs, best {result.best_epoch}"
+    print(f"{variant}: trained in {seconds / 60:.1f} min ({len(result.history)} epochs, "
+          f"best {result.best_epoch}"
           f"{', stopped early' if result.stopped_early else ''})", flush=True)
     model = EncoderModel(result.model, result.vocabulary)
     if args.save:

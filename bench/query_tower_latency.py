@@ -80,10 +80,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("default", "text_trigrams"):
             encoder = export(variant, list(data.titles), Path(tmp))
-            rows.append((f"ebr query tower ({variant}: "
-                         f"{', '.join(c.kind for c in encoder.config.query.channels)})", *measure(encoder, queries)))
+            kinds = ", ".join(c.kind for c in encoder.config.query.channels)
+            rows.append((f"ebr query tower ({variant}: {kinds})", *measure(encoder, queries)))
         if args.model:
-            rows.append((f"ebr query tower (trained, {args.model.name})", *measure(QueryEncoder(args.model), queries)))
+            trained = QueryEncoder(args.model)
+            rows.append((f"ebr query tower (trained, {args.model.name})", *measure(trained, queries)))
     if not args.no_minilm:
         from homedepot_baselines import minilm_latency
 
