@@ -140,7 +140,8 @@ def _tsv(handle: Any, path: Path) -> Iterator[tuple[int, Pair | str]]:
     if header is None:
         raise EncoderInputError(f"{path}: empty file (a TSV pair file starts with a header row)")
     columns = [_column(name, path) for name in header]
-    repeated = sorted({name for name, column in zip(header, columns, strict=True) if columns.count(column) > 1})
+    repeated = sorted({name for name, column in zip(header, columns, strict=True)
+                       if columns.count(column) > 1})
     if repeated:  # e.g. "doc" and "doc.text", or "label" twice: one would silently overwrite the other
         raise EncoderInputError(f"{path}: header columns {', '.join(map(repr, repeated))} name the same "
                                 "field; keep one")
