@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -20,17 +21,33 @@ from ebr.mappings.schema import Schema
 from ebr.nodes import NN, walk
 from ebr.store import SearchResult, StoredDocument, search_text
 
+if TYPE_CHECKING:  # torch is imported only when a model is given
+    from ebr.encoders.query_encoder import QueryEncoder
 
-def _text_vector(schema: Schema, spec: str) -> tuple[str, npt.NDArray[np.float32]]:
+
+def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
+                 ) -> tuple[str, npt.NDArray[np.float32]]:
     key, text = _key_value(spec, "--text")
     declared = schema.key(key)
     if declared is None:
         names = ", ".join(k.name for k in schema.keys) or "none"
         raise click.BadParameter(f"the index has no embedding key {key!r} (it has: {names})",
                                  param_hint="--text")
-    # Until trained encoders are stored with the index, text means the training-free
-    # projection the quickstart builds its keys with.
-    return key, TrigramProjection(declared.dimension).embed_one(text)
+    model = models.get(key)
+    if model is None:  # no trained model for the key: the quickstart's training-free projection
+        return key, TrigramProjection(declared.dimension).embed_one(text)
+    if model.config.output_dim != declared.dimension:
+        raise click.BadParameter(f"model {key} gives {model.config.output_dim}-d embeddings but the index "
+                                 f"declares {declared.dimension}-d", param_hint="--model")
+    fields = sorted({c.field for c in model.config.query.channels if c.kind != "categorical"})
+    return key, model.encode(dict.fromkeys(fields, text))
+
+
+def _models(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
+    from ebr.encoders.query_encoder import QueryEncoder
+
+    models = [QueryEncoder(p) for p in paths]
+    return {m.key: m for m in models}
 
 
 def _hit_json(result: SearchResult, docs: list[StoredDocument | None]) -> dict[str, Any]:
@@ -67,13 +84,16 @@ def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str
 @click.option("--vector", "vector_specs", multiple=True, metavar="KEY=FILE.npy|x,y,..",
               help="Query embedding for an embedding key (repeatable).")
 @click.option("--text", "text_specs", multiple=True, metavar="KEY=TEXT",
-              help="Embed TEXT for KEY with the training-free trigram projection, as "
-                   "`ebr quickstart` built its keys (repeatable).")
+              help="Embed TEXT for KEY: with the --model whose embedding key is KEY, else with the "
+                   "training-free trigram projection `ebr quickstart` built its keys with (repeatable).")
+@click.option("--model", "model_paths", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A model directory from `ebr train`; --text for its key uses its query tower.")
 @click.option("--size", default=10, show_default=True, type=click.IntRange(0, MAX_SIZE),
               help="Hits to return.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits and stats as JSON.")
-def query_command(path: Path, query: str, vector_specs: tuple[str, ...],
-                  text_specs: tuple[str, ...], size: int, as_json: bool) -> None:
+def query_command(path: Path, query: str, vector_specs: tuple[str, ...], text_specs: tuple[str, ...],
+                  model_paths: tuple[Path, ...], size: int, as_json: bool) -> None:
     """Run QUERY against the local index in PATH ('-' reads the query from stdin) and show
     each hit: score, the branches it matched, and per nn clause its cosine distance and the
     probe rank of its cluster; then the query's stats.
@@ -88,7 +108,8 @@ def query_command(path: Path, query: str, vector_specs: tuple[str, ...],
     with LocalStore.open(path, readonly=True) as store:
         vectors = {k: _load_array(v, "--vector") for k, v in
                    (_key_value(s, "--vector") for s in vector_specs)}
-        vectors.update(_text_vector(store.schema, s) for s in text_specs)
+        models = _models(model_paths)
+        vectors.update(_text_vector(store.schema, s, models) for s in text_specs)
         missing = sorted({n.key for n in walk(parse(text, store.schema))
                           if isinstance(n, NN)} - set(vectors))
         if missing:

@@ -41,6 +41,7 @@ from ebr.encoders.losses import (
 )
 from ebr.encoders.model_directory import save_model_directory
 from ebr.encoders.model_files import ModelInfo, tokenizer_for
+from ebr.encoders.record_files import Record
 from ebr.encoders.sentencepiece_tokenizer import train_sentencepiece
 from ebr.encoders.tower_featurizer import TowerFeaturizer
 from ebr.encoders.towers import TwoTowerModel
@@ -53,7 +54,6 @@ from ebr.encoders.training_data import (
     records_texts,
 )
 from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
-from ebr.encoders.record_files import Record
 
 CHECKPOINT_FILE = "checkpoint.pt"
 VOCABULARY_FILE = "sentencepiece.model"

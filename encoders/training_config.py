@@ -83,7 +83,8 @@ class TrainConfig:
         _number_in("positive_threshold", self.positive_threshold, -1e9, 1e9)
         _number_in("pseudo_queries", self.pseudo_queries, 0.0, 100.0)
         fields = self.pseudo_query_fields
-        if not (isinstance(fields, tuple) and len(fields) == 2 and all(isinstance(f, str) and f for f in fields)):
+        two_names = isinstance(fields, tuple) and len(fields) == 2 and all(isinstance(f, str) and f for f in fields)
+        if not two_names:
             raise EncoderConfigError("pseudo_query_fields must be [doc field, query field], two "
                                      f"non-empty strings, got {fields!r}")
         _number_in("validation_fraction", self.validation_fraction, 0.0, 0.9)
@@ -124,7 +125,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise EncoderConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+            raise EncoderConfigError(f"{where}: unknown key {unknown[0]!r}; "
+                                     f"known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {}
         for name, value in data.items():
             kind = hints[name]
@@ -145,7 +147,8 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(load_json_object(path, "train config", EncoderConfigError), f"train config {path}")
+        data = load_json_object(path, "train config", EncoderConfigError)
+        return cls.from_dict(data, f"train config {path}")
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.training_config import TrainConfig
 from ebr.encoders.record_files import Record
+from ebr.encoders.training_config import TrainConfig
 from ebr.encoders.training_pairs import Pair, doc_key
 
 _SPLIT_BUCKETS = 10_000

@@ -28,7 +28,9 @@ def batch_recall_at_k(query: torch.Tensor, doc: torch.Tensor, k: int) -> float:
         return float((rank < k).float().mean())
 
 
-def roc_auc(scores: Sequence[float] | npt.NDArray[np.floating], labels: Sequence[bool] | npt.NDArray[np.bool_]) -> float | None:
+def roc_auc(
+    scores: Sequence[float] | npt.NDArray[np.floating], labels: Sequence[bool] | npt.NDArray[np.bool_]
+) -> float | None:
     """Area under the ROC curve of ``scores`` for the binary ``labels`` (the Mann-Whitney U
     statistic, ties counted half); None when only one class is present."""
     s = np.asarray(scores, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 JSONL, one object per line::
 
-    {"query": {"text": "cordless drill", "country": "us"}, "doc": {"id": "100231", "title": "..."}, "label": 3}
+    {"query": {"text": "cordless drill", "country": "us"}, "doc": {"id": "1002", "title": "..."}, "label": 3}
     {"query": "angle bracket", "doc": "Simpson Strong-Tie 12-Gauge Angle"}
 
 A string in place of a record is shorthand for ``{"text": ...}``.  TSV has a header row whose
@@ -89,7 +89,9 @@ class PairFile:
         self.pairs = kept
 
 
-def read_pairs(path: str | Path, *, format: str | None = None, max_skipped_fraction: float = MAX_SKIPPED_FRACTION) -> PairFile:
+def read_pairs(
+    path: str | Path, *, format: str | None = None, max_skipped_fraction: float = MAX_SKIPPED_FRACTION
+) -> PairFile:
     """Read every pair of ``path`` (format from the suffix unless given).
 
     Raises :class:`EncoderInputError` when the file cannot be read, holds no valid pair, or more
@@ -110,7 +112,8 @@ def read_pairs(path: str | Path, *, format: str | None = None, max_skipped_fract
     except OSError as e:
         raise EncoderInputError(f"cannot read pairs {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
-        raise EncoderInputError(f"cannot read pairs {path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        raise EncoderInputError(f"cannot read pairs {path}: not UTF-8 ({e.reason} at byte "
+                                f"{e.start})") from None
     check_skipped(path, result.skipped, len(result.pairs), max_skipped_fraction, "pair")
     return result
 
