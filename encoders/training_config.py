@@ -83,7 +83,8 @@ class TrainConfig:
         _number_in("positive_threshold", self.positive_threshold, -1e9, 1e9)
         _number_in("pseudo_queries", self.pseudo_queries, 0.0, 100.0)
         fields = self.pseudo_query_fields
-        two_names = isinstance(fields, tuple) and len(fields) == 2 and all(isinstance(f, str) and f for f in fields)
+        two_names = isinstance(fields, tuple) and len(fields) == 2 \
+            and all(isinstance(f, str) and f for f in fields)
         if not two_names:
             raise EncoderConfigError("pseudo_query_fields must be [doc field, query field], two "
                                      f"non-empty strings, got {fields!r}")
