@@ -24,6 +24,7 @@ Variants (``--variant``, repeatable; default ``default``):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -62,20 +63,20 @@ VOCABULARY = 8000
 NPROBES = (8, 16, 32, 64)
 
 
-def encoder_config(variant: str) -> EncoderConfig:
+def encoder_config(variant: str, dim: int = 128) -> EncoderConfig:
     def tower(field: str) -> TowerConfig:
-        trigrams = CharTrigramChannel("trigrams", field, BUCKETS, 128)
-        words = WordNgramChannel("words", field, BUCKETS, 128)
+        trigrams = CharTrigramChannel("trigrams", field, BUCKETS, dim)
+        words = WordNgramChannel("words", field, BUCKETS, dim)
         text = TextTransformerChannel("text", field, VOCABULARY, max_length=32)
         channels: tuple[Any, ...] = {"text_only": (text,), "text_trigrams": (text, trigrams)}.get(
             variant, (trigrams, words))
-        return TowerConfig(channels, hidden_dim=128)
+        return TowerConfig(channels, hidden_dim=dim)
 
     sharing = "none" if variant == "separate_towers" else "all"
-    return EncoderConfig(query=tower("text"), doc=tower("title"), output_dim=128, weight_sharing=sharing)
+    return EncoderConfig(query=tower("text"), doc=tower("title"), output_dim=dim, weight_sharing=sharing)
 
 
-def train_config(variant: str, epochs: int, threads: int) -> TrainConfig:
+def train_config(variant: str, epochs: int, threads: int, overrides: Mapping[str, Any]) -> TrainConfig:
     config = TrainConfig(epochs=epochs, batch_size=1024, positive_threshold=TRAIN_POSITIVE,
                          pseudo_queries=1.0, pseudo_query_fields=("title", "text"), knn_recall_k=100,
                          patience=2, threads=threads)
@@ -84,7 +85,7 @@ def train_config(variant: str, epochs: int, threads: int) -> TrainConfig:
         "curriculum": {"curriculum_epochs": 2},
         "hard_negatives": {"hard_negatives": True},
     }.get(variant, {})
-    return config.replace(**changes)
+    return config.replace(**changes).replace(**overrides)
 
 
 VARIANTS = (
@@ -126,18 +127,20 @@ def ivfpq_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDA
 
 
 def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict[str, RetrievalReport]:
-    encoder = encoder_config(variant)
-    config = train_config(variant, args.epochs, args.threads)
+    encoder = encoder_config(variant, args.dim)
+    config = train_config(variant, args.epochs, args.threads, _overrides(args.set))
+    extras = [*(args.set or ()), *([f"dim={args.dim}"] if args.dim != 128 else [])]
+    label = variant + (f" [{', '.join(extras)}]" if extras else "")
     corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
     training = prepare(pairs(data, "train"), config, pairs(data, "validation"), corpus)
-    print(f"\n## {variant}: {len(training.train_positives):,} positive training pairs, "
+    print(f"\n## {label}: {len(training.train_positives):,} positive training pairs, "
           f"{len(training.corpus):,} documents; {encoder.to_dict()['weight_sharing']} sharing; "
           f"{config.to_dict()}", flush=True)
     with tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()
         result = train(encoder, config, training, work, progress=sys.stderr.isatty(), log=print)
         seconds = time.perf_counter() - started
-    print(f"{variant}: trained in {seconds / 60:.1f} min ({len(result.history)} epochs, "
+    print(f"{label}: trained in {seconds / 60:.1f} min ({len(result.history)} epochs, "
           f"best {result.best_epoch}"
           f"{', stopped early' if result.stopped_early else ''})", flush=True)
     model = EncoderModel(result.model, result.vocabulary)
@@ -150,14 +153,24 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
     started = time.perf_counter()
     docs = model.encode_docs([{"title": t} for t in data.titles], batch_size=1024)
     encode_seconds = time.perf_counter() - started
-    print(f"{variant}: encoded {len(docs):,} titles in {encode_seconds:.1f} s "
+    print(f"{label}: encoded {len(docs):,} titles in {encode_seconds:.1f} s "
           f"({len(docs) / encode_seconds:,.0f} titles/s, batch 1024, {args.threads} threads)")
     q = model.encode_queries([{"text": s} for s in queries])
-    reports = {f"ebr {variant}, exact": evaluate(exact_runs(queries, q, docs, data.product_ids), qrels)}
+    reports = {f"ebr {label}, exact": evaluate(exact_runs(queries, q, docs, data.product_ids), qrels)}
     if variant == "default" or args.ivf_all:
         for nprobe, runs in ivfpq_runs(queries, q, docs, data.product_ids).items():
-            reports[f"ebr {variant}, IVF-PQ nprobe {nprobe}"] = evaluate(runs, qrels)
+            reports[f"ebr {label}, IVF-PQ nprobe {nprobe}"] = evaluate(runs, qrels)
     return reports
+
+
+def _overrides(settings: Sequence[str] | None) -> dict[str, Any]:
+    """``--set name=JSON`` training settings, e.g. ``random_negatives=1024``."""
+    out: dict[str, Any] = {}
+    for setting in settings or ():
+        name, _, value = setting.partition("=")
+        parsed = json.loads(value)
+        out[name] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return out
 
 
 def print_table(reports: Mapping[str, RetrievalReport]) -> None:
@@ -174,6 +187,9 @@ def main() -> None:
                         help="Variant to train (repeatable; default: default).")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dim", type=int, default=128, help="Channel, hidden and output width.")
+    parser.add_argument("--set", action="append", metavar="NAME=JSON",
+                        help="Override a training setting (repeatable), e.g. random_negatives=1024.")
     parser.add_argument("--no-baselines", action="store_true", help="Skip BM25 and MiniLM.")
     parser.add_argument("--ivf-all", action="store_true", help="IVF-PQ figures for every variant.")
     parser.add_argument("--save", help="Write each variant's model directory under this directory.")

@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ebr.encoders.model_directory import EncoderModel
+from ebr.cli.torch_extra import require_torch
 from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, check_skipped, read_records
-from ebr.encoders.tower_featurizer import RecordChecker
 
 
 @click.command("encode")
@@ -32,7 +31,11 @@ def encode_command(model: Path, records: Path, output: Path, side: str, record_f
     """Encode RECORDS (JSONL objects or TSV with a header; the fields the MODEL's tower reads)
     into unit-norm float32 vectors.  Each record's id is its "id" field, else its line number.
     Bad lines are skipped and reported."""
+    require_torch("ebr encode")
     import torch
+
+    from ebr.encoders.model_directory import EncoderModel
+    from ebr.encoders.tower_featurizer import RecordChecker
 
     torch.set_num_threads(threads)
     encoder = EncoderModel.load(model)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from ebr.analyzer import parse
 from ebr.cli.explain_command import MAX_SIZE, _key_value, _load_array
+from ebr.cli.torch_extra import require_torch
 from ebr.encoders.trigram_projection import TrigramProjection
 from ebr.local import LocalStore
 from ebr.mappings.schema import Schema
@@ -44,6 +45,9 @@ def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
 
 
 def _models(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
+    if not paths:
+        return {}
+    require_torch("ebr query --model")
     from ebr.encoders.query_encoder import QueryEncoder
 
     models = [QueryEncoder(p) for p in paths]

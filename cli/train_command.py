@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ebr.cli.torch_extra import require_torch
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, Record, check_skipped, read_records
-from ebr.encoders.tower_featurizer import RecordChecker
-from ebr.encoders.trainer import train_model_directory
 from ebr.encoders.training_config import LOSSES, TrainConfig
-from ebr.encoders.training_data import prepare
-from ebr.encoders.training_pairs import Pair, read_pairs
+from ebr.encoders.training_pairs import read_pairs
+
+if TYPE_CHECKING:
+    from ebr.encoders.training_pairs import Pair
 
 Problem = Callable[[Record], str | None]
 
@@ -63,6 +66,11 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
     An interrupted run resumes from its last completed epoch when started again with the same
     arguments (the checkpoint is kept in OUTPUT.training until the model is written).
     """
+    require_torch("ebr train")
+    from ebr.encoders.tower_featurizer import RecordChecker
+    from ebr.encoders.trainer import train_model_directory
+    from ebr.encoders.training_data import prepare
+
     encoder = EncoderConfig.load(encoder_path)
     config = TrainConfig.load(train_config_path) if train_config_path else TrainConfig()
     config = config.replace(
@@ -86,8 +94,6 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
                f"{len(data.validation):,} validation pairs, {len(data.corpus):,} documents", err=True)
     work = output.with_name(output.name + ".training")
     if restart and work.exists():
-        import shutil
-
         shutil.rmtree(work)
     try:
         info, result = train_model_directory(encoder, config, data, output, work_dir=work,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +119,10 @@ def test_encode_refuses_a_missing_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 1
     assert "cannot read model description" in result.output
+
+
+def test_the_command_line_loads_without_torch() -> None:
+    """`pip install ebr && ebr quickstart` has no torch: only the encoder commands may need it."""
+    script = "import sys, ebr.cli.main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
