@@ -182,7 +182,7 @@ def train(
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= config.patience and validation_queries:
+            if stale >= config.patience and validation_queries and epoch + 1 < config.total_epochs:
                 result.stopped_early = True
                 say(f"stopping early: KNN recall@{config.knn_recall_k} has not improved for "
                     f"{stale} epoch(s); keeping epoch {result.best_epoch}")
