@@ -19,7 +19,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from torch import nn
 from ebr.encoders.bag_channel import BagChannel
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.feature_batches import FeatureBatch
+from ebr.encoders.featurized_records import FeaturizedRecords
 from ebr.encoders.hard_negatives import HardNegatives
 from ebr.encoders.losses import (
     HardestNegativeMarginLoss,
@@ -128,6 +130,7 @@ def train(
     tokenizer = tokenizer_for(encoder, vocabulary)
     query_features = TowerFeaturizer(encoder.query, encoder.hash_seed, tokenizer)
     doc_features = TowerFeaturizer(encoder.doc, encoder.hash_seed, tokenizer)
+    corpus = FeaturizedRecords(doc_features, data.corpus)
     sparse, dense = _parameters(model)
     optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=config.learning_rate)]
     if sparse:
@@ -163,17 +166,17 @@ def train(
         mined: HardNegatives | None = None
         if stage == 1 and config.hard_negatives and epoch > 0:
             if corpus_embeddings is None:
-                corpus_embeddings = _encode(model, doc_features, data.corpus, doc=True)
+                corpus_embeddings = _encode_corpus(model, corpus)
             mined = HardNegatives.mine(_encode(model, query_features, train_queries, doc=False),
                                        train_relevant, corpus_embeddings, config.hard_negative_band,
                                        config.easy_hard_ratio)
-        report = _epoch(model, optimizers, query_features, doc_features, data, config, rng, epoch, stage,
+        report = _epoch(model, optimizers, query_features, corpus, data, config, rng, epoch, stage,
                         mined, train_query_rows, progress)
         corpus_embeddings = None
         if validation_queries:
-            corpus_embeddings = _encode(model, doc_features, data.corpus, doc=True)
-            _validate(report, model, query_features, doc_features, data, config,
-                      validation_queries, validation_relevant, corpus_embeddings)
+            corpus_embeddings = _encode_corpus(model, corpus)
+            _validate(report, model, query_features, data, config, validation_queries, validation_relevant,
+                      corpus_embeddings)
         result.history.append(report)
         say(report.line(config))
         score = report.validation_knn_recall if report.validation_knn_recall is not None else float(epoch)
@@ -221,7 +224,7 @@ def _epoch(
     model: TwoTowerModel,
     optimizers: Sequence[torch.optim.Optimizer],
     query_features: TowerFeaturizer,
-    doc_features: TowerFeaturizer,
+    corpus: FeaturizedRecords,
     data: TrainingData,
     config: TrainConfig,
     rng: random.Random,
@@ -254,13 +257,12 @@ def _epoch(
                 continue  # the hardest in-batch negative needs a second pair
             queries = [q for q, _ in batch]
             query = model.encode_query(query_features.featurize(queries))
-            doc = model.encode_doc(doc_features.featurize([data.corpus[d] for _, d in batch]))
+            doc = model.encode_doc(corpus.batch([d for _, d in batch]))
             if stage == 2:
                 loss = loss_fn(query, doc)
             else:
                 negatives = _negatives(batch, config, rng, mined, train_query_rows, len(data.corpus))
-                extra = model.encode_doc(doc_features.featurize([data.corpus[d] for d in negatives])) \
-                    if negatives else doc[:0]
+                extra = model.encode_doc(corpus.batch(negatives)) if negatives else doc[:0]
                 loss = loss_fn(query, doc, extra)  # triplet: one negative per query; softmax: extras
             for optimizer in optimizers:
                 optimizer.zero_grad()
@@ -307,7 +309,6 @@ def _validate(
     report: EpochReport,
     model: TwoTowerModel,
     query_features: TowerFeaturizer,
-    doc_features: TowerFeaturizer,
     data: TrainingData,
     config: TrainConfig,
     queries: Sequence[Record],
@@ -336,13 +337,29 @@ def _validate(
 def _encode(model: TwoTowerModel, featurizer: TowerFeaturizer, records: Sequence[Record], *,
             doc: bool) -> npt.NDArray[np.float32]:
     tower = model.doc_tower if doc else model.query_tower
+    starts = range(0, len(records), _ENCODE_BATCH)
+    chunks = (featurizer.featurize(records[i:i + _ENCODE_BATCH]) for i in starts)
+    return _embed(model, tower, chunks, len(records))
+
+
+def _encode_corpus(model: TwoTowerModel, corpus: FeaturizedRecords) -> npt.NDArray[np.float32]:
+    n = len(corpus)
+    chunks = (corpus.batch(np.arange(i, min(i + _ENCODE_BATCH, n))) for i in range(0, n, _ENCODE_BATCH))
+    return _embed(model, model.doc_tower, chunks, n)
+
+
+def _embed(model: TwoTowerModel, tower: nn.Module, batches: Iterable[Mapping[str, FeatureBatch]],
+           total: int) -> npt.NDArray[np.float32]:
+    """Embeddings of ``batches`` (``total`` rows in all) in eval mode, without gradients."""
     was_training = model.training
     model.eval()
-    out = np.empty((len(records), model.config.output_dim), dtype=np.float32)
+    out = np.empty((total, model.config.output_dim), dtype=np.float32)
+    done = 0
     with torch.no_grad():
-        for start in range(0, len(records), _ENCODE_BATCH):
-            chunk = records[start:start + _ENCODE_BATCH]
-            out[start:start + len(chunk)] = tower(featurizer.featurize(chunk)).numpy()
+        for batch in batches:
+            embeddings = tower(batch).numpy()
+            out[done:done + len(embeddings)] = embeddings
+            done += len(embeddings)
     model.train(was_training)
     return out
 
