@@ -94,7 +94,7 @@ class TrainResult:
     model: TwoTowerModel
     vocabulary: bytes | None
     history: list[EpochReport] = field(default_factory=list)
-    best_epoch: int = 0
+    best_epoch: int = 0  # the EpochReport.epoch whose weights the model holds
     stopped_early: bool = False
     resumed_from: int = 0
 
@@ -152,17 +152,21 @@ def train(
         best_state, best_score = state["best_state"], state["best_score"]
         result.best_epoch = state["best_epoch"]
         stale, result.stopped_early = state["stale"], state["stopped_early"]
-        start = result.resumed_from = len(result.history)
-        say(f"resuming after epoch {start} of {config.total_epochs} (checkpoint {checkpoint_path})")
+        start = state["next_epoch"]
+        result.resumed_from = len(result.history)
+        say(f"resuming after {len(result.history)} epoch(s) (checkpoint {checkpoint_path})")
 
     validation_queries, validation_relevant = data.validation_queries()
     train_queries, train_relevant = data.train_queries()
     train_query_rows = {query_key(q): i for i, q in enumerate(train_queries)}
     corpus_embeddings: npt.NDArray[np.float32] | None = None
-    for epoch in range(start, config.total_epochs):
-        if result.stopped_early:
-            break
+    epoch = start
+    while epoch < config.total_epochs and not result.stopped_early:
         stage = 1 if epoch < config.epochs else 2
+        if stage == 2 and (not result.history or result.history[-1].stage == 1) and best_state is not None:
+            # Que2Search's stage 2 refines the converged stage-1 model: its best epoch.
+            model.load_state_dict(best_state)
+            corpus_embeddings, stale = None, 0
         mined: HardNegatives | None = None
         if stage == 1 and config.hard_negatives and epoch > 0:
             if corpus_embeddings is None:
@@ -179,18 +183,23 @@ def train(
                       corpus_embeddings)
         result.history.append(report)
         say(report.line(config))
+        epoch += 1
         score = report.validation_knn_recall if report.validation_knn_recall is not None else float(epoch)
         if score > best_score:
-            best_score, result.best_epoch, stale = score, epoch + 1, 0
+            best_score, result.best_epoch, stale = score, report.epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= config.patience and validation_queries and epoch + 1 < config.total_epochs:
-                result.stopped_early = True
-                say(f"stopping early: KNN recall@{config.knn_recall_k} has not improved for "
-                    f"{stale} epoch(s); keeping epoch {result.best_epoch}")
+            if stale >= config.patience and validation_queries and epoch < config.total_epochs:
+                metric = f"KNN recall@{config.knn_recall_k} has not improved for {stale} epoch(s)"
+                if stage == 1 and config.curriculum_epochs:
+                    say(f"stage 1 has converged ({metric}); on to stage 2")
+                    epoch = config.epochs
+                else:
+                    result.stopped_early = True
+                    say(f"stopping early: {metric}; keeping epoch {result.best_epoch}")
         _save_checkpoint(checkpoint_path, encoder, config, model, optimizers, rng, result, best_state,
-                         best_score, stale)
+                         best_score, stale, epoch)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -416,7 +425,8 @@ def _check_pseudo_queries(encoder: EncoderConfig, config: TrainConfig) -> None:
 
 def _save_checkpoint(path: Path, encoder: EncoderConfig, config: TrainConfig, model: TwoTowerModel,
                      optimizers: Sequence[torch.optim.Optimizer], rng: random.Random, result: TrainResult,
-                     best_state: Mapping[str, torch.Tensor] | None, best_score: float, stale: int) -> None:
+                     best_state: Mapping[str, torch.Tensor] | None, best_score: float, stale: int,
+                     next_epoch: int) -> None:
     state = {
         "encoder": encoder.to_dict(),
         "train": _resumable(config),
@@ -430,6 +440,7 @@ def _save_checkpoint(path: Path, encoder: EncoderConfig, config: TrainConfig, mo
         "best_epoch": result.best_epoch,
         "stale": stale,
         "stopped_early": result.stopped_early,
+        "next_epoch": next_epoch,
     }
     partial = path.with_suffix(".partial")
     torch.save(state, partial)

@@ -79,7 +79,7 @@ def test_training_reaches_a_recall_random_weights_cannot(data: TrainingData, tmp
     assert untrained < 0.25  # chance is K / DOCS = 0.06
     assert trained > 0.6, f"trained KNN recall@{K} {trained:.3f} (untrained {untrained:.3f})"
     # The trainer's own validation figure is the same measurement, of the best epoch.
-    best = result.history[result.best_epoch - 1].validation_knn_recall
+    best = next(r for r in result.history if r.epoch == result.best_epoch).validation_knn_recall
     assert best == pytest.approx(trained, abs=1e-6)
     assert len(result.history) == 12 and all(r.stage == 1 for r in result.history)
 
@@ -118,6 +118,15 @@ def test_training_stops_early_when_validation_stops_improving(data: TrainingData
     assert result.stopped_early and result.best_epoch == 1
     assert len(result.history) == 3
     assert any(m.startswith("stopping early") for m in messages)
+
+
+def test_a_converged_stage_one_moves_on_to_the_curriculum(data: TrainingData, tmp_path: Path) -> None:
+    frozen = config(epochs=5, curriculum_epochs=2, patience=1, learning_rate=1e-12, embedding_learning_rate=1e-12)
+    messages: list[str] = []
+    result = train(encoder(), frozen, data, tmp_path, log=messages.append)
+    assert [(r.epoch, r.stage) for r in result.history] == [(1, 1), (2, 1), (6, 2)]
+    assert result.stopped_early and result.best_epoch == 1
+    assert any(m.startswith("stage 1 has converged") for m in messages)
 
 
 @pytest.mark.parametrize("changes", [
