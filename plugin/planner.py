@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ebr.errors import PlanError
 from ebr.mappings.schema import Schema
-from ebr.nodes import Node, walk
+from ebr.nodes import Node, size
 from ebr.quantizer import CoarseQuantizer
 from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.rules.expand_nn import expand_nn
@@ -43,8 +43,8 @@ def plan(
     Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
     every NN, expansion adds ``nprobe`` terms each)."""
     executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
-    size = sum(1 for _ in walk(executable))
-    if size > limits.max_plan_nodes:
-        raise PlanError(f"the plan has {size} nodes, more than the limit of "
+    nodes = size(executable)
+    if nodes > limits.max_plan_nodes:
+        raise PlanError(f"the plan has {nodes} nodes, more than the limit of "
                         f"{limits.max_plan_nodes}: lower :nprobe or split the query")
     return executable

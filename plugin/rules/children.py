@@ -3,25 +3,27 @@ local rewrite bottom-up."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
-from ebr.nodes import NN, Node, Within, rebuild
+from ebr.nodes import NN, Node, Term, Within, rebuild
 
 
 def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
     """``node`` with ``rule`` applied to every child (operands, constraint, candidates).
-    Returns ``node`` itself when nothing changed, so unchanged trees are not copied."""
+    Returns ``node`` itself when nothing changed, so unchanged trees are not copied and
+    callers can tell by identity."""
+    if type(node) is Term:  # most nodes: no children
+        return node
     if isinstance(node, NN):
         if node.constraint is None:
             return node
         c = rule(node.constraint)
-        return node if c is node.constraint else dataclasses.replace(node, constraint=c)
+        return node if c is node.constraint else node.with_constraint(c)
     if isinstance(node, Within):
         if node.candidates is None:
             return node
         c = rule(node.candidates)
-        return node if c is node.candidates else dataclasses.replace(node, candidates=c)
+        return node if c is node.candidates else node.with_candidates(c)
     kids = node.children
     if not kids:
         return node
