@@ -105,7 +105,7 @@ def analyze(
 
 
 def _expr(form: Form, ctx: _Context) -> Node:
-    if not isinstance(form, FormList):
+    if type(form) is not FormList:
         raise ctx.error(
             f"expected a parenthesised expression such as (term ns:value); "
             f"got {FORM_KINDS[type(form)]} {_show(form)}",
@@ -128,14 +128,41 @@ def _expr(form: Form, ctx: _Context) -> Node:
 
 
 def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
+    items = form.items[1:]
+    if Keyword in map(type, items):
+        positional, keywords, spans = _pair_keywords(op, items, ctx)
+    else:  # the common case: no keywords to pair up
+        positional, keywords, spans = items, {}, {}
+    args: list[Any] = []
+    params = op.params
+    for p_index, param in enumerate(params):
+        if param.variadic:
+            rest = positional[p_index:]
+            if not rest:
+                raise ctx.error(f"{op.name} needs at least one {param.name}; usage: {op.usage}",
+                                form.span)
+            if param.shape == "expr":  # and, or, difference: skip a call per operand
+                args.append([_expr(f, ctx) for f in rest])
+            else:
+                args.append([_positional(op, param, f, ctx) for f in rest])
+            positional = positional[: p_index + 1]
+            break
+        if p_index >= len(positional):
+            raise ctx.error(f"{op.name} is missing its {param.name}; usage: {op.usage}", form.span)
+        args.append(_positional(op, param, positional[p_index], ctx))
+    if len(positional) > len(params):
+        extra = positional[len(params)]
+        raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}", extra.span)
+    return Call(form, args, keywords, spans)
+
+
+def _pair_keywords(
+    op: Operator, items: tuple[Form, ...], ctx: _Context
+) -> tuple[tuple[Form, ...], dict[str, Any], dict[str, Span]]:
+    """Split ``items`` into positional forms and checked keyword values (with their spans)."""
+    positional: list[Form] = []
     keywords: dict[str, Any] = {}
     spans: dict[str, Span] = {}
-    items = form.items[1:]
-    if not any(type(item) is Keyword for item in items):
-        positional = list(items)  # the common case: no keywords to pair up
-        items = ()
-    else:
-        positional = []
     i = 0
     while i < len(items):
         item = items[i]
@@ -155,23 +182,7 @@ def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
         keywords[item.name] = _keyword_value(op, item.name, spec, items[i + 1], ctx)
         spans[item.name] = item.span.to(items[i + 1].span)
         i += 2
-    args: list[Any] = []
-    for p_index, param in enumerate(op.params):
-        if param.variadic:
-            rest = positional[p_index:]
-            if not rest:
-                raise ctx.error(f"{op.name} needs at least one {param.name}; usage: {op.usage}",
-                                form.span)
-            args.append([_positional(op, param, f, ctx) for f in rest])
-            positional = positional[: p_index + 1]
-            break
-        if p_index >= len(positional):
-            raise ctx.error(f"{op.name} is missing its {param.name}; usage: {op.usage}", form.span)
-        args.append(_positional(op, param, positional[p_index], ctx))
-    if len(positional) > len(op.params):
-        extra = positional[len(op.params)]
-        raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}", extra.span)
-    return Call(form, args, keywords, spans)
+    return tuple(positional), keywords, spans
 
 
 def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
@@ -192,7 +203,8 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
         if not sep or not ns or not value:
             raise ctx.error(f"a term is written namespace:value (e.g. location:seattle); "
                             f"got {raw!r}", form.span)
-        _check_namespace(ns, form.span, ctx, clusters=True)
+        if ctx.schema is None or ns not in ctx.schema.query_term_namespaces:
+            _check_namespace(ns, form.span, ctx, clusters=True)  # also says what is wrong
         return (ns, value)
     if shape == "namespace":
         _check_namespace(raw, form.span, ctx, clusters=False)
