@@ -28,6 +28,8 @@ def expand_nn(
     schema: Schema | None = None,
 ) -> Node:
     def rule(n: Node) -> Node:
+        if type(n) is Term:  # most nodes
+            return n
         n = map_children(n, rule)
         if not isinstance(n, NN) or n.radius is None:
             return n
@@ -44,7 +46,7 @@ def expand_nn(
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vector, nprobe)
         ns = n.key + CLUSTER_SUFFIX
-        terms = tuple(_cluster_term(ns, i) for i in ids)
+        terms = tuple([_cluster_term(ns, i) for i in ids])
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)

@@ -16,9 +16,6 @@ surrounding constraints admit".  Subtracted operands of ``difference`` start a f
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-
 from ebr.implied_terms import implied_terms
 from ebr.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
 from ebr.rules.dedupe import unique_nodes
@@ -26,40 +23,38 @@ from ebr.rules.simplify import simplify
 
 
 def push_down(node: Node) -> Node:
-    holders = vector_holders(node)
-
-    def vector(n: Node) -> bool:
-        return id(n) in holders
-
-    return _push(node, (), vector)
+    return _push(node, (), vector_holders(node))
 
 
-def _push(node: Node, context: tuple[Node, ...], vector: Callable[[Node], bool]) -> Node:
+def _push(node: Node, context: tuple[Node, ...], holders: set[int]) -> Node:
+    """``holders``: :func:`~ebr.nodes.vector_holders` of the whole tree."""
+    if id(node) not in holders:
+        return node  # no NN below: nothing to push into
     if isinstance(node, NN):
         if not context:
             return node
         existing = () if node.constraint is None else (node.constraint,)
         # simplified, so that pushing down again finds the same constraint (idempotence)
-        return dataclasses.replace(node, constraint=simplify(conjunction((*existing, *context))))
+        return node.with_constraint(simplify(conjunction((*existing, *context))))
     if isinstance(node, And):
-        flags = [vector(c) for c in node.operands]
-        if not any(flags):
+        flags = [id(c) in holders for c in node.operands]
+        if True not in flags:
             return node
         # What each operand implies (itself when term-only), for its siblings' context.
         implied = [c if not v else implied_terms(c)
                    for c, v in zip(node.operands, flags, strict=True)]
-        operands = tuple(
-            _push(c, context + tuple(p for j, p in enumerate(implied)
-                                     if j != i and p is not None), vector) if v else c
+        operands = tuple([
+            _push(c, context + tuple([p for j, p in enumerate(implied)
+                                      if j != i and p is not None]), holders) if v else c
             for i, (c, v) in enumerate(zip(node.operands, flags, strict=True))
-        )
+        ])
         return rebuild(node, operands)
     if isinstance(node, Or):
-        return rebuild(node, tuple(_push(c, context, vector) for c in node.operands))
+        return rebuild(node, tuple([_push(c, context, holders) for c in node.operands]))
     if isinstance(node, Difference):
         first, *rest = node.operands
-        return rebuild(node, (_push(first, context, vector),
-                              *(_push(c, (), vector) for c in rest)))
+        return rebuild(node, (_push(first, context, holders),
+                              *[_push(c, (), holders) for c in rest]))
     return node
 
 
