@@ -37,11 +37,11 @@ def unique_nodes(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     """``nodes`` without repeats, first occurrence kept; ``nodes`` itself when they are
     distinct already."""
     if len(nodes) > 8:
+        # Term lists (probes, match terms): (namespace, value) is the equality key, and
+        # hashing it skips a Python-level __hash__ call per node.
         if all([type(n) is Term for n in nodes]):
-            # Term lists (probes, match terms): the (namespace, value) pairs are the equality
-            # key, and hashing them skips a Python-level __hash__ call per node.
-            keys = [(n.namespace, n.value) for n in nodes]  # type: ignore[attr-defined]
-            if len(set(keys)) == len(keys):
+            keys = {(n.namespace, n.value) for n in nodes}  # type: ignore[attr-defined]
+            if len(keys) == len(nodes):
                 return nodes
         unique = tuple(dict.fromkeys(nodes))
         return nodes if len(unique) == len(nodes) else unique
