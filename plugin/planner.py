@@ -24,12 +24,16 @@ from ebr.quantizer import CoarseQuantizer
 from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.rules.expand_nn import expand_nn
 from ebr.rules.pushdown import push_down
-from ebr.rules.simplify import simplify
+from ebr.rules.simplify import Simplified, simplify
 
 
 def logical_plan(ast: Node) -> Node:
     """Simplified, with constraints pushed into NN nodes; NN not yet expanded."""
-    return push_down(simplify(ast))
+    return _logical_plan(ast, {})
+
+
+def _logical_plan(ast: Node, simplified: Simplified) -> Node:
+    return push_down(simplify(ast, simplified), simplified)
 
 
 def plan(
@@ -42,7 +46,11 @@ def plan(
     """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
     Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
     every NN, expansion adds ``nprobe`` terms each)."""
-    executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
+    # The passes share what they know to be simplified: the final simplify then walks only
+    # what push-down and expansion built.
+    simplified: Simplified = {}
+    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema)
+    executable = simplify(expanded, simplified)
     nodes = size(executable)
     if nodes > limits.max_plan_nodes:
         raise PlanError(f"the plan has {nodes} nodes, more than the limit of "
