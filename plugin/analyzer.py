@@ -111,7 +111,7 @@ def analyze(
 
 
 def _expr(form: Form, ctx: _Context) -> Node:
-    if type(form) is not FormList:
+    if not isinstance(form, FormList):
         raise ctx.error(
             f"expected a parenthesised expression such as (term ns:value); "
             f"got {FORM_KINDS[type(form)]} {_show(form)}",
@@ -196,11 +196,11 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
     if shape == "expr":
         return _expr(form, ctx)
     if shape == "text":
-        if isinstance(form, String | Symbol):
+        if isinstance(form, (String, Symbol)):
             return form.value if isinstance(form, String) else form.name
         raise ctx.error(f"{op.name} expects text for its {param.name}; "
                         f"got {FORM_KINDS[type(form)]}", form.span)
-    if not isinstance(form, Symbol | String):
+    if not isinstance(form, (Symbol, String)):
         raise ctx.error(f"{op.name} expects {_shape_name(shape)} here; "
                         f"got {FORM_KINDS[type(form)]} {_show(form)}", form.span)
     raw = form.name if isinstance(form, Symbol) else form.value
