@@ -144,7 +144,7 @@ def size(node: Node) -> int:
     elif isinstance(node, Within) and node.candidates is not None:
         n += size(node.candidates)
     for c in node.children:
-        n += size(c)
+        n += 1 if type(c) is Term else size(c)
     return n
 
 
@@ -161,9 +161,10 @@ def vector_holders(root: Node) -> set[int]:
     def visit(n: Node) -> bool:
         if type(n) is Term:  # most nodes
             return False
-        found = isinstance(n, NN | Within)
+        found = isinstance(n, (NN, Within))
         for c in n.children:
-            found = visit(c) or found
+            if type(c) is not Term:  # most nodes, never holders
+                found = visit(c) or found
         if found:
             holders.add(id(n))
         return found

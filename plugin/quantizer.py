@@ -71,8 +71,9 @@ class CentroidQuantizer:
         if v.shape[0] != self.dimension:
             raise ValueError(f"vector has dimension {v.shape[0]}, the quantizer {self.dimension}")
         norm = float(np.sqrt(v @ v)) or 1.0
-        # Negated scores (smaller is nearer), so argpartition needs no negated copy.
-        dist = self._half_norms - self.centroids @ (v / norm)  # (nlist,)
+        # Negated scores (smaller is nearer), so argpartition needs no negated copy; in place.
+        dist = self.centroids @ (v / norm)  # (nlist,)
+        np.subtract(self._half_norms, dist, out=dist)
         n = min(nprobe, self.nlist)
         if n < self.nlist:
             part = dist.argpartition(n - 1)
