@@ -51,7 +51,8 @@ DEFAULT_LIMITS = Limits()
 
 # Forms are NamedTuples rather than frozen dataclasses: a query creates one per token and
 # tuple construction costs about half as much.  Forms are never compared; nodes (the AST)
-# are the frozen dataclasses.
+# are the frozen dataclasses.  The reader builds them with ``_new(Kind, (fields...))``,
+# which skips the NamedTuple's Python-level ``__new__`` (half the cost again).
 
 
 class Symbol(NamedTuple):
@@ -136,6 +137,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"\Z', re.DOTALL)
 #: What reads as a number (ASCII digits only: "٣" is a symbol, not 3).
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NUMBER_START = frozenset("0123456789+-.")
+_new = tuple.__new__
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -194,7 +196,7 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
                     text,
                 )
             open_at, parent = stack.pop()
-            form: Form = FormList(tuple(items), open_at, end)
+            form: Form = _new(FormList, (tuple(items), open_at, end))
             items = parent
         elif first == '"':
             if not _STRING.match(token):
@@ -204,7 +206,7 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
                     Span(start, start + 1),
                     text,
                 )
-            form = String(_unescape(token, start, text), start, end)
+            form = _new(String, (_unescape(token, start, text), start, end))
         elif first == ";":
             continue
         else:
@@ -233,13 +235,13 @@ def _atom(token: str, start: int, end: int, text: str) -> Atom:
         if len(token) == 1:
             raise QuerySyntaxError("a keyword needs a name after ':' (e.g. :radius)",
                                    Span(start, end), text)
-        return Keyword(token[1:], start, end)
+        return _new(Keyword, (token[1:], start, end))
     if first in _NUMBER_START and NUMBER.match(token):
         is_int = not any(c in token for c in ".eE")
         if is_int and len(token.lstrip("+-0")) > 18:  # int() refuses very long digit strings
             raise QuerySyntaxError("number too large", Span(start, end), text)
-        return Number(int(token) if is_int else float(token), start, end)
-    return Symbol(token, start, end)
+        return _new(Number, (int(token) if is_int else float(token), start, end))
+    return _new(Symbol, (token, start, end))
 
 
 def _unescape(token: str, start: int, text: str) -> str:
