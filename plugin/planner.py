@@ -49,7 +49,7 @@ def plan(
     # The passes share what they know to be simplified: the final simplify then walks only
     # what push-down and expansion built.
     simplified: Simplified = {}
-    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema)
+    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema, simplified)
     executable = simplify(expanded, simplified)
     nodes = size(executable)
     if nodes > limits.max_plan_nodes:
