@@ -2,7 +2,11 @@
 
 Prints one line per figure.  The probe step ranks ``--nlist`` centroids of dimension
 ``--dim`` for the query vector (a matrix-vector product), so its cost grows with both; the
-figures are single-threaded wall-clock times from ``time.perf_counter_ns``.
+figures are single-threaded wall-clock times from ``time.perf_counter_ns``.  The stages are
+read + analyze, the logical plan (simplify + push-down), probe selection alone, the
+executable plan (logical plan + probes + NN expansion + final simplify + size check) and
+compile; the total runs all of them on the text, every iteration.  The machine's load
+average is printed too: other work on these shared cores moves wall-clock figures.
 
     python bench/compile_latency.py [--iterations 20000] [--nlist 1024] [--dim 64]
 """
@@ -61,13 +65,16 @@ def main() -> None:
     executable = plan(ast, vectors, quantizers, schema)
 
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python "
-          f"{platform.python_version()}, 1 thread")
+          f"{platform.python_version()}, 1 thread; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"query: paper hybrid example; quantizer {args.nlist} x {args.dim}, nprobe 16; "
           f"{args.iterations} iterations per figure")
     stages: list[tuple[str, Callable[[], object]]] = [
         ("read+analyze", lambda: parse(QUERY, schema)),
         ("logical plan (rules, no probes)", lambda: logical_plan(ast)),
         ("probe selection", lambda: quantizer.probe(vector, 16)),
+        ("executable plan (logical plan, probes, expansion, final simplify)",
+         lambda: plan(ast, vectors, quantizers, schema)),
         ("compile (plan -> body)", lambda: compile_search(executable, schema, vectors, size=50)),
         ("read+plan+compile, total", lambda: compile_search(
             plan(parse(QUERY, schema), vectors, quantizers, schema), schema, vectors, size=50)),

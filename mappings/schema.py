@@ -117,6 +117,22 @@ class Schema:
     namespaces: tuple[Namespace, ...] = ()
     keys: tuple[EmbeddingKey, ...] = ()
     rank_field: str = "rank"
+    # Lookup tables derived once from the fields above (the schema is immutable), so the
+    # analyzer and the compiler look names up in O(1) on every request.  First declaration
+    # wins, as in a linear search.
+    _namespace_table: dict[str, Namespace] = field(init=False, repr=False, compare=False)
+    _key_table: dict[str, EmbeddingKey] = field(init=False, repr=False, compare=False)
+    #: The term namespaces a query may name as they are (declared or an embedding key's
+    #: cluster namespace, and of valid syntax), for the analyzer's common case.
+    query_term_namespaces: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_namespace_table",
+                           {n.name: n for n in reversed(self.namespaces)})
+        object.__setattr__(self, "_key_table", {k.name: k for k in reversed(self.keys)})
+        object.__setattr__(self, "query_term_namespaces", frozenset(
+            [n.name for n in self.namespaces if is_namespace_name(n.name)]
+            + [k.cluster_namespace for k in self.keys if is_key_name(k.name)]))
 
     @classmethod
     def create(
@@ -133,10 +149,10 @@ class Schema:
     # -- lookups --------------------------------------------------------------------------
 
     def namespace(self, name: str) -> Namespace | None:
-        return next((n for n in self.namespaces if n.name == name), None)
+        return self._namespace_table.get(name)
 
     def key(self, name: str) -> EmbeddingKey | None:
-        return next((k for k in self.keys if k.name == name), None)
+        return self._key_table.get(name)
 
     def is_term_namespace(self, name: str) -> bool:
         """A declared namespace or an embedding key's cluster namespace."""

@@ -63,12 +63,18 @@ class KeywordSpec:
 
 
 class Call(NamedTuple):
-    """What a builder receives: checked positional values and keyword values, with spans."""
+    """What a builder receives: checked positional values and keyword values, and the forms
+    each keyword came from (its name and its value) for :meth:`keyword_span`."""
 
     form: FormList
     args: list[Any]
     keywords: dict[str, Any]
-    keyword_spans: dict[str, Span]
+    keyword_forms: dict[str, tuple[Form, Form]]
+
+    def keyword_span(self, name: str) -> Span:
+        """From the keyword to the end of its value (built on demand: only errors need it)."""
+        key, value = self.keyword_forms[name]
+        return Span(key.start, value.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +134,41 @@ def _expr(form: Form, ctx: _Context) -> Node:
 
 
 def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
-    keywords: dict[str, Any] = {}
-    spans: dict[str, Span] = {}
     items = form.items[1:]
-    if not any(type(item) is Keyword for item in items):
-        positional = list(items)  # the common case: no keywords to pair up
-        items = ()
-    else:
-        positional = []
+    if Keyword in map(type, items):
+        positional, keywords, keyword_forms = _pair_keywords(op, items, ctx)
+    else:  # the common case: no keywords to pair up
+        positional, keywords, keyword_forms = items, {}, {}
+    args: list[Any] = []
+    params = op.params
+    for p_index, param in enumerate(params):
+        if param.variadic:
+            rest = positional[p_index:]
+            if not rest:
+                raise ctx.error(f"{op.name} needs at least one {param.name}; usage: {op.usage}",
+                                form.span)
+            if param.shape == "expr":  # and, or, difference: skip a call per operand
+                args.append([_expr(f, ctx) for f in rest])
+            else:
+                args.append([_positional(op, param, f, ctx) for f in rest])
+            positional = positional[: p_index + 1]
+            break
+        if p_index >= len(positional):
+            raise ctx.error(f"{op.name} is missing its {param.name}; usage: {op.usage}", form.span)
+        args.append(_positional(op, param, positional[p_index], ctx))
+    if len(positional) > len(params):
+        extra = positional[len(params)]
+        raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}", extra.span)
+    return Call(form, args, keywords, keyword_forms)
+
+
+def _pair_keywords(
+    op: Operator, items: tuple[Form, ...], ctx: _Context
+) -> tuple[tuple[Form, ...], dict[str, Any], dict[str, tuple[Form, Form]]]:
+    """Split ``items`` into positional forms and checked keyword values (with their forms)."""
+    positional: list[Form] = []
+    keywords: dict[str, Any] = {}
+    forms: dict[str, tuple[Form, Form]] = {}
     i = 0
     while i < len(items):
         item = items[i]
@@ -153,25 +186,9 @@ def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
         if i + 1 >= len(items) or isinstance(items[i + 1], Keyword):
             raise ctx.error(f"keyword :{item.name} needs a value", item.span)
         keywords[item.name] = _keyword_value(op, item.name, spec, items[i + 1], ctx)
-        spans[item.name] = item.span.to(items[i + 1].span)
+        forms[item.name] = (item, items[i + 1])
         i += 2
-    args: list[Any] = []
-    for p_index, param in enumerate(op.params):
-        if param.variadic:
-            rest = positional[p_index:]
-            if not rest:
-                raise ctx.error(f"{op.name} needs at least one {param.name}; usage: {op.usage}",
-                                form.span)
-            args.append([_positional(op, param, f, ctx) for f in rest])
-            positional = positional[: p_index + 1]
-            break
-        if p_index >= len(positional):
-            raise ctx.error(f"{op.name} is missing its {param.name}; usage: {op.usage}", form.span)
-        args.append(_positional(op, param, positional[p_index], ctx))
-    if len(positional) > len(op.params):
-        extra = positional[len(op.params)]
-        raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}", extra.span)
-    return Call(form, args, keywords, spans)
+    return tuple(positional), keywords, forms
 
 
 def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
@@ -179,11 +196,11 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
     if shape == "expr":
         return _expr(form, ctx)
     if shape == "text":
-        if isinstance(form, String | Symbol):
+        if isinstance(form, (String, Symbol)):
             return form.value if isinstance(form, String) else form.name
         raise ctx.error(f"{op.name} expects text for its {param.name}; "
                         f"got {FORM_KINDS[type(form)]}", form.span)
-    if not isinstance(form, Symbol | String):
+    if not isinstance(form, (Symbol, String)):
         raise ctx.error(f"{op.name} expects {_shape_name(shape)} here; "
                         f"got {FORM_KINDS[type(form)]} {_show(form)}", form.span)
     raw = form.name if isinstance(form, Symbol) else form.value
@@ -192,7 +209,8 @@ def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
         if not sep or not ns or not value:
             raise ctx.error(f"a term is written namespace:value (e.g. location:seattle); "
                             f"got {raw!r}", form.span)
-        _check_namespace(ns, form.span, ctx, clusters=True)
+        if ctx.schema is None or ns not in ctx.schema.query_term_namespaces:
+            _check_namespace(ns, form.span, ctx, clusters=True)  # also says what is wrong
         return (ns, value)
     if shape == "namespace":
         _check_namespace(raw, form.span, ctx, clusters=False)
@@ -274,19 +292,19 @@ def _build_difference(call: Call, ctx: _Context) -> Node:
 
 def _build_nn(call: Call, ctx: _Context) -> Node:
     _count(ctx, call.form)
-    kw, spans = call.keywords, call.keyword_spans
+    kw = call.keywords
     radius, k = kw.get("radius"), kw.get("k")
     if (radius is None) == (k is None):
-        where = spans.get("k", call.form.span)
+        where = call.keyword_span("k") if "k" in kw else call.form.span
         raise ctx.error("nn takes exactly one of :radius (radius mode) or :k (top-K mode); "
                         f"usage: {OPERATORS['nn'].usage}", where)
     exact = kw.get("exact", False)
     if exact and k is not None:
         raise ctx.error(":exact applies to radius mode; top-K mode is tuned with :nprobe",
-                        spans["exact"])
+                        call.keyword_span("exact"))
     if exact and "nprobe" in kw:
         raise ctx.error(":nprobe has no effect with :exact true (exact search probes no "
-                        "clusters); drop one of them", spans["nprobe"])
+                        "clusters); drop one of them", call.keyword_span("nprobe"))
     return NN(call.args[0], radius=radius, k=k, nprobe=kw.get("nprobe"), exact=exact,
               span=call.form.span)
 

@@ -92,6 +92,10 @@ class NN(Node):
     constraint: Node | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
 
+    def with_constraint(self, constraint: Node | None) -> NN:
+        """This node with another constraint (cheaper than ``dataclasses.replace``)."""
+        return NN(self.key, self.radius, self.k, self.nprobe, self.exact, constraint, self.span)
+
 
 @dataclass(frozen=True, slots=True)
 class Within(Node):
@@ -102,6 +106,9 @@ class Within(Node):
     radius: float
     candidates: Node | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
+
+    def with_candidates(self, candidates: Node | None) -> Within:
+        return Within(self.key, self.radius, candidates, self.span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,20 @@ def walk(node: Node) -> Iterator[Node]:
         stack.extend(reversed(n.children))
 
 
+def size(node: Node) -> int:
+    """The number of nodes :func:`walk` yields (recursive: a plan's depth is bounded)."""
+    if type(node) is Term:  # most nodes
+        return 1
+    n = 1
+    if isinstance(node, NN) and node.constraint is not None:
+        n += size(node.constraint)
+    elif isinstance(node, Within) and node.candidates is not None:
+        n += size(node.candidates)
+    for c in node.children:
+        n += 1 if type(c) is Term else size(c)
+    return n
+
+
 def has_vector_match(node: Node) -> bool:
     """Whether the tree holds an NN or Within node (anything needing a query embedding)."""
     return any(isinstance(n, NN | Within) for n in walk(node))
@@ -138,9 +159,12 @@ def vector_holders(root: Node) -> set[int]:
     holders: set[int] = set()
 
     def visit(n: Node) -> bool:
-        found = isinstance(n, NN | Within)
+        if type(n) is Term:  # most nodes
+            return False
+        found = isinstance(n, (NN, Within))
         for c in n.children:
-            found = visit(c) or found
+            if type(c) is not Term:  # most nodes, never holders
+                found = visit(c) or found
         if found:
             holders.add(id(n))
         return found

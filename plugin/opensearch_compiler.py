@@ -27,6 +27,7 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -146,10 +147,9 @@ class _Compiler:
         """Compile ``node``; ``name`` is its branch name (:func:`~ebr.nodes.named_branches`),
         or None inside a copied constraint or candidate set; ``scoring``: whether the clause
         stands where OpenSearch would add its score."""
-        if scoring and isinstance(node, Term | Or) and id(node) not in self.holders:
-            # a term-only and/difference compiles to filter/must_not, which never score
-            return {"bool": {"filter": [self.query(node, name)]}}
         if isinstance(node, Term):
+            if scoring:  # a term-only and/difference compiles to filter/must_not, which never score
+                return {"bool": {"filter": [self.query(node, name)]}}
             body: Json = {"value": node.value}
             if name:
                 body["_name"] = name
@@ -162,6 +162,8 @@ class _Compiler:
                     self.query(c, _child(name, i), scoring and vector))
             return self._bool(clauses, name)
         if isinstance(node, Or):
+            if scoring and id(node) not in self.holders:
+                return {"bool": {"filter": [self.query(node, name)]}}
             if name is None and (terms := self._same_field_terms(node)) is not None:
                 return terms
             should = [self.query(c, _child(name, i), scoring)
@@ -187,13 +189,13 @@ class _Compiler:
         """An unnamed ``or`` of terms in one namespace as a single ``terms`` query (probe
         lists, location lists): smaller and faster than a ``should`` of ``term`` clauses."""
         ops = node.operands
-        if not all(isinstance(t, Term) for t in ops):
+        if set(map(type, ops)) != {Term}:
             return None
-        namespaces = {t.namespace for t in ops}  # type: ignore[attr-defined]
+        namespaces = set(map(_namespace, ops))
         if len(namespaces) != 1:
             return None
         field = self.schema.term_field(namespaces.pop())
-        return {"terms": {field: [t.value for t in ops]}}  # type: ignore[attr-defined]
+        return {"terms": {field: list(map(_value, ops))}}
 
     @staticmethod
     def _bool(clauses: Json, name: str | None) -> Json:
@@ -235,6 +237,9 @@ class _Compiler:
         if name:
             body["_name"] = name
         return {"knn": {self.schema.vector_field(node.key): body}}
+
+
+_namespace, _value = attrgetter("namespace"), attrgetter("value")  # of Term
 
 
 def _child(name: str | None, i: int) -> str | None:

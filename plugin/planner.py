@@ -19,17 +19,21 @@ import numpy.typing as npt
 
 from ebr.errors import PlanError
 from ebr.mappings.schema import Schema
-from ebr.nodes import Node, walk
+from ebr.nodes import Node, size
 from ebr.quantizer import CoarseQuantizer
 from ebr.reader import DEFAULT_LIMITS, Limits
 from ebr.rules.expand_nn import expand_nn
 from ebr.rules.pushdown import push_down
-from ebr.rules.simplify import simplify
+from ebr.rules.simplify import Simplified, simplify
 
 
 def logical_plan(ast: Node) -> Node:
     """Simplified, with constraints pushed into NN nodes; NN not yet expanded."""
-    return push_down(simplify(ast))
+    return _logical_plan(ast, {})
+
+
+def _logical_plan(ast: Node, simplified: Simplified) -> Node:
+    return push_down(simplify(ast, simplified), simplified)
 
 
 def plan(
@@ -42,9 +46,13 @@ def plan(
     """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
     Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
     every NN, expansion adds ``nprobe`` terms each)."""
-    executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
-    size = sum(1 for _ in walk(executable))
-    if size > limits.max_plan_nodes:
-        raise PlanError(f"the plan has {size} nodes, more than the limit of "
+    # The passes share what they know to be simplified: the final simplify then walks only
+    # what push-down and expansion built.
+    simplified: Simplified = {}
+    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema, simplified)
+    executable = simplify(expanded, simplified)
+    nodes = size(executable)
+    if nodes > limits.max_plan_nodes:
+        raise PlanError(f"the plan has {nodes} nodes, more than the limit of "
                         f"{limits.max_plan_nodes}: lower :nprobe or split the query")
     return executable

@@ -71,20 +71,23 @@ class CentroidQuantizer:
         if v.shape[0] != self.dimension:
             raise ValueError(f"vector has dimension {v.shape[0]}, the quantizer {self.dimension}")
         norm = float(np.sqrt(v @ v)) or 1.0
-        scores = self.centroids @ (v / norm) - self._half_norms  # (nlist,), larger is nearer
+        # Negated scores (smaller is nearer), so argpartition needs no negated copy; in place.
+        dist = self.centroids @ (v / norm)  # (nlist,)
+        np.subtract(self._half_norms, dist, out=dist)
         n = min(nprobe, self.nlist)
         if n < self.nlist:
-            part = np.argpartition(-scores, n - 1)
+            part = dist.argpartition(n - 1)
             top = part[:n]
-            cut = scores[part[n - 1]]  # the n-th best score
-            if np.count_nonzero(scores == cut) > np.count_nonzero(scores[top] == cut):
-                # argpartition picked arbitrarily among clusters tied at the cut-off: take
-                # every cluster strictly better, then the lowest ids among the tied ones.
-                better = np.flatnonzero(scores > cut)
-                top = np.concatenate([better, np.flatnonzero(scores == cut)[: n - len(better)]])
+            cut = dist[part[n - 1]]  # the n-th best
+            # Everything in top is <= cut; more such clusters means argpartition picked
+            # arbitrarily among clusters tied at the cut-off: take every cluster strictly
+            # better, then the lowest ids among the tied ones.
+            if np.count_nonzero(dist <= cut) > n:
+                better = np.flatnonzero(dist < cut)
+                top = np.concatenate([better, np.flatnonzero(dist == cut)[: n - len(better)]])
         else:
             top = np.arange(self.nlist)
-        order = np.lexsort((top, -scores[top]))  # nearest first, ties by cluster id
+        order = np.lexsort((top, dist[top]))  # nearest first, ties by cluster id
         return top[order].tolist()  # type: ignore[no-any-return]
 
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.int64]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,7 +21,11 @@ def query_vector(key: str, vectors: Vectors, schema: Schema | None = None) -> np
     if v is None:
         raise PlanError(f"no query embedding for key {key!r}")
     arr = np.asarray(v, dtype=np.float32).ravel()
-    if not np.all(np.isfinite(arr)) or not np.any(arr):
+    # One sum of squares settles it: in float64 the squares of float32 values neither overflow
+    # nor underflow, so it is positive and finite exactly when every element is finite and
+    # one is non-zero.
+    wide = arr.astype(np.float64)
+    if not 0.0 < float(wide @ wide) < math.inf:
         raise PlanError(f"query embedding for key {key!r} must be finite and non-zero "
                         "(cosine is undefined for a zero vector)")
     spec = schema.key(key) if schema is not None else None

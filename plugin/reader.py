@@ -51,7 +51,8 @@ DEFAULT_LIMITS = Limits()
 
 # Forms are NamedTuples rather than frozen dataclasses: a query creates one per token and
 # tuple construction costs about half as much.  Forms are never compared; nodes (the AST)
-# are the frozen dataclasses.
+# are the frozen dataclasses.  The reader builds them with ``_new(Kind, (fields...))``,
+# which skips the NamedTuple's Python-level ``__new__`` (half the cost again).
 
 
 class Symbol(NamedTuple):
@@ -116,22 +117,27 @@ FORM_KINDS: dict[type, str] = {
     FormList: "parenthesised expression",
 }
 
-# Whitespace and comments are skipped inside the match, so each match is one token.
+# A token and the whitespace before it.  Every character but whitespace starts some token (a
+# comment is a token too), so consecutive matches cover the text; the end of the text is an
+# empty token (without it, trailing whitespace would be searched from every position).
 _TOKEN = re.compile(
     r"""
-    (?:\s++|;[^\n]*+)*+    # possessive: never backtrack into a comment to find a token
-    (?:
-      (?P<lparen>\()
-    | (?P<rparen>\))
-    | (?P<string>"(?:[^"\\]|\\.)*")
-    | (?P<open_string>"(?:[^"\\]|\\.)*\\?\Z)
-    | (?P<atom>[^\s()";]+)
+    (\s*+)
+    ( \Z
+    | [()]
+    | "(?:[^"\\]|\\.)*"            # a string
+    | "(?:[^"\\]|\\.)*\\?\Z       # an unterminated string
+    | ;[^\n]*                    # a comment
+    | [^\s()";]+                # an atom
     )
     """,
     re.VERBOSE | re.DOTALL,
 )
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"\Z', re.DOTALL)
 #: What reads as a number (ASCII digits only: "٣" is a symbol, not 3).
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_NUMBER_START = frozenset("0123456789+-.")
+_new = tuple.__new__
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -164,25 +170,25 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     stack: list[tuple[int, list[Form]]] = []  # (offset of "(", items so far)
     items = top
     count = 0
-    pos = 0
-    # Anchored matches, each starting where the last ended (finditer would search ahead
-    # into comments).  No match means only whitespace and comments remain: every other
-    # character starts some token.
-    while (m := _TOKEN.match(text, pos)) is not None:
-        pos = m.end()
-        kind = m.lastgroup or ""  # always set: some token alternative matched
-        start, end = m.span(kind)
-        if kind == "lparen":
-            if len(stack) >= limits.max_depth:
+    max_depth, max_forms = limits.max_depth, limits.max_forms
+    end = 0
+    for space, token in _TOKEN.findall(text):
+        start = end + len(space)
+        if not token:
+            break  # the end of the text
+        end = start + len(token)
+        first = token[0]
+        if first == "(":
+            if len(stack) >= max_depth:
                 raise QuerySyntaxError(
-                    f"expression nested deeper than {limits.max_depth} levels",
+                    f"expression nested deeper than {max_depth} levels",
                     Span(start, end),
                     text,
                 )
             stack.append((start, items))
             items = []
             continue
-        if kind == "rparen":
+        if first == ")":
             if not stack:
                 raise QuerySyntaxError(
                     "unexpected right parenthesis; no expression is open here",
@@ -190,22 +196,25 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
                     text,
                 )
             open_at, parent = stack.pop()
-            form: Form = FormList(tuple(items), open_at, end)
+            form: Form = _new(FormList, (tuple(items), open_at, end))
             items = parent
-        elif kind == "atom":
-            form = _atom(m.group(kind), start, end, text)
-        elif kind == "string":
-            form = String(_unescape(m.group(kind), start, text), start, end)
+        elif first == '"':
+            if not _STRING.match(token):
+                raise IncompleteInputError(
+                    "unterminated string: expected a closing double quote before the end of "
+                    "input",
+                    Span(start, start + 1),
+                    text,
+                )
+            form = _new(String, (_unescape(token, start, text), start, end))
+        elif first == ";":
+            continue
         else:
-            raise IncompleteInputError(
-                "unterminated string: expected a closing double quote before the end of input",
-                Span(start, start + 1),
-                text,
-            )
+            form = _atom(token, start, end, text)
         count += 1
-        if count > limits.max_forms:
+        if count > max_forms:
             raise QuerySyntaxError(
-                f"expression larger than {limits.max_forms} forms",
+                f"expression larger than {max_forms} forms",
                 form.span,
                 text,
             )
@@ -221,17 +230,18 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
 
 
 def _atom(token: str, start: int, end: int, text: str) -> Atom:
-    if token[0] == ":":
+    first = token[0]
+    if first == ":":
         if len(token) == 1:
             raise QuerySyntaxError("a keyword needs a name after ':' (e.g. :radius)",
                                    Span(start, end), text)
-        return Keyword(token[1:], start, end)
-    if NUMBER.match(token):
+        return _new(Keyword, (token[1:], start, end))
+    if first in _NUMBER_START and NUMBER.match(token):
         is_int = not any(c in token for c in ".eE")
         if is_int and len(token.lstrip("+-0")) > 18:  # int() refuses very long digit strings
             raise QuerySyntaxError("number too large", Span(start, end), text)
-        return Number(int(token) if is_int else float(token), start, end)
-    return Symbol(token, start, end)
+        return _new(Number, (int(token) if is_int else float(token), start, end))
+    return _new(Symbol, (token, start, end))
 
 
 def _unescape(token: str, start: int, text: str) -> str:

@@ -9,6 +9,7 @@ from ebr.nodes import NN, Difference, Node, walk
 from ebr.planner import logical_plan, plan
 from ebr.reference import evaluate
 from ebr.rules.dedupe import dedupe
+from ebr.rules.expand_nn import expand_nn
 from ebr.rules.flatten import flatten
 from ebr.rules.fold import fold
 from ebr.rules.pushdown import push_down
@@ -108,3 +109,13 @@ def test_strategy_reaches_difference_and_topk() -> None:
 
     collect()
     assert seen == {"difference", "topk", "radius"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(expressions(), worlds(max_docs=0))
+def test_plan_equals_the_passes_run_separately(expr: Node, world: World) -> None:
+    """The planner's passes share what simplify already returned; running each pass on its
+    own must give the same plan."""
+    separate = simplify(expand_nn(push_down(simplify(expr)), world.vectors, world.quantizers))
+    assert plan(expr, world.vectors, world.quantizers) == separate
+    assert logical_plan(expr) == push_down(simplify(expr))

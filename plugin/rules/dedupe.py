@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ebr.nodes import And, Difference, Node, Or, rebuild
+from ebr.nodes import And, Difference, Node, Or, Term, rebuild
 from ebr.rules.children import bottom_up
 
 
@@ -19,23 +19,32 @@ def dedupe(node: Node) -> Node:
 
 
 def dedupe_step(node: Node) -> Node:
-    """Deduplicate ``node``'s own operands."""
-    if isinstance(node, And | Or):
+    """Deduplicate ``node``'s own operands; ``node`` itself when they are distinct already."""
+    if isinstance(node, (And, Or)):
         unique = unique_nodes(node.operands)
         if len(unique) == 1:
             return unique[0]
-        return node if len(unique) == len(node.operands) else rebuild(node, unique)
+        return node if unique is node.operands else rebuild(node, unique)
     if isinstance(node, Difference):
-        rest = unique_nodes(node.operands[1:])
-        if len(rest) + 1 != len(node.operands):
-            return Difference((node.operands[0], *rest), node.span)
+        rest = node.operands[1:]
+        unique = unique_nodes(rest)
+        if unique is not rest:
+            return Difference((node.operands[0], *unique), node.span)
     return node
 
 
 def unique_nodes(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
-    """``nodes`` without repeats, first occurrence kept."""
+    """``nodes`` without repeats, first occurrence kept; ``nodes`` itself when they are
+    distinct already."""
     if len(nodes) > 8:
-        return tuple(dict.fromkeys(nodes))
+        # Term lists (probes, match terms): (namespace, value) is the equality key, and
+        # hashing it skips a Python-level __hash__ call per node.
+        if all([type(n) is Term for n in nodes]):
+            keys = {(n.namespace, n.value) for n in nodes}  # type: ignore[attr-defined]
+            if len(keys) == len(nodes):
+                return nodes
+        unique = tuple(dict.fromkeys(nodes))
+        return nodes if len(unique) == len(nodes) else unique
     # Few operands: equality fails fast on differing nodes, where hashing would walk every
     # subtree in full (node hashes are not cached).
     kept: list[Node] = []

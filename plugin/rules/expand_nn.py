@@ -19,6 +19,7 @@ from ebr.quantizer import CoarseQuantizer
 from ebr.query_vectors import Vectors, query_vector
 from ebr.rules.children import map_children
 from ebr.rules.pushdown import conjunction
+from ebr.rules.simplify import Simplified
 
 
 def expand_nn(
@@ -26,8 +27,14 @@ def expand_nn(
     vectors: Vectors,
     quantizers: Mapping[str, CoarseQuantizer],
     schema: Schema | None = None,
+    simplified: Simplified | None = None,
 ) -> Node:
+    """``simplified``: as for :func:`~ebr.rules.simplify.simplify`; the probe lists built here
+    are added to it (an ``or`` of distinct terms is simplified already)."""
+
     def rule(n: Node) -> Node:
+        if type(n) is Term:  # most nodes
+            return n
         n = map_children(n, rule)
         if not isinstance(n, NN) or n.radius is None:
             return n
@@ -44,8 +51,10 @@ def expand_nn(
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vector, nprobe)
         ns = n.key + CLUSTER_SUFFIX
-        terms = tuple(_cluster_term(ns, i) for i in ids)
+        terms = tuple([_cluster_term(ns, i) for i in ids])
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
+        if simplified is not None and len(set(ids)) == len(ids):
+            simplified[id(probes)] = probes
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)
 

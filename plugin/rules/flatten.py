@@ -20,11 +20,16 @@ def flatten(node: Node) -> Node:
 
 
 def flatten_step(node: Node) -> Node:
-    """Flatten ``node`` itself, its children being flat already."""
-    if isinstance(node, And | Or):
+    """Flatten ``node`` itself, its children being flat already.  Returns ``node`` itself when
+    it is flat already (callers compare by identity)."""
+    if isinstance(node, (And, Or)):
+        kind = type(node)
+        ops = node.operands
+        if kind not in map(type, ops):
+            return ops[0] if len(ops) == 1 else node
         operands: list[Node] = []
-        for child in node.operands:
-            if type(child) is type(node):
+        for child in ops:
+            if type(child) is kind:
                 operands.extend(child.children)
             else:
                 operands.append(child)

@@ -24,16 +24,17 @@ def fold(node: Node) -> Node:
 def fold_step(node: Node) -> Node:
     """Fold ``node`` itself, its children being folded already."""
     if isinstance(node, And):
-        if any(isinstance(c, Nothing) for c in node.operands):
+        if Nothing in map(type, node.operands):
             return Nothing(node.span)
     elif isinstance(node, Or):
+        if len(node.operands) > 1 and Nothing not in map(type, node.operands):
+            return node
         kept = tuple(c for c in node.operands if not isinstance(c, Nothing))
         if not kept:
             return Nothing(node.span)
         if len(kept) == 1:
             return kept[0]
-        if len(kept) != len(node.operands):
-            return rebuild(node, kept)
+        return rebuild(node, kept)
     elif isinstance(node, Difference):
         first, *rest = node.operands
         if isinstance(first, Nothing) or (first in rest and not _holds_top_k(first)):

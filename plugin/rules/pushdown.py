@@ -16,50 +16,50 @@ surrounding constraints admit".  Subtracted operands of ``difference`` start a f
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-
 from ebr.implied_terms import implied_terms
 from ebr.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
 from ebr.rules.dedupe import unique_nodes
-from ebr.rules.simplify import simplify
+from ebr.rules.simplify import Simplified, simplify
 
 
-def push_down(node: Node) -> Node:
-    holders = vector_holders(node)
-
-    def vector(n: Node) -> bool:
-        return id(n) in holders
-
-    return _push(node, (), vector)
+def push_down(node: Node, simplified: Simplified | None = None) -> Node:
+    """``simplified``: as for :func:`~ebr.rules.simplify.simplify`, which builds constraints."""
+    return _push(node, (), vector_holders(node), {} if simplified is None else simplified)
 
 
-def _push(node: Node, context: tuple[Node, ...], vector: Callable[[Node], bool]) -> Node:
+def _push(
+    node: Node, context: tuple[Node, ...], holders: set[int], simplified: Simplified
+) -> Node:
+    """``holders``: :func:`~ebr.nodes.vector_holders` of the whole tree."""
+    if id(node) not in holders:
+        return node  # no NN below: nothing to push into
     if isinstance(node, NN):
         if not context:
             return node
         existing = () if node.constraint is None else (node.constraint,)
         # simplified, so that pushing down again finds the same constraint (idempotence)
-        return dataclasses.replace(node, constraint=simplify(conjunction((*existing, *context))))
+        constraint = conjunction((*existing, *context))
+        return node.with_constraint(simplify(constraint, simplified))
     if isinstance(node, And):
-        flags = [vector(c) for c in node.operands]
-        if not any(flags):
+        flags = [id(c) in holders for c in node.operands]
+        if True not in flags:
             return node
         # What each operand implies (itself when term-only), for its siblings' context.
         implied = [c if not v else implied_terms(c)
                    for c, v in zip(node.operands, flags, strict=True)]
-        operands = tuple(
-            _push(c, context + tuple(p for j, p in enumerate(implied)
-                                     if j != i and p is not None), vector) if v else c
+        operands = tuple([
+            _push(c, context + tuple([p for j, p in enumerate(implied)
+                                      if j != i and p is not None]), holders, simplified)
+            if v else c
             for i, (c, v) in enumerate(zip(node.operands, flags, strict=True))
-        )
+        ])
         return rebuild(node, operands)
     if isinstance(node, Or):
-        return rebuild(node, tuple(_push(c, context, vector) for c in node.operands))
+        return rebuild(node, tuple([_push(c, context, holders, simplified) for c in node.operands]))
     if isinstance(node, Difference):
         first, *rest = node.operands
-        return rebuild(node, (_push(first, context, vector),
-                              *(_push(c, (), vector) for c in rest)))
+        return rebuild(node, (_push(first, context, holders, simplified),
+                              *[_push(c, (), holders, simplified) for c in rest]))
     return node
 
 

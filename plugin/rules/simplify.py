@@ -14,8 +14,22 @@ from ebr.rules.dedupe import dedupe_step
 from ebr.rules.flatten import flatten_step
 from ebr.rules.fold import fold_step
 
+#: Nodes known to be simplified, by ``id`` (the values hold them alive, so ids stay unique).
+Simplified = dict[int, Node]
 
-def simplify(node: Node) -> Node:
-    if type(node) is Term:  # most nodes: no local rule rewrites a term
-        return node
-    return fold_step(dedupe_step(flatten_step(map_children(node, simplify))))
+
+def simplify(node: Node, simplified: Simplified | None = None) -> Node:
+    """``simplified``: nodes known to need nothing, returned as they are; every node this call
+    returns is added to it.  Simplify is idempotent (a property test), so whatever one call
+    returned, a later call on a tree sharing those nodes can keep: the planner's passes
+    share one such dict within one plan."""
+    known: Simplified = {} if simplified is None else simplified
+
+    def visit(n: Node) -> Node:
+        if type(n) is Term or id(n) in known:  # terms: no local rule rewrites a term
+            return n
+        out = fold_step(dedupe_step(flatten_step(map_children(n, visit))))
+        known[id(out)] = out
+        return out
+
+    return visit(node)
