@@ -48,6 +48,10 @@ _FORMAT = click.Choice(["jsonl", "tsv"])
 @click.option("--curriculum-epochs", type=click.IntRange(0),
               help="Epochs of the stage-2 hardest-negative margin loss after stage 1.")
 @click.option("--positive-threshold", type=float, help="Labels at or above this are positives.")
+@click.option("--pseudo-queries", type=click.FloatRange(0, 100),
+              help="Pseudo queries (1-4 word spans of a document field) per corpus document per epoch.")
+@click.option("--patience", type=click.IntRange(1), help="Epochs without a better validation KNN recall "
+              "before stopping (or moving on to the curriculum).")
 @click.option("--validation-fraction", type=click.FloatRange(0, 0.9), help="Share of queries held out.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Random seed (runs are reproducible).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
@@ -57,8 +61,9 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
                   validation_path: Path | None, corpus_path: Path | None, pair_format: str | None,
                   epochs: int | None, batch_size: int | None, learning_rate: float | None, loss: str | None,
                   random_negatives: int | None, hard_negatives: bool | None, curriculum_epochs: int | None,
-                  positive_threshold: float | None, validation_fraction: float | None, seed: int | None,
-                  threads: int | None, restart: bool, quiet: bool) -> None:
+                  positive_threshold: float | None, pseudo_queries: float | None, patience: int | None,
+                  validation_fraction: float | None, seed: int | None, threads: int | None, restart: bool,
+                  quiet: bool) -> None:
     """Train a two-tower encoder on PAIRS (TSV or JSONL query–document pairs) and write the
     model directory: config, weights, vocabulary, TorchScript query tower and the embedding
     key (model-NNNNNNNNN) to declare in the index schema.
@@ -76,8 +81,8 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
     config = config.replace(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, loss=loss,
         random_negatives=random_negatives, hard_negatives=hard_negatives, curriculum_epochs=curriculum_epochs,
-        positive_threshold=positive_threshold, validation_fraction=validation_fraction, seed=seed,
-        threads=threads)
+        positive_threshold=positive_threshold, pseudo_queries=pseudo_queries, patience=patience,
+        validation_fraction=validation_fraction, seed=seed, threads=threads)
     query_problem, doc_problem = RecordChecker(encoder.query), RecordChecker(encoder.doc)
     train_pairs = _pairs(pairs, pair_format, query_problem, doc_problem)
     validation = _pairs(validation_path, pair_format, query_problem, doc_problem) if validation_path else None
