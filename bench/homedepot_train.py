@@ -63,11 +63,11 @@ TRAIN_POSITIVE = 2.0
 BUCKETS = 2**18
 VOCABULARY = 8000
 NLIST = 256  # about sqrt(54,667)
-NPROBES = (8, 16, 32, 64)
+NPROBES = (8, 16, 32, 64, 128)
 REFINE = 2
 
 
-def encoder_config(variant: str, dim: int = 128) -> EncoderConfig:
+def encoder_config(variant: str, dim: int = 256) -> EncoderConfig:
     def tower(field: str) -> TowerConfig:
         trigrams = CharTrigramChannel("trigrams", field, BUCKETS, dim)
         words = WordNgramChannel("words", field, BUCKETS, dim)
@@ -136,7 +136,7 @@ def ivfpq_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDA
 def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict[str, RetrievalReport]:
     encoder = encoder_config(variant, args.dim)
     config = train_config(variant, args.epochs, args.threads, _overrides(args.set))
-    extras = [*(args.set or ()), *([f"dim={args.dim}"] if args.dim != 128 else [])]
+    extras = [*(args.set or ()), *([f"dim={args.dim}"] if args.dim != 256 else [])]
     label = variant + (f" [{', '.join(extras)}]" if extras else "")
     corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
     training = prepare(pairs(data, "train"), config, pairs(data, "validation"), corpus)
@@ -194,7 +194,7 @@ def main() -> None:
                         help="Variant to train (repeatable; default: default).")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dim", type=int, default=128, help="Channel, hidden and output width.")
+    parser.add_argument("--dim", type=int, default=256, help="Channel, hidden and output width.")
     parser.add_argument("--set", action="append", metavar="NAME=JSON",
                         help="Override a training setting (repeatable), e.g. random_negatives=1024.")
     parser.add_argument("--no-baselines", action="store_true", help="Skip BM25 and MiniLM.")
