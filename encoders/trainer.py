@@ -167,6 +167,9 @@ def train(
             # Que2Search's stage 2 refines the converged stage-1 model: its best epoch.
             model.load_state_dict(best_state)
             corpus_embeddings, stale = None, 0
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] *= config.curriculum_learning_rate_scale
         mined: HardNegatives | None = None
         if stage == 1 and config.hard_negatives and epoch > 0:
             if corpus_embeddings is None:

@@ -17,7 +17,9 @@ Negatives, per the papers:
   ``hard_negative_band`` (default 101-500, EBR §6.2) and mixed with random documents at
   ``easy_hard_ratio`` easy per hard one (EBR found 100:1 best for mixing);
 - ``curriculum_epochs > 0``: Que2Search §3.3 — after the softmax stage, that many epochs of the
-  in-batch hardest-negative margin-rank loss (``curriculum_margin``, sum reduction).
+  in-batch hardest-negative margin-rank loss (``curriculum_margin``, sum reduction), from stage
+  1's best weights, at ``curriculum_learning_rate_scale`` times the learning rates (a sum over a
+  large batch makes steps that undo stage 1 at the full rates).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TrainConfig:
     easy_hard_ratio: float = 1.0
     curriculum_epochs: int = 0
     curriculum_margin: float = 0.1
+    curriculum_learning_rate_scale: float = 0.1
     positive_threshold: float = 0.0
     pseudo_queries: float = 0.0
     pseudo_query_fields: tuple[str, str] = ("title", "text")
@@ -80,6 +83,8 @@ class TrainConfig:
         _number_in("easy_hard_ratio", self.easy_hard_ratio, 0.0, 1e6)
         _int_in("curriculum_epochs", self.curriculum_epochs, 0, 10_000)
         _number_in("curriculum_margin", self.curriculum_margin, 0.0, 2.0)
+        _number_in("curriculum_learning_rate_scale", self.curriculum_learning_rate_scale, 0.0, 1.0,
+                   open_low=True)
         _number_in("positive_threshold", self.positive_threshold, -1e9, 1e9)
         _number_in("pseudo_queries", self.pseudo_queries, 0.0, 100.0)
         fields = self.pseudo_query_fields

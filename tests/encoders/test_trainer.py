@@ -129,6 +129,14 @@ def test_a_converged_stage_one_moves_on_to_the_curriculum(data: TrainingData, tm
     assert any(m.startswith("stage 1 has converged") for m in messages)
 
 
+def test_the_curriculum_runs_at_scaled_learning_rates(data: TrainingData, tmp_path: Path) -> None:
+    settings = config(epochs=1, curriculum_epochs=1, curriculum_learning_rate_scale=0.25)
+    train(encoder(), settings, data, tmp_path)
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    rates = [g["lr"] for o in saved["optimizers"] for g in o["param_groups"]]
+    assert rates == pytest.approx([0.25 * settings.learning_rate, 0.25 * settings.embedding_learning_rate])
+
+
 @pytest.mark.parametrize("changes", [
     {"loss": "triplet", "hard_negatives": True, "hard_negative_band": (3, 20)},
     {"loss": "softmax", "random_negatives": 8, "curriculum_epochs": 2},
