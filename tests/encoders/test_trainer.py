@@ -121,7 +121,8 @@ def test_training_stops_early_when_validation_stops_improving(data: TrainingData
 
 
 def test_a_converged_stage_one_moves_on_to_the_curriculum(data: TrainingData, tmp_path: Path) -> None:
-    frozen = config(epochs=5, curriculum_epochs=2, patience=1, learning_rate=1e-12, embedding_learning_rate=1e-12)
+    frozen = config(epochs=5, curriculum_epochs=2, patience=1, learning_rate=1e-12,
+                    embedding_learning_rate=1e-12)
     messages: list[str] = []
     result = train(encoder(), frozen, data, tmp_path, log=messages.append)
     assert [(r.epoch, r.stage) for r in result.history] == [(1, 1), (2, 1), (6, 2)]
