@@ -15,7 +15,8 @@ Variants (``--variant``, repeatable; default ``default``):
 - ``text_only``: the transformer channel over SentencePiece ids alone;
 - ``text_trigrams``: the transformer channel + character trigrams;
 - ``triplet``: ``default`` with the triplet loss (one random negative per query) instead;
-- ``curriculum``: ``default`` + 2 epochs of the stage-2 hardest-negative margin loss;
+- ``curriculum``: ``default`` + 2 epochs of the stage-2 hardest-negative margin loss (at 0.1 of
+  the learning rates, from stage 1's best weights);
 - ``hard_negatives``: ``default`` + offline hard negatives (ranks 101-500, easy:hard 1:1);
 - ``separate_towers``: ``default`` without weight sharing (EBR's separate towers).
 
