@@ -71,7 +71,8 @@ def save_model_directory(
     if path.exists() and not (path / MODEL_FILE).is_file() and any(path.iterdir()):
         raise EncoderConfigError(f"{path} exists and is not a model directory; not overwriting it")
     config = model.config
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # Not cloned: tensors the towers share must stay one storage, or torch.save writes them twice.
+    state = model.state_dict()
     print_ = fingerprint(config, state, vocabulary)
     info = ModelInfo(model_key(print_), print_, config.output_dim,
                      datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), training)

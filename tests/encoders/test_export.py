@@ -86,6 +86,14 @@ def test_a_loaded_model_directory_is_the_saved_model(saved: tuple[Path, TwoTower
     assert loaded.info is not None and loaded.info.training == {"note": "test"}
 
 
+def test_shared_tables_are_saved_once(saved: tuple[Path, TwoTowerModel]) -> None:
+    path, model = saved
+    unique = sum(p.numel() * p.element_size() for p in model.parameters())  # shared ones once
+    shared = model.query_tower.channels[0].bag.weight
+    assert model.doc_tower.channels[0].bag.weight is shared
+    assert (path / "weights.pt").stat().st_size < unique + shared.numel() * shared.element_size() // 2
+
+
 def test_the_fingerprint_names_the_weights(saved: tuple[Path, TwoTowerModel]) -> None:
     path, model = saved
     info = read_model_info(path)
