@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ebr.encoders.errors import EncoderInputError
 
@@ -96,6 +97,33 @@ def check_skipped(
                                 "the lines are bad; is this the right file and format?")
 
 
+@contextmanager
+def opened_text(path: Path, what: str) -> Iterator[TextIO]:
+    """``path`` open for reading UTF-8 lines; an unreadable or non-UTF-8 file (found while
+    reading, too) becomes :class:`EncoderInputError` naming ``what`` and the file."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            yield handle
+    except OSError as e:
+        raise EncoderInputError(f"cannot read {what}{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise EncoderInputError(f"cannot read {what}{path}: not UTF-8 ({e.reason} at byte "
+                                f"{e.start})") from None
+
+
+def json_objects(handle: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Each non-blank line's number with its JSON object, or with why it is not one."""
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.rstrip("\r\n"))  # a column past the end, not 1 of a next line
+        except json.JSONDecodeError as e:
+            yield number, f"not valid JSON ({e.msg} at column {e.colno})"
+            continue
+        yield number, data if isinstance(data, dict) else f"expected a JSON object, got {type(data).__name__}"
+
+
 def read_records(
     path: str | Path, *, format: str | None = None, max_skipped_fraction: float = MAX_SKIPPED_FRACTION
 ) -> RecordFile:
@@ -104,34 +132,23 @@ def read_records(
     path = Path(path)
     fmt = format_of(path, format)
     result = RecordFile(path)
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            if fmt == "jsonl":
-                _jsonl(handle, result)
-            else:
-                _tsv(handle, result)
-    except OSError as e:
-        raise EncoderInputError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise EncoderInputError(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    with opened_text(path, "") as handle:
+        if fmt == "jsonl":
+            _jsonl(handle, result)
+        else:
+            _tsv(handle, result)
     check_skipped(path, result.skipped, len(result.records), max_skipped_fraction, "record")
     return result
 
 
-def _jsonl(handle: Any, result: RecordFile) -> None:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line.rstrip("\r\n"))  # a column past the end, not 1 of a next line
-        except json.JSONDecodeError as e:
-            result.skipped.append(SkippedLine(number, f"not valid JSON ({e.msg} at column {e.colno})"))
-            continue
-        if not isinstance(data, dict) or not data:
-            result.skipped.append(SkippedLine(number, "expected a non-empty JSON object"))
-            continue
-        result.records.append(data)
-        result.lines.append(number)
+def _jsonl(handle: TextIO, result: RecordFile) -> None:
+    for number, data in json_objects(handle):
+        if isinstance(data, str) or not data:
+            result.skipped.append(SkippedLine(number, data if isinstance(data, str) else "expected a "
+                                              "non-empty JSON object"))
+        else:
+            result.records.append(data)
+            result.lines.append(number)
 
 
 def _tsv(handle: Any, result: RecordFile) -> None:

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ebr.encoders.errors import EncoderInputError
 from ebr.encoders.record_files import (
@@ -35,6 +35,8 @@ from ebr.encoders.record_files import (
     SkippedLine,
     check_skipped,
     format_of,
+    json_objects,
+    opened_text,
     skipped_report,
 )
 
@@ -101,34 +103,20 @@ def read_pairs(
     path = Path(path)
     fmt = format_of(path, format)
     result = PairFile(path)
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            lines = _jsonl(handle) if fmt == "jsonl" else _tsv(handle, path)
-            for number, item in lines:
-                if isinstance(item, Pair):
-                    result.pairs.append(item)
-                else:
-                    result.skipped.append(SkippedLine(number, item))
-    except OSError as e:
-        raise EncoderInputError(f"cannot read pairs {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise EncoderInputError(f"cannot read pairs {path}: not UTF-8 ({e.reason} at byte "
-                                f"{e.start})") from None
+    with opened_text(path, "pairs ") as handle:
+        for number, item in _jsonl(handle) if fmt == "jsonl" else _tsv(handle, path):
+            if isinstance(item, Pair):
+                result.pairs.append(item)
+            else:
+                result.skipped.append(SkippedLine(number, item))
     check_skipped(path, result.skipped, len(result.pairs), max_skipped_fraction, "pair")
     return result
 
 
-def _jsonl(handle: Any) -> Iterator[tuple[int, Pair | str]]:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line.rstrip("\r\n"))  # a column past the end, not 1 of a next line
-        except json.JSONDecodeError as e:
-            yield number, f"not valid JSON ({e.msg} at column {e.colno})"
-            continue
-        if not isinstance(data, dict):
-            yield number, f"expected a JSON object, got {type(data).__name__}"
+def _jsonl(handle: TextIO) -> Iterator[tuple[int, Pair | str]]:
+    for number, data in json_objects(handle):
+        if isinstance(data, str):
+            yield number, data
             continue
         unknown = sorted(set(data) - {"query", "doc", "label"})
         if unknown:

@@ -358,8 +358,8 @@ def test_read_records_jsonl(tmp_path: Path) -> None:
     assert result.records[:2] == [{"id": "1", "title": "Drill", "categories": ["tools"]},
                                   {"title": "Hammer", "price": 9.5}]
     assert result.lines == [1, 3, *range(4, 15)]
-    assert result.skipped == [SkippedLine(15, "expected a non-empty JSON object"),
-                              SkippedLine(16, "expected a non-empty JSON object")]
+    assert result.skipped == [SkippedLine(15, "expected a JSON object, got str"),
+                              SkippedLine(16, "expected a JSON object, got list")]
 
 
 def test_read_records_tsv(tmp_path: Path) -> None:
