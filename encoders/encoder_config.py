@@ -32,6 +32,7 @@ from typing import Any, ClassVar, get_type_hints
 
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.hashing import DEFAULT_HASH_SEED
+from ebr.encoders.setting_checks import check_int
 from ebr.json_files import load_json_object, parse_json_object
 
 CONFIG_FORMAT = 1
@@ -44,8 +45,7 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 def _positive(owner: str, name: str, value: int, limit: int = 2**32) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-        raise EncoderConfigError(f"{owner}: {name} must be an integer in [1, {limit}], got {value!r}")
+    check_int(f"{owner}: {name}", value, 1, limit)
 
 
 def _check_identity(owner: str, name: str, field: str) -> None:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.setting_checks import check_int, check_number
 from ebr.json_files import load_json_object
 
 LOSSES = ("softmax", "symmetric_softmax", "triplet")
@@ -67,38 +67,38 @@ class TrainConfig:
     threads: int = 2
 
     def __post_init__(self) -> None:
-        _int_in("epochs", self.epochs, 1, 10_000)
-        _int_in("batch_size", self.batch_size, 2, 1 << 20)
-        _number_in("learning_rate", self.learning_rate, 0.0, 10.0, open_low=True)
-        _number_in("embedding_learning_rate", self.embedding_learning_rate, 0.0, 10.0, open_low=True)
+        check_int("epochs", self.epochs, 1, 10_000)
+        check_int("batch_size", self.batch_size, 2, 1 << 20)
+        check_number("learning_rate", self.learning_rate, 0.0, 10.0, open_low=True)
+        check_number("embedding_learning_rate", self.embedding_learning_rate, 0.0, 10.0, open_low=True)
         if self.loss not in LOSSES:
             raise EncoderConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        _number_in("scale", self.scale, 0.0, 1000.0, open_low=True)
-        _number_in("margin", self.margin, 0.0, 2.0)
-        _int_in("random_negatives", self.random_negatives, 0, 1 << 20)
+        check_number("scale", self.scale, 0.0, 1000.0, open_low=True)
+        check_number("margin", self.margin, 0.0, 2.0)
+        check_int("random_negatives", self.random_negatives, 0, 1 << 20)
         low, high = _pair_of_ints("hard_negative_band", self.hard_negative_band)
         if not 1 <= low <= high:
             raise EncoderConfigError(f"hard_negative_band must be two ranks 1 <= low <= high, got "
                                      f"{list(self.hard_negative_band)}")
-        _number_in("easy_hard_ratio", self.easy_hard_ratio, 0.0, 1e6)
-        _int_in("curriculum_epochs", self.curriculum_epochs, 0, 10_000)
-        _number_in("curriculum_margin", self.curriculum_margin, 0.0, 2.0)
-        _number_in("curriculum_learning_rate_scale", self.curriculum_learning_rate_scale, 0.0, 1.0,
+        check_number("easy_hard_ratio", self.easy_hard_ratio, 0.0, 1e6)
+        check_int("curriculum_epochs", self.curriculum_epochs, 0, 10_000)
+        check_number("curriculum_margin", self.curriculum_margin, 0.0, 2.0)
+        check_number("curriculum_learning_rate_scale", self.curriculum_learning_rate_scale, 0.0, 1.0,
                    open_low=True)
-        _number_in("positive_threshold", self.positive_threshold, -1e9, 1e9)
-        _number_in("pseudo_queries", self.pseudo_queries, 0.0, 100.0)
+        check_number("positive_threshold", self.positive_threshold, -1e9, 1e9)
+        check_number("pseudo_queries", self.pseudo_queries, 0.0, 100.0)
         fields = self.pseudo_query_fields
         two_names = isinstance(fields, tuple) and len(fields) == 2 \
             and all(isinstance(f, str) and f for f in fields)
         if not two_names:
             raise EncoderConfigError("pseudo_query_fields must be [doc field, query field], two "
                                      f"non-empty strings, got {fields!r}")
-        _number_in("validation_fraction", self.validation_fraction, 0.0, 0.9)
-        _int_in("recall_k", self.recall_k, 1, 1 << 20)
-        _int_in("knn_recall_k", self.knn_recall_k, 1, 1 << 20)
-        _int_in("patience", self.patience, 1, 10_000)
-        _int_in("seed", self.seed, 0, 2**32 - 1)
-        _int_in("threads", self.threads, 1, 1024)
+        check_number("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        check_int("recall_k", self.recall_k, 1, 1 << 20)
+        check_int("knn_recall_k", self.knn_recall_k, 1, 1 << 20)
+        check_int("patience", self.patience, 1, 10_000)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("threads", self.threads, 1, 1024)
         if self.loss == "triplet" and self.random_negatives:
             raise EncoderConfigError("random_negatives mixes corpus negatives into a softmax loss; "
                                      "the triplet loss draws its own (set one or the other)")
@@ -155,20 +155,6 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         data = load_json_object(path, "train config", EncoderConfigError)
         return cls.from_dict(data, f"train config {path}")
-
-
-def _int_in(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise EncoderConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _number_in(name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if ok and (value < low or value > high or (open_low and value == low)):
-        ok = False
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise EncoderConfigError(f"{name} must be a number in {bracket}{low:g}, {high:g}], got {value!r}")
 
 
 def _pair_of_ints(name: str, value: Any) -> tuple[int, int]:
