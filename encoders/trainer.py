@@ -15,6 +15,7 @@ directory (see :mod:`ebr.encoders.model_directory`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import random
 import shutil
@@ -104,7 +105,7 @@ class TrainResult:
             "config": config.to_dict(),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
-            "history": [{k: getattr(r, k) for k in r.__slots__} for r in self.history],
+            "history": [dataclasses.asdict(r) for r in self.history],
         }
 
 
@@ -437,7 +438,7 @@ def _save_checkpoint(path: Path, encoder: EncoderConfig, config: TrainConfig, mo
         "optimizers": [o.state_dict() for o in optimizers],
         "python_random": rng.getstate(),
         "torch_random": torch.get_rng_state(),
-        "history": [{k: getattr(r, k) for k in r.__slots__} for r in result.history],
+        "history": [dataclasses.asdict(r) for r in result.history],
         "best_state": best_state,
         "best_score": best_score,
         "best_epoch": result.best_epoch,
