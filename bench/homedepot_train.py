@@ -2,7 +2,7 @@
 
 Trains each requested variant with :func:`ebr.encoders.trainer.train` on the train part of
 ``judgments_dev.tsv`` (the split of ``homedepot_data.py``), then retrieves for every validation
-query from all 54,667 titles — exact cosine (Faiss flat) and IVF-PQ (Faiss, nprobe swept) — and
+query from all 54,667 titles — exact cosine (as the MiniLM baseline) and IVF-PQ (Faiss, nprobe swept) — and
 prints the protocol's figures (BENCHMARKS.md) beside BM25 and all-MiniLM-L6-v2 measured in the
 same run (``homedepot_baselines.py``).  Training time is wall-clock, 2 threads, this machine.
 
@@ -43,6 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
+from homedepot_baselines import exact_cosine_runs, markdown_table  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
 from ebr.encoders.encoder_config import (  # noqa: E402
@@ -109,14 +110,6 @@ def pairs(data: HomeDepot, split: str) -> list[Pair]:
     return out
 
 
-def exact_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDArray[np.float32],
-               ids: Sequence[str]) -> dict[str, list[str]]:
-    index = faiss.IndexFlatIP(docs.shape[1])
-    index.add(docs)
-    _, top = index.search(q, DEPTH)
-    return ranked_lists(queries, top, ids)
-
-
 def ivfpq_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDArray[np.float32],
                ids: Sequence[str]) -> dict[int, dict[str, list[str]]]:
     """IVF-PQ as the stores run it: ``NLIST`` coarse clusters, PQ codes of d/4 bytes for a
@@ -168,7 +161,7 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
     print(f"{label}: encoded {len(docs):,} titles in {encode_seconds:.1f} s "
           f"({len(docs) / encode_seconds:,.0f} titles/s, batch 1024, {args.threads} threads)")
     q = model.encode_queries([{"text": s} for s in queries])
-    reports = {f"ebr {label}, exact": evaluate(exact_runs(queries, q, docs, data.product_ids), qrels)}
+    reports = {f"ebr {label}, exact": evaluate(exact_cosine_runs(q, docs, queries, data.product_ids), qrels)}
     if variant == "default" or args.ivf_all:
         for nprobe, runs in ivfpq_runs(queries, q, docs, data.product_ids).items():
             reports[f"ebr {label}, IVF-PQ nprobe {nprobe}"] = evaluate(runs, qrels)
@@ -183,13 +176,6 @@ def _overrides(settings: Sequence[str] | None) -> dict[str, Any]:
         parsed = json.loads(value)
         out[name] = tuple(parsed) if isinstance(parsed, list) else parsed
     return out
-
-
-def print_table(reports: Mapping[str, RetrievalReport]) -> None:
-    first = next(iter(reports.values()))
-    print("\n" + first.markdown_header())
-    for name, report in reports.items():
-        print(report.markdown_row(name))
 
 
 def main() -> None:
@@ -215,10 +201,10 @@ def main() -> None:
         qrels = data.qrels("validation")
         for name, runs in baseline_runs(data, sorted(qrels)).items():
             reports[name] = evaluate(runs, qrels)
-        print_table(reports)
+        print("\n" + markdown_table(reports), flush=True)
     for variant in args.variant or ["default"]:
         reports.update(run_variant(variant, data, args))
-        print_table(reports)
+        print("\n" + markdown_table(reports), flush=True)
 
 
 if __name__ == "__main__":
