@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.feature_batches import FeatureBatch
 from ebr.encoders.model_files import (
     CONFIG_FILE,
     MODEL_FILE,
@@ -143,14 +144,15 @@ class EncoderModel:
 
         tower = self.model.doc_tower if doc else self.model.query_tower
         featurizer = self.doc_featurizer if doc else self.query_featurizer
-        out = np.empty((len(records), self.config.output_dim), dtype=np.float32)
-        with torch.no_grad(), tqdm(total=len(records), disable=not progress, unit="doc" if doc else "query",
-                                   desc="encoding", leave=False) as bar:
-            for start in range(0, len(records), batch_size):
-                chunk = records[start:start + batch_size]
-                out[start:start + len(chunk)] = tower(featurizer.featurize(chunk)).numpy()
-                bar.update(len(chunk))
-        return out
+        with tqdm(total=len(records), disable=not progress, unit="doc" if doc else "query",
+                  desc="encoding", leave=False) as bar:
+            def batches() -> Iterator[dict[str, FeatureBatch]]:
+                for start in range(0, len(records), batch_size):
+                    chunk = records[start:start + batch_size]
+                    yield featurizer.featurize(chunk)
+                    bar.update(len(chunk))
+
+            return tower.embed(batches(), len(records))
 
 
 def _example_records(config: EncoderConfig) -> list[dict[str, Any]]:

@@ -9,9 +9,11 @@ the dot product of a query and a document embedding is their cosine (EBR Eq. 3).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +78,23 @@ class Tower(nn.Module):
     def forward(self, batch: Mapping[str, FeatureBatch]) -> torch.Tensor:
         """Unit-norm embeddings (batch, output_dim)."""
         return self.encode_with_weights(batch).embeddings
+
+    def embed(self, batches: Iterable[Mapping[str, FeatureBatch]], total: int) -> npt.NDArray[np.float32]:
+        """Embeddings of ``batches`` (``total`` rows in all) as one float32 array, computed in
+        eval mode without gradients; the training mode is restored afterwards."""
+        was_training = self.training
+        self.eval()
+        out = np.empty((total, self.output.out_features), dtype=np.float32)
+        done = 0
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    embeddings = self(batch).numpy()
+                    out[done:done + len(embeddings)] = embeddings
+                    done += len(embeddings)
+        finally:
+            self.train(was_training)
+        return out
 
 
 class QueryTower(Tower):

@@ -20,7 +20,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ from torch import nn
 from ebr.encoders.bag_channel import BagChannel
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.feature_batches import FeatureBatch
 from ebr.encoders.featurized_records import FeaturizedRecords
 from ebr.encoders.hard_negatives import HardNegatives
 from ebr.encoders.losses import (
@@ -43,7 +42,7 @@ from ebr.encoders.losses import (
     TripletLoss,
 )
 from ebr.encoders.model_directory import save_model_directory
-from ebr.encoders.model_files import ModelInfo, tokenizer_for
+from ebr.encoders.model_files import VOCABULARY_FILE, ModelInfo, tokenizer_for
 from ebr.encoders.record_files import Record
 from ebr.encoders.sentencepiece_tokenizer import train_sentencepiece
 from ebr.encoders.tower_featurizer import TowerFeaturizer
@@ -59,7 +58,6 @@ from ebr.encoders.training_data import (
 from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
 
 CHECKPOINT_FILE = "checkpoint.pt"
-VOCABULARY_FILE = "sentencepiece.model"
 _ENCODE_BATCH = 1024
 
 Log = Callable[[str], None]
@@ -351,30 +349,13 @@ def _encode(model: TwoTowerModel, featurizer: TowerFeaturizer, records: Sequence
             doc: bool) -> npt.NDArray[np.float32]:
     tower = model.doc_tower if doc else model.query_tower
     starts = range(0, len(records), _ENCODE_BATCH)
-    chunks = (featurizer.featurize(records[i:i + _ENCODE_BATCH]) for i in starts)
-    return _embed(model, tower, chunks, len(records))
+    return tower.embed((featurizer.featurize(records[i:i + _ENCODE_BATCH]) for i in starts), len(records))
 
 
 def _encode_corpus(model: TwoTowerModel, corpus: FeaturizedRecords) -> npt.NDArray[np.float32]:
     n = len(corpus)
     chunks = (corpus.batch(np.arange(i, min(i + _ENCODE_BATCH, n))) for i in range(0, n, _ENCODE_BATCH))
-    return _embed(model, model.doc_tower, chunks, n)
-
-
-def _embed(model: TwoTowerModel, tower: nn.Module, batches: Iterable[Mapping[str, FeatureBatch]],
-           total: int) -> npt.NDArray[np.float32]:
-    """Embeddings of ``batches`` (``total`` rows in all) in eval mode, without gradients."""
-    was_training = model.training
-    model.eval()
-    out = np.empty((total, model.config.output_dim), dtype=np.float32)
-    done = 0
-    with torch.no_grad():
-        for batch in batches:
-            embeddings = tower(batch).numpy()
-            out[done:done + len(embeddings)] = embeddings
-            done += len(embeddings)
-    model.train(was_training)
-    return out
+    return model.doc_tower.embed(chunks, n)
 
 
 # -- set-up and checkpoints -----------------------------------------------------------------

@@ -167,3 +167,18 @@ def test_towers_are_separate_modules(config: EncoderConfig) -> None:
     assert query_params.isdisjoint(id(p) for p in model.doc_tower.parameters())
     smaller = dataclasses.replace(config, output_dim=8)
     assert build(smaller, 0).query_tower.output.out_features == 8
+
+
+def test_embed_concatenates_eval_embeddings_and_keeps_the_training_mode(
+    config: EncoderConfig, tokenizer: SentencePieceTokenizer, corpus: list[str]
+) -> None:
+    query, _ = featurize(config, tokenizer, corpus)
+    second, _ = featurize(config, tokenizer, corpus[3:], n=3)
+    model = build(config, 5).train()  # dropout on: embed must switch it off
+    got = model.query_tower.embed([query, second], BATCH + 3)
+    assert model.query_tower.training
+    model.eval()
+    with torch.no_grad():
+        expected = torch.cat([model.encode_query(query), model.encode_query(second)]).numpy()
+    assert got.shape == (BATCH + 3, config.output_dim)
+    assert (got == expected).all()
