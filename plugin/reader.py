@@ -62,7 +62,7 @@ class Symbol(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class Keyword(NamedTuple):
@@ -72,7 +72,7 @@ class Keyword(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class Number(NamedTuple):
@@ -82,7 +82,7 @@ class Number(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class String(NamedTuple):
@@ -92,7 +92,7 @@ class String(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class FormList(NamedTuple):
@@ -102,7 +102,7 @@ class FormList(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 Atom = Symbol | Keyword | Number | String
