@@ -38,6 +38,8 @@ from ebr.reader import (
 )
 from ebr.span import Span
 
+_new = tuple.__new__
+
 MAX_NPROBE = 65536
 MAX_K = 10000
 
@@ -84,6 +86,11 @@ class Operator:
     build: Callable[[Call, _Context], Node]
     keywords: Mapping[str, KeywordSpec] = field(default_factory=dict)
     usage: str = ""
+    #: The declaration above turned into checking code, once (see :func:`_call_checker`).
+    check: Callable[[FormList, _Context], Call] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", _call_checker(self))
 
 
 @dataclass(slots=True)
@@ -111,55 +118,117 @@ def analyze(
 
 
 def _expr(form: Form, ctx: _Context) -> Node:
+    if type(form) is FormList and form.items and type(form.items[0]) is Symbol:
+        op = OPERATORS.get(form.items[0].name)
+        if op is not None:
+            return op.build(op.check(form, ctx), ctx)
+    raise _not_an_operation(form, ctx)
+
+
+def _not_an_operation(form: Form, ctx: _Context) -> QuerySyntaxError:
+    """What is wrong with a form that should be an operation ``(operator argument...)``."""
     if not isinstance(form, FormList):
-        raise ctx.error(
+        return ctx.error(
             f"expected a parenthesised expression such as (term ns:value); "
             f"got {FORM_KINDS[type(form)]} {_show(form)}",
             form.span,
         )
     if not form.items:
-        raise ctx.error("empty expression (); expected an operator such as and, or, term, nn",
-                        form.span)
+        return ctx.error("empty expression (); expected an operator such as and, or, term, nn",
+                         form.span)
     head = form.items[0]
     if not isinstance(head, Symbol):
-        raise ctx.error(f"expected an operator name; got {FORM_KINDS[type(head)]} {_show(head)}",
-                        head.span)
-    op = OPERATORS.get(head.name)
-    if op is None:
-        raise ctx.error(
-            f"unknown operator {head.name!r}; expected one of {', '.join(sorted(OPERATORS))}",
-            head.span,
-        )
-    return op.build(_check_call(op, form, ctx), ctx)
+        return ctx.error(f"expected an operator name; got {FORM_KINDS[type(head)]} {_show(head)}",
+                         head.span)
+    return ctx.error(
+        f"unknown operator {head.name!r}; expected one of {', '.join(sorted(OPERATORS))}",
+        head.span,
+    )
 
 
-def _check_call(op: Operator, form: FormList, ctx: _Context) -> Call:
-    items = form.items[1:]
-    if Keyword in map(type, items):
-        positional, keywords, keyword_forms = _pair_keywords(op, items, ctx)
-    else:  # the common case: no keywords to pair up
-        positional, keywords, keyword_forms = items, {}, {}
-    args: list[Any] = []
-    params = op.params
-    for p_index, param in enumerate(params):
-        if param.variadic:
-            rest = positional[p_index:]
+_ValueChecker = Callable[[Form, _Context], Any]
+
+
+def _call_checker(op: Operator) -> Callable[[FormList, _Context], Call]:
+    """The function checking a form against ``op``'s declaration, made once per operator.
+
+    Each parameter's shape is resolved here to the function checking it, so analysing a
+    form runs only those.  Operators without keywords get a shorter function for their usual
+    call (``and``/``or`` with expression operands, ``term`` with its one term), with the
+    same outcome; anything unusual goes to the general checker, which says what is wrong."""
+    if any(param.variadic for param in op.params[:-1]):
+        raise ValueError(f"operator {op.name}: only its last parameter may be variadic")
+    general = _general_checker(op)
+    if op.keywords or len(op.params) != 1:
+        return general
+    param = op.params[0]
+    if param.variadic and param.shape == "expr":
+        return _operands_checker(general)
+    if not param.variadic:
+        return _one_argument_checker(_value_checker(op, param), general)
+    return general
+
+
+def _operands_checker(general: Callable[[FormList, _Context], Call]
+                      ) -> Callable[[FormList, _Context], Call]:
+    """For an operator taking one or more expressions and nothing else."""
+
+    def check_operands(form: FormList, ctx: _Context) -> Call:
+        items = form.items
+        if len(items) == 1 or Keyword in map(type, items):
+            return general(form, ctx)  # for its error
+        return _new(Call, (form, [[_expr(item, ctx) for item in items[1:]]], {}, {}))
+
+    return check_operands
+
+
+def _one_argument_checker(check_value: _ValueChecker, general: Callable[[FormList, _Context], Call]
+                          ) -> Callable[[FormList, _Context], Call]:
+    """For an operator taking exactly one positional argument and no keywords."""
+
+    def check_one(form: FormList, ctx: _Context) -> Call:
+        items = form.items
+        if len(items) != 2 or type(items[1]) is Keyword:
+            return general(form, ctx)  # for its error
+        return _new(Call, (form, [check_value(items[1], ctx)], {}, {}))
+
+    return check_one
+
+
+def _general_checker(op: Operator) -> Callable[[FormList, _Context], Call]:
+    """Keywords first, then positional parameters in order (a sub-expression's own error
+    comes before a missing later parameter)."""
+    fixed = tuple((param, _value_checker(op, param)) for param in op.params
+                  if not param.variadic)
+    variadic = op.params[-1] if op.params and op.params[-1].variadic else None
+    check_each = _value_checker(op, variadic) if variadic else None
+    variadic_name = variadic.name if variadic else ""
+    n_fixed = len(fixed)
+
+    def check(form: FormList, ctx: _Context) -> Call:
+        items = form.items[1:]
+        positional: tuple[Form, ...]
+        if Keyword in map(type, items):
+            positional, keywords, keyword_forms = _pair_keywords(op, items, ctx)
+        else:  # the common case: no keywords to pair up
+            positional, keywords, keyword_forms = items, {}, {}
+        args: list[Any] = [check_value(item, ctx)
+                           for item, (_, check_value) in zip(positional, fixed, strict=False)]
+        if len(args) < n_fixed:
+            raise ctx.error(f"{op.name} is missing its {fixed[len(args)][0].name}; "
+                            f"usage: {op.usage}", form.span)
+        if check_each is not None:
+            rest = positional[n_fixed:]
             if not rest:
-                raise ctx.error(f"{op.name} needs at least one {param.name}; usage: {op.usage}",
-                                form.span)
-            if param.shape == "expr":  # and, or, difference: skip a call per operand
-                args.append([_expr(f, ctx) for f in rest])
-            else:
-                args.append([_positional(op, param, f, ctx) for f in rest])
-            positional = positional[: p_index + 1]
-            break
-        if p_index >= len(positional):
-            raise ctx.error(f"{op.name} is missing its {param.name}; usage: {op.usage}", form.span)
-        args.append(_positional(op, param, positional[p_index], ctx))
-    if len(positional) > len(params):
-        extra = positional[len(params)]
-        raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}", extra.span)
-    return Call(form, args, keywords, keyword_forms)
+                raise ctx.error(f"{op.name} needs at least one {variadic_name}; "
+                                f"usage: {op.usage}", form.span)
+            args.append([check_each(item, ctx) for item in rest])
+        elif len(positional) > n_fixed:
+            raise ctx.error(f"{op.name} takes no further argument here; usage: {op.usage}",
+                            positional[n_fixed].span)
+        return _new(Call, (form, args, keywords, keyword_forms))
+
+    return check
 
 
 def _pair_keywords(
@@ -169,56 +238,81 @@ def _pair_keywords(
     positional: list[Form] = []
     keywords: dict[str, Any] = {}
     forms: dict[str, tuple[Form, Form]] = {}
-    i = 0
-    while i < len(items):
-        item = items[i]
+    rest = iter(items)
+    for item in rest:
         if type(item) is not Keyword:
             positional.append(item)
-            i += 1
             continue
-        spec = op.keywords.get(item.name)
+        name = item.name
+        spec = op.keywords.get(name)
         if spec is None:
             known = ", ".join(":" + k for k in op.keywords) or "none"
-            raise ctx.error(f"{op.name} has no keyword :{item.name}; its keywords: {known}",
+            raise ctx.error(f"{op.name} has no keyword :{name}; its keywords: {known}",
                             item.span)
-        if item.name in keywords:
-            raise ctx.error(f"keyword :{item.name} given twice", item.span)
-        if i + 1 >= len(items) or isinstance(items[i + 1], Keyword):
-            raise ctx.error(f"keyword :{item.name} needs a value", item.span)
-        keywords[item.name] = _keyword_value(op, item.name, spec, items[i + 1], ctx)
-        forms[item.name] = (item, items[i + 1])
-        i += 2
+        if name in keywords:
+            raise ctx.error(f"keyword :{name} given twice", item.span)
+        value = next(rest, None)
+        if value is None or type(value) is Keyword:
+            raise ctx.error(f"keyword :{name} needs a value", item.span)
+        keywords[name] = _keyword_value(op, name, spec, value, ctx)
+        forms[name] = (item, value)
     return tuple(positional), keywords, forms
 
 
-def _positional(op: Operator, param: Param, form: Form, ctx: _Context) -> Any:
+def _value_checker(op: Operator, param: Param) -> _ValueChecker:
+    """The function checking one positional form against ``param``'s shape."""
     shape = param.shape
     if shape == "expr":
-        return _expr(form, ctx)
+        return _expr
     if shape == "text":
-        if isinstance(form, (String, Symbol)):
-            return form.value if isinstance(form, String) else form.name
-        raise ctx.error(f"{op.name} expects text for its {param.name}; "
-                        f"got {FORM_KINDS[type(form)]}", form.span)
-    if not isinstance(form, (Symbol, String)):
+        def text(form: Form, ctx: _Context) -> str:
+            if isinstance(form, (String, Symbol)):
+                return form.value if isinstance(form, String) else form.name
+            raise ctx.error(f"{op.name} expects text for its {param.name}; "
+                            f"got {FORM_KINDS[type(form)]}", form.span)
+
+        return text
+    check_name = _NAME_CHECKERS.get(shape)
+    if check_name is None:
+        raise ValueError(f"operator {op.name} declares unknown shape {shape!r}")
+
+    def name(form: Form, ctx: _Context) -> Any:
+        if type(form) is Symbol:
+            return check_name(form.name, form, ctx)
+        if type(form) is String:
+            return check_name(form.value, form, ctx)
         raise ctx.error(f"{op.name} expects {_shape_name(shape)} here; "
                         f"got {FORM_KINDS[type(form)]} {_show(form)}", form.span)
-    raw = form.name if isinstance(form, Symbol) else form.value
-    if shape == "term":
-        ns, sep, value = raw.partition(":")
-        if not sep or not ns or not value:
-            raise ctx.error(f"a term is written namespace:value (e.g. location:seattle); "
-                            f"got {raw!r}", form.span)
-        if ctx.schema is None or ns not in ctx.schema.query_term_namespaces:
-            _check_namespace(ns, form.span, ctx, clusters=True)  # also says what is wrong
-        return (ns, value)
-    if shape == "namespace":
-        _check_namespace(raw, form.span, ctx, clusters=False)
-        return raw
-    if shape == "key":
-        _check_key(raw, form.span, ctx)
-        return raw
-    raise AssertionError(f"operator {op.name} declares unknown shape {shape!r}")
+
+    return name
+
+
+def _term_value(raw: str, form: Form, ctx: _Context) -> tuple[str, str]:
+    ns, sep, value = raw.partition(":")
+    if not sep or not ns or not value:
+        raise ctx.error(f"a term is written namespace:value (e.g. location:seattle); "
+                        f"got {raw!r}", form.span)
+    if ctx.schema is None or ns not in ctx.schema.query_term_namespaces:
+        _check_namespace(ns, form.span, ctx, clusters=True)  # also says what is wrong
+    return (ns, value)
+
+
+def _namespace_value(raw: str, form: Form, ctx: _Context) -> str:
+    _check_namespace(raw, form.span, ctx, clusters=False)
+    return raw
+
+
+def _key_value(raw: str, form: Form, ctx: _Context) -> str:
+    _check_key(raw, form.span, ctx)
+    return raw
+
+
+#: The checks of the shapes naming something, given the symbol's or string's text.
+_NAME_CHECKERS: dict[str, Callable[[str, Form, _Context], Any]] = {
+    "term": _term_value,
+    "namespace": _namespace_value,
+    "key": _key_value,
+}
 
 
 def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool) -> None:
@@ -262,40 +356,40 @@ def _keyword_value(op: Operator, name: str, spec: KeywordSpec, form: Form, ctx: 
     return float(value) if spec.kind == "float" else value
 
 
-def _count(ctx: _Context, form: FormList, n: int = 1) -> None:
+def _node_span(ctx: _Context, form: FormList, n: int = 1) -> Span:
+    """The span of the ``n`` nodes built from ``form``, after counting them against the limit
+    (one function for both: every builder needs both)."""
     ctx.nodes += n
     if ctx.nodes > ctx.limits.max_forms:
         raise ctx.error(f"expression larger than {ctx.limits.max_forms} nodes", form.span)
+    return _new(Span, (form.start, form.end))
 
 
 # -- builders -----------------------------------------------------------------------------
 
 
 def _build_term(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form)
     ns, value = call.args[0]
-    return Term(ns, value, call.form.span)
+    return Term(ns, value, _node_span(ctx, call.form))
 
 
 def _boolean(cls: type[And] | type[Or] | type[Difference]) -> Callable[[Call, _Context], Node]:
     def build(call: Call, ctx: _Context) -> Node:
-        _count(ctx, call.form)
-        return cls(tuple(call.args[0]), call.form.span)
+        return cls(tuple(call.args[0]), _node_span(ctx, call.form))
 
     return build
 
 
 def _build_difference(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form)
-    return Difference((call.args[0], *call.args[1]), call.form.span)
+    return Difference((call.args[0], *call.args[1]), _node_span(ctx, call.form))
 
 
 def _build_nn(call: Call, ctx: _Context) -> Node:
-    _count(ctx, call.form)
+    span = _node_span(ctx, call.form)
     kw = call.keywords
     radius, k = kw.get("radius"), kw.get("k")
     if (radius is None) == (k is None):
-        where = call.keyword_span("k") if "k" in kw else call.form.span
+        where = call.keyword_span("k") if "k" in kw else span
         raise ctx.error("nn takes exactly one of :radius (radius mode) or :k (top-K mode); "
                         f"usage: {OPERATORS['nn'].usage}", where)
     exact = kw.get("exact", False)
@@ -306,7 +400,7 @@ def _build_nn(call: Call, ctx: _Context) -> Node:
         raise ctx.error(":nprobe has no effect with :exact true (exact search probes no "
                         "clusters); drop one of them", call.keyword_span("nprobe"))
     return NN(call.args[0], radius=radius, k=k, nprobe=kw.get("nprobe"), exact=exact,
-              span=call.form.span)
+              span=span)
 
 
 def _build_match(call: Call, ctx: _Context) -> Node:
@@ -317,8 +411,7 @@ def _build_match(call: Call, ctx: _Context) -> Node:
     if not values:
         raise ctx.error(f"match text {text!r} yields no terms in namespace {ns!r}",
                         call.form.items[2].span)
-    _count(ctx, call.form, len(values) + 1)
-    span = call.form.span
+    span = _node_span(ctx, call.form, len(values) + 1)
     terms = tuple(Term(ns, v, span) for v in values)
     return terms[0] if len(terms) == 1 else And(terms, span)
 

@@ -62,7 +62,7 @@ class Symbol(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class Keyword(NamedTuple):
@@ -72,7 +72,7 @@ class Keyword(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class Number(NamedTuple):
@@ -82,7 +82,7 @@ class Number(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class String(NamedTuple):
@@ -92,7 +92,7 @@ class String(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 class FormList(NamedTuple):
@@ -102,7 +102,7 @@ class FormList(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return Span(self.start, self.end)
+        return _new(Span, (self.start, self.end))
 
 
 Atom = Symbol | Keyword | Number | String
@@ -117,19 +117,15 @@ FORM_KINDS: dict[type, str] = {
     FormList: "parenthesised expression",
 }
 
-# A token and the whitespace before it.  Every character but whitespace starts some token (a
-# comment is a token too), so consecutive matches cover the text; the end of the text is an
-# empty token (without it, trailing whitespace would be searched from every position).
+# A token.  Every character but whitespace starts some token (a comment is a token too), so
+# only whitespace lies between consecutive matches.
 _TOKEN = re.compile(
     r"""
-    (\s*+)
-    ( \Z
-    | [()]
+      [()]
     | "(?:[^"\\]|\\.)*"            # a string
     | "(?:[^"\\]|\\.)*\\?\Z       # an unterminated string
     | ;[^\n]*                    # a comment
     | [^\s()";]+                # an atom
-    )
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -137,6 +133,8 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"\Z', re.DOTALL)
 #: What reads as a number (ASCII digits only: "٣" is a symbol, not 3).
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NUMBER_START = frozenset("0123456789+-.")
+#: First characters of the tokens other than parentheses and plain symbols.
+_OTHER_ATOM_STARTS = frozenset(':";') | _NUMBER_START
 _new = tuple.__new__
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
@@ -172,10 +170,10 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     count = 0
     max_depth, max_forms = limits.max_depth, limits.max_forms
     end = 0
-    for space, token in _TOKEN.findall(text):
-        start = end + len(space)
-        if not token:
-            break  # the end of the text
+    for token in _tokens(text):
+        start = end
+        while text[start].isspace():  # only whitespace lies between tokens
+            start += 1
         end = start + len(token)
         first = token[0]
         if first == "(":
@@ -198,19 +196,12 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
             open_at, parent = stack.pop()
             form: Form = _new(FormList, (tuple(items), open_at, end))
             items = parent
-        elif first == '"':
-            if not _STRING.match(token):
-                raise IncompleteInputError(
-                    "unterminated string: expected a closing double quote before the end of "
-                    "input",
-                    Span(start, start + 1),
-                    text,
-                )
-            form = _new(String, (_unescape(token, start, text), start, end))
-        elif first == ";":
-            continue
-        else:
+        elif first in _OTHER_ATOM_STARTS:
+            if first == ";":
+                continue  # a comment
             form = _atom(token, start, end, text)
+        else:
+            form = _new(Symbol, (token, start, end))
         count += 1
         if count > max_forms:
             raise QuerySyntaxError(
@@ -229,8 +220,28 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     return top
 
 
+def _tokens(text: str) -> list[str]:
+    """The tokens of ``text`` in order, comments included.
+
+    Most queries hold no string and no comment; their tokens are the parentheses and the
+    runs of other non-whitespace characters, which ``str.split`` finds several times faster
+    than the regular expression (same whitespace: both use ``str.isspace``)."""
+    if '"' in text or ";" in text:
+        return _TOKEN.findall(text)
+    return text.replace("(", " ( ").replace(")", " ) ").split()
+
+
 def _atom(token: str, start: int, end: int, text: str) -> Atom:
+    """A string, keyword, number, or a symbol that starts like a number (``-x``)."""
     first = token[0]
+    if first == '"':
+        if not _STRING.match(token):
+            raise IncompleteInputError(
+                "unterminated string: expected a closing double quote before the end of input",
+                Span(start, start + 1),
+                text,
+            )
+        return _new(String, (_unescape(token, start, text), start, end))
     if first == ":":
         if len(token) == 1:
             raise QuerySyntaxError("a keyword needs a name after ':' (e.g. :radius)",
