@@ -72,10 +72,11 @@ class CentroidQuantizer:
         if v.shape[0] != self.dimension:
             raise ValueError(f"vector has dimension {v.shape[0]}, the quantizer {self.dimension}")
         # math.sqrt of the float32 sum rounds to the same float32 norm as np.sqrt (a double
-        # square root rounded to float32 is correctly rounded), for less call overhead.
-        norm = math.sqrt(v @ v) or 1.0
+        # square root rounded to float32 is correctly rounded); that and ``ndarray.dot`` (the
+        # same BLAS call as ``@``) cost less per call.
+        norm = math.sqrt(v.dot(v)) or 1.0
         # Negated scores (smaller is nearer), in place.
-        dist = self.centroids @ (v / norm)  # (nlist,)
+        dist = self.centroids.dot(v / norm)  # (nlist,)
         np.subtract(self._half_norms, dist, out=dist)
         n = min(nprobe, self.nlist)
         # The clusters no farther than the n-th nearest, in id order: n of them, more when
