@@ -21,29 +21,40 @@ that it does not change when the structure is flattened, deduplicated or folded:
 
 from __future__ import annotations
 
+from operator import is_
+
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, rebuild
 
 
 def implied_terms(node: Node) -> Node | None:
-    if isinstance(node, Term | Nothing):
+    """``node`` itself when it is term-only (no copy: push-down and the simplify pass after it
+    then meet a node they already know)."""
+    if type(node) is Term or type(node) is Nothing:
         return node
-    if isinstance(node, NN | Within):
+    if type(node) is NN or type(node) is Within:
         return None
-    if isinstance(node, And):
+    if type(node) is And:
         parts: list[Node] = []
         for c in node.operands:
             if (p := implied_terms(c)) is not None:
                 parts.append(p)
         if not parts:
             return None
-        return parts[0] if len(parts) == 1 else rebuild(node, tuple(parts))
-    if isinstance(node, Or):
+        return parts[0] if len(parts) == 1 else _rebuilt(node, parts)
+    if type(node) is Or:
         branches: list[Node] = []
         for c in node.operands:
             if (p := implied_terms(c)) is None:
                 return None  # this branch may match without any term condition
             branches.append(p)
-        return branches[0] if len(branches) == 1 else rebuild(node, tuple(branches))
-    if isinstance(node, Difference):
+        return branches[0] if len(branches) == 1 else _rebuilt(node, branches)
+    if type(node) is Difference:
         return implied_terms(node.operands[0])
     raise TypeError(f"implied_terms does not know {type(node).__name__}")
+
+
+def _rebuilt(node: And | Or, operands: list[Node]) -> Node:
+    """``node`` with ``operands``, or ``node`` itself when they are its own."""
+    if len(operands) == len(node.operands) and all(map(is_, operands, node.operands)):
+        return node
+    return rebuild(node, tuple(operands))

@@ -6,13 +6,16 @@ Plan-only nodes, introduced by rewrite rules: :class:`Within` (exact radius veri
 candidates) and :class:`Nothing` (the empty set).
 
 Nodes are frozen and hashable; children are tuples; spans are excluded from equality so a
-rewritten or re-read tree compares equal to the original.
+rewritten or re-read tree compares equal to the original.  The node classes are final: the
+traversals here and in the rules dispatch on ``type(node) is ...``, which costs a fraction of
+``isinstance`` on the hot paths and is exact only while nothing subclasses them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import final
 
 from ebr.span import Span
 
@@ -28,6 +31,7 @@ class Node:
         return ()
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Term(Node):
     """Documents holding the term ``namespace:value``."""
@@ -37,6 +41,7 @@ class Term(Node):
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class And(Node):
     """Intersection of one or more operands."""
@@ -49,6 +54,7 @@ class And(Node):
         return self.operands
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Or(Node):
     """Union of one or more operands."""
@@ -61,6 +67,7 @@ class Or(Node):
         return self.operands
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Difference(Node):
     """Documents in the first operand and in none of the others."""
@@ -73,6 +80,7 @@ class Difference(Node):
         return self.operands
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class NN(Node):
     """Nearest-neighbour match on embedding ``key``.
@@ -97,6 +105,7 @@ class NN(Node):
         return NN(self.key, self.radius, self.k, self.nprobe, self.exact, constraint, self.span)
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Within(Node):
     """Plan node: documents among ``candidates`` (all documents with a ``key`` embedding when
@@ -111,6 +120,7 @@ class Within(Node):
         return Within(self.key, self.radius, candidates, self.span)
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Nothing(Node):
     """Plan node: the empty set (constant folding's result)."""
@@ -136,16 +146,18 @@ def walk(node: Node) -> Iterator[Node]:
 
 def size(node: Node) -> int:
     """The number of nodes :func:`walk` yields (recursive: a plan's depth is bounded)."""
-    if type(node) is Term:  # most nodes
-        return 1
-    n = 1
-    if isinstance(node, NN) and node.constraint is not None:
-        n += size(node.constraint)
-    elif isinstance(node, Within) and node.candidates is not None:
-        n += size(node.candidates)
-    for c in node.children:
-        n += 1 if type(c) is Term else size(c)
-    return n
+    if type(node) is And or type(node) is Or or type(node) is Difference:
+        operands = node.operands
+        n = 1 + len(operands)  # most operands are terms: count them here, recurse for the rest
+        for c in operands:
+            if type(c) is not Term:
+                n += size(c) - 1
+        return n
+    if type(node) is NN and node.constraint is not None:
+        return 1 + size(node.constraint)
+    if type(node) is Within and node.candidates is not None:
+        return 1 + size(node.candidates)
+    return 1
 
 
 def has_vector_match(node: Node) -> bool:
@@ -159,12 +171,15 @@ def vector_holders(root: Node) -> set[int]:
     holders: set[int] = set()
 
     def visit(n: Node) -> bool:
-        if type(n) is Term:  # most nodes
-            return False
-        found = isinstance(n, (NN, Within))
-        for c in n.children:
-            if type(c) is not Term:  # most nodes, never holders
-                found = visit(c) or found
+        if type(n) is NN or type(n) is Within:
+            holders.add(id(n))
+            return True
+        if not (type(n) is And or type(n) is Or or type(n) is Difference):
+            return False  # Term, Nothing
+        found = False
+        for c in n.operands:
+            if type(c) is not Term and visit(c):  # terms: most operands, never holders
+                found = True
         if found:
             holders.add(id(n))
         return found

@@ -4,35 +4,37 @@ local rewrite bottom-up."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import is_
 
 from ebr.nodes import NN, And, Difference, Node, Or, Term, Within, rebuild
 
 
 def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
-    """``node`` with ``rule`` applied to every child (operands, constraint, candidates).
-    Returns ``node`` itself when nothing changed, so unchanged trees are not copied and
+    """``node`` with ``rule`` applied to every child (operands, constraint, candidates) but
+    terms: no rule rewrites a term, and most operands are terms, so skipping them saves a call
+    each.  Returns ``node`` itself when nothing changed, so unchanged trees are not copied and
     callers can tell by identity."""
-    if type(node) is Term:  # most nodes: no children
-        return node
-    if isinstance(node, (And, Or, Difference)):
-        return _map_operands(node, node.operands, rule)
-    if isinstance(node, NN):
+    if type(node) is And or type(node) is Or or type(node) is Difference:
+        # A loop rather than a comprehension and a comparison: this runs on every node of
+        # every pass, and most operands are terms or come back unchanged.
+        operands = node.operands
+        new: list[Node] | None = None
+        for i, child in enumerate(operands):
+            if type(child) is not Term and (c := rule(child)) is not child:
+                if new is None:
+                    new = list(operands)
+                new[i] = c
+        return node if new is None else rebuild(node, tuple(new))
+    if type(node) is NN:
         if node.constraint is None:
             return node
         c = rule(node.constraint)
         return node if c is node.constraint else node.with_constraint(c)
-    if isinstance(node, Within):
+    if type(node) is Within:
         if node.candidates is None:
             return node
         c = rule(node.candidates)
         return node if c is node.candidates else node.with_candidates(c)
-    return _map_operands(node, node.children, rule)
-
-
-def _map_operands(node: Node, kids: tuple[Node, ...], rule: Callable[[Node], Node]) -> Node:
-    new = [rule(k) for k in kids]
-    return node if all(map(is_, new, kids)) else rebuild(node, tuple(new))
+    return node  # Term, Nothing: no children
 
 
 def bottom_up(node: Node, step: Callable[[Node], Node]) -> Node:

@@ -20,12 +20,12 @@ def dedupe(node: Node) -> Node:
 
 def dedupe_step(node: Node) -> Node:
     """Deduplicate ``node``'s own operands; ``node`` itself when they are distinct already."""
-    if isinstance(node, (And, Or)):
+    if type(node) is And or type(node) is Or:
         unique = unique_nodes(node.operands)
         if len(unique) == 1:
             return unique[0]
         return node if unique is node.operands else rebuild(node, unique)
-    if isinstance(node, Difference):
+    if type(node) is Difference:
         rest = node.operands[1:]
         unique = unique_nodes(rest)
         if unique is not rest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from itertools import repeat
 
 from ebr.errors import PlanError
 from ebr.mappings.schema import CLUSTER_SUFFIX, DEFAULT_NPROBE, Schema
@@ -33,10 +34,8 @@ def expand_nn(
     are added to it (an ``or`` of distinct terms is simplified already)."""
 
     def rule(n: Node) -> Node:
-        if type(n) is Term:  # most nodes
-            return n
         n = map_children(n, rule)
-        if not isinstance(n, NN) or n.radius is None:
+        if type(n) is not NN or n.radius is None:
             return n
         if n.exact:
             return Within(n.key, n.radius, n.constraint, n.span)
@@ -51,7 +50,7 @@ def expand_nn(
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vector, nprobe)
         ns = n.key + CLUSTER_SUFFIX
-        terms = tuple([_cluster_term(ns, i) for i in ids])
+        terms = tuple(map(_cluster_term, repeat(ns), ids))
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
         if simplified is not None and len(set(ids)) == len(ids):
             simplified[id(probes)] = probes

@@ -22,7 +22,7 @@ def flatten(node: Node) -> Node:
 def flatten_step(node: Node) -> Node:
     """Flatten ``node`` itself, its children being flat already.  Returns ``node`` itself when
     it is flat already (callers compare by identity)."""
-    if isinstance(node, (And, Or)):
+    if type(node) is And or type(node) is Or:
         kind = type(node)
         ops = node.operands
         if kind not in map(type, ops):
@@ -36,7 +36,7 @@ def flatten_step(node: Node) -> Node:
         if len(operands) == 1:
             return operands[0]
         return rebuild(node, tuple(operands))
-    if isinstance(node, Difference) and isinstance(node.operands[0], Difference):
+    if type(node) is Difference and type(node.operands[0]) is Difference:
         inner = node.operands[0]
         return Difference((*inner.operands, *node.operands[1:]), node.span)
     return node

@@ -23,30 +23,30 @@ def fold(node: Node) -> Node:
 
 def fold_step(node: Node) -> Node:
     """Fold ``node`` itself, its children being folded already."""
-    if isinstance(node, And):
+    if type(node) is And:
         if Nothing in map(type, node.operands):
             return Nothing(node.span)
-    elif isinstance(node, Or):
+    elif type(node) is Or:
         if len(node.operands) > 1 and Nothing not in map(type, node.operands):
             return node
-        kept = tuple(c for c in node.operands if not isinstance(c, Nothing))
+        kept = tuple(c for c in node.operands if type(c) is not Nothing)
         if not kept:
             return Nothing(node.span)
         if len(kept) == 1:
             return kept[0]
         return rebuild(node, kept)
-    elif isinstance(node, Difference):
+    elif type(node) is Difference:
         first, *rest = node.operands
-        if isinstance(first, Nothing) or (first in rest and not _holds_top_k(first)):
+        if type(first) is Nothing or (first in rest and not _holds_top_k(first)):
             return Nothing(node.span)
-        kept = tuple(c for c in rest if not isinstance(c, Nothing))
+        kept = tuple(c for c in rest if type(c) is not Nothing)
         if not kept:
             return first
         if len(kept) != len(rest):
             return Difference((first, *kept), node.span)
-    elif isinstance(node, NN) and isinstance(node.constraint, Nothing):
+    elif type(node) is NN and type(node.constraint) is Nothing:
         return Nothing(node.span)
-    elif isinstance(node, Within) and isinstance(node.candidates, Nothing):
+    elif type(node) is Within and type(node.candidates) is Nothing:
         return Nothing(node.span)
     return node
 

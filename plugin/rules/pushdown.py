@@ -24,49 +24,50 @@ from ebr.rules.simplify import Simplified, simplify
 
 def push_down(node: Node, simplified: Simplified | None = None) -> Node:
     """``simplified``: as for :func:`~ebr.rules.simplify.simplify`, which builds constraints."""
-    return _push(node, (), vector_holders(node), {} if simplified is None else simplified)
+    holders = vector_holders(node)
+    if id(node) not in holders:
+        return node  # no NN: nothing to push into
+    return _push(node, (), holders, {} if simplified is None else simplified)
 
 
 def _push(
     node: Node, context: tuple[Node, ...], holders: set[int], simplified: Simplified
 ) -> Node:
-    """``holders``: :func:`~ebr.nodes.vector_holders` of the whole tree."""
-    if id(node) not in holders:
-        return node  # no NN below: nothing to push into
-    if isinstance(node, NN):
+    """``holders``: :func:`~ebr.nodes.vector_holders` of the whole tree; the callers skip
+    operands not in it (nothing below to push into)."""
+    if type(node) is NN:
         if not context:
             return node
         existing = () if node.constraint is None else (node.constraint,)
         # simplified, so that pushing down again finds the same constraint (idempotence)
         constraint = conjunction((*existing, *context))
         return node.with_constraint(simplify(constraint, simplified))
-    if isinstance(node, And):
-        flags = [id(c) in holders for c in node.operands]
-        if True not in flags:
-            return node
+    if type(node) is And:
+        operands = node.operands
         # What each operand implies (itself when term-only), for its siblings' context.
-        implied = [c if not v else implied_terms(c)
-                   for c, v in zip(node.operands, flags, strict=True)]
-        operands = tuple([
-            _push(c, context + tuple([p for j, p in enumerate(implied)
-                                      if j != i and p is not None]), holders, simplified)
-            if v else c
-            for i, (c, v) in enumerate(zip(node.operands, flags, strict=True))
-        ])
-        return rebuild(node, operands)
-    if isinstance(node, Or):
-        return rebuild(node, tuple([_push(c, context, holders, simplified) for c in node.operands]))
-    if isinstance(node, Difference):
+        implied = [c if id(c) not in holders else implied_terms(c) for c in operands]
+        pushed = list(operands)
+        for i, c in enumerate(operands):
+            if id(c) in holders:
+                siblings = [p for j, p in enumerate(implied) if j != i and p is not None]
+                pushed[i] = _push(c, context + tuple(siblings), holders, simplified)
+        return rebuild(node, tuple(pushed))
+    if type(node) is Or:
+        return rebuild(node, tuple([_push(c, context, holders, simplified) if id(c) in holders else c
+                                    for c in node.operands]))
+    if type(node) is Difference:
         first, *rest = node.operands
-        return rebuild(node, (_push(first, context, holders, simplified),
-                              *[_push(c, (), holders, simplified) for c in rest]))
-    return node
+        return rebuild(node, (_push(first, context, holders, simplified) if id(first) in holders
+                              else first,
+                              *[_push(c, (), holders, simplified) if id(c) in holders else c
+                                for c in rest]))
+    return node  # Within: nothing to push into
 
 
 def conjunction(parts: tuple[Node, ...]) -> Node:
     """``parts`` as one flat, duplicate-free ``and`` (or the single part)."""
     flat: list[Node] = []
     for p in parts:
-        flat.extend(p.operands if isinstance(p, And) else (p,))
+        flat.extend(p.operands if type(p) is And else (p,))
     unique = unique_nodes(tuple(flat))
     return unique[0] if len(unique) == 1 else And(unique)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from ebr.nodes import Node, Term
+from ebr.nodes import Node
 from ebr.rules.children import map_children
 from ebr.rules.dedupe import dedupe_step
 from ebr.rules.flatten import flatten_step
@@ -26,7 +26,7 @@ def simplify(node: Node, simplified: Simplified | None = None) -> Node:
     known: Simplified = {} if simplified is None else simplified
 
     def visit(n: Node) -> Node:
-        if type(n) is Term or id(n) in known:  # terms: no local rule rewrites a term
+        if id(n) in known:  # map_children passes no terms: no local rule rewrites a term
             return n
         out = fold_step(dedupe_step(flatten_step(map_children(n, visit))))
         known[id(out)] = out
