@@ -83,7 +83,7 @@ def compile_search(
     require_supported(version)
     if size < 0:
         raise PlanError(f"size must be >= 0, got {size}")
-    query, scores = _Compiler(schema, vectors).clause(plan, "q", scoring=True)
+    query, scores = _Compiler(schema, vectors).clause(plan, "q", True)
     body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
     if rescore:
         body["rescore"] = rescore
@@ -156,13 +156,13 @@ class _Compiler:
         (:func:`_without_score`).  So one pass learns both what a clause is and where it goes,
         without walking subtrees twice."""
         if isinstance(node, Term):
-            body: Json = {"value": node.value}
-            if name:
-                body["_name"] = name
+            body = {"value": node.value, "_name": name} if name else {"value": node.value}
             return {"term": {self.schema.term_field(node.namespace): body}}, False
         if isinstance(node, And):
             return self._and(node, name, scoring)
         if isinstance(node, Or):
+            if name is None and (terms := self._same_field_terms(node)) is not None:
+                return terms, False
             return self._or(node, name, scoring)
         if isinstance(node, Difference):
             return self._difference(node, name, scoring)
@@ -188,8 +188,6 @@ class _Compiler:
         return _bool(clauses, name), any_scores
 
     def _or(self, node: Or, name: str | None, scoring: bool) -> tuple[Json, bool]:
-        if name is None and (terms := self._same_field_terms(node)) is not None:
-            return terms, False
         operands = node.operands
         should: list[Json] = []
         term_only: list[int] = []  # positions of the operands that do not score
