@@ -122,6 +122,9 @@ class Schema:
     # wins, as in a linear search.
     _namespace_table: dict[str, Namespace] = field(init=False, repr=False, compare=False)
     _key_table: dict[str, EmbeddingKey] = field(init=False, repr=False, compare=False)
+    # Term namespace -> keyword field, for the compiler's every term; a key's cluster
+    # namespace takes precedence over a declared namespace of the same name.
+    _term_field_table: dict[str, str] = field(init=False, repr=False, compare=False)
     #: The term namespaces a query may name as they are (declared or an embedding key's
     #: cluster namespace, and of valid syntax), for the analyzer's common case.
     query_term_namespaces: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -130,6 +133,9 @@ class Schema:
         object.__setattr__(self, "_namespace_table",
                            {n.name: n for n in reversed(self.namespaces)})
         object.__setattr__(self, "_key_table", {k.name: k for k in reversed(self.keys)})
+        object.__setattr__(self, "_term_field_table", {
+            **{n.name: "terms." + n.name for n in self.namespaces},
+            **{k.cluster_namespace: "clusters." + k.name for k in self.keys}})
         object.__setattr__(self, "query_term_namespaces", frozenset(
             [n.name for n in self.namespaces if is_namespace_name(n.name)]
             + [k.cluster_namespace for k in self.keys if is_key_name(k.name)]))
@@ -163,9 +169,10 @@ class Schema:
     # -- OpenSearch field names (the only place they are derived) --------------------------
 
     def term_field(self, namespace: str) -> str:
-        if namespace.endswith(CLUSTER_SUFFIX) and self.key(namespace[: -len(CLUSTER_SUFFIX)]):
-            return "clusters." + namespace[: -len(CLUSTER_SUFFIX)]
-        return "terms." + namespace
+        try:
+            return self._term_field_table[namespace]
+        except KeyError:  # not in the schema (the analyzer refuses it; a hand-built plan may not)
+            return "terms." + namespace
 
     @staticmethod
     def vector_field(key: str) -> str:

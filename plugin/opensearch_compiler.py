@@ -26,8 +26,8 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,6 @@ from ebr.nodes import (
     Within,
     has_vector_match,
     named_branches,
-    vector_holders,
 )
 from ebr.printer import to_text
 from ebr.query_vectors import Vectors, query_vector
@@ -84,8 +83,8 @@ def compile_search(
     require_supported(version)
     if size < 0:
         raise PlanError(f"size must be >= 0, got {size}")
-    compiler = _Compiler(schema, vectors, vector_holders(plan))
-    body: Json = {"size": size, "query": compiler.query(plan, "q", scoring=True)}
+    query, scores = _Compiler(schema, vectors).clause(plan, "q", True)
+    body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
     if rescore:
         body["rescore"] = rescore
     return CompiledSearch(body, plan)
@@ -95,7 +94,7 @@ def compile_filter(node: Node, schema: Schema) -> Json:
     """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
     if has_vector_match(node):
         raise PlanError("a filter cannot hold nn or within: " + to_text(node))
-    return _Compiler(schema, {}, set()).query(node, None)
+    return _Compiler(schema, {}).filter(node)
 
 
 def compile_rescore(
@@ -138,85 +137,123 @@ def _script(field: str, vector: list[float]) -> Json:
 
 
 class _Compiler:
-    def __init__(self, schema: Schema, vectors: Vectors, holders: set[int]) -> None:
+    """One compilation: the schema and the query embeddings its clauses read."""
+
+    __slots__ = ("schema", "vectors")
+
+    def __init__(self, schema: Schema, vectors: Vectors) -> None:
         self.schema = schema
         self.vectors = vectors
-        self.holders = holders  # ids of nodes holding nn/within: they go in scoring context
 
-    def query(self, node: Node, name: str | None, scoring: bool = False) -> Json:
-        """Compile ``node``; ``name`` is its branch name (:func:`~ebr.nodes.named_branches`),
-        or None inside a copied constraint or candidate set; ``scoring``: whether the clause
-        stands where OpenSearch would add its score."""
+    def clause(self, node: Node, name: str | None, scoring: bool = False) -> tuple[Json, bool]:
+        """Compile ``node``: its clause, and whether the clause scores (it holds a branch's nn
+        or within, so it belongs in ``must``).
+
+        ``name`` is the branch name (:func:`~ebr.nodes.named_branches`), or None inside a
+        copied constraint or candidate set, where nothing scores.  ``scoring``: whether the
+        clause stands where OpenSearch adds its score.  A clause that does not score comes out
+        the same either way; where it stands in a scoring position its caller wraps it
+        (:func:`_without_score`).  So one pass learns both what a clause is and where it goes,
+        without walking subtrees twice."""
         if isinstance(node, Term):
-            if scoring:  # a term-only and/difference compiles to filter/must_not, which never score
-                return {"bool": {"filter": [self.query(node, name)]}}
-            body: Json = {"value": node.value}
-            if name:
-                body["_name"] = name
-            return {"term": {self.schema.term_field(node.namespace): body}}
+            body = {"value": node.value, "_name": name} if name else {"value": node.value}
+            return {"term": {self.schema.term_field(node.namespace): body}}, False
         if isinstance(node, And):
-            clauses: Json = {}
-            for i, c in enumerate(node.operands):
-                vector = id(c) in self.holders
-                clauses.setdefault("must" if vector else "filter", []).append(
-                    self.query(c, _child(name, i), scoring and vector))
-            return self._bool(clauses, name)
+            return self._and(node, name, scoring)
         if isinstance(node, Or):
-            if scoring and id(node) not in self.holders:
-                return {"bool": {"filter": [self.query(node, name)]}}
             if name is None and (terms := self._same_field_terms(node)) is not None:
-                return terms
-            should = [self.query(c, _child(name, i), scoring)
-                      for i, c in enumerate(node.operands)]
-            return self._bool({"should": should, "minimum_should_match": 1}, name)
+                return terms, False
+            return self._or(node, name, scoring)
         if isinstance(node, Difference):
-            first, *rest = node.operands
-            vector = id(first) in self.holders
-            return self._bool({
-                "must" if vector else "filter": [self.query(first, _child(name, 0),
-                                                            scoring and vector)],
-                "must_not": [self.query(c, _child(name, i)) for i, c in enumerate(rest, 1)],
-            }, name)
+            return self._difference(node, name, scoring)
         if isinstance(node, Nothing):
-            return {"match_none": {"_name": name} if name else {}}
+            return {"match_none": {"_name": name} if name else {}}, False
         if isinstance(node, Within):
-            return self._within(node, name)
+            return self._within(node, name), name is not None
         if isinstance(node, NN):
-            return self._knn(node, name)
+            return self._knn(node, name), name is not None
         raise UnsupportedError(f"the OpenSearch compiler cannot express {type(node).__name__}")
+
+    def filter(self, node: Node) -> Json:
+        """An unnamed clause: a constraint, a candidate set or a store filter."""
+        return self.clause(node, None)[0]
+
+    def _and(self, node: And, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        clauses: Json = {}
+        any_scores = False
+        for i, operand in enumerate(node.operands):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None, scoring)
+            clauses.setdefault("must" if scores else "filter", []).append(clause)
+            any_scores = any_scores or scores
+        return _bool(clauses, name), any_scores
+
+    def _or(self, node: Or, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        operands = node.operands
+        should: list[Json] = []
+        term_only: list[int] = []  # positions of the operands that do not score
+        for i, operand in enumerate(operands):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None, scoring)
+            should.append(clause)
+            if not scores:
+                term_only.append(i)
+        any_scores = len(term_only) < len(should)
+        if scoring and any_scores:  # the operands' scores add up
+            for i in term_only:
+                should[i] = _without_score(operands[i], should[i])
+        return _bool({"should": should, "minimum_should_match": 1}, name), any_scores
+
+    def _difference(self, node: Difference, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        first, *rest = node.operands
+        first_clause, any_scores = self.clause(first, f"{name}.0" if name else None, scoring)
+        clauses: Json = {"must" if any_scores else "filter": [first_clause]}
+        must_not = clauses["must_not"] = []
+        for i, operand in enumerate(rest, 1):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None)
+            must_not.append(clause)
+            any_scores = any_scores or scores
+        return _bool(clauses, name), any_scores
 
     def _same_field_terms(self, node: Or) -> Json | None:
         """An unnamed ``or`` of terms in one namespace as a single ``terms`` query (probe
         lists, location lists): smaller and faster than a ``should`` of ``term`` clauses."""
-        ops = node.operands
-        if set(map(type, ops)) != {Term}:
+        operands = node.operands
+        if not operands or type(operands[0]) is not Term:
             return None
-        namespaces = set(map(_namespace, ops))
-        if len(namespaces) != 1:
+        namespace = operands[0].namespace
+        values = [op.value for op in operands if type(op) is Term and op.namespace == namespace]
+        if len(values) < len(operands):
             return None
-        field = self.schema.term_field(namespaces.pop())
-        return {"terms": {field: list(map(_value, ops))}}
-
-    @staticmethod
-    def _bool(clauses: Json, name: str | None) -> Json:
-        if name:
-            clauses["_name"] = name
-        return {"bool": clauses}
+        return {"terms": {self.schema.term_field(namespace): values}}
 
     def _within(self, node: Within, name: str | None) -> Json:
         field = self.schema.vector_field(node.key)
         inner: list[Json] = [{"exists": {"field": field}}]
         candidates = node.candidates
         parts = candidates.operands if isinstance(candidates, And) else (candidates,)
-        inner += [self.query(c, None) for c in parts if c is not None]
+        inner += [self.filter(c) for c in parts if c is not None]
         body: Json = {
             "query": {"bool": {"filter": inner}},
-            "script": _script(field, query_vector(node.key, self.vectors, self.schema).tolist()),
+            "script": _script(field, self._query_values(node.key)),
             "min_score": Space.radius_to_script_min_score(node.radius),
         }
         if name:
             body["_name"] = name
         return {"script_score": body}
+
+    def _query_values(self, key: str) -> list[float]:
+        """``query_vector(key, ...).tolist()``, the embedding as JSON numbers, with the same
+        checks made on the list (which the body needs anyway) rather than on a float64 copy;
+        anything the quick check does not accept goes to :func:`query_vector` to be refused
+        with its message (or accepted, as a key missing from the schema is)."""
+        vector = self.vectors.get(key)
+        spec = self.schema.key(key)
+        if vector is not None and spec is not None:
+            values: list[float] = np.asarray(vector, dtype=np.float32).ravel().tolist()
+            # A sum of float32 values cannot overflow a double, so it is finite exactly when
+            # every value is; any() then says one is non-zero.
+            if len(values) == spec.dimension and math.isfinite(sum(values)) and any(values):
+                return values
+        return query_vector(key, self.vectors, self.schema).tolist()  # type: ignore[no-any-return]
 
     def _knn(self, node: NN, name: str | None) -> Json:
         if node.k is None:
@@ -225,10 +262,9 @@ class _Compiler:
         spec = self.schema.key(node.key)
         if spec is None:
             raise PlanError(f"unknown embedding key {node.key!r}")
-        body: Json = {"vector": query_vector(node.key, self.vectors, self.schema).tolist(),
-                      "k": node.k}
+        body: Json = {"vector": self._query_values(node.key), "k": node.k}
         if node.constraint is not None:
-            body["filter"] = self.query(node.constraint, None)
+            body["filter"] = self.filter(node.constraint)
         if isinstance(spec.ann, Hnsw):
             # :nprobe has no HNSW counterpart; the breadth is ef_search, at least k.
             body["method_parameters"] = {"ef_search": max(spec.ann.ef_search, node.k)}
@@ -239,8 +275,14 @@ class _Compiler:
         return {"knn": {self.schema.vector_field(node.key): body}}
 
 
-_namespace, _value = attrgetter("namespace"), attrgetter("value")  # of Term
+def _bool(clauses: Json, name: str | None) -> Json:
+    if name:
+        clauses["_name"] = name
+    return {"bool": clauses}
 
 
-def _child(name: str | None, i: int) -> str | None:
-    return None if name is None else f"{name}.{i}"
+def _without_score(node: Node, clause: Json) -> Json:
+    """A term-only ``clause`` for where OpenSearch would add its score: a ``term`` or a
+    ``should`` is wrapped in ``bool.filter`` so that it matches without scoring (no BM25
+    noise); the other term-only clauses (``filter``, ``must_not``, ``match_none``) never score."""
+    return {"bool": {"filter": [clause]}} if isinstance(node, Term | Or) else clause
