@@ -26,7 +26,6 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.nodes.named_branc
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,7 @@ from ebr.nodes import (
     named_branches,
 )
 from ebr.printer import to_text
-from ebr.query_vectors import Vectors, query_vector
+from ebr.query_vectors import Vectors, query_vector_values
 from ebr.server_version import MINIMUM, ServerVersion, require_supported
 
 Json = dict[str, Any]
@@ -123,7 +122,7 @@ def compile_rescore(
         "query": {
             "rescore_query": {"script_score": {
                 "query": {"exists": {"field": field}},
-                "script": _script(field, query_vector(key, {key: vector}, schema).tolist()),
+                "script": _script(field, query_vector_values(key, {key: vector}, schema)),
             }},
             "query_weight": query_weight,
             "rescore_query_weight": rescore_query_weight,
@@ -233,27 +232,12 @@ class _Compiler:
         inner += [self.filter(c) for c in parts if c is not None]
         body: Json = {
             "query": {"bool": {"filter": inner}},
-            "script": _script(field, self._query_values(node.key)),
+            "script": _script(field, query_vector_values(node.key, self.vectors, self.schema)),
             "min_score": Space.radius_to_script_min_score(node.radius),
         }
         if name:
             body["_name"] = name
         return {"script_score": body}
-
-    def _query_values(self, key: str) -> list[float]:
-        """``query_vector(key, ...).tolist()``, the embedding as JSON numbers, with the same
-        checks made on the list (which the body needs anyway) rather than on a float64 copy;
-        anything the quick check does not accept goes to :func:`query_vector` to be refused
-        with its message (or accepted, as a key missing from the schema is)."""
-        vector = self.vectors.get(key)
-        spec = self.schema.key(key)
-        if vector is not None and spec is not None:
-            values: list[float] = np.asarray(vector, dtype=np.float32).ravel().tolist()
-            # A sum of float32 values cannot overflow a double, so it is finite exactly when
-            # every value is; any() then says one is non-zero.
-            if len(values) == spec.dimension and math.isfinite(sum(values)) and any(values):
-                return values
-        return query_vector(key, self.vectors, self.schema).tolist()  # type: ignore[no-any-return]
 
     def _knn(self, node: NN, name: str | None) -> Json:
         if node.k is None:
@@ -262,7 +246,8 @@ class _Compiler:
         spec = self.schema.key(node.key)
         if spec is None:
             raise PlanError(f"unknown embedding key {node.key!r}")
-        body: Json = {"vector": self._query_values(node.key), "k": node.k}
+        body: Json = {"vector": query_vector_values(node.key, self.vectors, self.schema),
+                      "k": node.k}
         if node.constraint is not None:
             body["filter"] = self.filter(node.constraint)
         if isinstance(spec.ann, Hnsw):

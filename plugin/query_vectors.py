@@ -35,3 +35,20 @@ def query_vector(key: str, vectors: Vectors, schema: Schema | None = None) -> np
         raise PlanError(f"query embedding for key {key!r} has dimension {arr.shape[0]}; "
                         f"the schema says {spec.dimension}")
     return arr
+
+
+def query_vector_values(key: str, vectors: Vectors, schema: Schema) -> list[float]:
+    """``query_vector(key, vectors, schema).tolist()``: the embedding as the JSON numbers a
+    request body carries.  The compilers run it for every query, so the common case is checked
+    on the list itself (which the body needs anyway) rather than on a float64 copy; anything
+    the quick check does not accept goes to :func:`query_vector`, to be refused with its
+    message (or accepted, as a key missing from the schema is)."""
+    vector = vectors.get(key)
+    spec = schema.key(key)
+    if vector is not None and spec is not None:
+        values: list[float] = np.asarray(vector, dtype=np.float32).ravel().tolist()
+        # A sum of float32 values cannot overflow a double, so it is finite exactly when every
+        # value is; any() then says one is non-zero.
+        if len(values) == spec.dimension and math.isfinite(sum(values)) and any(values):
+            return values
+    return query_vector(key, vectors, schema).tolist()  # type: ignore[no-any-return]

@@ -203,3 +203,23 @@ def test_assign_in_chunks_equals_assign_at_once(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(ebr.quantizer, "ASSIGN_CHUNK_FLOATS", 20)  # 2 rows per chunk
     assert q.assign(rows).tolist() == whole.tolist()
     assert q.assign(rows[3]).tolist() == [whole[3]]
+
+
+@pytest.mark.parametrize("vector", [
+    [0.5, -1.0, 2.0], [0.0, 0.0, 1e-45], [3e38, 3e38, 3e38], [0.0, 0.0, 0.0], [1.0, np.nan, 0.0],
+    [np.inf, 1.0, 0.0], [-np.inf, np.inf, 0.0], [1.0, 2.0], [[1.0, 2.0, 3.0]], [1e-46, 0.0, 0.0],
+])
+def test_query_vector_values_accepts_and_refuses_as_query_vector(vector: list[float]) -> None:
+    from ebr.mappings import EmbeddingKey, Schema
+    from ebr.query_vectors import query_vector, query_vector_values
+
+    schema = Schema.create("x", keys=(EmbeddingKey("m", 3),))
+    vectors = {"m": np.array(vector, np.float64)}
+
+    def outcome(fn: object) -> object:
+        try:
+            return list(fn("m", vectors, schema))  # type: ignore[operator]
+        except PlanError as err:
+            return str(err)
+
+    assert outcome(query_vector_values) == outcome(query_vector)
