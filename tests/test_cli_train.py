@@ -62,7 +62,8 @@ def test_train_encode_index_and_query(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["encode", str(model), str(corpus), "-o", str(vectors), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "line 62: field 'title' (channel 'trigrams') must be a string, got nothing" in result.stderr
-    saved = np.load(vectors)
+    with np.load(vectors) as npz:
+        saved = dict(npz)
     assert saved["vectors"].shape == (60, 16) and str(saved["key"]) == key
     assert list(saved["ids"][:2]) == ["p0", "p1"]
     np.testing.assert_allclose(np.linalg.norm(saved["vectors"], axis=1), 1.0, atol=1e-5)

@@ -46,6 +46,8 @@ def _ingest_until_killed(path: Path, first: int, lines: int, fraction: float) ->
     finally:
         proc.kill()
         proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):  # closed here, not by the garbage collector
+            stream.close()
     assert proc.returncode == -signal.SIGKILL
     return reported[-1][0]
 
@@ -53,8 +55,11 @@ def _ingest_until_killed(path: Path, first: int, lines: int, fraction: float) ->
 def _check(path: Path, reported: int) -> int:
     """Every batch up to the one the head document names is whole, none after it; returns
     that last whole batch."""
-    with sqlite3.connect(path / "index.sqlite") as raw:
+    raw = sqlite3.connect(path / "index.sqlite")
+    try:
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        raw.close()  # (a connection's ``with`` commits, it does not close)
     with LocalStore.open(path) as store:
         (head,) = store.get_documents(["head"])
         assert head is not None
