@@ -38,7 +38,8 @@ def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
 
 
 def bottom_up(node: Node, step: Callable[[Node], Node]) -> Node:
-    """Apply ``step`` to every node, children first (one pass over the tree)."""
+    """Apply ``step`` to every node, children first (one pass over the tree), except the
+    terms below the root, which :func:`map_children` passes over."""
 
     def visit(n: Node) -> Node:
         return step(map_children(n, visit))
