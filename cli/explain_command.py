@@ -13,11 +13,11 @@ import numpy.typing as npt
 from ebr.analyzer import parse
 from ebr.explain import explain
 from ebr.mappings.schema import (
-    CLUSTER_SUFFIX,
     CoarseQuantizerSpec,
     EmbeddingKey,
     Namespace,
     Schema,
+    cluster_key,
 )
 from ebr.nodes import NN, Node, Term, walk
 from ebr.quantizer import CentroidQuantizer, CoarseQuantizer
@@ -31,11 +31,10 @@ def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int 
     """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
     exploring queries before an index exists."""
     keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
-    cluster_ns = {k + CLUSTER_SUFFIX for k in keys}
-    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)} - cluster_ns)
+    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)})
     return Schema.create(
         index,
-        tuple(Namespace(ns) for ns in namespaces if not ns.endswith(CLUSTER_SUFFIX)),
+        tuple(Namespace(ns) for ns in namespaces if cluster_key(ns) is None),
         tuple(EmbeddingKey(k, dimension, CoarseQuantizerSpec(nlist=nlist)) for k in keys),
     )
 

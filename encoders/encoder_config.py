@@ -33,7 +33,7 @@ from typing import Any, ClassVar, get_type_hints
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.hashing import DEFAULT_HASH_SEED
 from ebr.encoders.setting_checks import check_int
-from ebr.json_files import load_json_object, parse_json_object
+from ebr.config_files import load_json_object, parse_json_object
 
 CONFIG_FORMAT = 1
 POOLINGS = ("first", "mean")

@@ -22,7 +22,7 @@ from typing import Any
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
-from ebr.json_files import load_json_object
+from ebr.config_files import load_json_object
 
 MODEL_FORMAT = 1
 MODEL_FILE = "model.json"

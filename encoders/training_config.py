@@ -33,7 +33,7 @@ from typing import Any, get_type_hints
 
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.setting_checks import check_int, check_number
-from ebr.json_files import load_json_object
+from ebr.config_files import load_json_object
 
 LOSSES = ("softmax", "symmetric_softmax", "triplet")
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ebr.errors import SchemaError
-from ebr.json_files import load_json_object, parse_json_object
+from ebr.config_files import ConfigReader, load_json_object, parse_json_object
 from ebr.mappings.analysis import ANALYZERS
 from ebr.mappings.space import Space
 
 SCHEMA_FORMAT = 1
-CLUSTER_SUFFIX = ".cluster"
+_CLUSTER_SUFFIX = ".cluster"
 DEFAULT_NPROBE = 16
 #: Top-level mapping objects the schema's own fields live in; the rank field may not take them.
 RESERVED_FIELDS = frozenset({"terms", "clusters", "vectors"})
@@ -28,6 +28,25 @@ _NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}\Z")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}\Z")
 NAMESPACE_SYNTAX = "lowercase letters, digits, '_' or '-' (at most 64)"
 KEY_SYNTAX = "letters, digits, '_' or '-' (at most 128)"
+
+
+# -- cluster terms: Unicorn's nn as terms (the only place they are spelled) --------------------
+
+
+def cluster_namespace(key: str) -> str:
+    """The namespace of ``key``'s cluster terms: ``model-1`` -> ``model-1.cluster``."""
+    return key + _CLUSTER_SUFFIX
+
+
+def cluster_key(namespace: str) -> str | None:
+    """The embedding key whose cluster namespace ``namespace`` is, or None."""
+    key = namespace.removesuffix(_CLUSTER_SUFFIX)
+    return key if key != namespace else None
+
+
+def cluster_term(key: str, cluster: int) -> str:
+    """The term a document in coarse cluster ``cluster`` of ``key`` holds: ``model-1.cluster:17``."""
+    return f"{key}{_CLUSTER_SUFFIX}:{cluster}"
 
 
 def is_namespace_name(name: str) -> bool:
@@ -52,8 +71,7 @@ class Namespace:
 class CoarseQuantizerSpec:
     """The coarse quantizer whose cluster ids become ``<key>.cluster:<id>`` terms.
 
-    ``centroids`` names where the trained centroids live (a file in the local index
-    directory, or a document in OpenSearch's metadata index); empty until trained.
+    The trained centroids live with the index (the store keeps them), not in the schema.
     ``pq_m`` > 0 also keeps 8-bit product-quantization codes of each vector's residual
     (``pq_m`` sub-vectors; it must divide the dimension; EBR §4.1 suggests about d/4 bytes)
     for compressed verification before the exact one; ``opq`` learns a rotation before PQ
@@ -64,7 +82,6 @@ class CoarseQuantizerSpec:
     opq: bool = False
     pq_m: int = 0
     default_nprobe: int = DEFAULT_NPROBE
-    centroids: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,39 +123,39 @@ class EmbeddingKey:
 
     @property
     def cluster_namespace(self) -> str:
-        return self.name + CLUSTER_SUFFIX
+        return cluster_namespace(self.name)
 
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """What an index holds.  Construct with :meth:`create` or :meth:`from_dict` to validate."""
+    """What an index holds; it validates itself on construction (:meth:`validate`)."""
 
     index: str
     namespaces: tuple[Namespace, ...] = ()
     keys: tuple[EmbeddingKey, ...] = ()
     rank_field: str = "rank"
     # Lookup tables derived once from the fields above (the schema is immutable), so the
-    # analyzer and the compiler look names up in O(1) on every request.  First declaration
-    # wins, as in a linear search.
+    # parser and the compiler look names up in O(1) on every request.
     _namespace_table: dict[str, Namespace] = field(init=False, repr=False, compare=False)
     _key_table: dict[str, EmbeddingKey] = field(init=False, repr=False, compare=False)
     # Term namespace -> keyword field, for the compiler's every term; a key's cluster
     # namespace takes precedence over a declared namespace of the same name.
     _term_field_table: dict[str, str] = field(init=False, repr=False, compare=False)
-    #: The term namespaces a query may name as they are (declared or an embedding key's
-    #: cluster namespace, and of valid syntax), for the analyzer's common case.
+    #: The term namespaces a query may name (declared, or an embedding key's cluster
+    #: namespace), for the parser's common case.
     query_term_namespaces: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_namespace_table",
-                           {n.name: n for n in reversed(self.namespaces)})
-        object.__setattr__(self, "_key_table", {k.name: k for k in reversed(self.keys)})
+        object.__setattr__(self, "namespaces", tuple(self.namespaces))
+        object.__setattr__(self, "keys", tuple(self.keys))
+        self.validate()
+        object.__setattr__(self, "_namespace_table", {n.name: n for n in self.namespaces})
+        object.__setattr__(self, "_key_table", {k.name: k for k in self.keys})
         object.__setattr__(self, "_term_field_table", {
             **{n.name: "terms." + n.name for n in self.namespaces},
             **{k.cluster_namespace: "clusters." + k.name for k in self.keys}})
         object.__setattr__(self, "query_term_namespaces", frozenset(
-            [n.name for n in self.namespaces if is_namespace_name(n.name)]
-            + [k.cluster_namespace for k in self.keys if is_key_name(k.name)]))
+            [n.name for n in self.namespaces] + [k.cluster_namespace for k in self.keys]))
 
     @classmethod
     def create(
@@ -148,9 +165,8 @@ class Schema:
         keys: tuple[EmbeddingKey, ...] = (),
         rank_field: str = "rank",
     ) -> Schema:
-        schema = cls(index, tuple(namespaces), tuple(keys), rank_field)
-        schema.validate()
-        return schema
+        """The same as the constructor (kept for callers written before it validated)."""
+        return cls(index, tuple(namespaces), tuple(keys), rank_field)
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -164,7 +180,8 @@ class Schema:
         """A declared namespace or an embedding key's cluster namespace."""
         if self.namespace(name) is not None:
             return True
-        return name.endswith(CLUSTER_SUFFIX) and self.key(name[: -len(CLUSTER_SUFFIX)]) is not None
+        key = cluster_key(name)
+        return key is not None and self.key(key) is not None
 
     # -- OpenSearch field names (the only place they are derived) --------------------------
 
@@ -237,20 +254,19 @@ class Schema:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
-        r = _Reader(data, "schema")
+        r = ConfigReader(data, "schema", SchemaError)
         fmt = r.integer("format", SCHEMA_FORMAT)
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"schema.format: unsupported schema format {fmt} "
                               f"(this ebr reads format {SCHEMA_FORMAT})")
         namespaces = []
-        for n in r.items("namespaces"):
-            namespaces.append(Namespace(n.text("name"), n.text("analyzer", "standard")))
+        for n in r.items("namespaces", []):
+            namespaces.append(Namespace(**n.fields(Namespace)))
             n.done()
-        keys = tuple(_key_from(k) for k in r.items("keys"))
-        schema = cls(r.text("index"), tuple(namespaces), keys, r.text("rank_field", "rank"))
+        keys = tuple(_key_from(k) for k in r.items("keys", []))
+        index, rank_field = r.text("index"), r.text("rank_field", "rank")
         r.done()
-        schema.validate()
-        return schema
+        return cls(index, tuple(namespaces), keys, rank_field)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -287,27 +303,22 @@ def _key_to_dict(k: EmbeddingKey) -> dict[str, Any]:
         "dimension": k.dimension,
         "space": k.space.value,
         "quantizer": {"nlist": q.nlist, "opq": q.opq, "default_nprobe": q.default_nprobe,
-                      "centroids": q.centroids, "pq_m": q.pq_m},
+                      "pq_m": q.pq_m},
         "ann": ann,
     }
 
 
-def _key_from(r: _Reader) -> EmbeddingKey:
-    q = r.obj("quantizer")
-    quantizer = CoarseQuantizerSpec(**{
-        f.name: getattr(q, _READERS[str(f.type)])(f.name, f.default)
-        for f in fields(CoarseQuantizerSpec)})
+def _key_from(r: ConfigReader) -> EmbeddingKey:
+    q = r.obj("quantizer", {})
+    q.value("centroids", str, "")  # written by earlier versions, never read: accepted, ignored
+    quantizer = CoarseQuantizerSpec(**q.fields(CoarseQuantizerSpec))
     q.done()
-    a = r.obj("ann")
+    a = r.obj("ann", {})
     kind = a.text("kind", Hnsw.kind)
-    cls: type[Hnsw] | type[IvfPq]
-    if kind == Hnsw.kind:
-        cls = Hnsw
-    elif kind == IvfPq.kind:
-        cls = IvfPq
-    else:
+    methods: dict[str, type[Hnsw] | type[IvfPq]] = {Hnsw.kind: Hnsw, IvfPq.kind: IvfPq}
+    if kind not in methods:
         raise SchemaError(f"{a.where}.kind: unknown ANN method {kind!r}; use hnsw or ivfpq")
-    ann = cls(**{f.name: getattr(a, _READERS[str(f.type)])(f.name, f.default) for f in fields(cls)})
+    ann = methods[kind](**a.fields(methods[kind]))
     a.done()
     space = r.text("space", Space.COSINE.value)
     if space != Space.COSINE.value:
@@ -315,55 +326,3 @@ def _key_from(r: _Reader) -> EmbeddingKey:
     key = EmbeddingKey(r.text("name"), r.integer("dimension"), quantizer, ann, Space(space))
     r.done()
     return key
-
-
-# Field annotation (a string under `from __future__ import annotations`) -> _Reader method.
-_READERS = {"int": "integer", "str": "text", "bool": "flag"}
-
-
-class _Reader:
-    """Typed access to one JSON object, with errors naming the path (``schema.keys[0].dimension``)."""
-
-    _MISSING: Any = object()
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise SchemaError(f"{where}: expected an object")
-        self.data = data
-        self.where = where
-        self.seen: set[str] = set()
-
-    def done(self) -> None:
-        """Refuse keys nobody read: a typo (``"namspaces"``) must not pass as a default."""
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise SchemaError(f"{self.where}: unknown key {unknown[0]!r}; known: "
-                              f"{', '.join(sorted(self.seen))}")
-
-    def _get(self, name: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
-        self.seen.add(name)
-        value = self.data.get(name, default)
-        if value is MISSING:
-            value = self._MISSING
-        if value is self._MISSING:
-            raise SchemaError(f"{self.where}.{name}: missing (expected {what})")
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SchemaError(f"{self.where}.{name}: expected {what}, got {value!r}")
-        return value
-
-    def text(self, name: str, default: Any = _MISSING) -> str:
-        return self._get(name, default, str, "a string")  # type: ignore[no-any-return]
-
-    def integer(self, name: str, default: Any = _MISSING) -> int:
-        return self._get(name, default, int, "an integer")  # type: ignore[no-any-return]
-
-    def flag(self, name: str, default: Any = _MISSING) -> bool:
-        return self._get(name, default, bool, "true or false")  # type: ignore[no-any-return]
-
-    def obj(self, name: str) -> _Reader:
-        self.seen.add(name)
-        return _Reader(self.data.get(name, {}), f"{self.where}.{name}")
-
-    def items(self, name: str) -> list[_Reader]:
-        items = self._get(name, [], list, "a list")
-        return [_Reader(item, f"{self.where}.{name}[{i}]") for i, item in enumerate(items)]

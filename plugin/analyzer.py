@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 from ebr.errors import QuerySyntaxError
 from ebr.mappings.analysis import ANALYZERS
 from ebr.mappings.schema import (
-    CLUSTER_SUFFIX,
     KEY_SYNTAX,
     NAMESPACE_SYNTAX,
     Schema,
+    cluster_key,
+    cluster_namespace,
     is_key_name,
     is_namespace_name,
 )
@@ -318,9 +319,10 @@ _NAME_CHECKERS: dict[str, Callable[[str, Form, _Context], Any]] = {
 def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool) -> None:
     """Syntax always (the printer must be able to write it back); membership with a schema.
     ``clusters``: also accept an embedding key's cluster namespace ``<key>.cluster``."""
-    base = ns.removesuffix(CLUSTER_SUFFIX) if clusters else ns
-    if not (is_key_name(base) if base != ns else is_namespace_name(ns)):
-        clusters_too = f", or an embedding key followed by {CLUSTER_SUFFIX}" if clusters else ""
+    key = cluster_key(ns) if clusters else None
+    if not (is_key_name(key) if key is not None else is_namespace_name(ns)):
+        clusters_too = (f", or an embedding key's cluster namespace ({cluster_namespace('KEY')})"
+                        if clusters else "")
         raise ctx.error(f"invalid namespace {ns!r}: a namespace is {NAMESPACE_SYNTAX}"
                         f"{clusters_too}", span)
     schema = ctx.schema

@@ -57,7 +57,7 @@ from ebr import (
 )
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema, Space
 from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
-from ebr.mappings.schema import CLUSTER_SUFFIX
+from ebr.mappings.schema import cluster_key, cluster_term
 from ebr.reference import cosine_distance
 from ebr.server_version import MINIMUM
 from support.container import (
@@ -172,7 +172,7 @@ def make_corpus(seed: int, n: int) -> Corpus:
         quantizers[key] = CentroidQuantizer(np.stack([pool[j] for j in picked]))
     docs = []
     for doc_id, terms, embeddings in rows:
-        clusters = {f"{key}{CLUSTER_SUFFIX}:{int(quantizers[key].assign(e[None, :])[0])}"
+        clusters = {cluster_term(key, int(quantizers[key].assign(e[None, :])[0]))
                     for key, e in embeddings.items()}
         docs.append(Document(doc_id, frozenset(terms | clusters), embeddings))
     return Corpus(tuple(docs), quantizers)
@@ -211,7 +211,7 @@ def to_source(schema: Schema, doc: Document) -> dict[str, Any]:
         grouped.setdefault(namespace, []).append(value)
     for namespace, values in grouped.items():
         # A cluster field holds the one cluster id; a namespace field any number of terms.
-        cluster = namespace.endswith(CLUSTER_SUFFIX)
+        cluster = cluster_key(namespace) is not None
         put(schema.term_field(namespace), values[0] if cluster else values)
     for key, embedding in doc.embeddings.items():
         put(schema.vector_field(key), [float(x) for x in embedding])  # float32 values, exactly

@@ -35,8 +35,7 @@ import numpy.typing as npt
 
 from ebr.errors import SchemaError
 from ebr.local.batch import PreparedDocument
-from ebr.local.snapshot import cluster_term
-from ebr.mappings.schema import Schema
+from ebr.mappings.schema import Schema, cluster_term
 from ebr.store import StoreError
 
 FORMAT = "1"

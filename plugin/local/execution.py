@@ -40,9 +40,9 @@ from pyroaring import BitMap, FrozenBitMap
 from ebr.errors import PlanError
 from ebr.local.bitmaps import EMPTY, DocNums, from_array, to_array
 from ebr.local.codes import CodedDistances
-from ebr.local.snapshot import Snapshot, cluster_term
+from ebr.local.snapshot import Snapshot
 from ebr.local.vectors import QueryDistances, Rows, VectorTable
-from ebr.mappings.schema import CLUSTER_SUFFIX, Schema
+from ebr.mappings.schema import Schema, cluster_namespace, cluster_term
 from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 from ebr.query_vectors import Vectors, query_vector
 from ebr.store import TopKChoice, TopKStrategy
@@ -244,7 +244,7 @@ def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:
     among its candidates, as one cluster term or an ``or`` of them (see expand_nn)."""
     if candidates is None:
         return None
-    ns = key + CLUSTER_SUFFIX
+    ns = cluster_namespace(key)
     parts = candidates.operands if isinstance(candidates, And) else (candidates,)
     for part in parts:
         terms = part.operands if isinstance(part, Or) else (part,)

@@ -26,13 +26,8 @@ from ebr.local.batch import PreparedDocument
 from ebr.local.bitmaps import EMPTY, from_array, to_array
 from ebr.local.codes import ProductCodes
 from ebr.local.vectors import VectorTable, append
-from ebr.mappings.schema import CLUSTER_SUFFIX
+from ebr.mappings.schema import cluster_term
 from ebr.quantizer import CentroidQuantizer
-
-
-def cluster_term(key: str, cluster: int) -> str:
-    """The term a document's cluster becomes, exactly as the OpenSearch store writes it."""
-    return f"{key}{CLUSTER_SUFFIX}:{cluster}"
 
 
 @dataclass(frozen=True)
@@ -68,8 +63,9 @@ class Snapshot:
         else:
             products[key] = coded[0]
             table = self.tables[key].with_clusters(clusters, coded[1], coded[2])
-        prefix = f"{key}{CLUSTER_SUFFIX}:"
-        postings = {t: b for t, b in self.postings.items() if not t.startswith(prefix)}
+        previous = self.quantizers.get(key)  # its cluster terms go
+        old = {cluster_term(key, c) for c in range(previous.nlist)} if previous else set()
+        postings = {t: b for t, b in self.postings.items() if t not in old}
         postings.update(cluster_postings(key, table))
         return replace(self, version=self.version + 1, postings=postings,
                        tables={**self.tables, key: table},

@@ -58,7 +58,7 @@ from ebr.local.hits import build_hits
 from ebr.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.local.training import TrainingReport, assign, train_centroids, unit_rows
 from ebr.local.vectors import VectorTable
-from ebr.mappings.schema import CLUSTER_SUFFIX, EmbeddingKey, Schema
+from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.nodes import Node, named_branches
 from ebr.quantizer import CentroidQuantizer
 from ebr.query_vectors import Vectors
@@ -410,7 +410,7 @@ class LocalStore:
             for key, blob, cluster in embeddings:
                 vectors[key] = np.frombuffer(blob, np.float32).copy()
                 if cluster is not None:
-                    by_ns[key + CLUSTER_SUFFIX] = [str(cluster)]
+                    by_ns[cluster_namespace(key)] = [str(cluster)]
             out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
                                       vectors, rank, json.loads(source)))
         return out

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from itertools import repeat
 
 from ebr.errors import PlanError
-from ebr.mappings.schema import CLUSTER_SUFFIX, DEFAULT_NPROBE, Schema
+from ebr.mappings.schema import DEFAULT_NPROBE, Schema, cluster_namespace
 from ebr.nodes import NN, Node, Or, Term, Within
 from ebr.quantizer import CoarseQuantizer
 from ebr.query_vectors import Vectors, query_vector
@@ -49,7 +49,7 @@ def expand_nn(
                             f"{quantizer.dimension}; the query embedding {vector.shape[0]}")
         nprobe = n.nprobe or _default_nprobe(schema, n.key)
         ids = quantizer.probe(vector, nprobe)
-        ns = n.key + CLUSTER_SUFFIX
+        ns = cluster_namespace(n.key)
         terms = tuple(map(_cluster_term, repeat(ns), ids))
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
         if simplified is not None and len(set(ids)) == len(ids):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from local_corpus import expected_score, histories, world_store
 
 from ebr import NN, And, Or, Term, Within, named_branches, plan
-from ebr.mappings.schema import CLUSTER_SUFFIX
+from ebr.mappings.schema import cluster_namespace
 from ebr.nodes import Node
 from ebr.reference import cosine_distance, evaluate
 from support.strategies import KEY, NAMESPACES, VALUES, World, expressions, worlds
@@ -25,7 +25,7 @@ MORE = settings(SETTINGS, max_examples=300)
 def _cluster(world: World, doc_id: str) -> int | None:
     doc = next(d for d in world.docs if d.id == doc_id)
     return next((int(t.partition(":")[2]) for t in doc.terms
-                 if t.startswith(KEY + CLUSTER_SUFFIX + ":")), None)
+                 if t.startswith(cluster_namespace(KEY) + ":")), None)
 
 
 @MORE
@@ -39,7 +39,7 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
         stored = store.get_documents([d.id for d in world.docs])
         for doc, got in zip(world.docs, stored, strict=True):
             assert got is not None
-            assert got.terms.get(KEY + CLUSTER_SUFFIX, ()) == (
+            assert got.terms.get(cluster_namespace(KEY), ()) == (
                 () if _cluster(world, doc.id) is None else (str(_cluster(world, doc.id)),))
 
         executable = plan(expr, world.vectors, store.quantizers, store.schema)
@@ -78,7 +78,7 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
 
 def _probes(node: Within) -> list[int]:
     """The probe clusters the planner put first among the candidates."""
-    ns = KEY + CLUSTER_SUFFIX
+    ns = cluster_namespace(KEY)
     assert node.candidates is not None
     parts = node.candidates.operands if isinstance(node.candidates, And) else (node.candidates,)
     for part in parts:
