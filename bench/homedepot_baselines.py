@@ -1,7 +1,7 @@
 """Home Depot baselines on the validation split: BM25, all-MiniLM-L6-v2, their RRF, MiniLM latency.
 
 Every system retrieves from all 54,667 titles; the figures follow the protocol of
-../shared/BENCHMARKS.md (``ebr.retrieval_metrics.evaluate``), averaged over the validation
+../shared/BENCHMARKS.md (``ebr.evaluation.metrics.evaluate``), averaged over the validation
 queries with a relevant product.  The run functions (:func:`bm25_runs`, :func:`minilm_runs`,
 :func:`rrf_runs`) and :func:`minilm_latency` are meant to be imported by the training benchmark so
 that our model is printed beside the baselines measured in the same run.
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
-from ebr.retrieval_metrics import RetrievalReport, evaluate, ranked_lists, top_k_indices  # noqa: E402
+from ebr.evaluation.metrics import RetrievalReport, evaluate, ranked_lists, top_k_indices  # noqa: E402
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ebr.retrieval_metrics import RELEVANT_AT
+from ebr.evaluation.metrics import RELEVANT_AT
 
 #: The one definition of the split: ``crc32(utf-8 query) % SPLIT_MODULUS < VALIDATION_BUCKETS``
 #: is validation (about 20% of the queries), everything else is train.

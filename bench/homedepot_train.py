@@ -58,7 +58,7 @@ from ebr.encoders.trainer import train  # noqa: E402
 from ebr.encoders.training_config import TrainConfig  # noqa: E402
 from ebr.encoders.training_data import prepare  # noqa: E402
 from ebr.encoders.training_pairs import Pair  # noqa: E402
-from ebr.retrieval_metrics import RetrievalReport, evaluate, ranked_lists  # noqa: E402
+from ebr.evaluation.metrics import RetrievalReport, evaluate, ranked_lists  # noqa: E402
 
 DEPTH = 1000
 #: Pairs rated at least this are training positives (the protocol's "relevant" is 2.5; the

@@ -42,9 +42,9 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ebr import parse, plan  # noqa: E402
-from ebr.local import LocalStore  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
-from ebr.store import IndexDocument, SearchStats  # noqa: E402
+from ebr.stores.local import LocalStore  # noqa: E402
+from ebr.stores.protocol import IndexDocument, SearchStats  # noqa: E402
 
 KEY = "emb"
 LOCATIONS = 300
@@ -53,7 +53,7 @@ VOCABULARY = 5000
 
 OPEN_AND_MEASURE = """
 import sys
-from ebr.local import LocalStore
+from ebr.stores.local import LocalStore
 def status(field):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):

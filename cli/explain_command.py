@@ -10,8 +10,7 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.analyzer import parse
-from ebr.explain import explain
+from ebr.explanation import explain
 from ebr.mappings.schema import (
     CoarseQuantizerSpec,
     EmbeddingKey,
@@ -19,9 +18,10 @@ from ebr.mappings.schema import (
     Schema,
     cluster_key,
 )
-from ebr.nodes import NN, Node, Term, walk
-from ebr.quantizer import CentroidQuantizer, CoarseQuantizer
-from ebr.server_version import MINIMUM, ServerVersion
+from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
+from ebr.query.nodes import NN, Node, Term, walk
+from ebr.query.parser import parse
+from ebr.stores.opensearch.versions import MINIMUM, ServerVersion
 
 #: OpenSearch's default index.max_result_window.
 MAX_SIZE = 10000

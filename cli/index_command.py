@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ebr.local import LocalStore
 from ebr.mappings.schema import Schema
+from ebr.stores.local import LocalStore
 
 _INDEX_PATH = click.Path(file_okay=False, path_type=Path)
 

@@ -13,14 +13,14 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.analyzer import parse
 from ebr.cli.explain_command import MAX_SIZE, _key_value, _load_array
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.trigram_projection import TrigramProjection
-from ebr.local import LocalStore
 from ebr.mappings.schema import Schema
-from ebr.nodes import NN, walk
-from ebr.store import SearchResult, StoredDocument, search_text
+from ebr.query.nodes import NN, walk
+from ebr.query.parser import parse
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import SearchResult, StoredDocument, search_text
 
 if TYPE_CHECKING:  # torch is imported only when a model is given
     from ebr.encoders.query_encoder import QueryEncoder

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from ebr.local import LocalStore
 from ebr.quickstart import KEY, build_cities_index, render, run_examples
+from ebr.stores.local import LocalStore
 
 
 class _Bar:

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
+from ebr.config_files import load_json_object, parse_json_object
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.hashing import DEFAULT_HASH_SEED
 from ebr.encoders.setting_checks import check_int
-from ebr.config_files import load_json_object, parse_json_object
 
 CONFIG_FORMAT = 1
 POOLINGS = ("first", "mean")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ebr.config_files import load_json_object
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
-from ebr.config_files import load_json_object
 
 MODEL_FORMAT = 1
 MODEL_FILE = "model.json"

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ebr.config_files import load_json_object
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.setting_checks import check_int, check_number
-from ebr.config_files import load_json_object
 
 LOSSES = ("softmax", "symmetric_softmax", "triplet")
 

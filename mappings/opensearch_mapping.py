@@ -17,7 +17,7 @@ from typing import Any
 
 from ebr.errors import SchemaError
 from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
-from ebr.server_version import MINIMUM, ServerVersion, require_supported
+from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
 
 Json = dict[str, Any]
 

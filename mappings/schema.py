@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ebr.errors import SchemaError
 from ebr.config_files import ConfigReader, load_json_object, parse_json_object
-from ebr.mappings.analysis import ANALYZERS
+from ebr.errors import SchemaError
 from ebr.mappings.space import Space
+from ebr.mappings.text_analysis import ANALYZERS
 
 SCHEMA_FORMAT = 1
 _CLUSTER_SUFFIX = ".cluster"

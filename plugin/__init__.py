@@ -4,7 +4,6 @@ The query side: read and analyse Unicorn-style s-expressions, rewrite them into 
 plan, evaluate plans exactly (the reference), and compile them for OpenSearch.
 """
 
-from ebr.analyzer import parse
 from ebr.errors import (
     EbrError,
     IncompleteInputError,
@@ -13,15 +12,16 @@ from ebr.errors import (
     SchemaError,
     UnsupportedError,
 )
-from ebr.explain import Explanation, explain
-from ebr.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, named_branches
-from ebr.opensearch_compiler import CompiledSearch, compile_filter, compile_rescore, compile_search
-from ebr.planner import logical_plan, plan
-from ebr.printer import pretty, to_text
-from ebr.quantizer import CentroidQuantizer, CoarseQuantizer
-from ebr.reader import Limits, read
-from ebr.reference import Document, evaluate
-from ebr.server_version import ServerVersion
+from ebr.explanation import Explanation, explain
+from ebr.planning.planner import logical_plan, plan
+from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
+from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, named_branches
+from ebr.query.parser import parse
+from ebr.query.printer import pretty, to_text
+from ebr.query.reader import Limits, read
+from ebr.stores.opensearch.compiler import CompiledSearch, compile_filter, compile_rescore, compile_search
+from ebr.stores.opensearch.versions import ServerVersion
+from ebr.stores.reference import Document, evaluate
 
 __all__ = [
     "NN",

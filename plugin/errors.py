@@ -6,7 +6,10 @@ clean message at one boundary.  Anything else escaping is a bug in ebr.
 
 from __future__ import annotations
 
-from ebr.span import Span
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ebr.query.span import Span
 
 
 class EbrError(Exception):
@@ -41,3 +44,8 @@ class PlanError(EbrError):
 
 class UnsupportedError(EbrError):
     """A back end or server version that cannot express what the plan asks for."""
+
+
+class StoreError(EbrError):
+    """An index that cannot be created, opened or written (missing, exists, locked, closed,
+    not an ebr index, too few vectors to train)."""

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ebr.analyzer import parse
 from ebr.encoders.trigram_projection import TrigramProjection
-from ebr.local import LocalStore
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.nodes import NN, Node, Or, Within, named_branches, walk
-from ebr.planner import plan
-from ebr.store import Hit, IndexDocument, SearchResult, Store
+from ebr.planning.planner import plan
+from ebr.query.nodes import NN, Node, Or, Within, named_branches, walk
+from ebr.query.parser import parse
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import Hit, IndexDocument, SearchResult, Store
 
 KEY = "name-trigrams"
 INDEX = "cities"

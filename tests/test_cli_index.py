@@ -10,9 +10,9 @@ from click.testing import CliRunner, Result
 
 from ebr.cli import index_command
 from ebr.cli.main import cli
-from ebr.local import LocalStore
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.store import IndexDocument
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument
 
 SCHEMA = Schema.create("tiny", (Namespace("country", "keyword"), Namespace("name")),
                        (EmbeddingKey("m", 2, CoarseQuantizerSpec(nlist=2)),))

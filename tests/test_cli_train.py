@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from ebr.cli.main import cli
 from ebr.encoders.model_files import read_model_info
-from ebr.local import LocalStore
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.store import IndexDocument
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument
 
 WORDS = ["drill", "hammer", "saw", "paint", "brush", "ladder", "bracket", "hinge", "faucet", "lamp",
          "valve", "pipe", "tile", "grout", "mower", "rake"]

@@ -1,7 +1,7 @@
 """Integration tests against a real OpenSearch (the pinned 2.19 image) in a Docker container.
 
 Every test runs a request ebr compiled and compares what the cluster returns with
-:func:`ebr.reference.evaluate` over the same documents (or, for scores and rescoring, with the
+:func:`ebr.stores.reference.evaluate` over the same documents (or, for scores and rescoring, with the
 exact cosine computed here).  Without a Docker engine every test skips with the reason
 (``EBR_REQUIRE_DOCKER=1`` turns that into a failure); see ``tests/support/container.py``.
 
@@ -58,8 +58,8 @@ from ebr import (
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema, Space
 from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
 from ebr.mappings.schema import cluster_key, cluster_term
-from ebr.reference import cosine_distance
-from ebr.server_version import MINIMUM
+from ebr.stores.opensearch.versions import MINIMUM
+from ebr.stores.reference import cosine_distance
 from support.container import (
     IMAGE,
     bulk_load,

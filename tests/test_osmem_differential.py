@@ -31,8 +31,8 @@ from ebr import (
 )
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body
-from ebr.nodes import walk
-from ebr.reference import Document, cosine_distance, evaluate
+from ebr.query.nodes import walk
+from ebr.stores.reference import Document, cosine_distance, evaluate
 from support.osmem import load_documents, search_hits, search_ids
 from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
 

@@ -136,8 +136,8 @@ def test_depth_limit_is_an_error_never_a_recursion_error(depth: int) -> None:
 
 
 def test_the_deepest_allowed_query_never_hits_the_recursion_limit() -> None:
-    from ebr.reader import MAX_DEPTH_CAP
-    from ebr.rules.simplify import simplify
+    from ebr.planning.rules.simplify import simplify
+    from ebr.query.reader import MAX_DEPTH_CAP
 
     limits = Limits(max_depth=MAX_DEPTH_CAP)
     depth = MAX_DEPTH_CAP - 2  # plus the or and the nn: exactly the cap

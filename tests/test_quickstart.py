@@ -12,7 +12,7 @@ import pytest
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
 from ebr.encoders.trigram_projection import TrigramProjection
-from ebr.local import LocalStore
+from ebr.errors import StoreError
 from ebr.quickstart import (
     EXAMPLES,
     KEY,
@@ -23,7 +23,8 @@ from ebr.quickstart import (
     render,
     run_examples,
 )
-from ebr.store import StoreError, search_text
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import search_text
 
 LIMIT = 3000
 NAMES = ["san francisco", "san fransisco", "marseille", "marseile", "Zürich"]

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebr import EbrError
-from ebr.analyzer import OPERATORS, _Context, _general_checker
-from ebr.reader import _TOKEN, DEFAULT_LIMITS, FormList, read, read_all
+from ebr.query.parser import OPERATORS, _Context, _general_checker
+from ebr.query.reader import _TOKEN, DEFAULT_LIMITS, FormList, read, read_all
 
 _TEXT = st.lists(st.sampled_from(list("() \t\n\x0b\x1c\xa0\u3000ab:.1-+e") + ["term", "and"]),
                 max_size=40).map("".join)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ebr import NN, And, EbrError, Limits, Node, Or, Term, logical_plan, parse, pretty, read, to_text
 from ebr.mappings import EmbeddingKey, Namespace, Schema
-from ebr.nodes import Difference
-from ebr.reader import FormList, Keyword, Number, String, Symbol
+from ebr.query.nodes import Difference
+from ebr.query.reader import FormList, Keyword, Number, String, Symbol
 
 PAPER_TERMS = ("(and (or (term location:seattle) (term location:menlo_park)) "
                "(and (term text:john) (term text:smithe)))")

@@ -1,4 +1,4 @@
-"""Retrieval metrics against hand-computed values (``ebr.retrieval_metrics``)."""
+"""Retrieval metrics against hand-computed values (``ebr.evaluation.metrics``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ebr.retrieval_metrics import (
+from ebr.evaluation.metrics import (
     RetrievalReport,
     dcg,
     evaluate,

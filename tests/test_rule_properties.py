@@ -5,15 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebr.nodes import NN, Difference, Node, walk
-from ebr.planner import logical_plan, plan
-from ebr.reference import evaluate
-from ebr.rules.dedupe import dedupe
-from ebr.rules.expand_nn import expand_nn
-from ebr.rules.flatten import flatten
-from ebr.rules.fold import fold
-from ebr.rules.pushdown import push_down
-from ebr.rules.simplify import simplify
+from ebr.planning.planner import logical_plan, plan
+from ebr.planning.rules.dedupe import dedupe
+from ebr.planning.rules.expand_nn import expand_nn
+from ebr.planning.rules.flatten import flatten
+from ebr.planning.rules.fold import fold
+from ebr.planning.rules.pushdown import push_down
+from ebr.planning.rules.simplify import simplify
+from ebr.query.nodes import NN, Difference, Node, walk
+from ebr.stores.reference import evaluate
 from support.strategies import World, expressions, worlds
 
 RULES = [flatten, dedupe, fold, push_down, simplify, logical_plan]
@@ -83,7 +83,7 @@ def test_pushed_constraints_are_term_only(expr: Node) -> None:
 def _probe_everything(expr: Node, nlist: int) -> Node:
     import dataclasses
 
-    from ebr.rules.children import map_children
+    from ebr.planning.rules.traversal import map_children
 
     def rule(n: Node) -> Node:
         n = map_children(n, rule)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from ebr import NN, And, Nothing, Or, PlanError, Term, Within, parse, to_text
-from ebr.nodes import Difference
-from ebr.planner import logical_plan, plan
-from ebr.quantizer import CentroidQuantizer
-from ebr.reference import Document, evaluate
-from ebr.rules.dedupe import dedupe
-from ebr.rules.expand_nn import expand_nn
-from ebr.rules.flatten import flatten
-from ebr.rules.fold import fold
-from ebr.rules.pushdown import push_down
+from ebr.planning.planner import logical_plan, plan
+from ebr.planning.rules.dedupe import dedupe
+from ebr.planning.rules.expand_nn import expand_nn
+from ebr.planning.rules.flatten import flatten
+from ebr.planning.rules.fold import fold
+from ebr.planning.rules.pushdown import push_down
+from ebr.quantization.coarse import CentroidQuantizer
+from ebr.query.nodes import Difference
+from ebr.stores.reference import Document, evaluate
 
 A, B, C = Term("a", "1"), Term("b", "2"), Term("c", "3")
 
@@ -194,13 +194,13 @@ def test_plan_size_is_limited() -> None:
 
 
 def test_assign_in_chunks_equals_assign_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ebr.quantizer
+    import ebr.quantization.coarse
 
     rng = np.random.default_rng(0)
     q = CentroidQuantizer(rng.standard_normal((7, 5)).astype(np.float32))
     rows = rng.standard_normal((1000, 5)).astype(np.float32)
     whole = q.assign(rows)
-    monkeypatch.setattr(ebr.quantizer, "ASSIGN_CHUNK_FLOATS", 20)  # 2 rows per chunk
+    monkeypatch.setattr(ebr.quantization.coarse, "ASSIGN_CHUNK_FLOATS", 20)  # 2 rows per chunk
     assert q.assign(rows).tolist() == whole.tolist()
     assert q.assign(rows[3]).tolist() == [whole[3]]
 
@@ -211,7 +211,7 @@ def test_assign_in_chunks_equals_assign_at_once(monkeypatch: pytest.MonkeyPatch)
 ])
 def test_query_vector_values_accepts_and_refuses_as_query_vector(vector: list[float]) -> None:
     from ebr.mappings import EmbeddingKey, Schema
-    from ebr.query_vectors import query_vector, query_vector_values
+    from ebr.planning.query_vectors import query_vector, query_vector_values
 
     schema = Schema.create("x", keys=(EmbeddingKey("m", 3),))
     vectors = {"m": np.array(vector, np.float64)}

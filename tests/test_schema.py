@@ -8,8 +8,8 @@ import pytest
 
 from ebr import SchemaError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema
-from ebr.mappings.analysis import lowercase, standard
 from ebr.mappings.opensearch_mapping import index_body, train_model_body
+from ebr.mappings.text_analysis import lowercase, standard
 
 SCHEMA = Schema.create(
     "people",

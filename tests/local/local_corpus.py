@@ -12,11 +12,11 @@ from tempfile import TemporaryDirectory
 import numpy as np
 from hypothesis import strategies as st
 
-from ebr.local import LocalStore
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.nodes import NN, Difference, Node, Within
-from ebr.reference import Document, cosine_distance, evaluate
-from ebr.store import IndexDocument
+from ebr.query.nodes import NN, Difference, Node, Within
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument
+from ebr.stores.reference import Document, cosine_distance, evaluate
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, World
 
 WORLD_SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),
@@ -87,7 +87,7 @@ def world_store(world: World, ranks: dict[str, float] | None = None,
 
 def expected_score(plan: Node, doc: Document, docs: list[Document],
                    vectors: dict[str, np.ndarray]) -> float:
-    """The first-stage score as ebr.local.hits defines it, one document at a time: the sum
+    """The first-stage score as ebr.stores.local.hits defines it, one document at a time: the sum
     over vector clauses in scoring position that the document satisfies along with every
     ancestor, 2 - d for within and 1 - d/2 for top-K."""
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ebr.local import LocalStore
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.store import IndexDocument
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument
 
 SCHEMA = Schema.create("durable", (Namespace("batch", "keyword"),),
                        (EmbeddingKey("e", 16, CoarseQuantizerSpec(nlist=4)),))

@@ -11,19 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ebr.local import LocalStore
 from ebr.mappings import EmbeddingKey, Namespace, Schema
-from ebr.store import (
+from ebr.stores.documents import (
     DimensionError,
     DocumentError,
     DuplicateIdError,
-    IndexDocument,
     InvalidDocumentError,
     InvalidTextError,
     InvalidVectorError,
     UnknownFieldError,
-    search_text,
 )
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument, search_text
 
 SCHEMA = Schema.create("bad", (Namespace("a", "keyword"), Namespace("t", "standard")),
                        (EmbeddingKey("m", 3),))

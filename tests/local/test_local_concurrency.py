@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ebr.local import LocalStore
 from ebr.mappings import EmbeddingKey, Namespace, Schema
-from ebr.store import IndexDocument, search_text
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument, search_text
 
 SCHEMA = Schema.create("conc", (Namespace("grp", "keyword"), Namespace("ver", "keyword")),
                        (EmbeddingKey("e", 4),))

@@ -13,8 +13,8 @@ from local_corpus import expected_score, histories, world_store
 
 from ebr import NN, And, Or, Term, Within, named_branches, plan
 from ebr.mappings.schema import cluster_namespace
-from ebr.nodes import Node
-from ebr.reference import cosine_distance, evaluate
+from ebr.query.nodes import Node
+from ebr.stores.reference import cosine_distance, evaluate
 from support.strategies import KEY, NAMESPACES, VALUES, World, expressions, worlds
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -133,8 +133,8 @@ def test_probed_top_k_is_exact_over_the_probed_clusters(
 def test_exact_ties_at_the_radius_decide_like_the_reference() -> None:
     """Distances that fall exactly on the radius (60 degrees: 1 - cos = 0.5 up to rounding)
     are decided by the reference's float64 formula, not by the float32 screen."""
-    from ebr.quantizer import CentroidQuantizer
-    from ebr.reference import Document
+    from ebr.quantization.coarse import CentroidQuantizer
+    from ebr.stores.reference import Document
 
     vectors = [[1, 1, 0], [0, 1, 1], [1, 0, 1], [0.5, 0.5, 0], [-1, 0, 0], [0, 0, 1]]
     docs = [Document(f"d{i}", frozenset(), {KEY: np.array(v, np.float32)})

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from local_ingest_worker import PER_BATCH, batch
 
-from ebr.local import LocalStore
-from ebr.store import search_text
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import search_text
 
 WORKER = Path(__file__).with_name("local_ingest_worker.py")
 

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from ebr import SchemaError, parse, plan
-from ebr.local import LocalStore
-from ebr.local.codes import CodedDistances
-from ebr.local.database import DB_FILE
-from ebr.local.training import unit_rows
+from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Schema
-from ebr.store import IndexDocument, SearchResult, StoreError
+from ebr.quantization.kmeans import unit_rows
+from ebr.quantization.product import CodedDistances
+from ebr.stores.local import LocalStore
+from ebr.stores.local.database import DB_FILE
+from ebr.stores.protocol import IndexDocument, SearchResult
 
 DIM, CENTRES, DOCS = 32, 20, 3000
 RADIUS = 0.3

@@ -12,11 +12,12 @@ import pytest
 from local_corpus import QUERIES, SYNTHETIC_SCHEMA, WORDS, query_vector, synthetic
 
 from ebr import CentroidQuantizer, PlanError, Within, parse, plan
-from ebr.local import LocalStore, database
-from ebr.local.training import unit_rows
+from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.nodes import NN
-from ebr.store import IndexDocument, SearchResult, StoreError, WriteResult, search_text
+from ebr.quantization.kmeans import unit_rows
+from ebr.query.nodes import NN
+from ebr.stores.local import LocalStore, database
+from ebr.stores.protocol import IndexDocument, SearchResult, WriteResult, search_text
 
 
 def summary(result: SearchResult) -> list[Any]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebr.local import vectors
-from ebr.local.vectors import QueryDistances, VectorTable
-from ebr.reference import cosine_distance
+from ebr.stores.local import vectors
+from ebr.stores.local.vectors import QueryDistances, VectorTable
+from ebr.stores.reference import cosine_distance
 
 
 def _table(n: int, d: int, seed: int) -> tuple[VectorTable, np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from ebr.nodes import NN, And, Difference, Node, Or, Term
-from ebr.quantizer import CentroidQuantizer
-from ebr.reference import Document
+from ebr.quantization.coarse import CentroidQuantizer
+from ebr.query.nodes import NN, And, Difference, Node, Or, Term
+from ebr.stores.reference import Document
 
 KEY = "m"
 DIM = 3

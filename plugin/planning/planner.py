@@ -1,0 +1,58 @@
+"""The rewrite pipeline: AST -> logical plan.
+
+    simplify (flatten, dedupe, fold) -> push_down -> expand_nn -> simplify
+
+Each step is a pure rule in :mod:`ebr.planning.rules`; ``simplify`` (:mod:`ebr.planning.rules.simplify`)
+applies the three local rules in one bottom-up pass.  It runs again after ``expand_nn``
+because two different NN nodes can expand to the same ``within`` (e.g. nprobe 1 and 2 over
+a one-cluster quantizer).
+Without query vectors the plan stops before ``expand_nn`` (:func:`logical_plan`), which is
+what ``explain`` shows for a query alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import PlanError
+from ebr.mappings.schema import Schema
+from ebr.planning.rules.expand_nn import expand_nn
+from ebr.planning.rules.pushdown import push_down
+from ebr.planning.rules.simplify import Simplified, simplify
+from ebr.quantization.coarse import CoarseQuantizer
+from ebr.query.nodes import Node, size
+from ebr.query.reader import DEFAULT_LIMITS, Limits
+
+
+def logical_plan(ast: Node) -> Node:
+    """Simplified, with constraints pushed into NN nodes; NN not yet expanded."""
+    return _logical_plan(ast, {})
+
+
+def _logical_plan(ast: Node, simplified: Simplified) -> Node:
+    return push_down(simplify(ast, simplified), simplified)
+
+
+def plan(
+    ast: Node,
+    vectors: Mapping[str, npt.NDArray[np.float32]],
+    quantizers: Mapping[str, CoarseQuantizer],
+    schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Node:
+    """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
+    Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
+    every NN, expansion adds ``nprobe`` terms each)."""
+    # The passes share what they know to be simplified: the final simplify then walks only
+    # what push-down and expansion built.
+    simplified: Simplified = {}
+    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema, simplified)
+    executable = simplify(expanded, simplified)
+    nodes = size(executable)
+    if nodes > limits.max_plan_nodes:
+        raise PlanError(f"the plan has {nodes} nodes, more than the limit of "
+                        f"{limits.max_plan_nodes}: lower :nprobe or split the query")
+    return executable

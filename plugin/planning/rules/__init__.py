@@ -1,0 +1,1 @@
+"""Rewrite rules: pure functions ``plan -> plan``, one per module (see :mod:`ebr.planning.planner`)."""

@@ -1,0 +1,74 @@
+"""Radius-mode NN -> cluster-term probes + exact verification (Unicorn's rewrite, EBR §4.2).
+
+``(nn key :radius r :nprobe n)`` with pushed-down constraint C becomes
+``(within key r :over (and (or <the n probe cluster terms>) C))``: the probes are terms like
+any other (``key.cluster:17``), and ``within`` verifies the exact cosine distance on the
+documents that survive.  ``:exact true`` skips probing: ``(within key r :over C)``.
+Top-K mode is left for the store's native K-NN search.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from itertools import repeat
+
+from ebr.errors import PlanError
+from ebr.mappings.schema import DEFAULT_NPROBE, Schema, cluster_namespace
+from ebr.planning.query_vectors import Vectors, query_vector
+from ebr.planning.rules.pushdown import conjunction
+from ebr.planning.rules.simplify import Simplified
+from ebr.planning.rules.traversal import map_children
+from ebr.quantization.coarse import CoarseQuantizer
+from ebr.query.nodes import NN, Node, Or, Term, Within
+
+
+def expand_nn(
+    node: Node,
+    vectors: Vectors,
+    quantizers: Mapping[str, CoarseQuantizer],
+    schema: Schema | None = None,
+    simplified: Simplified | None = None,
+) -> Node:
+    """``simplified``: as for :func:`~ebr.planning.rules.simplify.simplify`; the probe lists built here
+    are added to it (an ``or`` of distinct terms is simplified already)."""
+
+    def rule(n: Node) -> Node:
+        n = map_children(n, rule)
+        if type(n) is not NN or n.radius is None:
+            return n
+        if n.exact:
+            return Within(n.key, n.radius, n.constraint, n.span)
+        vector = query_vector(n.key, vectors, schema)
+        quantizer = quantizers.get(n.key)
+        if quantizer is None:
+            raise PlanError(f"no coarse quantizer for key {n.key!r}: train or load one, or use "
+                            ":exact true")
+        if quantizer.dimension != vector.shape[0]:
+            raise PlanError(f"the coarse quantizer for key {n.key!r} has dimension "
+                            f"{quantizer.dimension}; the query embedding {vector.shape[0]}")
+        nprobe = n.nprobe or _default_nprobe(schema, n.key)
+        ids = quantizer.probe(vector, nprobe)
+        ns = cluster_namespace(n.key)
+        terms = tuple(map(_cluster_term, repeat(ns), ids))
+        probes: Node = terms[0] if len(terms) == 1 else Or(terms)
+        if simplified is not None and len(set(ids)) == len(ids):
+            simplified[id(probes)] = probes
+        candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
+        return Within(n.key, n.radius, candidates, n.span)
+
+    return rule(node)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cluster_term(namespace: str, cluster: int) -> Term:
+    """Terms are immutable, and the same probe terms recur in every query on a key."""
+    return Term(namespace, str(cluster))
+
+
+def _default_nprobe(schema: Schema | None, key: str) -> int:
+    spec = schema.key(key) if schema else None
+    return spec.quantizer.default_nprobe if spec else DEFAULT_NPROBE
+
+
+__all__ = ["expand_nn"]

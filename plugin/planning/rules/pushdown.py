@@ -1,0 +1,73 @@
+"""Constraint push-down into NN nodes (DESIGN.md, "Constraint push-down").
+
+For an NN node reached from the root through ``and``/``or`` nodes (and the first operand of
+``difference``), the term conditions implied by the siblings of every ``and`` on that path
+(:func:`~ebr.planning.implied_terms.implied_terms`) form a conjunction C that every result must
+satisfy anyway.  Setting the NN's ``constraint`` to C never changes the whole expression's
+result for radius mode, and defines top-K mode's "K nearest among the documents the
+surrounding constraints admit".  Subtracted operands of ``difference`` start a fresh context
+(not monotone).  C is always term-only (a plain filter in either store) and never circular.
+
+>>> from ebr.query.parser import parse
+>>> from ebr.query.printer import to_text
+>>> to_text(push_down(parse("(and (term a:1) (or (term b:2) (nn m :radius 0.3)))")))
+'(and (term a:1) (or (term b:2) (nn m :radius 0.3 :where (term a:1))))'
+"""
+
+from __future__ import annotations
+
+from ebr.planning.implied_terms import implied_terms
+from ebr.planning.rules.dedupe import unique_nodes
+from ebr.planning.rules.simplify import Simplified, simplify
+from ebr.query.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
+
+
+def push_down(node: Node, simplified: Simplified | None = None) -> Node:
+    """``simplified``: as for :func:`~ebr.planning.rules.simplify.simplify`, which builds constraints."""
+    holders = vector_holders(node)
+    if id(node) not in holders:
+        return node  # no NN: nothing to push into
+    return _push(node, (), holders, {} if simplified is None else simplified)
+
+
+def _push(
+    node: Node, context: tuple[Node, ...], holders: set[int], simplified: Simplified
+) -> Node:
+    """``holders``: :func:`~ebr.query.nodes.vector_holders` of the whole tree; the callers skip
+    operands not in it (nothing below to push into)."""
+    if type(node) is NN:
+        if not context:
+            return node
+        existing = () if node.constraint is None else (node.constraint,)
+        # simplified, so that pushing down again finds the same constraint (idempotence)
+        constraint = conjunction((*existing, *context))
+        return node.with_constraint(simplify(constraint, simplified))
+    if type(node) is And:
+        operands = node.operands
+        # What each operand implies (itself when term-only), for its siblings' context.
+        implied = [c if id(c) not in holders else implied_terms(c) for c in operands]
+        pushed = list(operands)
+        for i, c in enumerate(operands):
+            if id(c) in holders:
+                siblings = [p for j, p in enumerate(implied) if j != i and p is not None]
+                pushed[i] = _push(c, context + tuple(siblings), holders, simplified)
+        return rebuild(node, tuple(pushed))
+    if type(node) is Or:
+        return rebuild(node, tuple([_push(c, context, holders, simplified) if id(c) in holders else c
+                                    for c in node.operands]))
+    if type(node) is Difference:
+        first, *rest = node.operands
+        return rebuild(node, (_push(first, context, holders, simplified) if id(first) in holders
+                              else first,
+                              *[_push(c, (), holders, simplified) if id(c) in holders else c
+                                for c in rest]))
+    return node  # Within: nothing to push into
+
+
+def conjunction(parts: tuple[Node, ...]) -> Node:
+    """``parts`` as one flat, duplicate-free ``and`` (or the single part)."""
+    flat: list[Node] = []
+    for p in parts:
+        flat.extend(p.operands if type(p) is And else (p,))
+    unique = unique_nodes(tuple(flat))
+    return unique[0] if len(unique) == 1 else And(unique)

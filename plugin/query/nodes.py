@@ -1,0 +1,206 @@
+"""Expression nodes: the typed AST the analyzer builds and the logical plan the rules rewrite.
+
+Query-language nodes: :class:`Term`, :class:`And`, :class:`Or`, :class:`Difference`,
+:class:`NN` (``match`` is expanded by the analyzer into an ``And`` of terms).
+Plan-only nodes, introduced by rewrite rules: :class:`Within` (exact radius verification over
+candidates) and :class:`Nothing` (the empty set).
+
+Nodes are frozen and hashable; children are tuples; spans are excluded from equality so a
+rewritten or re-read tree compares equal to the original.  The node classes are final: the
+traversals here and in the rules dispatch on ``type(node) is ...``, which costs a fraction of
+``isinstance`` on the hot paths and is exact only while nothing subclasses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import final
+
+from ebr.query.span import Span
+
+
+class Node:
+    """Base of every expression node."""
+
+    __slots__ = ()
+    span: Span | None  # a dataclass field in every subclass
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Term(Node):
+    """Documents holding the term ``namespace:value``."""
+
+    namespace: str
+    value: str
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class And(Node):
+    """Intersection of one or more operands."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Or(Node):
+    """Union of one or more operands."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Difference(Node):
+    """Documents in the first operand and in none of the others."""
+
+    operands: tuple[Node, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.operands
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NN(Node):
+    """Nearest-neighbour match on embedding ``key``.
+
+    Radius mode (``radius`` set): documents with cosine distance ``<= radius``, approximated
+    by probing the ``nprobe`` nearest coarse clusters unless ``exact``.  Top-K mode (``k``
+    set): the ``k`` nearest documents among those the surrounding constraints admit.
+    ``constraint`` is filled by the push-down rule: a term-only expression every result must
+    satisfy anyway, so NN evaluation may look only at documents matching it.
+    """
+
+    key: str
+    radius: float | None = None
+    k: int | None = None
+    nprobe: int | None = None
+    exact: bool = False
+    constraint: Node | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    def with_constraint(self, constraint: Node | None) -> NN:
+        """This node with another constraint (cheaper than ``dataclasses.replace``)."""
+        return NN(self.key, self.radius, self.k, self.nprobe, self.exact, constraint, self.span)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Within(Node):
+    """Plan node: documents among ``candidates`` (all documents with a ``key`` embedding when
+    ``None``) whose exact cosine distance to the query embedding is ``<= radius``."""
+
+    key: str
+    radius: float
+    candidates: Node | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    def with_candidates(self, candidates: Node | None) -> Within:
+        return Within(self.key, self.radius, candidates, self.span)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Nothing(Node):
+    """Plan node: the empty set (constant folding's result)."""
+
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+Boolean = And | Or | Difference
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of the tree, pre-order, including constraints and candidates."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, NN) and n.constraint is not None:
+            stack.append(n.constraint)
+        elif isinstance(n, Within) and n.candidates is not None:
+            stack.append(n.candidates)
+        stack.extend(reversed(n.children))
+
+
+def size(node: Node) -> int:
+    """The number of nodes :func:`walk` yields (recursive: a plan's depth is bounded)."""
+    if type(node) is And or type(node) is Or or type(node) is Difference:
+        operands = node.operands
+        n = 1 + len(operands)  # most operands are terms: count them here, recurse for the rest
+        for c in operands:
+            if type(c) is not Term:
+                n += size(c) - 1
+        return n
+    if type(node) is NN and node.constraint is not None:
+        return 1 + size(node.constraint)
+    if type(node) is Within and node.candidates is not None:
+        return 1 + size(node.candidates)
+    return 1
+
+
+def has_vector_match(node: Node) -> bool:
+    """Whether the tree holds an NN or Within node (anything needing a query embedding)."""
+    return any(isinstance(n, NN | Within) for n in walk(node))
+
+
+def vector_holders(root: Node) -> set[int]:
+    """``id()`` of every node of the boolean tree that holds an NN or Within, in one pass, so
+    a traversal can ask per node without walking subtrees again (valid while ``root`` lives)."""
+    holders: set[int] = set()
+
+    def visit(n: Node) -> bool:
+        if type(n) is NN or type(n) is Within:
+            holders.add(id(n))
+            return True
+        if not (type(n) is And or type(n) is Or or type(n) is Difference):
+            return False  # Term, Nothing
+        found = False
+        for c in n.operands:
+            if type(c) is not Term and visit(c):  # terms: most operands, never holders
+                found = True
+        if found:
+            holders.add(id(n))
+        return found
+
+    visit(root)
+    return holders
+
+
+def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:
+    """The same boolean node with new operands (keeps the span)."""
+    return type(node)(operands, node.span)  # type: ignore[call-arg]
+
+
+def named_branches(root: Node) -> dict[str, Node]:
+    """Stable branch names for every node of the boolean tree: ``q`` for the root, then
+    ``q.<i>`` for operand ``i``.  Constraints and candidates are copies of other branches and
+    are not named.  Both stores report matches with these names."""
+    names: dict[str, Node] = {}
+    stack = [("q", root)]
+    while stack:
+        name, n = stack.pop()
+        names[name] = n
+        stack.extend((f"{name}.{i}", c) for i, c in enumerate(n.children))
+    return names

@@ -1,1 +1,0 @@
-"""Rewrite rules: pure functions ``plan -> plan``, one per module (see :mod:`ebr.planner`)."""

@@ -1,0 +1,321 @@
+"""The SQLite database: the source of truth of a local index.
+
+Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), ``terms``
+(id, ``"ns:value"``), ``embeddings`` (id, key, float32 blob, coarse cluster or NULL before
+training, PQ code or NULL when the key keeps none) and ``quantizers`` (key, float32
+centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or NULL).
+Cluster terms are not rows of ``terms``: they are derived from ``embeddings.cluster``, so
+retraining rewrites one column.
+
+Durability: WAL journal, ``synchronous=FULL`` by default.  In WAL mode every commit is
+atomic whatever the setting; FULL also syncs the log at each commit, so a batch that
+returned survives a power cut, not only a killed process.  Ingest commits a batch at a
+time, so the sync costs little per document; ``synchronous="NORMAL"`` (safe against a
+killed process, may lose the last commits on power loss, never corrupts) is there for bulk
+loads that can be rerun.
+
+A new index is built under a temporary name and moved into place with ``os.replace``, so a
+crash while creating leaves either no index or a whole one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import SchemaError, StoreError
+from ebr.mappings.schema import Schema, cluster_term
+from ebr.stores.documents import PreparedDocument
+
+FORMAT = "1"
+DB_FILE = "index.sqlite"
+Synchronous = Literal["FULL", "NORMAL"]
+
+_DDL = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE terms (id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (id, term)) WITHOUT ROWID;
+CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
+    cluster INTEGER, code BLOB, PRIMARY KEY (id, key)) WITHOUT ROWID;
+CREATE TABLE quantizers (key TEXT PRIMARY KEY, nlist INTEGER NOT NULL,
+    dimension INTEGER NOT NULL, centroids BLOB NOT NULL, pq_m INTEGER NOT NULL DEFAULT 0,
+    codebooks BLOB, rotation BLOB) WITHOUT ROWID;
+"""
+#: Columns added after the first indexes were written: (table, column, declaration).
+_ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
+                  ("quantizers", "pq_m", "INTEGER NOT NULL DEFAULT 0"),
+                  ("quantizers", "codebooks", "BLOB"), ("quantizers", "rotation", "BLOB"))
+_CHUNK = 500  # ids per IN (...) query
+
+
+def connect(path: Path, *, readonly: bool = False,
+            synchronous: Synchronous = "FULL") -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit)."""
+    if readonly:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def create(directory: Path, schema: Schema) -> None:
+    """A new database holding ``schema`` at ``directory/index.sqlite``."""
+    final = directory / DB_FILE
+    tmp = directory / (DB_FILE + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a crash during an earlier create
+    conn = sqlite3.connect(str(tmp), isolation_level=None)
+    try:
+        # The file is not the index until renamed: no per-statement syncs, one fsync below.
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.executescript(f"BEGIN; {_DDL} COMMIT;")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                         [("format", FORMAT), ("schema", schema.to_json())])
+        conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is WAL
+    finally:
+        conn.close()
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
+    try:
+        rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{where} is not an ebr local index: {e}") from None
+    if rows.get("format") != FORMAT:
+        raise StoreError(f"{where}: index format {rows.get('format')!r}; this ebr reads "
+                         f"format {FORMAT}")
+    try:
+        return Schema.from_json(rows["schema"])
+    except (KeyError, SchemaError) as e:
+        raise StoreError(f"{where}: the stored schema cannot be read: {e}") from None
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Give an index written before PQ codes existed their (NULL, i.e. no codes) columns."""
+    missing = [(t, c, decl) for t, c, decl in _ADDED_COLUMNS if c not in _columns(conn, t)]
+    if missing:
+        with transaction(conn, write=True):
+            for table, column, decl in missing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
+    """One transaction: committed when the block ends, rolled back if it raises.  A write
+    transaction takes the write lock at once (``BEGIN IMMEDIATE``) rather than on first write."""
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# -- what open loads -------------------------------------------------------------------------
+
+
+class Contents:
+    """Everything a snapshot is built from, read in one transaction."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.ranks: list[float] = []
+        self.terms: defaultdict[str, list[int]] = defaultdict(list)
+        # per key: docnums, raw vector bytes, clusters (-1: none), PQ codes (None: none)
+        self.embeddings: defaultdict[
+            str, tuple[list[int], list[bytes], list[int], list[bytes | None]]] = (
+            defaultdict(lambda: ([], [], [], [])))
+        self.centroids: dict[str, npt.NDArray[np.float32]] = {}
+        # per key with PQ codes: codebooks (m, 256, d/m) and OPQ rotation (d, d) or None
+        self.products: dict[str, tuple[npt.NDArray[np.float32],
+                                       npt.NDArray[np.float32] | None]] = {}
+
+
+def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Contents:
+    c = Contents()
+    # An index opened read-only may predate the code columns: read NULL in their place.
+    code = "code" if "code" in _columns(conn, "embeddings") else "NULL"
+    pq = ("pq_m, codebooks, rotation" if "pq_m" in _columns(conn, "quantizers")
+          else "0, NULL, NULL")
+    with transaction(conn, write=False):
+        docnum: dict[str, int] = {}
+        for doc_id, rank in conn.execute("SELECT id, rank FROM documents"):
+            docnum[doc_id] = len(c.ids)
+            c.ids.append(doc_id)
+            c.ranks.append(rank)
+        for doc_id, term in conn.execute("SELECT id, term FROM terms"):
+            c.terms[term].append(docnum[doc_id])
+        for doc_id, key, blob, cluster, pq_code in conn.execute(
+                f"SELECT id, key, vector, cluster, {code} FROM embeddings"):
+            spec = schema.key(key)
+            if spec is None or len(blob) != 4 * spec.dimension:
+                raise StoreError(f"{where}: stored embedding {key!r} of {doc_id!r} does not "
+                                 "match the schema")
+            nums, blobs, clusters, codes = c.embeddings[key]
+            nums.append(docnum[doc_id])
+            blobs.append(blob)
+            clusters.append(-1 if cluster is None else cluster)
+            codes.append(pq_code)
+        for key, nlist, dimension, blob, pq_m, codebooks, rotation in conn.execute(
+                f"SELECT key, nlist, dimension, centroids, {pq} FROM quantizers"):
+            c.centroids[key] = np.frombuffer(blob, np.float32).reshape(nlist, dimension).copy()
+            if pq_m:
+                c.products[key] = (
+                    np.frombuffer(codebooks, np.float32).reshape(pq_m, -1, dimension // pq_m)
+                    .copy(),
+                    None if rotation is None else
+                    np.frombuffer(rotation, np.float32).reshape(dimension, dimension).copy())
+    return c
+
+
+# -- writes (inside a write transaction) ------------------------------------------------------
+
+
+def stored_terms(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The terms of stored documents, their cluster terms included, by id."""
+    found: dict[str, list[str]] = {i: [] for i in ids}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for doc_id, term in conn.execute(
+                f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
+            found[doc_id].append(term)
+        for doc_id, key, cluster in conn.execute(
+                f"SELECT id, key, cluster FROM embeddings WHERE id IN ({marks}) "
+                "AND cluster IS NOT NULL", chunk):
+            found[doc_id].append(cluster_term(key, cluster))
+    return found
+
+
+def delete_documents(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+    rows = [(i,) for i in ids]
+    for table in ("documents", "terms", "embeddings"):
+        conn.executemany(f"DELETE FROM {table} WHERE id = ?", rows)
+
+
+def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
+                     clusters: Sequence[Mapping[str, int]],
+                     codes: Sequence[Mapping[str, bytes]]) -> None:
+    conn.executemany("INSERT INTO documents (id, rank, source) VALUES (?, ?, ?)",
+                     [(d.id, d.rank, d.source_json) for d in docs])
+    conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
+                     [(d.id, t) for d in docs for t in d.terms])
+    conn.executemany(
+        "INSERT INTO embeddings (id, key, vector, cluster, code) VALUES (?, ?, ?, ?, ?)",
+        [(d.id, key, v.tobytes(), c.get(key), p.get(key))
+         for d, c, p in zip(docs, clusters, codes, strict=True) for key, v in d.vectors.items()])
+
+
+def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[np.float32],
+                    assignments: Iterable[tuple[int, bytes | None, str]],
+                    product: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]
+                    | None = None) -> None:
+    """Store ``key``'s centroids, its PQ ``product`` (codebooks, rotation or None) if it
+    keeps codes, and every document's cluster and code ``(cluster, code, id)``."""
+    codebooks, rotation = product if product is not None else (None, None)
+    conn.execute("INSERT OR REPLACE INTO quantizers (key, nlist, dimension, centroids, pq_m, "
+                 "codebooks, rotation) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (key, centroids.shape[0], centroids.shape[1],
+                  np.ascontiguousarray(centroids, np.float32).tobytes(),
+                  0 if codebooks is None else codebooks.shape[0],
+                  None if codebooks is None else codebooks.tobytes(),
+                  None if rotation is None else rotation.tobytes()))
+    conn.executemany("UPDATE embeddings SET cluster = ?, code = ? WHERE id = ? AND key = ?",
+                     [(c, code, i, key) for c, code, i in assignments])
+
+
+# -- reads for fetch ---------------------------------------------------------------------------
+
+
+def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str]
+                    ) -> dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]]:
+    """rank, source JSON, terms and embeddings ``(key, blob, cluster)`` of the stored ids."""
+    found: dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]] = {}
+    with transaction(conn, write=False):
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for doc_id, rank, source in conn.execute(
+                    f"SELECT id, rank, source FROM documents WHERE id IN ({marks})", chunk):
+                found[doc_id] = (rank, source, [], [])
+            for doc_id, term in conn.execute(
+                    f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
+                found[doc_id][2].append(term)
+            for doc_id, key, blob, cluster in conn.execute(
+                    f"SELECT id, key, vector, cluster FROM embeddings WHERE id IN ({marks})",
+                    chunk):
+                found[doc_id][3].append((key, blob, cluster))
+    return found
+
+
+def fetch_vectors(conn: sqlite3.Connection, ids: Sequence[str], key: str) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    with transaction(conn, write=False):  # one commit's view across the chunks
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found.update(conn.execute(
+                f"SELECT id, vector FROM embeddings WHERE key = ? AND id IN ({marks})",
+                [key, *chunk]).fetchall())
+    return found
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start:start + _CHUNK]
+
+
+class ReadConnections:
+    """One read-only connection per thread (a connection must not serve two threads at
+    once); all closed together."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

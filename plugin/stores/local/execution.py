@@ -1,0 +1,254 @@
+"""Executing a plan over one snapshot: every node to a bitmap of document numbers.
+
+Semantics are :mod:`ebr.stores.reference`'s with ``path_context=False`` (each node on its own, as
+push-down arranged): terms read posting lists; ``and``/``or``/``difference`` are bitmap
+algebra; ``nothing`` is empty; ``within`` verifies the exact cosine radius over its
+candidates that have the key, vectorised (:mod:`ebr.stores.local.vectors`); top-K ``nn`` takes the
+``k`` nearest by (distance, id) among the documents its constraint admits.
+
+Every node is evaluated whole, even under an ``and`` already known empty, because each hit
+reports every branch it satisfies; each node once (a pushed-down constraint shares its
+terms with the siblings it came from).
+
+Top-K chooses between two executions (reported in the stats): ``exact`` over every admitted
+document, or ``probe``: only the admitted documents in the ``nprobe`` clusters nearest the
+query (the node's ``:nprobe``, else the key's default), as OpenSearch's IVF search does.
+The cost of either is the number of distances computed, so exact is chosen when the
+admitted set is at most ``exact_threshold`` documents (cheap enough — about a millisecond
+at 128 dimensions — and then the answer is exact), when the key has no trained quantizer,
+when the node says ``exact``, or when the probed clusters hold fewer than ``k`` admitted
+documents (probing would return fewer than asked).
+
+Compressed verification: when the key keeps PQ codes (:mod:`ebr.quantization.product`), a probing
+``within`` (one whose candidates name probe clusters) and a probing top-K first score their
+candidates by code and verify exactly only the promising ones (:class:`Refine`).  What they
+return is still exact; what they may miss are documents the codes misjudge by more than the
+margin, the same kind of approximation as probing.  Exact requests (``:exact``, or a
+``within`` that does not probe) never use codes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import reduce
+
+import numpy as np
+import numpy.typing as npt
+from pyroaring import BitMap, FrozenBitMap
+
+from ebr.errors import PlanError
+from ebr.mappings.schema import Schema, cluster_namespace, cluster_term
+from ebr.planning.query_vectors import Vectors, query_vector
+from ebr.quantization.product import CodedDistances
+from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
+from ebr.stores.local.bitmaps import EMPTY, DocNums, from_array, to_array
+from ebr.stores.local.snapshot import Snapshot
+from ebr.stores.local.vectors import QueryDistances, Rows, VectorTable
+from ebr.stores.protocol import TopKChoice, TopKStrategy
+
+Bits = BitMap | FrozenBitMap
+
+#: Admitted documents up to which top-K is exact without considering probing.
+EXACT_THRESHOLD = 20_000
+#: How far past the radius a code's distance may be and its row still be verified: a few
+#: times the typical PQ error at pq_m = d/4 on clustered data.
+REFINE_MARGIN = 0.05
+#: Top-K verifies exactly this many times ``k`` of the rows the codes rank best.
+REFINE_FACTOR = 4
+#: ... and at least ``k +`` this many, so that small ``k`` are not left to the codes alone.
+REFINE_EXTRA = 32
+
+
+@dataclass(frozen=True)
+class Refine:
+    """How many of the candidates scored by PQ codes go on to exact verification."""
+
+    margin: float = REFINE_MARGIN
+    factor: int = REFINE_FACTOR
+
+    def __post_init__(self) -> None:
+        if not (self.margin >= 0 and np.isfinite(self.margin)):
+            raise ValueError(f"refine_margin must be a finite number >= 0, got {self.margin}")
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
+            raise ValueError(f"refine_factor must be a whole number >= 1, got {self.factor!r}")
+
+    def keep(self, k: int) -> int:
+        return max(k * self.factor, k + REFINE_EXTRA)
+
+
+@dataclass(frozen=True)
+class VectorMatch:
+    """What a ``within`` or top-K ``nn`` node matched: document numbers ascending, their
+    distances, and the clusters it probed (nearest first), None when it did not probe."""
+
+    key: str
+    docs: DocNums
+    distances: npt.NDArray[np.float64]
+    probes: tuple[int, ...] | None
+    topk: bool
+
+
+class Execution:
+    """One search's evaluation: bitmaps per node, vector matches, and the work counted."""
+
+    def __init__(self, snapshot: Snapshot, schema: Schema, vectors: Vectors,
+                 exact_threshold: int = EXACT_THRESHOLD, refine: Refine = Refine()) -> None:
+        self.snapshot = snapshot
+        self.schema = schema
+        self.vectors = vectors
+        self.exact_threshold = exact_threshold
+        self.refine = refine
+        # By node identity (the plan outlives the execution): hashing a node hashes its
+        # whole subtree, which costs more than most bitmap operations here.
+        self._bitmaps: dict[int, tuple[Node, Bits]] = {}
+        self._matches: dict[int, VectorMatch] = {}
+        self.topk: list[tuple[Node, TopKStrategy, int, int, int | None]] = []
+        self.documents_scanned = 0
+        self.verify_seconds = 0.0
+        self._distances: dict[str, QueryDistances] = {}
+        self._coded: dict[str, CodedDistances] = {}
+
+    @property
+    def candidates_verified(self) -> int:
+        return sum(d.verified for d in self._distances.values())
+
+    @property
+    def candidates_by_codes(self) -> int:
+        return sum(d.scored for d in self._coded.values())
+
+    def topk_choices(self, names: dict[int, str]) -> tuple[TopKChoice, ...]:
+        """The top-K executions, named by ``names`` (``id(node)`` -> branch name)."""
+        return tuple(TopKChoice(names.get(id(node), "?"), strategy, admitted, verified, nprobe)
+                     for node, strategy, admitted, verified, nprobe in self.topk)
+
+    def bitmap(self, node: Node) -> Bits:
+        """The documents ``node`` matches (evaluated once per node)."""
+        found = self._bitmaps.get(id(node))
+        if found is None:
+            found = (node, self._evaluate(node))
+            self._bitmaps[id(node)] = found
+        return found[1]
+
+    def match(self, node: NN | Within) -> VectorMatch:
+        """What an evaluated vector clause matched, with distances."""
+        return self._matches[id(node)]
+
+    def _evaluate(self, node: Node) -> Bits:
+        if isinstance(node, Term):
+            bm = self.snapshot.term(f"{node.namespace}:{node.value}")
+            self.documents_scanned += len(bm)
+            return bm
+        if isinstance(node, Nothing):
+            return EMPTY
+        if isinstance(node, And):
+            parts = sorted((self.bitmap(c) for c in node.operands), key=len)
+            return reduce(lambda a, b: a & b, parts[1:], parts[0])
+        if isinstance(node, Or):
+            return BitMap.union(*(self.bitmap(c) for c in node.operands))
+        if isinstance(node, Difference):
+            first, *rest = (self.bitmap(c) for c in node.operands)
+            return first - BitMap.union(*rest)
+        if isinstance(node, Within):
+            return self._within(node)
+        if isinstance(node, NN):
+            return self._top_k(node)
+        raise PlanError(f"the local store cannot execute {type(node).__name__}")
+
+    # -- vector clauses ---------------------------------------------------------------------
+
+    def _table(self, key: str) -> tuple[VectorTable, QueryDistances]:
+        table = self.snapshot.tables.get(key)
+        if table is None or self.schema.key(key) is None:
+            raise PlanError(f"unknown embedding key {key!r}; the index has: "
+                            f"{', '.join(sorted(self.snapshot.tables)) or 'none'}")
+        distances = self._distances.get(key)
+        if distances is None:
+            distances = QueryDistances(table, query_vector(key, self.vectors, self.schema))
+            self._distances[key] = distances
+        return table, distances
+
+    def _approximate(self, key: str, table: VectorTable, query: QueryDistances,
+                     rows: Rows) -> npt.NDArray[np.float32] | None:
+        """Distances of ``rows`` by PQ code, or None when the key keeps no codes."""
+        product = self.snapshot.products.get(key)
+        if product is None or not table.coded:
+            return None
+        coded = self._coded.get(key)
+        if coded is None:
+            coded = CodedDistances(product, query.q32)
+            self._coded[key] = coded
+        return coded.distances(table.codes, table.clusters, table.code_norms, rows)
+
+    def _within(self, node: Within) -> Bits:
+        table, distances = self._table(node.key)
+        allowed = table.present if node.candidates is None else (
+            self.bitmap(node.candidates) & table.present)
+        start = time.perf_counter()
+        docs = to_array(allowed)
+        rows = table.row_of(docs)
+        probes = probe_list(node.key, node.candidates)
+        if probes is not None:
+            approx = self._approximate(node.key, table, distances, rows)
+            if approx is not None:
+                promising = approx <= node.radius + self.refine.margin
+                docs, rows = docs[promising], rows[promising]
+        inside, dist = distances.within(rows, node.radius)
+        matched = docs[inside]
+        self._matches[id(node)] = VectorMatch(node.key, matched, dist, probes, topk=False)
+        self.verify_seconds += time.perf_counter() - start
+        return from_array(matched)
+
+    def _top_k(self, node: NN) -> Bits:
+        if node.k is None:
+            raise PlanError("radius-mode nn must be planned before the store runs it (probe "
+                            "clusters chosen): use ebr.plan with the store's quantizers")
+        table, distances = self._table(node.key)
+        admitted = table.present if node.constraint is None else (
+            self.bitmap(node.constraint) & table.present)
+        strategy: TopKStrategy = "exact"
+        probes: tuple[int, ...] | None = None
+        nprobe: int | None = None
+        quantizer = self.snapshot.quantizers.get(node.key)
+        if quantizer is not None and not node.exact and len(admitted) > self.exact_threshold:
+            spec = self.schema.key(node.key)
+            nprobe = node.nprobe or (spec.quantizer.default_nprobe if spec else 1)
+            chosen = tuple(quantizer.probe(distances.q32, nprobe))
+            lists = [self.snapshot.term(cluster_term(node.key, c)) for c in chosen]
+            self.documents_scanned += sum(len(b) for b in lists)
+            probed = BitMap.union(*lists) & admitted
+            if len(probed) >= node.k:
+                strategy, probes, admitted = "probe", chosen, probed
+        start = time.perf_counter()
+        verified_before = distances.verified
+        docs = to_array(admitted)
+        ids, docnums = self.snapshot.ids, table.docnums
+        rows = table.row_of(docs)
+        keep = self.refine.keep(node.k)
+        if strategy == "probe" and len(rows) > keep:
+            approx = self._approximate(node.key, table, distances, rows)
+            if approx is not None:
+                rows = rows[np.argpartition(approx, keep - 1)[:keep]]
+        rows, dist = distances.nearest(rows, node.k, lambda row: ids[int(docnums[row])])
+        order = np.argsort(rows, kind="stable")  # rows ascend with document numbers
+        chosen_docs, chosen_dist = docnums[rows[order]], dist[order]
+        self._matches[id(node)] = VectorMatch(node.key, chosen_docs, chosen_dist, probes, topk=True)
+        self.topk.append((node, strategy, len(admitted), distances.verified - verified_before,
+                          nprobe if strategy == "probe" else None))
+        self.verify_seconds += time.perf_counter() - start
+        return from_array(chosen_docs)
+
+
+def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:
+    """The clusters a planned ``within`` probes, nearest first: the planner puts them first
+    among its candidates, as one cluster term or an ``or`` of them (see expand_nn)."""
+    if candidates is None:
+        return None
+    ns = cluster_namespace(key)
+    parts = candidates.operands if isinstance(candidates, And) else (candidates,)
+    for part in parts:
+        terms = part.operands if isinstance(part, Or) else (part,)
+        if all(isinstance(t, Term) and t.namespace == ns
+                and t.value.isascii() and t.value.isdigit() for t in terms):
+            return tuple(int(t.value) for t in terms)  # type: ignore[attr-defined]
+    return None

@@ -1,0 +1,227 @@
+"""The embeddings of one key in memory, and exact cosine distances over them.
+
+Rows are the vectors as stored (float32, not normalised) with their float64 lengths, so a
+distance is computed with the reference evaluator's formula
+``1 - (q . d) / (|q| |d|)`` in float64 (:func:`ebr.stores.reference.cosine_distance`): a radius
+or a top-K cut-off that falls exactly on a distance (common with small integer-like
+vectors) decides the same way in both.  Doing all of it in float64 would double the memory
+read, so each search screens in float32 first — one pass of inner products over the rows —
+and decides with the reference's own function only the rows whose float32 distance lies
+within a proven error bound of the cut-off (a handful, unless vectors repeat).
+
+The float32 error bound: a dot product of ``d`` terms accumulated in float32 is off by at
+most ``d * u * sum |q_i d_i| <= d * u * |q| |d|`` (``u = 2**-24``, any summation order), so
+the float32 distance is within ``(d + 2) * u`` of the float64 one; :data:`margin` doubles it.
+
+Buffers grow by appending only: rows ``[0, rows)`` of a table never change, so an older
+table (held by a search running on an older snapshot) stays valid while a writer appends
+rows past its end into the same buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+from pyroaring import BitMap, FrozenBitMap
+
+from ebr.stores.local.bitmaps import EMPTY, DocNums, from_array
+from ebr.stores.reference import cosine_distance
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+U8 = npt.NDArray[np.uint8]
+Rows = npt.NDArray[np.int64]
+
+_U32 = 2.0 ** -24
+#: Rows per block in the float32 screen: bounds the gathered copy to a few MB.
+BLOCK = 16384
+
+
+def margin(dimension: int) -> float:
+    """How far a float32 distance may be from the float64 one (twice the proven bound)."""
+    return 2.0 * (dimension + 2) * _U32
+
+
+def append(buffer: npt.NDArray[np.generic], used: int,
+           new: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """``buffer[:used]`` followed by ``new``: written in place past ``used`` when it fits
+    (nobody reads past their own ``used``), else into a new buffer twice as large."""
+    end = used + len(new)
+    if end > len(buffer):
+        grown = np.empty((max(2 * len(buffer), end, 1024), *buffer.shape[1:]), buffer.dtype)
+        grown[:used] = buffer[:used]
+        buffer = grown
+    buffer[used:end] = new
+    return buffer
+
+
+@dataclass(frozen=True)
+class VectorTable:
+    """One key's embeddings: ``rows`` rows in use of append-only buffers.
+
+    ``docnums[r]`` is row ``r``'s document number (ascending: documents are numbered and
+    appended in the same order), ``clusters[r]`` its coarse cluster (-1 before training),
+    ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
+    (:mod:`ebr.quantization.product`; ``codes`` has no columns when the key keeps no codes),
+    ``row_by_doc[n]`` the row of document ``n`` (-1 for none; ``span`` entries in use),
+    ``present`` the documents whose row is live (a replaced or deleted document's row stays
+    until the index is reopened, outside ``present``).
+    """
+
+    dimension: int
+    rows: int
+    matrix: F32
+    norms: F64
+    docnums: DocNums
+    clusters: npt.NDArray[np.int32]
+    span: int
+    row_by_doc: npt.NDArray[np.int32]
+    present: FrozenBitMap
+    codes: U8 = field(default_factory=lambda: np.empty((0, 0), np.uint8))
+    code_norms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
+
+    @classmethod
+    def empty(cls, dimension: int, code_width: int = 0) -> VectorTable:
+        return cls(dimension, 0, np.empty((0, dimension), np.float32), np.empty(0),
+                   np.empty(0, np.uint32), np.empty(0, np.int32), 0, np.empty(0, np.int32),
+                   EMPTY, np.empty((0, code_width), np.uint8), np.empty(0, np.float32))
+
+    @classmethod
+    def load(cls, dimension: int, docnums: DocNums, matrix: F32,
+             clusters: npt.NDArray[np.int32], codes: U8 | None = None,
+             code_norms: F32 | None = None) -> VectorTable:
+        if np.any(docnums[1:] < docnums[:-1]):  # rows usually arrive in document order
+            order = np.argsort(docnums, kind="stable")
+            docnums, matrix, clusters = docnums[order], matrix[order], clusters[order]
+            if codes is not None and code_norms is not None:
+                codes, code_norms = codes[order], code_norms[order]
+        width = 0 if codes is None else codes.shape[1]
+        return cls.empty(dimension, width).appended(docnums, matrix, clusters, codes,
+                                                    code_norms)
+
+    @property
+    def coded(self) -> bool:
+        """Whether rows carry PQ codes."""
+        return bool(self.codes.shape[1] > 0)
+
+    def appended(self, docnums: DocNums, matrix: F32, clusters: npt.NDArray[np.int32],
+                 codes: U8 | None = None, code_norms: F32 | None = None) -> VectorTable:
+        """This table with rows added for new documents (ascending numbers, above every
+        document the table has seen); ``codes`` and their norms are required when the
+        table is :attr:`coded`."""
+        if not len(docnums):
+            return self
+        n = self.rows
+        if codes is None or code_norms is None:
+            codes = np.empty((len(docnums), self.codes.shape[1]), np.uint8)
+            code_norms = np.empty(len(docnums), np.float32)
+            if self.coded:
+                raise ValueError("a coded table needs codes for its new rows")
+        span = int(docnums[-1]) + 1
+        index = np.full(span - self.span, -1, np.int32)
+        index[docnums.astype(np.int64) - self.span] = np.arange(n, n + len(docnums))
+        return VectorTable(
+            self.dimension, n + len(docnums),
+            append(self.matrix, n, matrix),  # type: ignore[arg-type]
+            append(self.norms, n, _norms(matrix)),  # type: ignore[arg-type]
+            append(self.docnums, n, docnums),  # type: ignore[arg-type]
+            append(self.clusters, n, clusters),  # type: ignore[arg-type]
+            span, append(self.row_by_doc, self.span, index),  # type: ignore[arg-type]
+            FrozenBitMap(self.present | from_array(docnums)),
+            append(self.codes, n, codes),  # type: ignore[arg-type]
+            append(self.code_norms, n, code_norms))  # type: ignore[arg-type]
+
+    def without(self, docnums: BitMap) -> VectorTable:
+        removed = self.present & docnums
+        return self if not removed else replace(self, present=FrozenBitMap(self.present - removed))
+
+    def with_clusters(self, clusters: npt.NDArray[np.int32], codes: U8 | None = None,
+                      code_norms: F32 | None = None) -> VectorTable:
+        """This table with every row's cluster and code replaced (new arrays: older tables
+        keep theirs); no ``codes``: the rows keep none."""
+        if codes is None or code_norms is None:
+            codes, code_norms = np.empty((len(clusters), 0), np.uint8), np.empty(
+                len(clusters), np.float32)
+        return replace(self, clusters=np.ascontiguousarray(clusters, dtype=np.int32),
+                       codes=np.ascontiguousarray(codes, np.uint8),
+                       code_norms=np.ascontiguousarray(code_norms, np.float32))
+
+    def row_of(self, docnums: DocNums) -> Rows:
+        """The rows of documents known to be ``present``."""
+        return self.row_by_doc[docnums].astype(np.int64)
+
+
+class QueryDistances:
+    """Cosine distances from one query vector to rows of a table."""
+
+    def __init__(self, table: VectorTable, query: F32) -> None:
+        self.table = table
+        self.q32 = np.ascontiguousarray(query, dtype=np.float32)
+        self.q64 = self.q32.astype(np.float64)
+        self.qnorm = float(np.linalg.norm(self.q64))
+        self.margin = margin(table.dimension)
+        self.verified = 0  # distances computed so far (the query's "candidates verified")
+
+    def screen(self, rows: Rows) -> F64:
+        """Float32 distances (within :attr:`margin` of the float64 ones), a block of rows
+        at a time.
+
+        ``einsum`` runs on this thread; a BLAS product would start BLAS's thread pool,
+        which on a loaded two-core machine waits whole scheduler ticks (milliseconds) for
+        its threads."""
+        self.verified += len(rows)
+        t = self.table
+        dots = np.empty(len(rows), np.float32)
+        for start in range(0, len(rows), BLOCK):
+            block = rows[start:start + BLOCK]
+            dots[start:start + BLOCK] = np.einsum("ij,j->i", t.matrix[block], self.q32)
+        return 1.0 - dots / (self.qnorm * t.norms[rows])
+
+    def exact(self, rows: Rows) -> F64:
+        """Float64 distances, vectorised: the reference's values to an ulp or two (the
+        summation order differs), what hits report."""
+        t = self.table
+        # float32 rows x float64 query accumulate in float64, without BLAS (see screen)
+        dots = np.einsum("ij,j->i", t.matrix[rows], self.q64)
+        return 1.0 - dots / (self.qnorm * t.norms[rows])  # type: ignore[no-any-return]
+
+    def reference(self, rows: Rows) -> F64:
+        """The reference evaluator's own function, row by row: bit for bit its decision,
+        for the few rows whose side of a cut-off the faster paths cannot tell."""
+        m = self.table.matrix
+        return np.array([cosine_distance(self.q32, m[r]) for r in rows.tolist()], np.float64)
+
+    def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
+        """Which ``rows`` lie within ``radius``, and the distances of those that do."""
+        dist = self.screen(rows)
+        inside = dist <= radius
+        close = np.abs(dist - radius) <= self.margin
+        if close.any():
+            inside[close] = self.reference(rows[close]) <= radius
+        return inside, self.exact(rows[inside])
+
+    def nearest(self, rows: Rows, k: int, id_of: Callable[[int], str]) -> tuple[Rows, F64]:
+        """The ``k`` rows nearest by (distance, id) — the reference's order — and their
+        distances.  ``id_of`` gives a row's document id."""
+        dist = self.screen(rows)
+        if len(rows) > k:
+            kth = float(np.partition(dist, k - 1)[k - 1])
+            # The k-th exact distance is within margin of kth, each row's within margin of
+            # its screen value: rows below kth - 2 margin are surely in, above kth + 2
+            # margin surely out; the rest are ordered exactly.
+            surely = dist < kth - 2 * self.margin
+            edge = rows[~surely & (dist <= kth + 2 * self.margin)]
+            ranked = sorted(zip(self.reference(edge).tolist(), map(id_of, edge.tolist()),
+                                edge.tolist(), strict=True))
+            chosen = [r for _, _, r in ranked[: k - int(surely.sum())]]
+            rows = np.concatenate([rows[surely], np.array(chosen, np.int64)])
+        return rows, self.exact(rows)
+
+
+def _norms(matrix: F32) -> F64:
+    # float64 accumulation, cast in einsum's buffers: no float64 copy of the whole matrix
+    squares: F64 = np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)
+    return np.sqrt(squares)

@@ -1,0 +1,3 @@
+"""OpenSearch: plans compiled to request bodies (:mod:`.compiler`, the only place that builds
+query JSON) and the server versions ebr supports (:mod:`.versions`).  Index bodies come from
+the schema (:mod:`ebr.mappings.opensearch_mapping`)."""

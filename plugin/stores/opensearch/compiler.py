@@ -1,0 +1,273 @@
+"""Plan -> OpenSearch request bodies.  The only module that builds OpenSearch query JSON.
+
+Translation (see opensearch-notes.md for why each choice):
+
+- ``term`` -> ``term`` on the namespace's keyword field.  Term-only subtrees never score (no
+  BM25 noise): they go in ``filter`` of an ``and``, and where they stand in a scoring
+  position (the root, an operand of an ``or`` holding NN) they are wrapped in
+  ``bool.filter``.  Operands holding NN go in ``must``, so the first-stage score is the sum
+  of the matched NN clauses' scores (``1 + cos`` for ``within``, ``(1 + cos) / 2`` for knn).
+- ``or`` -> ``bool.should`` with ``minimum_should_match: 1`` always (its default is 0 beside
+  ``must``/``filter``).
+- ``difference`` -> ``bool`` with the first operand and ``must_not`` for the rest.
+- ``within`` -> ``script_score`` over the candidates with exact ``cosineSimilarity`` and
+  ``min_score`` = the radius as a score (:class:`~ebr.mappings.space.Space`); this honours
+  ``nprobe`` (the candidates hold the probe cluster terms) where native radial search on IVF
+  would not.
+- top-K ``nn`` -> native ``knn`` with ``k``, the pushed-down constraint as ``filter`` and
+  ``method_parameters`` (``nprobes`` for IVF-PQ fields; ``ef_search`` for HNSW, where
+  ``:nprobe`` has no counterpart and is not sent).  The native ``k`` applies per segment and
+  shard, so a clause can match more than ``k`` documents; the store trims to ``k`` by score.
+- ``nothing`` -> ``match_none``.
+
+Every branch of the boolean tree carries ``_name`` (:func:`ebr.query.nodes.named_branches`), so
+``matched_queries`` on a hit says which branches matched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.errors import PlanError, UnsupportedError
+from ebr.mappings.schema import Hnsw, Schema
+from ebr.mappings.space import Space
+from ebr.planning.query_vectors import Vectors, query_vector_values
+from ebr.query.nodes import (
+    NN,
+    And,
+    Difference,
+    Node,
+    Nothing,
+    Or,
+    Term,
+    Within,
+    has_vector_match,
+    named_branches,
+)
+from ebr.query.printer import to_text
+from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
+
+Json = dict[str, Any]
+
+# Scores must be >= 0 and a document without the vector would make cosineSimilarity throw.
+_GUARDED_SCRIPT = "doc[params.field].size() == 0 ? 0 : " + Space.script_source()
+
+
+@dataclass(frozen=True)
+class CompiledSearch:
+    """A ``_search`` body and the plan it came from."""
+
+    body: Json
+    plan: Node
+
+    def branches(self) -> dict[str, str]:
+        """For each ``_name`` in the body, the canonical text of its branch."""
+        return {name: to_text(n) for name, n in named_branches(self.plan).items()}
+
+
+def compile_search(
+    plan: Node,
+    schema: Schema,
+    vectors: Vectors,
+    *,
+    size: int = 10,
+    version: ServerVersion = MINIMUM,
+    rescore: list[Json] | None = None,
+) -> CompiledSearch:
+    """The ``_search`` body for an executable plan (radius NN already expanded)."""
+    require_supported(version)
+    if size < 0:
+        raise PlanError(f"size must be >= 0, got {size}")
+    query, scores = _Compiler(schema, vectors).clause(plan, "q", True)
+    body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
+    if rescore:
+        body["rescore"] = rescore
+    return CompiledSearch(body, plan)
+
+
+def compile_filter(node: Node, schema: Schema) -> Json:
+    """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
+    if has_vector_match(node):
+        raise PlanError("a filter cannot hold nn or within: " + to_text(node))
+    return _Compiler(schema, {}).filter(node)
+
+
+def compile_rescore(
+    schema: Schema,
+    key: str,
+    vector: npt.NDArray[np.floating],
+    *,
+    window_size: int = 100,
+    query_weight: float = 1.0,
+    rescore_query_weight: float = 1.0,
+    score_mode: str = "total",
+) -> Json:
+    """A request-level ``rescore`` adding the exact cosine of ``key`` (``1 + cos``) to the
+    first-stage score of the top ``window_size`` hits per shard.  Keep ``window_size`` >=
+    ``from + size`` and fixed across pages: hits past the window keep only the first-stage
+    score and are re-sorted with the rescored ones."""
+    if schema.key(key) is None:
+        raise PlanError(f"unknown embedding key {key!r}")
+    if window_size < 1:
+        raise PlanError(f"window_size must be >= 1, got {window_size}")
+    if score_mode not in ("total", "multiply", "avg", "max", "min"):
+        raise PlanError(f"unknown score_mode {score_mode!r}")
+    field = schema.vector_field(key)
+    return {
+        "window_size": window_size,
+        "query": {
+            "rescore_query": {"script_score": {
+                "query": {"exists": {"field": field}},
+                "script": _script(field, query_vector_values(key, {key: vector}, schema)),
+            }},
+            "query_weight": query_weight,
+            "rescore_query_weight": rescore_query_weight,
+            "score_mode": score_mode,
+        },
+    }
+
+
+def _script(field: str, vector: list[float]) -> Json:
+    return {"source": _GUARDED_SCRIPT, "params": {"field": field, "query_value": vector}}
+
+
+class _Compiler:
+    """One compilation: the schema and the query embeddings its clauses read."""
+
+    __slots__ = ("schema", "vectors")
+
+    def __init__(self, schema: Schema, vectors: Vectors) -> None:
+        self.schema = schema
+        self.vectors = vectors
+
+    def clause(self, node: Node, name: str | None, scoring: bool = False) -> tuple[Json, bool]:
+        """Compile ``node``: its clause, and whether the clause scores (it holds a branch's nn
+        or within, so it belongs in ``must``).
+
+        ``name`` is the branch name (:func:`~ebr.query.nodes.named_branches`), or None inside a
+        copied constraint or candidate set, where nothing scores.  ``scoring``: whether the
+        clause stands where OpenSearch adds its score.  A clause that does not score comes out
+        the same either way; where it stands in a scoring position its caller wraps it
+        (:func:`_without_score`).  So one pass learns both what a clause is and where it goes,
+        without walking subtrees twice."""
+        if isinstance(node, Term):
+            body = {"value": node.value, "_name": name} if name else {"value": node.value}
+            return {"term": {self.schema.term_field(node.namespace): body}}, False
+        if isinstance(node, And):
+            return self._and(node, name, scoring)
+        if isinstance(node, Or):
+            if name is None and (terms := self._same_field_terms(node)) is not None:
+                return terms, False
+            return self._or(node, name, scoring)
+        if isinstance(node, Difference):
+            return self._difference(node, name, scoring)
+        if isinstance(node, Nothing):
+            return {"match_none": {"_name": name} if name else {}}, False
+        if isinstance(node, Within):
+            return self._within(node, name), name is not None
+        if isinstance(node, NN):
+            return self._knn(node, name), name is not None
+        raise UnsupportedError(f"the OpenSearch compiler cannot express {type(node).__name__}")
+
+    def filter(self, node: Node) -> Json:
+        """An unnamed clause: a constraint, a candidate set or a store filter."""
+        return self.clause(node, None)[0]
+
+    def _and(self, node: And, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        clauses: Json = {}
+        any_scores = False
+        for i, operand in enumerate(node.operands):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None, scoring)
+            clauses.setdefault("must" if scores else "filter", []).append(clause)
+            any_scores = any_scores or scores
+        return _bool(clauses, name), any_scores
+
+    def _or(self, node: Or, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        operands = node.operands
+        should: list[Json] = []
+        term_only: list[int] = []  # positions of the operands that do not score
+        for i, operand in enumerate(operands):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None, scoring)
+            should.append(clause)
+            if not scores:
+                term_only.append(i)
+        any_scores = len(term_only) < len(should)
+        if scoring and any_scores:  # the operands' scores add up
+            for i in term_only:
+                should[i] = _without_score(operands[i], should[i])
+        return _bool({"should": should, "minimum_should_match": 1}, name), any_scores
+
+    def _difference(self, node: Difference, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        first, *rest = node.operands
+        first_clause, any_scores = self.clause(first, f"{name}.0" if name else None, scoring)
+        clauses: Json = {"must" if any_scores else "filter": [first_clause]}
+        must_not = clauses["must_not"] = []
+        for i, operand in enumerate(rest, 1):
+            clause, scores = self.clause(operand, f"{name}.{i}" if name else None)
+            must_not.append(clause)
+            any_scores = any_scores or scores
+        return _bool(clauses, name), any_scores
+
+    def _same_field_terms(self, node: Or) -> Json | None:
+        """An unnamed ``or`` of terms in one namespace as a single ``terms`` query (probe
+        lists, location lists): smaller and faster than a ``should`` of ``term`` clauses."""
+        operands = node.operands
+        if not operands or type(operands[0]) is not Term:
+            return None
+        namespace = operands[0].namespace
+        values = [op.value for op in operands if type(op) is Term and op.namespace == namespace]
+        if len(values) < len(operands):
+            return None
+        return {"terms": {self.schema.term_field(namespace): values}}
+
+    def _within(self, node: Within, name: str | None) -> Json:
+        field = self.schema.vector_field(node.key)
+        inner: list[Json] = [{"exists": {"field": field}}]
+        candidates = node.candidates
+        parts = candidates.operands if isinstance(candidates, And) else (candidates,)
+        inner += [self.filter(c) for c in parts if c is not None]
+        body: Json = {
+            "query": {"bool": {"filter": inner}},
+            "script": _script(field, query_vector_values(node.key, self.vectors, self.schema)),
+            "min_score": Space.radius_to_script_min_score(node.radius),
+        }
+        if name:
+            body["_name"] = name
+        return {"script_score": body}
+
+    def _knn(self, node: NN, name: str | None) -> Json:
+        if node.k is None:
+            raise PlanError("radius-mode nn must be planned (probe clusters chosen) before "
+                            "compiling; use ebr.planning.planner.plan")
+        spec = self.schema.key(node.key)
+        if spec is None:
+            raise PlanError(f"unknown embedding key {node.key!r}")
+        body: Json = {"vector": query_vector_values(node.key, self.vectors, self.schema),
+                      "k": node.k}
+        if node.constraint is not None:
+            body["filter"] = self.filter(node.constraint)
+        if isinstance(spec.ann, Hnsw):
+            # :nprobe has no HNSW counterpart; the breadth is ef_search, at least k.
+            body["method_parameters"] = {"ef_search": max(spec.ann.ef_search, node.k)}
+        elif node.nprobe is not None:
+            body["method_parameters"] = {"nprobes": node.nprobe}
+        if name:
+            body["_name"] = name
+        return {"knn": {self.schema.vector_field(node.key): body}}
+
+
+def _bool(clauses: Json, name: str | None) -> Json:
+    if name:
+        clauses["_name"] = name
+    return {"bool": clauses}
+
+
+def _without_score(node: Node, clause: Json) -> Json:
+    """A term-only ``clause`` for where OpenSearch would add its score: a ``term`` or a
+    ``should`` is wrapped in ``bool.filter`` so that it matches without scoring (no BM25
+    noise); the other term-only clauses (``filter``, ``must_not``, ``match_none``) never score."""
+    return {"bool": {"filter": [clause]}} if isinstance(node, Term | Or) else clause

@@ -1,0 +1,225 @@
+"""The store interface both stores implement, and the plain data it exchanges.
+
+A store holds one index described by a :class:`~ebr.mappings.schema.Schema`.  Each store
+has its own constructors, since where an index lives differs (the local store:
+``LocalStore.create(path, schema)`` / ``LocalStore.open(path)`` in :mod:`ebr.stores.local`; the
+OpenSearch store: a client and an index name); once open, every store answers the
+:class:`Store` protocol.
+
+Documents go in as :class:`IndexDocument`:
+
+- ``terms``: exact term values per namespace, stored as given (``{"location": ["seattle"]}``
+  becomes the term ``location:seattle``);
+- ``text``: free text per namespace, turned into term values by the namespace's analyzer
+  (:data:`ebr.mappings.text_analysis.ANALYZERS`), the same analyzer ``(match ns "...")`` uses; the
+  terms of ``text`` and ``terms`` are united.  The text itself is not kept: put what you
+  want back in ``source``;
+- ``embeddings``: one vector per embedding key, stored as float32; the store assigns the
+  cluster term ``<key>.cluster:<id>`` from the key's coarse quantizer (a namespace users may
+  not write to);
+- ``rank``: the static rank (higher is better), ``source``: any JSON object.
+
+Writes are batches.  ``add`` and ``upsert`` both insert-or-replace: writing an id again
+replaces the whole stored document (re-running an ingest is idempotent); ``delete`` removes
+ids (unknown ids are ignored).  A batch is atomic: once the call returns, all of it is
+visible to the next search and durable; if it raises, none of it was written.
+
+Every document of a batch is checked before anything is written (:mod:`ebr.stores.documents`
+says what is refused, and with which error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.mappings.schema import Schema
+from ebr.planning.planner import plan
+from ebr.planning.query_vectors import Vectors
+from ebr.quantization.coarse import CoarseQuantizer
+from ebr.query.nodes import Node
+from ebr.query.parser import parse
+
+FloatArray = npt.NDArray[np.float32]
+
+# -- documents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexDocument:
+    """A document as given to :meth:`Store.add` (see the module docstring for each field)."""
+
+    id: str
+    terms: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    text: Mapping[str, str] = field(default_factory=dict)
+    embeddings: Mapping[str, npt.ArrayLike] = field(default_factory=dict)
+    rank: float = 0.0
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as a store holds it: its terms per namespace (analysed text included, and
+    the cluster namespaces the store assigned), float32 embeddings, rank and source."""
+
+    id: str
+    terms: Mapping[str, tuple[str, ...]]
+    embeddings: Mapping[str, FloatArray]
+    rank: float
+    source: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one batch did: documents new to the index, replaced, and deleted."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+
+
+# -- search results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClauseMatch:
+    """How a hit satisfied one ``nn``/``within`` clause of the plan.
+
+    ``branch`` is the clause's name (:func:`ebr.query.nodes.named_branches`), ``distance`` its
+    cosine distance ``1 - cos`` to the query, ``probe_rank`` the position of the document's
+    coarse cluster among the clusters the clause probed (0 = the nearest to the query), or
+    None when the clause did not probe (exact).
+    """
+
+    branch: str
+    key: str
+    distance: float
+    probe_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One document the plan matched, with why: ``branches`` are the names of every branch
+    of the plan the document satisfies (the same names as the OpenSearch compiler's
+    ``_name``), ``clauses`` the vector clauses among them with their distances, ``score``
+    the first-stage score (the sum of the matched vector clauses' scores, as OpenSearch
+    sums them; see the store's ordering)."""
+
+    id: str
+    score: float
+    rank: float
+    branches: tuple[str, ...]
+    clauses: tuple[ClauseMatch, ...] = ()
+
+
+TopKStrategy = Literal["exact", "probe"]
+
+
+@dataclass(frozen=True)
+class TopKChoice:
+    """How a top-K ``nn`` clause was executed: ``exact`` over every admitted document, or
+    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query."""
+
+    branch: str
+    strategy: TopKStrategy
+    admitted: int
+    verified: int
+    nprobe: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """Per-query figures.
+
+    ``total``: documents the plan matched (``hits`` holds at most ``size`` of them);
+    ``documents_scanned``: entries of the posting lists read (cluster terms included);
+    ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
+    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
+    explaining the hits); ``candidates_by_codes``: approximate distances computed from PQ
+    codes to choose which candidates to verify (0 for keys without codes).
+    """
+
+    total: int
+    documents_scanned: int
+    candidates_verified: int
+    topk: tuple[TopKChoice, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    candidates_by_codes: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: tuple[Hit, ...]
+    stats: SearchStats
+
+    @property
+    def ids(self) -> list[str]:
+        return [h.id for h in self.hits]
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index holds: live documents, embeddings per key, distinct terms (cluster
+    terms included), the ``nlist`` of each key's coarse quantizer (None until trained) and
+    the bytes it takes on disk (None when the store cannot tell)."""
+
+    documents: int
+    embeddings: Mapping[str, int]
+    terms: int
+    quantizers: Mapping[str, int | None]
+    disk_bytes: int | None = None
+
+
+# -- the protocol ---------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """An open index.  Searches may run from many threads while one writer writes."""
+
+    @property
+    def schema(self) -> Schema: ...
+
+    @property
+    def quantizers(self) -> Mapping[str, CoarseQuantizer]:
+        """The trained coarse quantizer of each key (pass to :func:`ebr.plan`)."""
+        ...
+
+    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """Insert or replace one batch of documents, atomically."""
+        ...
+
+    def upsert(self, documents: Iterable[IndexDocument]) -> WriteResult:
+        """The same as :meth:`add`: insert or replace, for callers that think in upserts."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> WriteResult:
+        """Delete one batch of ids, atomically; ids not in the index are ignored."""
+        ...
+
+    def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
+        """Execute a plan from :func:`ebr.plan` (made with this store's quantizers) and
+        return its first ``size`` hits in first-stage order."""
+        ...
+
+    def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
+        """The stored documents, in the order asked, None for an id not in the index."""
+        ...
+
+    def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, FloatArray]:
+        """The stored ``key`` embedding of each id that has one."""
+        ...
+
+    def stats(self) -> IndexStats: ...
+
+    def close(self) -> None: ...
+
+
+def search_text(store: Store, text: str, vectors: Vectors, size: int = 10) -> SearchResult:
+    """Parse ``text`` against the store's schema, plan it with the store's quantizers and
+    search: the one-call path for a query string."""
+    return store.search(plan(parse(text, store.schema), vectors, store.quantizers, store.schema),
+                        vectors, size)
