@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
-from ebr.evaluation.metrics import RetrievalReport, evaluate, ranked_lists, top_k_indices  # noqa: E402
+from ebr.evaluation.metrics import RetrievalReport, evaluate_rankings, ranked_lists, top_k_indices  # noqa: E402
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -251,7 +251,7 @@ def main() -> None:
     args = ap.parse_args()
     data = load_or_exit(args.data)
     qrels = data.qrels(args.split)
-    queries = list(qrels)  # every judged query of the split is retrieved; evaluate() picks the scored ones
+    queries = list(qrels)  # every judged query of the split is retrieved; evaluate_rankings() picks the scored ones
     # The load average says whether another process shared the 2 cores (the figures drift).
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; corpus: {len(data.titles)} titles; "
@@ -259,7 +259,7 @@ def main() -> None:
           f"{len(data.queries(args.split, with_relevant=True))} with a relevant product; depth {DEPTH}")
     model = load_minilm()
     systems = baseline_runs(data, queries, model=model, cache_dir=args.cache_dir)
-    reports = {name: evaluate(runs, qrels) for name, runs in systems.items()}
+    reports = {name: evaluate_rankings(runs, qrels) for name, runs in systems.items()}
     print(markdown_table(reports))
     if not args.no_latency:
         latency = minilm_latency(queries, n=args.latency_queries, model=model)

@@ -1,4 +1,4 @@
-"""Train ebr two-tower encoders on the Home Depot train split; evaluate beside the baselines.
+"""Train ebr two-tower encoders on the Home Depot train split; evaluated beside the baselines.
 
 Trains each requested variant with :func:`ebr.encoders.trainer.train` on the train part of
 ``judgments_dev.tsv`` (the split of ``homedepot_data.py``), then retrieves for every validation
@@ -58,7 +58,7 @@ from ebr.encoders.trainer import train  # noqa: E402
 from ebr.encoders.training_config import TrainConfig  # noqa: E402
 from ebr.encoders.training_data import prepare  # noqa: E402
 from ebr.encoders.training_pairs import Pair  # noqa: E402
-from ebr.evaluation.metrics import RetrievalReport, evaluate, ranked_lists  # noqa: E402
+from ebr.evaluation.metrics import RetrievalReport, evaluate_rankings, ranked_lists  # noqa: E402
 
 DEPTH = 1000
 #: Pairs rated at least this are training positives (the protocol's "relevant" is 2.5; the
@@ -161,10 +161,10 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
     print(f"{label}: encoded {len(docs):,} titles in {encode_seconds:.1f} s "
           f"({len(docs) / encode_seconds:,.0f} titles/s, batch 1024, {args.threads} threads)")
     q = model.encode_queries([{"text": s} for s in queries])
-    reports = {f"ebr {label}, exact": evaluate(exact_cosine_runs(q, docs, queries, data.product_ids), qrels)}
+    reports = {f"ebr {label}, exact": evaluate_rankings(exact_cosine_runs(q, docs, queries, data.product_ids), qrels)}
     if variant == "default" or args.ivf_all:
         for nprobe, runs in ivfpq_runs(queries, q, docs, data.product_ids).items():
-            reports[f"ebr {label}, IVF-PQ nprobe {nprobe}"] = evaluate(runs, qrels)
+            reports[f"ebr {label}, IVF-PQ nprobe {nprobe}"] = evaluate_rankings(runs, qrels)
     return reports
 
 
@@ -200,7 +200,7 @@ def main() -> None:
 
         qrels = data.qrels("validation")
         for name, runs in baseline_runs(data, sorted(qrels)).items():
-            reports[name] = evaluate(runs, qrels)
+            reports[name] = evaluate_rankings(runs, qrels)
         print("\n" + markdown_table(reports), flush=True)
     for variant in args.variant or ["default"]:
         reports.update(run_variant(variant, data, args))

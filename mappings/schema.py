@@ -1,6 +1,6 @@
 """The index schema: term namespaces, embedding keys, static rank; JSON in and out.
 
-A schema is the single description of an index that both stores, the analyzer and the
+A schema is the single description of an index that both stores, the query parser and the
 OpenSearch compiler read.  Field names in OpenSearch are derived here and nowhere else.
 """
 
@@ -188,7 +188,7 @@ class Schema:
     def term_field(self, namespace: str) -> str:
         try:
             return self._term_field_table[namespace]
-        except KeyError:  # not in the schema (the analyzer refuses it; a hand-built plan may not)
+        except KeyError:  # not in the schema (the parser refuses it; a hand-built plan may not)
             return "terms." + namespace
 
     @staticmethod

@@ -1,7 +1,8 @@
 """ebr: embedding-based retrieval for OpenSearch.
 
-The query side: read and analyse Unicorn-style s-expressions, rewrite them into a logical
-plan, evaluate plans exactly (the reference), and compile them for OpenSearch.
+The query side: read and parse Unicorn-style s-expressions (:mod:`ebr.query`), rewrite them
+into a plan (:mod:`ebr.planning`), execute plans exactly (the reference evaluator) or in a
+store (:mod:`ebr.stores`), and compile them for OpenSearch (:mod:`ebr.stores.opensearch`).
 """
 
 from ebr.errors import (
@@ -10,6 +11,7 @@ from ebr.errors import (
     PlanError,
     QuerySyntaxError,
     SchemaError,
+    StoreError,
     UnsupportedError,
 )
 from ebr.explanation import Explanation, explain
@@ -19,9 +21,18 @@ from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 from ebr.query.parser import parse
 from ebr.query.printer import pretty, to_text
 from ebr.query.reader import Limits, read
-from ebr.stores.opensearch.compiler import CompiledSearch, compile_filter, compile_rescore, compile_search
+from ebr.stores.opensearch.compiler import (
+    CompiledSearch,
+    compile_filter,
+    compile_rescore,
+    compile_search,
+)
 from ebr.stores.opensearch.versions import ServerVersion
-from ebr.stores.reference import Document, evaluate
+from ebr.stores.reference import ReferenceDocument, reference_matches
+
+#: The names these had before they said what they are (kept working).
+Document = ReferenceDocument
+evaluate = reference_matches
 
 __all__ = [
     "NN",
@@ -40,8 +51,10 @@ __all__ = [
     "Or",
     "PlanError",
     "QuerySyntaxError",
+    "ReferenceDocument",
     "SchemaError",
     "ServerVersion",
+    "StoreError",
     "Term",
     "UnsupportedError",
     "Within",
@@ -56,5 +69,6 @@ __all__ = [
     "plan",
     "pretty",
     "read",
+    "reference_matches",
     "to_text",
 ]

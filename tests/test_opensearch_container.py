@@ -1,7 +1,7 @@
 """Integration tests against a real OpenSearch (the pinned 2.19 image) in a Docker container.
 
 Every test runs a request ebr compiled and compares what the cluster returns with
-:func:`ebr.stores.reference.evaluate` over the same documents (or, for scores and rescoring, with the
+:func:`ebr.stores.reference.reference_matches` over the same documents (or, for scores and rescoring, with the
 exact cosine computed here).  Without a Docker engine every test skips with the reason
 (``EBR_REQUIRE_DOCKER=1`` turns that into a failure); see ``tests/support/container.py``.
 
@@ -43,13 +43,13 @@ import pytest
 
 from ebr import (
     CentroidQuantizer,
-    Document,
+    ReferenceDocument,
     Node,
     ServerVersion,
     Within,
     compile_rescore,
     compile_search,
-    evaluate,
+    reference_matches,
     named_branches,
     parse,
     plan,
@@ -141,7 +141,7 @@ def _near_topic(rng: np.random.Generator, topic: int) -> Vector:
 
 @dataclass(frozen=True)
 class Corpus:
-    docs: tuple[Document, ...]
+    docs: tuple[ReferenceDocument, ...]
     quantizers: dict[str, CentroidQuantizer]
 
     def query_vectors(self, rng: np.random.Generator) -> Vectors:
@@ -174,7 +174,7 @@ def make_corpus(seed: int, n: int) -> Corpus:
     for doc_id, terms, embeddings in rows:
         clusters = {cluster_term(key, int(quantizers[key].assign(e[None, :])[0]))
                     for key, e in embeddings.items()}
-        docs.append(Document(doc_id, frozenset(terms | clusters), embeddings))
+        docs.append(ReferenceDocument(doc_id, frozenset(terms | clusters), embeddings))
     return Corpus(tuple(docs), quantizers)
 
 
@@ -197,7 +197,7 @@ def training_vectors() -> Vector:
     return _unit(TOPIC_CENTRES[topics] + NOISE * rng.normal(size=(TRAINING_VECTORS, DIM)))
 
 
-def to_source(schema: Schema, doc: Document) -> dict[str, Any]:
+def to_source(schema: Schema, doc: ReferenceDocument) -> dict[str, Any]:
     """The ``_source`` ingest writes, with every field name taken from the schema."""
     source: dict[str, Any] = {}
 
@@ -344,7 +344,7 @@ def planned(schema: Schema, c: Corpus, text: str, vectors: Vectors) -> Node:
 
 def expected_ids(c: Corpus, node: Node, vectors: Vectors) -> set[str]:
     # path_context=False: how a store that sees one plan node at a time executes it.
-    ids: set[str] = evaluate(node, c.docs, vectors, path_context=False)
+    ids: set[str] = reference_matches(node, c.docs, vectors, path_context=False)
     return ids
 
 
@@ -358,7 +358,7 @@ TOPK_CONSTRAINTS = (
 def topk_vectors(c: Corpus, schema: Schema, constraint: str, key: str) -> Vectors:
     """Seeded query vectors whose nearest K+1 admitted documents are pairwise TIE_GAP apart
     (a unique top K in a unique order), with more than K admitted documents."""
-    admitted = evaluate(parse(constraint, schema), c.docs, {})
+    admitted = reference_matches(parse(constraint, schema), c.docs, {})
     rng = np.random.default_rng(SEED + 5 + TOPK_CONSTRAINTS.index(constraint))
     for _ in range(1000):
         vectors = c.query_vectors(rng)
@@ -557,14 +557,14 @@ def test_hnsw_top_k_with_a_pushed_down_constraint(
     executable = planned(schema, c, f"(and {constraint} (nn {HNSW_KEY} :k {K}))", vectors)
     expected = expected_ids(c, executable, vectors)
     # Push-down put the constraint into the nn node: the per-node answer is the path answer.
-    assert expected == evaluate(executable, c.docs, vectors, path_context=True)
+    assert expected == reference_matches(executable, c.docs, vectors, path_context=True)
     assert len(expected) == K
 
     body = compile_search(executable, schema, vectors, size=4 * K, version=server_version).body
     assert _knn_clause(body)["method_parameters"] == {"ef_search": EF_SEARCH}
     hits = search_hits(opensearch, topk_index.name, body, exact_total=False)
     ids = [h["_id"] for h in hits]
-    admitted = evaluate(parse(constraint, schema), c.docs, {})
+    admitted = reference_matches(parse(constraint, schema), c.docs, {})
     assert set(ids) <= admitted, sorted(set(ids) - admitted)
     assert set(ids) == expected
     distance = c.distances(HNSW_KEY, vectors[HNSW_KEY])
@@ -590,7 +590,7 @@ def test_ivfpq_top_k_probing_every_list(
     assert _knn_clause(body)["method_parameters"] == {"nprobes": IVF_NLIST}
     hits = search_hits(opensearch, topk_index.name, body, exact_total=False)
     ids = {h["_id"] for h in hits}
-    admitted = evaluate(parse(constraint, schema), c.docs, {})
+    admitted = reference_matches(parse(constraint, schema), c.docs, {})
     assert ids <= admitted, sorted(ids - admitted)
     assert len(hits) == K  # one segment; every list probed, so K admitted vectors are reachable
     # PQ distances are approximate: one neighbour may swap across the K-th boundary.

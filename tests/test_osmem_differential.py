@@ -32,7 +32,7 @@ from ebr import (
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body
 from ebr.query.nodes import walk
-from ebr.stores.reference import Document, cosine_distance, evaluate
+from ebr.stores.reference import ReferenceDocument, cosine_distance, reference_matches
 from support.osmem import load_documents, search_hits, search_ids
 from support.strategies import DIM, KEY, NAMESPACES, World, expressions, worlds
 
@@ -49,7 +49,7 @@ def _mappings(schema: Schema = SCHEMA) -> dict[str, Any]:
     return mappings
 
 
-def _source(doc: Document, key: str = KEY) -> dict[str, Any]:
+def _source(doc: ReferenceDocument, key: str = KEY) -> dict[str, Any]:
     terms: dict[str, list[str]] = {}
     clusters: dict[str, str] = {}
     for t in sorted(doc.terms):
@@ -69,7 +69,7 @@ def _exact_set(node: Node, world: World) -> list[str]:
         q = world.vectors[node.key]
         return sorted(d.id for d in world.docs if node.key in d.embeddings
                       and cosine_distance(q, d.embeddings[node.key]) <= node.radius)
-    return sorted(evaluate(node, world.docs, world.vectors, path_context=False))
+    return sorted(reference_matches(node, world.docs, world.vectors, path_context=False))
 
 
 def _replace_vector_clauses(query: Any, branches: dict[str, Node], world: World) -> Any:
@@ -121,7 +121,7 @@ def _under_must_not(body: Any, inside: bool = False) -> set[str]:
 @given(expressions(), worlds(max_docs=10))
 def test_compiled_structure_matches_reference(osmem_client: Any, expr: Node, world: World) -> None:
     executable = plan(expr, world.vectors, world.quantizers, SCHEMA)
-    expected = evaluate(executable, world.docs, world.vectors, path_context=False)
+    expected = reference_matches(executable, world.docs, world.vectors, path_context=False)
 
     compiled = compile_search(executable, SCHEMA, world.vectors, size=100)
     branches = named_branches(executable)
@@ -136,14 +136,14 @@ def test_compiled_structure_matches_reference(osmem_client: Any, expr: Node, wor
         # would hide a filter that lets too much through.
         for inner in _filters(executable):
             got = search_ids(osmem_client, index, compile_filter(inner, SCHEMA), size=100)
-            assert got == evaluate(inner, world.docs, world.vectors), to_text(inner)
+            assert got == reference_matches(inner, world.docs, world.vectors), to_text(inner)
     finally:
         osmem_client.indices.delete(index=index)
     assert {h["_id"] for h in hits} == expected
 
     # Every hit names exactly the branches it satisfies (outside must_not, see above).
     hidden = _under_must_not(query)
-    per_branch = {name: evaluate(node, world.docs, world.vectors, path_context=False)
+    per_branch = {name: reference_matches(node, world.docs, world.vectors, path_context=False)
                   for name, node in branches.items() if name not in hidden}
     for hit in hits:
         reported = set(hit.get("matched_queries", []))
@@ -173,7 +173,7 @@ def test_paper_hybrid_query_names_the_matching_branches(osmem_client: Any) -> No
         ("jane-seattle", {"text:jane", "location:seattle"}, far),
     ]
     quantizer = CentroidQuantizer(np.eye(2, dtype=np.float32))
-    docs = [Document(i, frozenset(t | {f"{key}.cluster:{int(quantizer.assign(e[None])[0])}"}),
+    docs = [ReferenceDocument(i, frozenset(t | {f"{key}.cluster:{int(quantizer.assign(e[None])[0])}"}),
                      {key: e}) for i, t, e in people]
     world = World(docs, {key: np.array([1.0, 0.0], np.float32)}, quantizer)
     text = ("(and (or (term location:seattle) (term location:menlo_park)) "

@@ -26,7 +26,7 @@ ERRORS = [
     ('(term "text:a\\q")', 1, 14, "unknown escape \\q"),
     ("(term text:99999999999999999999)", 1, 7, None),  # a symbol, not a number: valid
     ("(nn model-141795009 :k 99999999999999999999)", 1, 24, "number too large"),
-    # analyzer: structure
+    # parser: structure
     ("text:a", 1, 1, "expected a parenthesised expression"),
     ("()", 1, 1, "empty expression"),
     ("(42 a)", 1, 2, "expected an operator name; got number 42"),
@@ -40,7 +40,7 @@ ERRORS = [
     ("(term text:)", 1, 7, "a term is written namespace:value"),
     ("(term :a)", 1, 7, "keyword :a"),
     ("(term (term text:a))", 1, 7, "expects a term ns:value"),
-    # analyzer: schema
+    # parser: schema
     ("(term shoe:red)", 1, 7, "unknown namespace 'shoe'; known namespaces: text, location"),
     ("(match shoe \"red\")", 1, 8, "unknown namespace 'shoe'"),
     ('(match text "!!!")', 1, 13, "yields no terms"),
@@ -51,7 +51,7 @@ ERRORS = [
     ("(match \"a:b\" \"x\")", 1, 8, "invalid namespace 'a:b'"),
     ("(nn model-141795009 : 3)", 1, 21, "a keyword needs a name after ':'"),
     ("(nn model-141795009 :k ٣)", 1, 24, ":k expects an integer"),
-    # analyzer: nn keywords and ranges
+    # parser: nn keywords and ranges
     ("(nn model-141795009)", 1, 1, "exactly one of :radius (radius mode) or :k"),
     ("(nn model-141795009 :radius 0.2 :k 5)", 1, 33, "exactly one of :radius"),
     ("(nn model-141795009 :radius 2.5)", 1, 29, ":radius must be between 0 and 2"),

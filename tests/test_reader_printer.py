@@ -118,7 +118,7 @@ _SCHEMA = Schema.create("x", (Namespace("text"), Namespace("a")), (EmbeddingKey(
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(st.text(max_size=80), _GRAMMARISH, _GRAMMARISH.map(lambda s: "(and " + s)),
        st.sampled_from([None, _SCHEMA]), st.sampled_from([Limits(), Limits(3, 12, 40)]))
-def test_reader_and_analyzer_raise_only_ebr_errors(text: str, schema: Schema | None,
+def test_reader_and_parser_raise_only_ebr_errors(text: str, schema: Schema | None,
                                                    limits: Limits) -> None:
     """Arbitrary text: an EbrError or a query that plans and prints back to itself."""
     try:

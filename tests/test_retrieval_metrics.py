@@ -10,7 +10,7 @@ import pytest
 from ebr.evaluation.metrics import (
     RetrievalReport,
     dcg,
-    evaluate,
+    evaluate_rankings,
     mrr_at_k,
     ndcg_at_k,
     ranked_lists,
@@ -104,7 +104,7 @@ RUNS = {"q1": ["d2", "d1", "d9"], "q2": ["d5"], "q3": ["d6"], "unjudged": ["d1"]
 
 
 def test_evaluate_by_hand() -> None:
-    report = evaluate(RUNS, QRELS, ks=(1, 2))
+    report = evaluate_rankings(RUNS, QRELS, ks=(1, 2))
     q1_ndcg = (1 + 2 / L3) / (2 + 1 / L3)  # gains d1: 2, d2: 1; ranked d2, d1
     q2_ndcg = 1.67 / (1.67 + 1.5 / L3)  # gains d5: 1.67, d4: 1.5; ranked d5
     assert report.queries == 3
@@ -119,7 +119,7 @@ def test_evaluate_by_hand() -> None:
 
 def test_evaluate_threshold_and_table() -> None:
     # With a stricter threshold q2 has no relevant product and drops out.
-    report = evaluate(RUNS, QRELS, ks=(10,), relevant_at=2.7)
+    report = evaluate_rankings(RUNS, QRELS, ks=(10,), relevant_at=2.7)
     assert report.queries == 2
     assert report.columns() == ["recall@10", "ndcg@10", "mrr@10"]
     assert report.markdown_header().splitlines()[0] == "| system | queries | recall@10 | ndcg@10 | mrr@10 |"
@@ -129,7 +129,7 @@ def test_evaluate_threshold_and_table() -> None:
 
 def test_evaluate_needs_a_relevant_query() -> None:
     with pytest.raises(ValueError, match="no judged query"):
-        evaluate(RUNS, {"q3": QRELS["q3"]})
+        evaluate_rankings(RUNS, {"q3": QRELS["q3"]})
 
 
 def test_top_k_indices_breaks_ties_by_index() -> None:

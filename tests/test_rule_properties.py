@@ -13,7 +13,7 @@ from ebr.planning.rules.fold import fold
 from ebr.planning.rules.pushdown import push_down
 from ebr.planning.rules.simplify import simplify
 from ebr.query.nodes import NN, Difference, Node, walk
-from ebr.stores.reference import evaluate
+from ebr.stores.reference import reference_matches
 from support.strategies import World, expressions, worlds
 
 RULES = [flatten, dedupe, fold, push_down, simplify, logical_plan]
@@ -22,8 +22,8 @@ RULES = [flatten, dedupe, fold, push_down, simplify, logical_plan]
 @settings(max_examples=300, deadline=None)
 @given(expressions(), worlds(), st.sampled_from(RULES))
 def test_each_rule_preserves_results(expr: Node, world: World, rule: object) -> None:
-    expected = evaluate(expr, world.docs, world.vectors)
-    assert evaluate(rule(expr), world.docs, world.vectors) == expected  # type: ignore[operator]
+    expected = reference_matches(expr, world.docs, world.vectors)
+    assert reference_matches(rule(expr), world.docs, world.vectors) == expected  # type: ignore[operator]
 
 
 @settings(max_examples=300, deadline=None)
@@ -31,28 +31,28 @@ def test_each_rule_preserves_results(expr: Node, world: World, rule: object) -> 
 def test_pushdown_materialises_the_path_context(expr: Node, world: World) -> None:
     """A store sees one NN node at a time: after push-down its constraint alone must give
     what the path from the root admits (top-K mode's definition)."""
-    expected = evaluate(expr, world.docs, world.vectors, path_context=True)
+    expected = reference_matches(expr, world.docs, world.vectors, path_context=True)
     pushed = push_down(expr)
-    assert evaluate(pushed, world.docs, world.vectors, path_context=False) == expected
+    assert reference_matches(pushed, world.docs, world.vectors, path_context=False) == expected
 
 
 @settings(max_examples=300, deadline=None)
 @given(expressions(), worlds())
 def test_plan_with_every_cluster_probed_is_exact(expr: Node, world: World) -> None:
-    expected = evaluate(expr, world.docs, world.vectors)
+    expected = reference_matches(expr, world.docs, world.vectors)
     full = _probe_everything(expr, world.quantizer.nlist)
     executable = plan(full, world.vectors, world.quantizers)
     assert not any(isinstance(n, NN) and n.radius is not None for n in walk(executable))
-    assert evaluate(executable, world.docs, world.vectors, path_context=False) == expected
+    assert reference_matches(executable, world.docs, world.vectors, path_context=False) == expected
 
 
 @settings(max_examples=300, deadline=None)
 @given(expressions(with_difference=False), worlds())
 def test_probing_fewer_clusters_returns_a_subset(expr: Node, world: World) -> None:
     """Without negation the query is monotone, so approximate NN can only lose documents."""
-    exact = evaluate(expr, world.docs, world.vectors)
+    exact = reference_matches(expr, world.docs, world.vectors)
     executable = plan(expr, world.vectors, world.quantizers)
-    assert evaluate(executable, world.docs, world.vectors, path_context=False) <= exact
+    assert reference_matches(executable, world.docs, world.vectors, path_context=False) <= exact
 
 
 @settings(max_examples=200, deadline=None)

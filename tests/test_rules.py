@@ -14,7 +14,7 @@ from ebr.planning.rules.fold import fold
 from ebr.planning.rules.pushdown import push_down
 from ebr.quantization.coarse import CentroidQuantizer
 from ebr.query.nodes import Difference
-from ebr.stores.reference import Document, evaluate
+from ebr.stores.reference import ReferenceDocument, reference_matches
 
 A, B, C = Term("a", "1"), Term("b", "2"), Term("c", "3")
 
@@ -69,14 +69,14 @@ def test_pushdown_takes_the_terms_a_sibling_implies() -> None:
 def test_topk_context_does_not_depend_on_nesting() -> None:
     """Found by hypothesis: flattening must not change which documents top-K ranks."""
     docs = [
-        Document("near", frozenset(), {"m": np.array([1.0, 0.0])}),
-        Document("far", frozenset({"a:1"}), {"m": np.array([0.0, 1.0])}),
+        ReferenceDocument("near", frozenset(), {"m": np.array([1.0, 0.0])}),
+        ReferenceDocument("far", frozenset({"a:1"}), {"m": np.array([0.0, 1.0])}),
     ]
     q = {"m": np.array([0.0, 1.0])}
     nested = parse("(and (nn m :k 1) (and (term a:1) (nn m :radius 0.5 :exact true)))")
     flat = parse("(and (nn m :k 1) (term a:1) (nn m :radius 0.5 :exact true))")
-    assert evaluate(nested, docs, q) == evaluate(flat, docs, q) == {"far"}
-    assert evaluate(push_down(nested), docs, q, path_context=False) == {"far"}
+    assert reference_matches(nested, docs, q) == reference_matches(flat, docs, q) == {"far"}
+    assert reference_matches(push_down(nested), docs, q, path_context=False) == {"far"}
 
 
 def test_pushdown_enters_the_first_operand_of_difference_only() -> None:
@@ -92,13 +92,13 @@ def test_topk_in_a_subtracted_operand_is_not_narrowed_by_outer_constraints() -> 
     """(and a:1 (difference b:2 (nn m :k 1))): the nearest document overall is removed, even
     though it lacks a:1 — pushing a:1 into the subtracted nn would remove another one."""
     docs = [
-        Document("near", frozenset({"b:2"}), {"m": np.array([1.0, 0.0])}),
-        Document("far", frozenset({"a:1", "b:2"}), {"m": np.array([0.0, 1.0])}),
+        ReferenceDocument("near", frozenset({"b:2"}), {"m": np.array([1.0, 0.0])}),
+        ReferenceDocument("far", frozenset({"a:1", "b:2"}), {"m": np.array([0.0, 1.0])}),
     ]
     q = {"m": np.array([1.0, 0.0])}
     expr = parse("(and (term a:1) (difference (term b:2) (nn m :k 1)))")
-    assert evaluate(expr, docs, q) == {"far"}
-    assert evaluate(push_down(expr), docs, q, path_context=False) == {"far"}
+    assert reference_matches(expr, docs, q) == {"far"}
+    assert reference_matches(push_down(expr), docs, q, path_context=False) == {"far"}
 
 
 def test_expand_radius_into_probes_and_within() -> None:
@@ -143,13 +143,13 @@ def test_probe_order_is_nearest_first_with_deterministic_ties() -> None:
 def test_difference_of_equal_operands_holding_top_k_is_not_folded() -> None:
     """The first operand ranks within the outer context, the subtracted copy over all."""
     docs = [
-        Document("d0", frozenset({"t:1"}), {"m": np.array([0.0, 1.0])}),
-        Document("d1", frozenset(), {"m": np.array([1.0, 0.0])}),
+        ReferenceDocument("d0", frozenset({"t:1"}), {"m": np.array([0.0, 1.0])}),
+        ReferenceDocument("d1", frozenset(), {"m": np.array([1.0, 0.0])}),
     ]
     q = {"m": np.array([1.0, 0.0])}
     expr = parse("(and (term t:1) (difference (nn m :k 1) (nn m :k 1)))")
-    assert evaluate(expr, docs, q) == {"d0"}
-    assert evaluate(logical_plan(expr), docs, q, path_context=False) == {"d0"}
+    assert reference_matches(expr, docs, q) == {"d0"}
+    assert reference_matches(logical_plan(expr), docs, q, path_context=False) == {"d0"}
     assert fold(parse("(difference (term t:1) (term t:1))")) == Nothing()
 
 

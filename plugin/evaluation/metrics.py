@@ -1,7 +1,7 @@
 """Offline retrieval metrics: recall@k, graded nDCG@k, MRR@k, and a report averaged over queries.
 
 The per-query functions are pure and take a ranked list of document ids (best first) plus the
-judgments of one query.  :func:`evaluate` applies the Home Depot protocol of BENCHMARKS.md:
+judgments of one query.  :func:`evaluate_rankings` applies the Home Depot protocol of BENCHMARKS.md:
 
 - a document is *relevant* when its relevance is ``>= RELEVANT_AT`` (2.5 on the 1-3 scale);
 - ``recall@K`` = |top-K ∩ relevant| / |relevant|;
@@ -32,7 +32,7 @@ __all__ = [
     "RELEVANT_AT",
     "RetrievalReport",
     "dcg",
-    "evaluate",
+    "evaluate_rankings",
     "mrr_at_k",
     "ndcg_at_k",
     "ranked_lists",
@@ -129,7 +129,7 @@ class RetrievalReport:
         return "| " + " | ".join([system, str(self.queries), *(f"{v:.3f}" for v in self.values())]) + " |"
 
 
-def evaluate(
+def evaluate_rankings(
     runs: Mapping[str, Sequence[str]],
     qrels: Mapping[str, Mapping[str, float]],
     ks: Sequence[int] = (10, 100, 1000),

@@ -1,5 +1,8 @@
 """Coarse quantizers: which clusters a query probes, which cluster a document belongs to.
 
+Stores assign documents with :func:`assign`, through the same :class:`CentroidQuantizer` the
+planner probes with, so a document's cluster term and a query's probe terms never disagree.
+
 The planner only needs :class:`CoarseQuantizer`; :class:`CentroidQuantizer` is the plain
 NumPy implementation (the stores may wrap Faiss behind the same protocol).  Cosine ignores
 length, so vectors are L2-normalised here before ranking clusters by L2 distance to the
@@ -99,3 +102,15 @@ class CentroidQuantizer:
             chunk = self._unit_rows(rows[start:start + step])
             out[start:start + step] = np.argmax(self._scores(chunk), axis=1)
         return out
+
+
+def unit_rows(vectors: FloatArray) -> FloatArray:
+    """Each row divided by its length (rows are never zero: ingest refuses zero vectors)."""
+    return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
+
+
+def assign(quantizer: CentroidQuantizer, vectors: FloatArray) -> npt.NDArray[np.int32]:
+    """The cluster of each row, as the planner's probes name clusters."""
+    if not len(vectors):
+        return np.empty(0, np.int32)
+    return quantizer.assign(unit_rows(vectors)).astype(np.int32)

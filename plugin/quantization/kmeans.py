@@ -1,9 +1,7 @@
-"""Training a coarse quantizer with Faiss k-means, and assigning vectors to its clusters.
+"""Training a coarse quantizer with Faiss k-means.
 
-Cosine ignores length, so training and assignment see unit vectors; k-means is spherical
-(centroids renormalised each iteration), seeded, on a seeded sample of the key's vectors.
-Assignment goes through :class:`ebr.CentroidQuantizer`, the quantizer the planner probes
-with, so a document's cluster term and a query's probe terms can never disagree.
+Cosine ignores length, so training sees unit vectors; k-means is spherical (centroids
+renormalised each iteration), seeded, on a seeded sample of the key's vectors.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.errors import StoreError
-from ebr.quantization.coarse import CentroidQuantizer
+from ebr.quantization.coarse import unit_rows
 
 F32 = npt.NDArray[np.float32]
 
@@ -32,18 +30,6 @@ class TrainingReport:
     sample: int
     nlist: int
     seconds: float
-
-
-def unit_rows(vectors: F32) -> F32:
-    """Each row divided by its length (rows are never zero: ingest refuses zero vectors)."""
-    return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
-
-
-def assign(quantizer: CentroidQuantizer, vectors: F32) -> npt.NDArray[np.int32]:
-    """The cluster of each row, as the planner's probes name clusters."""
-    if not len(vectors):
-        return np.empty(0, np.int32)
-    return quantizer.assign(unit_rows(vectors)).astype(np.int32)
 
 
 def train_centroids(key: str, vectors: F32, nlist: int, *, sample_size: int | None,

@@ -1,7 +1,7 @@
-"""Expression nodes: the typed AST the analyzer builds and the logical plan the rules rewrite.
+"""Expression nodes: the typed AST the parser builds and the logical plan the rules rewrite.
 
 Query-language nodes: :class:`Term`, :class:`And`, :class:`Or`, :class:`Difference`,
-:class:`NN` (``match`` is expanded by the analyzer into an ``And`` of terms).
+:class:`NN` (``match`` is expanded by the parser into an ``And`` of terms).
 Plan-only nodes, introduced by rewrite rules: :class:`Within` (exact radius verification over
 candidates) and :class:`Nothing` (the empty set).
 

@@ -1,9 +1,10 @@
-"""The analyzer: forms -> typed AST, through a registry of operators with declared shapes.
+"""The parser: forms -> typed AST, through a registry of operators with declared shapes.
 
 Each operator declares its positional parameters (with a shape such as ``expr+`` or
-``key``) and its keywords (type and range); the analyzer checks a form against that
+``key``) and its keywords (type and range); the parser checks a form against that
 declaration generically, so messages are uniform and adding an operator is one entry in
-:data:`OPERATORS`.  With a schema, namespaces and embedding keys are checked too.
+:data:`OPERATORS`.  (Text *analyzers*, which turn free text into terms for ``match`` and
+ingest, are :mod:`ebr.mappings.text_analysis`.)  With a schema, namespaces and embedding keys are checked too.
 """
 
 from __future__ import annotations
@@ -106,12 +107,12 @@ class _Context:
 
 
 def parse(text: str, schema: Schema | None = None, limits: Limits = DEFAULT_LIMITS) -> Node:
-    """Read and analyse one query.  Raises :class:`~ebr.errors.QuerySyntaxError` (or its
+    """Read and parse one query.  Raises :class:`~ebr.errors.QuerySyntaxError` (or its
     subclass :class:`~ebr.errors.IncompleteInputError`) with the position of the problem."""
-    return analyze(read(text, limits), text, schema, limits)
+    return parse_form(read(text, limits), text, schema, limits)
 
 
-def analyze(
+def parse_form(
     form: Form, text: str, schema: Schema | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Node:
     """Turn a form read from ``text`` into a typed AST."""

@@ -9,6 +9,8 @@ not part of the query language.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 from ebr.query.reader import NUMBER as _NUMBER
@@ -53,36 +55,46 @@ def _pieces(node: Node, width: int | None, indent: int) -> str:
     return "(" + " ".join([head, *args]) + "".join("\n" + pad + s for s in inner) + ")"
 
 
-def _parts(node: Node) -> tuple[str, list[str], list[Node]]:
+Parts = tuple[str, list[str], list[Node]]
+
+
+def _parts(node: Node) -> Parts:
     """(operator, atom arguments, node arguments) of a node."""
-    if isinstance(node, Term):
-        return "term", [term_text(node.namespace, node.value)], []
-    if isinstance(node, And):
-        return "and", [], list(node.operands)
-    if isinstance(node, Or):
-        return "or", [], list(node.operands)
-    if isinstance(node, Difference):
-        return "difference", [], list(node.operands)
-    if isinstance(node, NN):
-        args = [atom_text(node.key)]
-        if node.radius is not None:
-            args += [":radius", format_number(node.radius)]
-        if node.k is not None:
-            args += [":k", str(node.k)]
-        if node.nprobe is not None:
-            args += [":nprobe", str(node.nprobe)]
-        if node.exact:
-            args += [":exact", "true"]
-        kids: list[Node] = []
-        if node.constraint is not None:
-            args.append(":where")
-            kids.append(node.constraint)
-        return "nn", args, kids
-    if isinstance(node, Within):
-        args = [atom_text(node.key), format_number(node.radius)]
-        if node.candidates is None:
-            return "within", args, []
-        return "within", [*args, ":over"], [node.candidates]
-    if isinstance(node, Nothing):
-        return "nothing", [], []
-    raise TypeError(f"cannot print {type(node).__name__}")
+    parts = NODE_HANDLERS.get(type(node))
+    if parts is None:
+        raise TypeError(f"cannot print {type(node).__name__}")
+    return parts(node)
+
+
+def _nn(node: NN) -> Parts:
+    args = [atom_text(node.key)]
+    if node.radius is not None:
+        args += [":radius", format_number(node.radius)]
+    if node.k is not None:
+        args += [":k", str(node.k)]
+    if node.nprobe is not None:
+        args += [":nprobe", str(node.nprobe)]
+    if node.exact:
+        args += [":exact", "true"]
+    if node.constraint is None:
+        return "nn", args, []
+    return "nn", [*args, ":where"], [node.constraint]
+
+
+def _within(node: Within) -> Parts:
+    args = [atom_text(node.key), format_number(node.radius)]
+    if node.candidates is None:
+        return "within", args, []
+    return "within", [*args, ":over"], [node.candidates]
+
+
+#: Each node type's parts: node -> (operator, atom arguments, node arguments).
+NODE_HANDLERS: dict[type[Node], Callable[[Any], Parts]] = {
+    Term: lambda node: ("term", [term_text(node.namespace, node.value)], []),
+    And: lambda node: ("and", [], list(node.operands)),
+    Or: lambda node: ("or", [], list(node.operands)),
+    Difference: lambda node: ("difference", [], list(node.operands)),
+    NN: _nn,
+    Within: _within,
+    Nothing: lambda node: ("nothing", [], []),
+}

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ebr.errors import IncompleteInputError, QuerySyntaxError
 from ebr.query.span import Span
 
-#: The analyzer, the rules and the printer recurse about three frames per level; past this
+#: The parser, the rules and the printer recurse about three frames per level; past this
 #: depth Python's default recursion limit would be at risk.
 MAX_DEPTH_CAP = 200
 

@@ -19,7 +19,7 @@ Documents go in as :class:`IndexDocument`:
   not write to);
 - ``rank``: the static rank (higher is better), ``source``: any JSON object.
 
-Writes are batches.  ``add`` and ``upsert`` both insert-or-replace: writing an id again
+Writes are batches.  ``add`` inserts or replaces: writing an id again
 replaces the whole stored document (re-running an ingest is idempotent); ``delete`` removes
 ids (unknown ids are ignored).  A batch is atomic: once the call returns, all of it is
 visible to the next search and durable; if it raises, none of it was written.
@@ -190,10 +190,6 @@ class Store(Protocol):
 
     def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
         """Insert or replace one batch of documents, atomically."""
-        ...
-
-    def upsert(self, documents: Iterable[IndexDocument]) -> WriteResult:
-        """The same as :meth:`add`: insert or replace, for callers that think in upserts."""
         ...
 
     def delete(self, ids: Iterable[str]) -> WriteResult:

@@ -19,8 +19,9 @@ Semantics, as DESIGN.md defines them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,7 @@ from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 
 
 @dataclass(frozen=True)
-class Document:
+class ReferenceDocument:
     """A document as the evaluator sees it: terms as ``"ns:value"`` strings, embeddings by key."""
 
     id: str
@@ -44,9 +45,9 @@ def cosine_distance(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) ->
     return float(1.0 - a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
 
 
-def evaluate(
+def reference_matches(
     node: Node,
-    docs: Sequence[Document],
+    docs: Sequence[ReferenceDocument],
     vectors: Mapping[str, npt.NDArray[np.floating]],
     path_context: bool = True,
 ) -> set[str]:
@@ -55,7 +56,7 @@ def evaluate(
 
 
 class _Evaluator:
-    def __init__(self, docs: Sequence[Document], vectors: Mapping[str, npt.NDArray[np.floating]],
+    def __init__(self, docs: Sequence[ReferenceDocument], vectors: Mapping[str, npt.NDArray[np.floating]],
                  path_context: bool) -> None:
         self.docs = docs
         self.vectors = vectors
@@ -64,43 +65,53 @@ class _Evaluator:
 
     def eval(self, node: Node, admitted: set[str] | None) -> set[str]:
         """``admitted``: what the path's term-only ``and`` siblings allow (None = everything)."""
-        if isinstance(node, Term):
-            t = f"{node.namespace}:{node.value}"
-            return {d.id for d in self.docs if t in d.terms}
-        if isinstance(node, Nothing):
-            return set()
-        if isinstance(node, And):
-            result = set(self.all)
-            for i, c in enumerate(node.operands):
-                inner = admitted
-                if self.path_context and has_vector_match(c):
-                    for j, sibling in enumerate(node.operands):
-                        implied = implied_terms(sibling) if j != i else None
-                        if implied is not None:
-                            allowed = self.eval(implied, None)
-                            inner = allowed if inner is None else inner & allowed
-                result &= self.eval(c, inner)
-            return result
-        if isinstance(node, Or):
-            return set().union(*(self.eval(c, admitted) for c in node.operands))
-        if isinstance(node, Difference):
-            first, *rest = node.operands
-            result = self.eval(first, admitted)
-            for c in rest:
-                result -= self.eval(c, None)
-            return result
-        if isinstance(node, NN):
-            allowed = self.all if node.constraint is None else self.eval(node.constraint, None)
-            if node.radius is not None:
-                return self._within(node.key, node.radius, allowed)
-            if admitted is not None and self.path_context:
-                allowed = allowed & admitted
-            assert node.k is not None
-            return self._top_k(node.key, node.k, allowed)
-        if isinstance(node, Within):
-            allowed = self.all if node.candidates is None else self.eval(node.candidates, None)
-            return self._within(node.key, node.radius, allowed)
-        raise TypeError(f"cannot evaluate {type(node).__name__}")
+        evaluate = NODE_HANDLERS.get(type(node))
+        if evaluate is None:
+            raise TypeError(f"cannot evaluate {type(node).__name__}")
+        return evaluate(self, node, admitted)
+
+    def _term(self, node: Term, admitted: set[str] | None) -> set[str]:
+        t = f"{node.namespace}:{node.value}"
+        return {d.id for d in self.docs if t in d.terms}
+
+    def _nothing(self, node: Nothing, admitted: set[str] | None) -> set[str]:
+        return set()
+
+    def _and(self, node: And, admitted: set[str] | None) -> set[str]:
+        result = set(self.all)
+        for i, c in enumerate(node.operands):
+            inner = admitted
+            if self.path_context and has_vector_match(c):
+                for j, sibling in enumerate(node.operands):
+                    implied = implied_terms(sibling) if j != i else None
+                    if implied is not None:
+                        allowed = self.eval(implied, None)
+                        inner = allowed if inner is None else inner & allowed
+            result &= self.eval(c, inner)
+        return result
+
+    def _or(self, node: Or, admitted: set[str] | None) -> set[str]:
+        return set().union(*(self.eval(c, admitted) for c in node.operands))
+
+    def _difference(self, node: Difference, admitted: set[str] | None) -> set[str]:
+        first, *rest = node.operands
+        result = self.eval(first, admitted)
+        for c in rest:
+            result -= self.eval(c, None)
+        return result
+
+    def _nn(self, node: NN, admitted: set[str] | None) -> set[str]:
+        allowed = self.all if node.constraint is None else self.eval(node.constraint, None)
+        if node.radius is not None:
+            return self._radius(node.key, node.radius, allowed)
+        if admitted is not None and self.path_context:
+            allowed = allowed & admitted
+        assert node.k is not None  # the parser gives an nn exactly one of radius and k
+        return self._top_k(node.key, node.k, allowed)
+
+    def _within(self, node: Within, admitted: set[str] | None) -> set[str]:
+        allowed = self.all if node.candidates is None else self.eval(node.candidates, None)
+        return self._radius(node.key, node.radius, allowed)
 
     def _distances(self, key: str, allowed: set[str]) -> list[tuple[float, str]]:
         if key not in self.vectors:
@@ -109,8 +120,20 @@ class _Evaluator:
         return [(cosine_distance(q, d.embeddings[key]), d.id)
                 for d in self.docs if d.id in allowed and key in d.embeddings]
 
-    def _within(self, key: str, radius: float, allowed: set[str]) -> set[str]:
+    def _radius(self, key: str, radius: float, allowed: set[str]) -> set[str]:
         return {i for dist, i in self._distances(key, allowed) if dist <= radius}
 
     def _top_k(self, key: str, k: int, allowed: set[str]) -> set[str]:
         return {i for _, i in sorted(self._distances(key, allowed))[:k]}
+
+
+#: How each node type evaluates: (evaluator, node, admitted) -> matching ids.
+NODE_HANDLERS: dict[type[Node], Callable[[_Evaluator, Any, set[str] | None], set[str]]] = {
+    Term: _Evaluator._term,
+    And: _Evaluator._and,
+    Or: _Evaluator._or,
+    Difference: _Evaluator._difference,
+    NN: _Evaluator._nn,
+    Within: _Evaluator._within,
+    Nothing: _Evaluator._nothing,
+}

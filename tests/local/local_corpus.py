@@ -16,14 +16,14 @@ from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.query.nodes import NN, Difference, Node, Within
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import IndexDocument
-from ebr.stores.reference import Document, cosine_distance, evaluate
+from ebr.stores.reference import ReferenceDocument, cosine_distance, reference_matches
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, World
 
 WORLD_SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),
                              (EmbeddingKey(KEY, DIM, CoarseQuantizerSpec(nlist=4)),))
 
 
-def index_document(doc: Document, rank: float = 0.0) -> IndexDocument:
+def index_document(doc: ReferenceDocument, rank: float = 0.0) -> IndexDocument:
     """A reference document as the store takes it (cluster terms left to the store)."""
     terms: dict[str, list[str]] = {}
     for t in sorted(doc.terms):
@@ -85,14 +85,14 @@ def world_store(world: World, ranks: dict[str, float] | None = None,
             store.close()
 
 
-def expected_score(plan: Node, doc: Document, docs: list[Document],
+def expected_score(plan: Node, doc: ReferenceDocument, docs: list[ReferenceDocument],
                    vectors: dict[str, np.ndarray]) -> float:
     """The first-stage score as ebr.stores.local.hits defines it, one document at a time: the sum
     over vector clauses in scoring position that the document satisfies along with every
     ancestor, 2 - d for within and 1 - d/2 for top-K."""
 
     def matches(node: Node) -> bool:
-        return doc.id in evaluate(node, docs, vectors, path_context=False)
+        return doc.id in reference_matches(node, docs, vectors, path_context=False)
 
     def score(node: Node) -> float:
         if not matches(node):

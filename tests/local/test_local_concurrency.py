@@ -41,7 +41,7 @@ def test_readers_see_whole_commits_while_a_writer_writes(tmp_path: Path) -> None
         start.wait()
         try:
             for b in range(1, BATCHES + 1):
-                store.upsert(group(b % GROUPS, b))
+                store.add(group(b % GROUPS, b))
                 done.wait(0.001)  # let readers in between commits
         finally:
             done.set()

@@ -14,7 +14,7 @@ from local_corpus import expected_score, histories, world_store
 from ebr import NN, And, Or, Term, Within, named_branches, plan
 from ebr.mappings.schema import cluster_namespace
 from ebr.query.nodes import Node
-from ebr.stores.reference import cosine_distance, evaluate
+from ebr.stores.reference import cosine_distance, reference_matches
 from support.strategies import KEY, NAMESPACES, VALUES, World, expressions, worlds
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -43,7 +43,7 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
                 () if _cluster(world, doc.id) is None else (str(_cluster(world, doc.id)),))
 
         executable = plan(expr, world.vectors, store.quantizers, store.schema)
-        expected = evaluate(executable, world.docs, world.vectors, path_context=False)
+        expected = reference_matches(executable, world.docs, world.vectors, path_context=False)
         result = store.search(executable, world.vectors, size=100)
 
     assert {h.id for h in result.hits} == expected
@@ -51,7 +51,7 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
 
     # Each hit names exactly the branches the reference says it satisfies.
     branches = named_branches(executable)
-    per_branch = {name: evaluate(node, world.docs, world.vectors, path_context=False)
+    per_branch = {name: reference_matches(node, world.docs, world.vectors, path_context=False)
                   for name, node in branches.items()}
     docs = {d.id: d for d in world.docs}
     for hit in result.hits:
@@ -114,7 +114,7 @@ def test_probed_top_k_is_exact_over_the_probed_clusters(
     with world_store(world, exact_threshold=0) as store:
         result = store.search(node, world.vectors, size=100)
     probes = world.quantizer.probe(world.vectors[KEY], nprobe)
-    admitted = evaluate(constraint, world.docs, world.vectors) if constraint else {
+    admitted = reference_matches(constraint, world.docs, world.vectors) if constraint else {
         d.id for d in world.docs}
     admitted = {i for i in admitted if KEY in next(d for d in world.docs if d.id == i).embeddings}
     probed = {i for i in admitted if _cluster(world, i) in probes}
@@ -134,15 +134,15 @@ def test_exact_ties_at_the_radius_decide_like_the_reference() -> None:
     """Distances that fall exactly on the radius (60 degrees: 1 - cos = 0.5 up to rounding)
     are decided by the reference's float64 formula, not by the float32 screen."""
     from ebr.quantization.coarse import CentroidQuantizer
-    from ebr.stores.reference import Document
+    from ebr.stores.reference import ReferenceDocument
 
     vectors = [[1, 1, 0], [0, 1, 1], [1, 0, 1], [0.5, 0.5, 0], [-1, 0, 0], [0, 0, 1]]
-    docs = [Document(f"d{i}", frozenset(), {KEY: np.array(v, np.float32)})
+    docs = [ReferenceDocument(f"d{i}", frozenset(), {KEY: np.array(v, np.float32)})
             for i, v in enumerate(vectors)]
     q = np.array([1, 1, 0], np.float32)
     world = World(docs, {KEY: q / np.linalg.norm(q)}, CentroidQuantizer(np.eye(3)))
     with world_store(world) as store:
         for radius in (0.0, 0.5, 1.0, 1.5, 2.0):
             node = Within(KEY, radius)
-            want = evaluate(node, docs, world.vectors)
+            want = reference_matches(node, docs, world.vectors)
             assert {h.id for h in store.search(node, world.vectors, 10).hits} == want, radius

@@ -13,7 +13,7 @@ import pytest
 from ebr import SchemaError, parse, plan
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Schema
-from ebr.quantization.kmeans import unit_rows
+from ebr.quantization.coarse import unit_rows
 from ebr.quantization.product import CodedDistances
 from ebr.stores.local import LocalStore
 from ebr.stores.local.database import DB_FILE

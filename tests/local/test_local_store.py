@@ -14,7 +14,7 @@ from local_corpus import QUERIES, SYNTHETIC_SCHEMA, WORDS, query_vector, synthet
 from ebr import CentroidQuantizer, PlanError, Within, parse, plan
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.quantization.kmeans import unit_rows
+from ebr.quantization.coarse import unit_rows
 from ebr.query.nodes import NN
 from ebr.stores.local import LocalStore, database
 from ebr.stores.protocol import IndexDocument, SearchResult, WriteResult, search_text
@@ -49,7 +49,7 @@ def test_re_adding_an_id_replaces_the_whole_document(tmp_path: Path) -> None:
         first = store.add([IndexDocument("a", {"loc": ["x"]}, {"text": "red lamp"}, {"e": e}),
                            IndexDocument("b", {"loc": ["x"]})])
         assert first == WriteResult(added=2)
-        again = store.upsert([IndexDocument("a", {"loc": ["y"]}, source={"v": 2}),
+        again = store.add([IndexDocument("a", {"loc": ["y"]}, source={"v": 2}),
                               IndexDocument("c")])
         assert again == WriteResult(added=1, replaced=1)
         assert ids(store, "(term loc:x)") == ["b"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ebr.quantization.coarse import CentroidQuantizer
 from ebr.query.nodes import NN, And, Difference, Node, Or, Term
-from ebr.stores.reference import Document
+from ebr.stores.reference import ReferenceDocument
 
 KEY = "m"
 DIM = 3
@@ -21,7 +21,7 @@ VALUES = ("1", "2", "3")
 
 @dataclass(frozen=True)
 class World:
-    docs: list[Document]
+    docs: list[ReferenceDocument]
     vectors: dict[str, np.ndarray]
     quantizer: CentroidQuantizer
 
@@ -50,7 +50,7 @@ def worlds(draw: st.DrawFn, max_docs: int = 12) -> World:
             embeddings[KEY] = e
             unit = e / np.linalg.norm(e)
             terms.add(f"{KEY}.cluster:{int(quantizer.assign(unit[None, :])[0])}")
-        docs.append(Document(f"d{i:02d}", frozenset(terms), embeddings))
+        docs.append(ReferenceDocument(f"d{i:02d}", frozenset(terms), embeddings))
     query = np.array(draw(_vector), np.float32)
     return World(docs, {KEY: query / np.linalg.norm(query)}, quantizer)
 

@@ -30,8 +30,10 @@ margin, the same kind of approximation as probing.  Exact requests (``:exact``, 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -135,25 +137,29 @@ class Execution:
         return self._matches[id(node)]
 
     def _evaluate(self, node: Node) -> Bits:
-        if isinstance(node, Term):
-            bm = self.snapshot.term(f"{node.namespace}:{node.value}")
-            self.documents_scanned += len(bm)
-            return bm
-        if isinstance(node, Nothing):
-            return EMPTY
-        if isinstance(node, And):
-            parts = sorted((self.bitmap(c) for c in node.operands), key=len)
-            return reduce(lambda a, b: a & b, parts[1:], parts[0])
-        if isinstance(node, Or):
-            return BitMap.union(*(self.bitmap(c) for c in node.operands))
-        if isinstance(node, Difference):
-            first, *rest = (self.bitmap(c) for c in node.operands)
-            return first - BitMap.union(*rest)
-        if isinstance(node, Within):
-            return self._within(node)
-        if isinstance(node, NN):
-            return self._top_k(node)
-        raise PlanError(f"the local store cannot execute {type(node).__name__}")
+        execute = NODE_HANDLERS.get(type(node))
+        if execute is None:
+            raise PlanError(f"the local store cannot execute {type(node).__name__}")
+        return execute(self, node)
+
+    def _term(self, node: Term) -> Bits:
+        bm = self.snapshot.term(f"{node.namespace}:{node.value}")
+        self.documents_scanned += len(bm)
+        return bm
+
+    def _nothing(self, node: Nothing) -> Bits:
+        return EMPTY
+
+    def _and(self, node: And) -> Bits:
+        parts = sorted((self.bitmap(c) for c in node.operands), key=len)
+        return reduce(lambda a, b: a & b, parts[1:], parts[0])
+
+    def _or(self, node: Or) -> Bits:
+        return BitMap.union(*(self.bitmap(c) for c in node.operands))
+
+    def _difference(self, node: Difference) -> Bits:
+        first, *rest = (self.bitmap(c) for c in node.operands)
+        return first - BitMap.union(*rest)
 
     # -- vector clauses ---------------------------------------------------------------------
 
@@ -237,6 +243,18 @@ class Execution:
                           nprobe if strategy == "probe" else None))
         self.verify_seconds += time.perf_counter() - start
         return from_array(chosen_docs)
+
+
+#: How each node type executes: (execution, node) -> the documents it matches.
+NODE_HANDLERS: dict[type[Node], Callable[[Execution, Any], Bits]] = {
+    Term: Execution._term,
+    And: Execution._and,
+    Or: Execution._or,
+    Difference: Execution._difference,
+    Nothing: Execution._nothing,
+    Within: Execution._within,
+    NN: Execution._top_k,
+}
 
 
 def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:

@@ -50,8 +50,8 @@ from pyroaring import FrozenBitMap
 from ebr.errors import PlanError, StoreError
 from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
-from ebr.quantization.coarse import CentroidQuantizer
-from ebr.quantization.kmeans import TrainingReport, assign, train_centroids, unit_rows
+from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
+from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import ProductCodes, train_product
 from ebr.query.nodes import Node, named_branches
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
@@ -230,10 +230,6 @@ class LocalStore:
     def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
         """Insert or replace a batch of documents, atomically (see :mod:`ebr.stores.protocol`)."""
         return self._write(prepare_batch(self._schema, documents), [])
-
-    def upsert(self, documents: Iterable[IndexDocument]) -> WriteResult:
-        """The same as :meth:`add`."""
-        return self.add(documents)
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids, atomically; ids not in the index are ignored."""

@@ -26,6 +26,7 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.query.nodes.named
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,28 +155,21 @@ class _Compiler:
         the same either way; where it stands in a scoring position its caller wraps it
         (:func:`_without_score`).  So one pass learns both what a clause is and where it goes,
         without walking subtrees twice."""
-        if isinstance(node, Term):
-            body = {"value": node.value, "_name": name} if name else {"value": node.value}
-            return {"term": {self.schema.term_field(node.namespace): body}}, False
-        if isinstance(node, And):
-            return self._and(node, name, scoring)
-        if isinstance(node, Or):
-            if name is None and (terms := self._same_field_terms(node)) is not None:
-                return terms, False
-            return self._or(node, name, scoring)
-        if isinstance(node, Difference):
-            return self._difference(node, name, scoring)
-        if isinstance(node, Nothing):
-            return {"match_none": {"_name": name} if name else {}}, False
-        if isinstance(node, Within):
-            return self._within(node, name), name is not None
-        if isinstance(node, NN):
-            return self._knn(node, name), name is not None
-        raise UnsupportedError(f"the OpenSearch compiler cannot express {type(node).__name__}")
+        compile_node = NODE_HANDLERS.get(type(node))
+        if compile_node is None:
+            raise UnsupportedError(f"the OpenSearch compiler cannot express {type(node).__name__}")
+        return compile_node(self, node, name, scoring)
 
     def filter(self, node: Node) -> Json:
         """An unnamed clause: a constraint, a candidate set or a store filter."""
         return self.clause(node, None)[0]
+
+    def _term(self, node: Term, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        body = {"value": node.value, "_name": name} if name else {"value": node.value}
+        return {"term": {self.schema.term_field(node.namespace): body}}, False
+
+    def _nothing(self, node: Nothing, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        return {"match_none": {"_name": name} if name else {}}, False
 
     def _and(self, node: And, name: str | None, scoring: bool) -> tuple[Json, bool]:
         clauses: Json = {}
@@ -187,6 +181,8 @@ class _Compiler:
         return _bool(clauses, name), any_scores
 
     def _or(self, node: Or, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        if name is None and (terms := self._same_field_terms(node)) is not None:
+            return terms, False
         operands = node.operands
         should: list[Json] = []
         term_only: list[int] = []  # positions of the operands that do not score
@@ -224,7 +220,7 @@ class _Compiler:
             return None
         return {"terms": {self.schema.term_field(namespace): values}}
 
-    def _within(self, node: Within, name: str | None) -> Json:
+    def _within(self, node: Within, name: str | None, scoring: bool) -> tuple[Json, bool]:
         field = self.schema.vector_field(node.key)
         inner: list[Json] = [{"exists": {"field": field}}]
         candidates = node.candidates
@@ -237,9 +233,9 @@ class _Compiler:
         }
         if name:
             body["_name"] = name
-        return {"script_score": body}
+        return {"script_score": body}, name is not None
 
-    def _knn(self, node: NN, name: str | None) -> Json:
+    def _knn(self, node: NN, name: str | None, scoring: bool) -> tuple[Json, bool]:
         if node.k is None:
             raise PlanError("radius-mode nn must be planned (probe clusters chosen) before "
                             "compiling; use ebr.planning.planner.plan")
@@ -257,7 +253,19 @@ class _Compiler:
             body["method_parameters"] = {"nprobes": node.nprobe}
         if name:
             body["_name"] = name
-        return {"knn": {self.schema.vector_field(node.key): body}}
+        return {"knn": {self.schema.vector_field(node.key): body}}, name is not None
+
+
+#: How each node type compiles: (compiler, node, branch name, scoring) -> (clause, scores).
+NODE_HANDLERS: dict[type[Node], Callable[[_Compiler, Any, str | None, bool], tuple[Json, bool]]] = {
+    Term: _Compiler._term,
+    And: _Compiler._and,
+    Or: _Compiler._or,
+    Difference: _Compiler._difference,
+    Nothing: _Compiler._nothing,
+    Within: _Compiler._within,
+    NN: _Compiler._knn,
+}
 
 
 def _bool(clauses: Json, name: str | None) -> Json:

@@ -1,4 +1,4 @@
-"""The reader's and the analyzer's short paths give what their general paths give."""
+"""The reader's and the parser's short paths give what their general paths give."""
 
 from __future__ import annotations
 
