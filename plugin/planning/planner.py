@@ -21,7 +21,7 @@ from ebr.errors import PlanError
 from ebr.mappings.schema import Schema
 from ebr.planning.rules.expand_nn import expand_nn
 from ebr.planning.rules.pushdown import push_down
-from ebr.planning.rules.simplify import Simplified, simplify
+from ebr.planning.rules.simplify import simplify
 from ebr.quantization.coarse import CoarseQuantizer
 from ebr.query.nodes import Node, size
 from ebr.query.reader import DEFAULT_LIMITS, Limits
@@ -29,11 +29,7 @@ from ebr.query.reader import DEFAULT_LIMITS, Limits
 
 def logical_plan(ast: Node) -> Node:
     """Simplified, with constraints pushed into NN nodes; NN not yet expanded."""
-    return _logical_plan(ast, {})
-
-
-def _logical_plan(ast: Node, simplified: Simplified) -> Node:
-    return push_down(simplify(ast, simplified), simplified)
+    return push_down(simplify(ast))
 
 
 def plan(
@@ -46,11 +42,7 @@ def plan(
     """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
     Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
     every NN, expansion adds ``nprobe`` terms each)."""
-    # The passes share what they know to be simplified: the final simplify then walks only
-    # what push-down and expansion built.
-    simplified: Simplified = {}
-    expanded = expand_nn(_logical_plan(ast, simplified), vectors, quantizers, schema, simplified)
-    executable = simplify(expanded, simplified)
+    executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
     nodes = size(executable)
     if nodes > limits.max_plan_nodes:
         raise PlanError(f"the plan has {nodes} nodes, more than the limit of "

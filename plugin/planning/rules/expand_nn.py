@@ -17,7 +17,6 @@ from ebr.errors import PlanError
 from ebr.mappings.schema import DEFAULT_NPROBE, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.pushdown import conjunction
-from ebr.planning.rules.simplify import Simplified
 from ebr.planning.rules.traversal import map_children
 from ebr.quantization.coarse import CoarseQuantizer
 from ebr.query.nodes import NN, Node, Or, Term, Within
@@ -28,10 +27,7 @@ def expand_nn(
     vectors: Vectors,
     quantizers: Mapping[str, CoarseQuantizer],
     schema: Schema | None = None,
-    simplified: Simplified | None = None,
 ) -> Node:
-    """``simplified``: as for :func:`~ebr.planning.rules.simplify.simplify`; the probe lists built here
-    are added to it (an ``or`` of distinct terms is simplified already)."""
 
     def rule(n: Node) -> Node:
         n = map_children(n, rule)
@@ -52,8 +48,6 @@ def expand_nn(
         ns = cluster_namespace(n.key)
         terms = tuple(map(_cluster_term, repeat(ns), ids))
         probes: Node = terms[0] if len(terms) == 1 else Or(terms)
-        if simplified is not None and len(set(ids)) == len(ids):
-            simplified[id(probes)] = probes
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)
 

@@ -18,21 +18,19 @@ from __future__ import annotations
 
 from ebr.planning.implied_terms import implied_terms
 from ebr.planning.rules.dedupe import unique_nodes
-from ebr.planning.rules.simplify import Simplified, simplify
+from ebr.planning.rules.simplify import simplify
 from ebr.query.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
 
 
-def push_down(node: Node, simplified: Simplified | None = None) -> Node:
-    """``simplified``: as for :func:`~ebr.planning.rules.simplify.simplify`, which builds constraints."""
+def push_down(node: Node) -> Node:
     holders = vector_holders(node)
     if id(node) not in holders:
         return node  # no NN: nothing to push into
-    return _push(node, (), holders, {} if simplified is None else simplified)
+    return _push(node, (), holders)
 
 
 def _push(
-    node: Node, context: tuple[Node, ...], holders: set[int], simplified: Simplified
-) -> Node:
+    node: Node, context: tuple[Node, ...], holders: set[int]) -> Node:
     """``holders``: :func:`~ebr.query.nodes.vector_holders` of the whole tree; the callers skip
     operands not in it (nothing below to push into)."""
     if type(node) is NN:
@@ -41,7 +39,7 @@ def _push(
         existing = () if node.constraint is None else (node.constraint,)
         # simplified, so that pushing down again finds the same constraint (idempotence)
         constraint = conjunction((*existing, *context))
-        return node.with_constraint(simplify(constraint, simplified))
+        return node.with_constraint(simplify(constraint))
     if type(node) is And:
         operands = node.operands
         # What each operand implies (itself when term-only), for its siblings' context.
@@ -50,16 +48,16 @@ def _push(
         for i, c in enumerate(operands):
             if id(c) in holders:
                 siblings = [p for j, p in enumerate(implied) if j != i and p is not None]
-                pushed[i] = _push(c, context + tuple(siblings), holders, simplified)
+                pushed[i] = _push(c, context + tuple(siblings), holders)
         return rebuild(node, tuple(pushed))
     if type(node) is Or:
-        return rebuild(node, tuple([_push(c, context, holders, simplified) if id(c) in holders else c
+        return rebuild(node, tuple([_push(c, context, holders) if id(c) in holders else c
                                     for c in node.operands]))
     if type(node) is Difference:
         first, *rest = node.operands
-        return rebuild(node, (_push(first, context, holders, simplified) if id(first) in holders
+        return rebuild(node, (_push(first, context, holders) if id(first) in holders
                               else first,
-                              *[_push(c, (), holders, simplified) if id(c) in holders else c
+                              *[_push(c, (), holders) if id(c) in holders else c
                                 for c in rest]))
     return node  # Within: nothing to push into
 

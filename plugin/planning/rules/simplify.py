@@ -11,25 +11,14 @@ from __future__ import annotations
 from ebr.planning.rules.dedupe import dedupe_step
 from ebr.planning.rules.flatten import flatten_step
 from ebr.planning.rules.fold import fold_step
-from ebr.planning.rules.traversal import map_children
+from ebr.planning.rules.traversal import bottom_up
 from ebr.query.nodes import Node
 
-#: Nodes known to be simplified, by ``id`` (the values hold them alive, so ids stay unique).
-Simplified = dict[int, Node]
+
+def simplify(node: Node) -> Node:
+    return bottom_up(node, simplify_step)
 
 
-def simplify(node: Node, simplified: Simplified | None = None) -> Node:
-    """``simplified``: nodes known to need nothing, returned as they are; every node this call
-    returns is added to it.  Simplify is idempotent (a property test), so whatever one call
-    returned, a later call on a tree sharing those nodes can keep: the planner's passes
-    share one such dict within one plan."""
-    known: Simplified = {} if simplified is None else simplified
-
-    def visit(n: Node) -> Node:
-        if id(n) in known:  # map_children passes no terms: no local rule rewrites a term
-            return n
-        out = fold_step(dedupe_step(flatten_step(map_children(n, visit))))
-        known[id(out)] = out
-        return out
-
-    return visit(node)
+def simplify_step(node: Node) -> Node:
+    """Flatten, deduplicate and fold ``node`` itself, its children being simplified already."""
+    return fold_step(dedupe_step(flatten_step(node)))
