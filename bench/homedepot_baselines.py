@@ -251,7 +251,8 @@ def main() -> None:
     args = ap.parse_args()
     data = load_or_exit(args.data)
     qrels = data.qrels(args.split)
-    queries = list(qrels)  # every judged query of the split is retrieved; evaluate_rankings() picks the scored ones
+    # every judged query of the split is retrieved; evaluate_rankings() picks the scored ones
+    queries = list(qrels)
     # The load average says whether another process shared the 2 cores (the figures drift).
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; corpus: {len(data.titles)} titles; "

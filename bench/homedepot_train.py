@@ -161,7 +161,8 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
     print(f"{label}: encoded {len(docs):,} titles in {encode_seconds:.1f} s "
           f"({len(docs) / encode_seconds:,.0f} titles/s, batch 1024, {args.threads} threads)")
     q = model.encode_queries([{"text": s} for s in queries])
-    reports = {f"ebr {label}, exact": evaluate_rankings(exact_cosine_runs(q, docs, queries, data.product_ids), qrels)}
+    exact = exact_cosine_runs(q, docs, queries, data.product_ids)
+    reports = {f"ebr {label}, exact": evaluate_rankings(exact, qrels)}
     if variant == "default" or args.ivf_all:
         for nprobe, runs in ivfpq_runs(queries, q, docs, data.product_ids).items():
             reports[f"ebr {label}, IVF-PQ nprobe {nprobe}"] = evaluate_rankings(runs, qrels)

@@ -7,60 +7,18 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
-import numpy.typing as npt
 
-from ebr.explanation import explain
-from ebr.mappings.schema import (
-    CoarseQuantizerSpec,
-    EmbeddingKey,
-    Namespace,
-    Schema,
-    cluster_key,
+from ebr.cli.inputs import (
+    MAX_SIZE,
+    centroid_options,
+    fill_with_stand_ins,
+    infer_schema,
+    vector_options,
 )
-from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
-from ebr.query.nodes import NN, Node, Term, walk
+from ebr.explanation import explain
+from ebr.mappings.schema import Schema
 from ebr.query.parser import parse
 from ebr.stores.opensearch.versions import MINIMUM, ServerVersion
-
-#: OpenSearch's default index.max_result_window.
-MAX_SIZE = 10000
-
-
-def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int = 64) -> Schema:
-    """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
-    exploring queries before an index exists."""
-    keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
-    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)})
-    return Schema.create(
-        index,
-        tuple(Namespace(ns) for ns in namespaces if cluster_key(ns) is None),
-        tuple(EmbeddingKey(k, dimension, CoarseQuantizerSpec(nlist=nlist)) for k in keys),
-    )
-
-
-def _key_value(spec: str, option: str) -> tuple[str, str]:
-    key, sep, value = spec.partition("=")
-    if not sep or not key or not value:
-        raise click.BadParameter(f"expected KEY=VALUE, got {spec!r}", param_hint=option)
-    return key, value
-
-
-def _load_array(value: str, option: str) -> npt.NDArray[np.float32]:
-    """``path.npy`` or comma-separated numbers."""
-    try:
-        if value.endswith(".npy"):
-            return np.asarray(np.load(value), dtype=np.float32)
-        return np.array([float(x) for x in value.split(",")], dtype=np.float32)
-    except (OSError, ValueError) as e:
-        raise click.BadParameter(f"cannot read {value!r}: {e}", param_hint=option) from None
-
-
-def _quantizer(value: str) -> CentroidQuantizer:
-    try:
-        return CentroidQuantizer(_load_array(value, "--centroids"))
-    except ValueError as e:
-        raise click.BadParameter(f"{value}: {e}", param_hint="--centroids") from None
 
 
 @click.command("explain")
@@ -88,24 +46,10 @@ def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[st
     """
     text = sys.stdin.read() if query == "-" else query
     schema = Schema.load(schema_path) if schema_path else infer_schema(parse(text))
-    vectors = {k: _load_array(v, "--vector") for k, v in
-               (_key_value(s, "--vector") for s in vector_specs)}
-    quantizers: dict[str, CoarseQuantizer] = {
-        k: _quantizer(v) for k, v in (_key_value(s, "--centroids") for s in centroid_specs)}
-    for i, key in enumerate(schema.keys):
-        # Without real inputs, seeded random ones show the request's shape; say so.
-        rng = np.random.default_rng(i)
-        if key.name not in vectors:
-            click.echo(f"note: no --vector for {key.name}: using a random unit vector "
-                       f"(seed {i}) to show the request's shape", err=True)
-            v = rng.standard_normal(key.dimension).astype(np.float32)
-            vectors[key.name] = v / np.linalg.norm(v)
-        if key.name not in quantizers:
-            click.echo(f"note: no --centroids for {key.name}: using {key.quantizer.nlist} "
-                       f"random centroids (seed {i})", err=True)
-            c = rng.standard_normal((key.quantizer.nlist, key.dimension)).astype(np.float32)
-            quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1,
-                                                                        keepdims=True))
+    vectors = vector_options(vector_specs)
+    quantizers = centroid_options(centroid_specs)
+    # Without real inputs, seeded random ones show the request's shape; say so.
+    fill_with_stand_ins(schema, vectors, quantizers, lambda text: click.echo("note: " + text, err=True))
     result = explain(text, schema, vectors, quantizers, size=size,
                      version=ServerVersion.parse(server_version))
     if as_json:

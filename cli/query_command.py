@@ -13,7 +13,7 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.cli.explain_command import MAX_SIZE, _key_value, _load_array
+from ebr.cli.inputs import MAX_SIZE, key_value, vector_options
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.trigram_projection import TrigramProjection
 from ebr.mappings.schema import Schema
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # torch is imported only when a model is given
 
 def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
                  ) -> tuple[str, npt.NDArray[np.float32]]:
-    key, text = _key_value(spec, "--text")
+    key, text = key_value(spec, "--text")
     declared = schema.key(key)
     if declared is None:
         names = ", ".join(k.name for k in schema.keys) or "none"
@@ -110,8 +110,7 @@ def query_command(path: Path, query: str, vector_specs: tuple[str, ...], text_sp
     """
     text = sys.stdin.read() if query == "-" else query
     with LocalStore.open(path, readonly=True) as store:
-        vectors = {k: _load_array(v, "--vector") for k, v in
-                   (_key_value(s, "--vector") for s in vector_specs)}
+        vectors = vector_options(vector_specs)
         models = _models(model_paths)
         vectors.update(_text_vector(store.schema, s, models) for s in text_specs)
         missing = sorted({n.key for n in walk(parse(text, store.schema))

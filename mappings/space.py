@@ -3,7 +3,7 @@
 ebr measures closeness as cosine *distance* ``1 - cos(q, d)`` in ``[0, 2]`` (smaller is
 closer), as the query language's ``:radius`` does.  OpenSearch reports other quantities per
 space type; the conversions below are the only place they are spelled out (see
-opensearch-notes.md, "Scores and radius per space type").
+docs/architecture.md, "What the code relies on from OpenSearch").
 """
 
 from __future__ import annotations
@@ -22,11 +22,6 @@ class Space(enum.Enum):
         """The k-NN plugin's ``space_type`` for this space."""
         return "cosinesimil"
 
-    @property
-    def is_similarity(self) -> bool:
-        """Cosine similarity grows with closeness; our distance ``1 - cos`` shrinks."""
-        return True
-
     @staticmethod
     def script_source() -> str:
         """Painless for an exact, non-negative score ``1 + cos`` (script scores must be >= 0)."""
@@ -36,10 +31,6 @@ class Space(enum.Enum):
     def radius_to_script_min_score(radius: float) -> float:
         """``1 - cos <= r``  <=>  ``1 + cos >= 2 - r`` for the script above."""
         return 2.0 - radius
-
-    @staticmethod
-    def script_score_to_distance(score: float) -> float:
-        return 2.0 - score
 
     @staticmethod
     def knn_score_to_distance(score: float) -> float:

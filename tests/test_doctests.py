@@ -20,7 +20,8 @@ MODULES = sorted(
 
 
 def test_modules_are_found() -> None:
-    assert {"ebr.planning.rules.flatten", "ebr.planning.rules.pushdown", "ebr.planning.implied_terms"} <= set(MODULES)
+    assert {"ebr.planning.rules.flatten", "ebr.planning.rules.pushdown",
+            "ebr.planning.implied_terms"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

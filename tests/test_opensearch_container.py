@@ -43,16 +43,16 @@ import pytest
 
 from ebr import (
     CentroidQuantizer,
-    ReferenceDocument,
     Node,
+    ReferenceDocument,
     ServerVersion,
     Within,
     compile_rescore,
     compile_search,
-    reference_matches,
     named_branches,
     parse,
     plan,
+    reference_matches,
     to_text,
 )
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema, Space

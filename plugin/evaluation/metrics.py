@@ -1,7 +1,7 @@
 """Offline retrieval metrics: recall@k, graded nDCG@k, MRR@k, and a report averaged over queries.
 
 The per-query functions are pure and take a ranked list of document ids (best first) plus the
-judgments of one query.  :func:`evaluate_rankings` applies the Home Depot protocol of BENCHMARKS.md:
+judgments of one query.  :func:`evaluate_rankings` applies the Home Depot protocol (docs/architecture.md):
 
 - a document is *relevant* when its relevance is ``>= RELEVANT_AT`` (2.5 on the 1-3 scale);
 - ``recall@K`` = |top-K ∩ relevant| / |relevant|;

@@ -6,7 +6,7 @@ sub-quantizers.  The reconstruction is ``x̂ = centroid[c] + Rᵀ decode(code)``
 approximate cosine distance to it ``1 - (q̂ . x̂) / |x̂|`` (``q̂`` the unit query), computed
 from per-query tables: ``q̂ . centroid`` per cluster and ``(R q̂)_j . codeword`` per
 sub-quantizer ``j`` — ``m`` table lookups per row.  ``|x̂|`` is computed once per row when
-it is encoded.  The codes only pick which rows the exact path verifies (:mod:`.execution`).
+it is encoded.  The codes only pick which rows the exact path verifies (:mod:`ebr.stores.local.execution`).
 """
 
 from __future__ import annotations

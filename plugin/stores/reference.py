@@ -2,7 +2,7 @@
 documents.  It is the executable specification both stores are tested against, so it favours
 being obviously right over being fast: plain Python sets and float64 cosine.
 
-Semantics, as DESIGN.md defines them:
+Semantics (docs/architecture.md, "The query language's semantics"):
 
 - ``term``: documents holding the term; ``and``/``or``/``difference``: set algebra.
 - ``nn`` radius mode: exact cosine distance ``1 - cos <= radius`` (probing is an

@@ -1,4 +1,4 @@
-"""Constraint push-down into NN nodes (DESIGN.md, "Constraint push-down").
+"""Constraint push-down into NN nodes (docs/architecture.md, "The query language's semantics").
 
 For an NN node reached from the root through ``and``/``or`` nodes (and the first operand of
 ``difference``), the term conditions implied by the siblings of every ``and`` on that path

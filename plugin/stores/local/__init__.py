@@ -1,4 +1,4 @@
-"""The local store: an index in a directory, no server (DESIGN.md, "Stores").
+"""The local store: an index in a directory, no server.
 
 SQLite holds the documents, terms, embeddings and quantizers; searches run on roaring
 bitmaps and float32 matrices rebuilt in memory on open (:mod:`ebr.stores.local.store`).

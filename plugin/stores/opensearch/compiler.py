@@ -1,6 +1,6 @@
 """Plan -> OpenSearch request bodies.  The only module that builds OpenSearch query JSON.
 
-Translation (see opensearch-notes.md for why each choice):
+Translation (docs/architecture.md says what each choice relies on):
 
 - ``term`` -> ``term`` on the namespace's keyword field.  Term-only subtrees never score (no
   BM25 noise): they go in ``filter`` of an ``and``, and where they stand in a scoring
