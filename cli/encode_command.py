@@ -34,8 +34,8 @@ def encode_command(model: Path, records: Path, output: Path, side: str, record_f
     require_torch("ebr encode")
     import torch
 
-    from ebr.encoders.model_directory import EncoderModel
-    from ebr.encoders.tower_featurizer import RecordChecker
+    from ebr.encoders.features.tower_featurizer import RecordChecker
+    from ebr.encoders.serving.model_directory import EncoderModel
 
     torch.set_num_threads(threads)
     encoder = EncoderModel.load(model)

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
-from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.hashing import DEFAULT_HASH_SEED
-from ebr.encoders.setting_checks import check_int
 from ebr.config_files import load_json_object, parse_json_object
+from ebr.encoders.errors import EncoderConfigError
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED
+from ebr.encoders.setting_checks import check_int
 
 CONFIG_FORMAT = 1
 POOLINGS = ("first", "mean")
@@ -97,7 +97,8 @@ class WordNgramChannel:
 @dataclass(frozen=True, slots=True)
 class CategoricalChannel:
     """A categorical feature read from ``field``: one value, or with ``multi_valued`` a list of
-    values, or with ``weighted`` too a mapping value → weight (see :mod:`ebr.encoders.categorical`)."""
+    values, or with ``weighted`` too a mapping value → weight (see
+    :mod:`ebr.encoders.features.categorical`)."""
 
     name: str
     field: str

@@ -1,7 +1,7 @@
 """Record files (JSONL objects or TSV with a header row) and how their bad lines are reported.
 
 Used for the documents ``ebr encode`` embeds and the extra corpus ``ebr train`` may be given;
-training pairs have their own layout (:mod:`ebr.encoders.training_pairs`) but report skipped
+training pairs have their own layout (:mod:`ebr.encoders.training.pairs`) but report skipped
 lines the same way: a bad line is skipped, counted and quoted with its number — never dropped
 silently — and a file that is mostly bad is refused as the wrong file.
 """

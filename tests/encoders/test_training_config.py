@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.training_config import LOSSES, TrainConfig
+from ebr.encoders.training.config import LOSSES, TrainConfig
 
 
 def test_defaults_construct() -> None:

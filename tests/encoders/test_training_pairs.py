@@ -16,7 +16,7 @@ from ebr.encoders.record_files import (
     SkippedLine,
     read_records,
 )
-from ebr.encoders.training_pairs import Pair, PairFile, doc_key, read_pairs
+from ebr.encoders.training.pairs import Pair, PairFile, doc_key, read_pairs
 
 
 def write(tmp_path: Path, name: str, lines: list[str]) -> Path:

@@ -31,16 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ebr.config_files import load_json_object
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.setting_checks import check_int, check_number
-from ebr.config_files import load_json_object
 
 LOSSES = ("softmax", "symmetric_softmax", "triplet")
 
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`ebr.encoders.trainer.train` (all have working defaults)."""
+    """Hyper-parameters of :func:`ebr.encoders.training.trainer.train` (all have working defaults)."""
 
     epochs: int = 8
     batch_size: int = 512
