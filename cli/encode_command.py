@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from ebr.cli.torch_extra import require_torch
-from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, check_skipped, read_records
+from ebr.ingest.records import MAX_SKIPPED_FRACTION, check_skipped, read_records
 
 
 @click.command("encode")

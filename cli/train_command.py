@@ -11,9 +11,9 @@ import click
 
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.encoder_config import EncoderConfig
-from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, Record, check_skipped, read_records
 from ebr.encoders.training.config import LOSSES, TrainConfig
 from ebr.encoders.training.pairs import read_pairs
+from ebr.ingest.records import MAX_SKIPPED_FRACTION, Record, check_skipped, read_records
 
 if TYPE_CHECKING:
     from ebr.encoders.training.pairs import Pair

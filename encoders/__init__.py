@@ -10,9 +10,27 @@ pairs; a model directory holds the result, which :class:`EncoderModel` loads for
 document encoding and :class:`QueryEncoder` serves one query at a time from its TorchScript
 query tower.
 
+The subpackages follow the data, from records to served embeddings:
+
+- :mod:`ebr.encoders.features`: records and texts → id bags and token batches (hashing, char
+  trigrams, word n-grams, categorical values, SentencePiece), one channel at a time or a whole
+  tower's (:class:`TowerFeaturizer`);
+- :mod:`ebr.encoders.model`: the networks (channels, attention fusion, towers), their losses
+  and ensembles;
+- :mod:`ebr.encoders.training`: pairs and negatives, the training configuration, the loop and
+  its metrics;
+- :mod:`ebr.encoders.serving`: a trained model's directory, its TorchScript query tower and
+  the query encoder that serves it.
+
+At the top sit what every group uses — the errors, the :class:`EncoderConfig` and the setting
+checks — and :mod:`ebr.encoders.trigram_projection`, the training-free text embedding.
+:func:`read_records` is :mod:`ebr.ingest`'s (record files are not encoder-specific), exported
+here too.
+
 Names resolve lazily (PEP 562): ``from ebr.encoders import hash_bucket`` or ``import
-ebr.encoders.features.trigrams`` imports only the submodule it needs, so the torch-free parts
+ebr.encoders.features.trigrams`` imports only the module it needs, so the torch-free parts
 (featurizers, hashing, :mod:`ebr.encoders.trigram_projection`) work without torch installed.
+No module is named like a public name, so importing one never hides a name.
 """
 
 from __future__ import annotations
@@ -52,7 +70,6 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
     )
     from ebr.encoders.model.text_transformer import TextTransformer
     from ebr.encoders.model.towers import DocumentTower, QueryTower, Tower, TowerOutput, TwoTowerModel
-    from ebr.encoders.record_files import read_records
     from ebr.encoders.serving.model_directory import EncoderModel, save_model_directory
     from ebr.encoders.serving.model_files import ModelInfo, read_model_info
     from ebr.encoders.serving.query_encoder import QueryEncoder
@@ -63,71 +80,72 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
     from ebr.encoders.training.pairs import Pair, read_pairs
     from ebr.encoders.training.trainer import EpochReport, TrainResult, train, train_model_directory
     from ebr.encoders.trigram_projection import TrigramProjection
+    from ebr.ingest.records import read_records
 
-#: Public name -> the submodule defining it.
+#: Public name -> the module defining it, relative to this package.
 _SUBMODULES: dict[str, str] = {
-    "DEFAULT_HASH_SEED": "features.hashing",
-    "AttentionFusion": "model.attention_fusion",
-    "BagBatch": "features.batches",
-    "BagChannel": "model.bag_channel",
-    "CategoricalChannel": "encoder_config",
-    "CategoricalFeaturizer": "features.categorical",
-    "CategoricalValue": "features.categorical",
-    "ChannelConfig": "encoder_config",
-    "CharTrigramChannel": "encoder_config",
-    "CharTrigramFeaturizer": "features.trigrams",
-    "DocumentTower": "model.towers",
-    "EncoderConfig": "encoder_config",
-    "EncoderConfigError": "errors",
-    "EncoderError": "errors",
-    "EncoderInputError": "errors",
-    "EncoderModel": "serving.model_directory",
-    "EpochReport": "training.trainer",
-    "FeatureBatch": "features.batches",
-    "HardNegatives": "training.hard_negatives",
-    "HardestNegativeMarginLoss": "model.losses",
-    "InBatchSoftmaxLoss": "model.losses",
-    "MixedNegativesSoftmaxLoss": "model.losses",
-    "ModelInfo": "serving.model_files",
-    "Pair": "training.pairs",
-    "QueryEncoder": "serving.query_encoder",
-    "QueryTower": "model.towers",
-    "RecordChecker": "features.tower_featurizer",
-    "SentencePieceTokenizer": "features.tokenizer",
-    "SymmetricInBatchSoftmaxLoss": "model.losses",
-    "TextTransformer": "model.text_transformer",
-    "TextTransformerChannel": "encoder_config",
-    "TokenBatch": "features.batches",
-    "Tower": "model.towers",
-    "TowerConfig": "encoder_config",
-    "TowerFeaturizer": "features.tower_featurizer",
-    "TowerOutput": "model.towers",
-    "TrainConfig": "training.config",
-    "TrainResult": "training.trainer",
-    "TrainingData": "training.data",
-    "TrigramProjection": "trigram_projection",
-    "TripletLoss": "model.losses",
-    "TwoTowerModel": "model.towers",
-    "WeightedConcatEnsemble": "model.ensemble",
-    "WordNgramChannel": "encoder_config",
-    "WordNgramFeaturizer": "features.ngrams",
-    "batch_recall_at_k": "training.metrics",
-    "char_trigrams": "features.trigrams",
-    "cosine_matrix": "model.losses",
-    "hash_bucket": "features.hashing",
-    "knn_recall_at_k": "training.metrics",
-    "normalize_text": "features.words",
-    "prepare": "training.data",
-    "read_model_info": "serving.model_files",
-    "read_pairs": "training.pairs",
-    "read_records": "record_files",
-    "roc_auc": "training.metrics",
-    "save_model_directory": "serving.model_directory",
-    "split_words": "features.words",
-    "train": "training.trainer",
-    "train_model_directory": "training.trainer",
-    "train_sentencepiece": "features.tokenizer",
-    "word_ngrams": "features.ngrams",
+    "DEFAULT_HASH_SEED": ".features.hashing",
+    "AttentionFusion": ".model.attention_fusion",
+    "BagBatch": ".features.batches",
+    "BagChannel": ".model.bag_channel",
+    "CategoricalChannel": ".encoder_config",
+    "CategoricalFeaturizer": ".features.categorical",
+    "CategoricalValue": ".features.categorical",
+    "ChannelConfig": ".encoder_config",
+    "CharTrigramChannel": ".encoder_config",
+    "CharTrigramFeaturizer": ".features.trigrams",
+    "DocumentTower": ".model.towers",
+    "EncoderConfig": ".encoder_config",
+    "EncoderConfigError": ".errors",
+    "EncoderError": ".errors",
+    "EncoderInputError": ".errors",
+    "EncoderModel": ".serving.model_directory",
+    "EpochReport": ".training.trainer",
+    "FeatureBatch": ".features.batches",
+    "HardNegatives": ".training.hard_negatives",
+    "HardestNegativeMarginLoss": ".model.losses",
+    "InBatchSoftmaxLoss": ".model.losses",
+    "MixedNegativesSoftmaxLoss": ".model.losses",
+    "ModelInfo": ".serving.model_files",
+    "Pair": ".training.pairs",
+    "QueryEncoder": ".serving.query_encoder",
+    "QueryTower": ".model.towers",
+    "RecordChecker": ".features.tower_featurizer",
+    "SentencePieceTokenizer": ".features.tokenizer",
+    "SymmetricInBatchSoftmaxLoss": ".model.losses",
+    "TextTransformer": ".model.text_transformer",
+    "TextTransformerChannel": ".encoder_config",
+    "TokenBatch": ".features.batches",
+    "Tower": ".model.towers",
+    "TowerConfig": ".encoder_config",
+    "TowerFeaturizer": ".features.tower_featurizer",
+    "TowerOutput": ".model.towers",
+    "TrainConfig": ".training.config",
+    "TrainResult": ".training.trainer",
+    "TrainingData": ".training.data",
+    "TrigramProjection": ".trigram_projection",
+    "TripletLoss": ".model.losses",
+    "TwoTowerModel": ".model.towers",
+    "WeightedConcatEnsemble": ".model.ensemble",
+    "WordNgramChannel": ".encoder_config",
+    "WordNgramFeaturizer": ".features.ngrams",
+    "batch_recall_at_k": ".training.metrics",
+    "char_trigrams": ".features.trigrams",
+    "cosine_matrix": ".model.losses",
+    "hash_bucket": ".features.hashing",
+    "knn_recall_at_k": ".training.metrics",
+    "normalize_text": ".features.words",
+    "prepare": ".training.data",
+    "read_model_info": ".serving.model_files",
+    "read_pairs": ".training.pairs",
+    "read_records": "..ingest.records",
+    "roc_auc": ".training.metrics",
+    "save_model_directory": ".serving.model_directory",
+    "split_words": ".features.words",
+    "train": ".training.trainer",
+    "train_model_directory": ".training.trainer",
+    "train_sentencepiece": ".features.tokenizer",
+    "word_ngrams": ".features.ngrams",
 }
 
 __all__ = [
@@ -200,7 +218,7 @@ def __getattr__(name: str) -> Any:
     module = _SUBMODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # resolve once
     return value
 

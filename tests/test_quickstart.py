@@ -69,7 +69,8 @@ def test_bad_projection_settings() -> None:
 
 TORCH_FREE = (
     "import ebr.encoders, ebr.encoders.features.trigrams, ebr.encoders.features.hashing, "
-    "ebr.encoders.trigram_projection, ebr.quickstart\n"
+    "ebr.encoders.trigram_projection, ebr.ingest, ebr.quickstart\n"
+    "from ebr.ingest import read_records\n"
     "from ebr.encoders import CharTrigramFeaturizer, TrigramProjection, char_trigrams, hash_bucket, "
     "normalize_text\n"
     "assert callable(char_trigrams)\n"

@@ -17,7 +17,7 @@ import torch
 from ebr.encoders.errors import EncoderInputError
 from ebr.encoders.features.batches import BagBatch, FeatureBatch, TokenBatch
 from ebr.encoders.features.tower_featurizer import TowerFeaturizer
-from ebr.encoders.record_files import Record
+from ebr.ingest.records import Record
 
 _CHUNK = 4096
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.record_files import Record
 from ebr.encoders.training.config import TrainConfig
 from ebr.encoders.training.pairs import Pair, doc_key
+from ebr.ingest.records import Record
 
 _SPLIT_BUCKETS = 10_000
 

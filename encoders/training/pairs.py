@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.record_files import (
+from ebr.ingest.records import (
     MAX_SKIPPED_FRACTION,
     Record,
     SkippedLine,

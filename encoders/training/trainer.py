@@ -43,7 +43,6 @@ from ebr.encoders.model.losses import (
     TripletLoss,
 )
 from ebr.encoders.model.towers import TwoTowerModel
-from ebr.encoders.record_files import Record
 from ebr.encoders.serving.model_directory import save_model_directory
 from ebr.encoders.serving.model_files import VOCABULARY_FILE, ModelInfo, tokenizer_for
 from ebr.encoders.training.config import TrainConfig
@@ -56,6 +55,7 @@ from ebr.encoders.training.data import (
 )
 from ebr.encoders.training.hard_negatives import HardNegatives
 from ebr.encoders.training.metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
+from ebr.ingest.records import Record
 
 CHECKPOINT_FILE = "checkpoint.pt"
 _ENCODE_BATCH = 1024

@@ -24,7 +24,13 @@ def test_every_public_name_resolves_lazily_from_the_module_that_defines_it() -> 
     lazy = ebr.encoders._SUBMODULES
     assert set(lazy) == set(ebr.encoders.__all__)
     for name, module in lazy.items():
-        assert getattr(ebr.encoders, name) is getattr(importlib.import_module(f"ebr.encoders.{module}"), name)
+        assert getattr(ebr.encoders, name) is getattr(importlib.import_module(module, "ebr.encoders"), name)
+
+
+def test_read_records_is_ebr_ingests() -> None:
+    import ebr.ingest
+
+    assert ebr.encoders.read_records is ebr.ingest.read_records
 
 
 def test_no_module_is_named_like_a_public_name() -> None:

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.record_files import (
+from ebr.encoders.training.pairs import Pair, PairFile, doc_key, read_pairs
+from ebr.ingest.records import (
     MAX_SKIPPED_FRACTION,
     QUOTED_SKIPS,
     RecordFile,
     SkippedLine,
     read_records,
 )
-from ebr.encoders.training.pairs import Pair, PairFile, doc_key, read_pairs
 
 
 def write(tmp_path: Path, name: str, lines: list[str]) -> Path:
