@@ -10,7 +10,8 @@ import click
 import numpy as np
 
 from ebr.cli.torch_extra import require_torch
-from ebr.ingest.records import MAX_SKIPPED_FRACTION, check_skipped, read_records
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, check_skipped
+from ebr.ingest.records import read_records
 
 
 @click.command("encode")

@@ -13,7 +13,8 @@ from ebr.cli.torch_extra import require_torch
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.training.config import LOSSES, TrainConfig
 from ebr.encoders.training.pairs import read_pairs
-from ebr.ingest.records import MAX_SKIPPED_FRACTION, Record, check_skipped, read_records
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, check_skipped
+from ebr.ingest.records import Record, read_records
 
 if TYPE_CHECKING:
     from ebr.encoders.training.pairs import Pair

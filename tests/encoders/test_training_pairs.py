@@ -10,13 +10,8 @@ import pytest
 
 from ebr.encoders.errors import EncoderInputError
 from ebr.encoders.training.pairs import Pair, PairFile, doc_key, read_pairs
-from ebr.ingest.records import (
-    MAX_SKIPPED_FRACTION,
-    QUOTED_SKIPS,
-    RecordFile,
-    SkippedLine,
-    read_records,
-)
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, QUOTED_SKIPS, SkippedLine
+from ebr.ingest.records import RecordFile, read_records
 
 
 def write(tmp_path: Path, name: str, lines: list[str]) -> Path:
