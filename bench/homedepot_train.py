@@ -1,6 +1,6 @@
 """Train ebr two-tower encoders on the Home Depot train split; evaluated beside the baselines.
 
-Trains each requested variant with :func:`ebr.encoders.trainer.train` on the train part of
+Trains each requested variant with :func:`ebr.encoders.training.trainer.train` on the train part of
 ``judgments_dev.tsv`` (the split of ``homedepot_data.py``), then retrieves for every validation
 query from all 54,667 titles — exact cosine (as the MiniLM baseline) and IVF-PQ (Faiss, nprobe swept) — and
 prints the protocol's figures (BENCHMARKS.md) beside BM25 and all-MiniLM-L6-v2 measured in the
@@ -53,11 +53,11 @@ from ebr.encoders.encoder_config import (  # noqa: E402
     TowerConfig,
     WordNgramChannel,
 )
-from ebr.encoders.model_directory import EncoderModel, save_model_directory  # noqa: E402
-from ebr.encoders.trainer import train  # noqa: E402
-from ebr.encoders.training_config import TrainConfig  # noqa: E402
-from ebr.encoders.training_data import prepare  # noqa: E402
-from ebr.encoders.training_pairs import Pair  # noqa: E402
+from ebr.encoders.serving.model_directory import EncoderModel, save_model_directory  # noqa: E402
+from ebr.encoders.training.config import TrainConfig  # noqa: E402
+from ebr.encoders.training.data import prepare  # noqa: E402
+from ebr.encoders.training.pairs import Pair  # noqa: E402
+from ebr.encoders.training.trainer import train  # noqa: E402
 from ebr.evaluation.metrics import RetrievalReport, evaluate_rankings, ranked_lists  # noqa: E402
 
 DEPTH = 1000

@@ -1,7 +1,7 @@
 """Query tower latency, one request at a time on one thread, beside all-MiniLM-L6-v2.
 
 Each architecture of ``homedepot_train.py`` is exported to a model directory and served the way a
-query service would: :class:`ebr.encoders.query_encoder.QueryEncoder` (featurize one record, run
+query service would: :class:`ebr.encoders.serving.query_encoder.QueryEncoder` (featurize one record, run
 the TorchScript query tower).  Latency does not depend on the weights' values, so the towers
 are freshly initialised unless ``--model`` names a trained model directory.  Every figure is
 over the same ≥ 1,000 real Home Depot queries, measured in this run (target p99 ≤ 1.0 ms).
@@ -27,10 +27,10 @@ import torch  # noqa: E402
 from homedepot_data import add_data_argument, load_or_exit  # noqa: E402
 from homedepot_train import encoder_config  # noqa: E402
 
-from ebr.encoders.model_directory import save_model_directory  # noqa: E402
-from ebr.encoders.query_encoder import QueryEncoder  # noqa: E402
-from ebr.encoders.sentencepiece_tokenizer import train_sentencepiece  # noqa: E402
-from ebr.encoders.towers import TwoTowerModel  # noqa: E402
+from ebr.encoders.features.tokenizer import train_sentencepiece  # noqa: E402
+from ebr.encoders.model.towers import TwoTowerModel  # noqa: E402
+from ebr.encoders.serving.model_directory import save_model_directory  # noqa: E402
+from ebr.encoders.serving.query_encoder import QueryEncoder  # noqa: E402
 
 TARGET_P99_MS = 1.0
 WARMUP = 50

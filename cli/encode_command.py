@@ -10,7 +10,8 @@ import click
 import numpy as np
 
 from ebr.cli.torch_extra import require_torch
-from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, check_skipped, read_records
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, check_skipped
+from ebr.ingest.records import read_records
 
 
 @click.command("encode")
@@ -34,8 +35,8 @@ def encode_command(model: Path, records: Path, output: Path, side: str, record_f
     require_torch("ebr encode")
     import torch
 
-    from ebr.encoders.model_directory import EncoderModel
-    from ebr.encoders.tower_featurizer import RecordChecker
+    from ebr.encoders.features.tower_featurizer import RecordChecker
+    from ebr.encoders.serving.model_directory import EncoderModel
 
     torch.set_num_threads(threads)
     encoder = EncoderModel.load(model)

@@ -23,7 +23,7 @@ from ebr.stores.local import LocalStore
 from ebr.stores.protocol import SearchResult, StoredDocument, search_text
 
 if TYPE_CHECKING:  # torch is imported only when a model is given
-    from ebr.encoders.query_encoder import QueryEncoder
+    from ebr.encoders.serving.query_encoder import QueryEncoder
 
 
 def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
@@ -48,7 +48,7 @@ def _models(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
     if not paths:
         return {}
     require_torch("ebr query --model")
-    from ebr.encoders.query_encoder import QueryEncoder
+    from ebr.encoders.serving.query_encoder import QueryEncoder
 
     models = [QueryEncoder(p) for p in paths]
     return {m.key: m for m in models}

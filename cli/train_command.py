@@ -11,12 +11,13 @@ import click
 
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.encoder_config import EncoderConfig
-from ebr.encoders.record_files import MAX_SKIPPED_FRACTION, Record, check_skipped, read_records
-from ebr.encoders.training_config import LOSSES, TrainConfig
-from ebr.encoders.training_pairs import read_pairs
+from ebr.encoders.training.config import LOSSES, TrainConfig
+from ebr.encoders.training.pairs import read_pairs
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, check_skipped
+from ebr.ingest.records import Record, read_records
 
 if TYPE_CHECKING:
-    from ebr.encoders.training_pairs import Pair
+    from ebr.encoders.training.pairs import Pair
 
 Problem = Callable[[Record], str | None]
 
@@ -72,9 +73,9 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
     arguments (the checkpoint is kept in OUTPUT.training until the model is written).
     """
     require_torch("ebr train")
-    from ebr.encoders.tower_featurizer import RecordChecker
-    from ebr.encoders.trainer import train_model_directory
-    from ebr.encoders.training_data import prepare
+    from ebr.encoders.features.tower_featurizer import RecordChecker
+    from ebr.encoders.training.data import prepare
+    from ebr.encoders.training.trainer import train_model_directory
 
     encoder = EncoderConfig.load(encoder_path)
     config = TrainConfig.load(train_config_path) if train_config_path else TrainConfig()

@@ -10,23 +10,35 @@ pairs; a model directory holds the result, which :class:`EncoderModel` loads for
 document encoding and :class:`QueryEncoder` serves one query at a time from its TorchScript
 query tower.
 
+The subpackages follow the data, from records to served embeddings:
+
+- :mod:`ebr.encoders.features`: records and texts → id bags and token batches (hashing, char
+  trigrams, word n-grams, categorical values, SentencePiece), one channel at a time or a whole
+  tower's (:class:`TowerFeaturizer`);
+- :mod:`ebr.encoders.model`: the networks (channels, attention fusion, towers), their losses
+  and ensembles;
+- :mod:`ebr.encoders.training`: pairs and negatives, the training configuration, the loop and
+  its metrics;
+- :mod:`ebr.encoders.serving`: a trained model's directory, its TorchScript query tower and
+  the query encoder that serves it.
+
+At the top sit what every group uses — the errors, the :class:`EncoderConfig` and the setting
+checks — and :mod:`ebr.encoders.trigram_projection`, the training-free text embedding.
+:func:`read_records` is :mod:`ebr.ingest`'s (record files are not encoder-specific), exported
+here too.
+
 Names resolve lazily (PEP 562): ``from ebr.encoders import hash_bucket`` or ``import
-ebr.encoders.char_trigrams`` imports only the submodule it needs, so the torch-free parts
+ebr.encoders.features.trigrams`` imports only the module it needs, so the torch-free parts
 (featurizers, hashing, :mod:`ebr.encoders.trigram_projection`) work without torch installed.
+No module is named like a public name, so importing one never hides a name.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ resolves them
-    from ebr.encoders.attention_fusion import AttentionFusion
-    from ebr.encoders.bag_channel import BagChannel
-    from ebr.encoders.categorical import CategoricalFeaturizer, CategoricalValue
-    from ebr.encoders.char_trigrams import CharTrigramFeaturizer, char_trigrams
     from ebr.encoders.encoder_config import (
         CategoricalChannel,
         ChannelConfig,
@@ -36,12 +48,19 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
         TowerConfig,
         WordNgramChannel,
     )
-    from ebr.encoders.ensemble import WeightedConcatEnsemble
     from ebr.encoders.errors import EncoderConfigError, EncoderError, EncoderInputError
-    from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch
-    from ebr.encoders.hard_negatives import HardNegatives
-    from ebr.encoders.hashing import DEFAULT_HASH_SEED, hash_bucket
-    from ebr.encoders.losses import (
+    from ebr.encoders.features.batches import BagBatch, FeatureBatch, TokenBatch
+    from ebr.encoders.features.categorical import CategoricalFeaturizer, CategoricalValue
+    from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, hash_bucket
+    from ebr.encoders.features.ngrams import WordNgramFeaturizer, word_ngrams
+    from ebr.encoders.features.tokenizer import SentencePieceTokenizer, train_sentencepiece
+    from ebr.encoders.features.tower_featurizer import RecordChecker, TowerFeaturizer
+    from ebr.encoders.features.trigrams import CharTrigramFeaturizer, char_trigrams
+    from ebr.encoders.features.words import normalize_text, split_words
+    from ebr.encoders.model.attention_fusion import AttentionFusion
+    from ebr.encoders.model.bag_channel import BagChannel
+    from ebr.encoders.model.ensemble import WeightedConcatEnsemble
+    from ebr.encoders.model.losses import (
         HardestNegativeMarginLoss,
         InBatchSoftmaxLoss,
         MixedNegativesSoftmaxLoss,
@@ -49,87 +68,84 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
         TripletLoss,
         cosine_matrix,
     )
-    from ebr.encoders.model_directory import EncoderModel, save_model_directory
-    from ebr.encoders.model_files import ModelInfo, read_model_info
-    from ebr.encoders.query_encoder import QueryEncoder
-    from ebr.encoders.record_files import read_records
-    from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
-    from ebr.encoders.text_transformer import TextTransformer
-    from ebr.encoders.text_words import normalize_text, split_words
-    from ebr.encoders.tower_featurizer import RecordChecker, TowerFeaturizer
-    from ebr.encoders.towers import DocumentTower, QueryTower, Tower, TowerOutput, TwoTowerModel
-    from ebr.encoders.trainer import EpochReport, TrainResult, train, train_model_directory
-    from ebr.encoders.training_config import TrainConfig
-    from ebr.encoders.training_data import TrainingData, prepare
-    from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
-    from ebr.encoders.training_pairs import Pair, read_pairs
+    from ebr.encoders.model.text_transformer import TextTransformer
+    from ebr.encoders.model.towers import DocumentTower, QueryTower, Tower, TowerOutput, TwoTowerModel
+    from ebr.encoders.serving.model_directory import EncoderModel, save_model_directory
+    from ebr.encoders.serving.model_files import ModelInfo, read_model_info
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.encoders.training.config import TrainConfig
+    from ebr.encoders.training.data import TrainingData, prepare
+    from ebr.encoders.training.hard_negatives import HardNegatives
+    from ebr.encoders.training.metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
+    from ebr.encoders.training.pairs import Pair, read_pairs
+    from ebr.encoders.training.trainer import EpochReport, TrainResult, train, train_model_directory
     from ebr.encoders.trigram_projection import TrigramProjection
-    from ebr.encoders.word_ngrams import WordNgramFeaturizer, word_ngrams
+    from ebr.ingest.records import read_records
 
-#: Public name -> the submodule defining it.
+#: Public name -> the module defining it, relative to this package.
 _SUBMODULES: dict[str, str] = {
-    "DEFAULT_HASH_SEED": "hashing",
-    "AttentionFusion": "attention_fusion",
-    "BagBatch": "feature_batches",
-    "BagChannel": "bag_channel",
-    "CategoricalChannel": "encoder_config",
-    "CategoricalFeaturizer": "categorical",
-    "CategoricalValue": "categorical",
-    "ChannelConfig": "encoder_config",
-    "CharTrigramChannel": "encoder_config",
-    "CharTrigramFeaturizer": "char_trigrams",
-    "DocumentTower": "towers",
-    "EncoderConfig": "encoder_config",
-    "EncoderConfigError": "errors",
-    "EncoderError": "errors",
-    "EncoderInputError": "errors",
-    "EncoderModel": "model_directory",
-    "EpochReport": "trainer",
-    "FeatureBatch": "feature_batches",
-    "HardNegatives": "hard_negatives",
-    "HardestNegativeMarginLoss": "losses",
-    "InBatchSoftmaxLoss": "losses",
-    "MixedNegativesSoftmaxLoss": "losses",
-    "ModelInfo": "model_files",
-    "Pair": "training_pairs",
-    "QueryEncoder": "query_encoder",
-    "QueryTower": "towers",
-    "RecordChecker": "tower_featurizer",
-    "SentencePieceTokenizer": "sentencepiece_tokenizer",
-    "SymmetricInBatchSoftmaxLoss": "losses",
-    "TextTransformer": "text_transformer",
-    "TextTransformerChannel": "encoder_config",
-    "TokenBatch": "feature_batches",
-    "Tower": "towers",
-    "TowerConfig": "encoder_config",
-    "TowerFeaturizer": "tower_featurizer",
-    "TowerOutput": "towers",
-    "TrainConfig": "training_config",
-    "TrainResult": "trainer",
-    "TrainingData": "training_data",
-    "TrigramProjection": "trigram_projection",
-    "TripletLoss": "losses",
-    "TwoTowerModel": "towers",
-    "WeightedConcatEnsemble": "ensemble",
-    "WordNgramChannel": "encoder_config",
-    "WordNgramFeaturizer": "word_ngrams",
-    "batch_recall_at_k": "training_metrics",
-    "char_trigrams": "char_trigrams",
-    "cosine_matrix": "losses",
-    "hash_bucket": "hashing",
-    "knn_recall_at_k": "training_metrics",
-    "normalize_text": "text_words",
-    "prepare": "training_data",
-    "read_model_info": "model_files",
-    "read_pairs": "training_pairs",
-    "read_records": "record_files",
-    "roc_auc": "training_metrics",
-    "save_model_directory": "model_directory",
-    "split_words": "text_words",
-    "train": "trainer",
-    "train_model_directory": "trainer",
-    "train_sentencepiece": "sentencepiece_tokenizer",
-    "word_ngrams": "word_ngrams",
+    "DEFAULT_HASH_SEED": ".features.hashing",
+    "AttentionFusion": ".model.attention_fusion",
+    "BagBatch": ".features.batches",
+    "BagChannel": ".model.bag_channel",
+    "CategoricalChannel": ".encoder_config",
+    "CategoricalFeaturizer": ".features.categorical",
+    "CategoricalValue": ".features.categorical",
+    "ChannelConfig": ".encoder_config",
+    "CharTrigramChannel": ".encoder_config",
+    "CharTrigramFeaturizer": ".features.trigrams",
+    "DocumentTower": ".model.towers",
+    "EncoderConfig": ".encoder_config",
+    "EncoderConfigError": ".errors",
+    "EncoderError": ".errors",
+    "EncoderInputError": ".errors",
+    "EncoderModel": ".serving.model_directory",
+    "EpochReport": ".training.trainer",
+    "FeatureBatch": ".features.batches",
+    "HardNegatives": ".training.hard_negatives",
+    "HardestNegativeMarginLoss": ".model.losses",
+    "InBatchSoftmaxLoss": ".model.losses",
+    "MixedNegativesSoftmaxLoss": ".model.losses",
+    "ModelInfo": ".serving.model_files",
+    "Pair": ".training.pairs",
+    "QueryEncoder": ".serving.query_encoder",
+    "QueryTower": ".model.towers",
+    "RecordChecker": ".features.tower_featurizer",
+    "SentencePieceTokenizer": ".features.tokenizer",
+    "SymmetricInBatchSoftmaxLoss": ".model.losses",
+    "TextTransformer": ".model.text_transformer",
+    "TextTransformerChannel": ".encoder_config",
+    "TokenBatch": ".features.batches",
+    "Tower": ".model.towers",
+    "TowerConfig": ".encoder_config",
+    "TowerFeaturizer": ".features.tower_featurizer",
+    "TowerOutput": ".model.towers",
+    "TrainConfig": ".training.config",
+    "TrainResult": ".training.trainer",
+    "TrainingData": ".training.data",
+    "TrigramProjection": ".trigram_projection",
+    "TripletLoss": ".model.losses",
+    "TwoTowerModel": ".model.towers",
+    "WeightedConcatEnsemble": ".model.ensemble",
+    "WordNgramChannel": ".encoder_config",
+    "WordNgramFeaturizer": ".features.ngrams",
+    "batch_recall_at_k": ".training.metrics",
+    "char_trigrams": ".features.trigrams",
+    "cosine_matrix": ".model.losses",
+    "hash_bucket": ".features.hashing",
+    "knn_recall_at_k": ".training.metrics",
+    "normalize_text": ".features.words",
+    "prepare": ".training.data",
+    "read_model_info": ".serving.model_files",
+    "read_pairs": ".training.pairs",
+    "read_records": "..ingest.records",
+    "roc_auc": ".training.metrics",
+    "save_model_directory": ".serving.model_directory",
+    "split_words": ".features.words",
+    "train": ".training.trainer",
+    "train_model_directory": ".training.trainer",
+    "train_sentencepiece": ".features.tokenizer",
+    "word_ngrams": ".features.ngrams",
 }
 
 __all__ = [
@@ -202,7 +218,7 @@ def __getattr__(name: str) -> Any:
     module = _SUBMODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # resolve once
     return value
 
@@ -210,20 +226,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
-
-#: Public functions named like the submodule defining them.
-_SHADOWED = frozenset(n for n, m in _SUBMODULES.items() if n == m)
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule sets the package attribute of its name; for ``char_trigrams``
-    and ``word_ngrams`` that would hide the public function, so the function wins (as it did
-    when this package imported everything eagerly)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

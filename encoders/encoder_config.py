@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar
 
-from ebr.config_files import load_json_object, parse_json_object
+from ebr.config_files import ConfigReader, load_json_object, parse_json_object
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.hashing import DEFAULT_HASH_SEED
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED
 from ebr.encoders.setting_checks import check_int
 
 CONFIG_FORMAT = 1
@@ -97,7 +96,8 @@ class WordNgramChannel:
 @dataclass(frozen=True, slots=True)
 class CategoricalChannel:
     """A categorical feature read from ``field``: one value, or with ``multi_valued`` a list of
-    values, or with ``weighted`` too a mapping value → weight (see :mod:`ebr.encoders.categorical`)."""
+    values, or with ``weighted`` too a mapping value → weight (see
+    :mod:`ebr.encoders.features.categorical`)."""
 
     name: str
     field: str
@@ -261,23 +261,14 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
-        where = "encoder"
-        _require_object(data, where)
-        _reject_unknown(data, {"format", "output_dim", "hash_seed", "weight_sharing", "query", "doc"}, where)
-        fmt = data.get("format", CONFIG_FORMAT)
+        r = ConfigReader(data, "encoder", EncoderConfigError)
+        r.only("format", *_field_names(cls))
+        fmt = r.value("format", int, CONFIG_FORMAT, check=False)
         if fmt != CONFIG_FORMAT:
-            raise EncoderConfigError(f"{where}.format: unsupported encoder config format {fmt!r} "
+            raise EncoderConfigError(f"encoder.format: unsupported encoder config format {fmt!r} "
                                      f"(this ebr reads format {CONFIG_FORMAT})")
-        for side in ("query", "doc"):
-            if side not in data:
-                raise EncoderConfigError(f"{where}.{side}: missing (expected a tower object)")
-        return cls(
-            query=_tower_from(data["query"], f"{where}.query"),
-            doc=_tower_from(data["doc"], f"{where}.doc"),
-            output_dim=_scalar(data, "output_dim", int, where, 128),
-            hash_seed=_scalar(data, "hash_seed", int, where, DEFAULT_HASH_SEED),
-            weight_sharing=_scalar(data, "weight_sharing", str, where, "none"),
-        )
+        query, doc = _tower_from(r.obj("query")), _tower_from(r.obj("doc"))
+        return cls(query=query, doc=doc, **r.fields(cls, skip=("query", "doc")))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -303,65 +294,28 @@ def _tower_to_dict(tower: TowerConfig) -> dict[str, Any]:
     }
 
 
-def _tower_from(data: Any, where: str) -> TowerConfig:
-    _require_object(data, where)
-    _reject_unknown(data, {"hidden_dim", "channels"}, where)
-    channels = data.get("channels")
-    if not isinstance(channels, list):
-        raise EncoderConfigError(f"{where}.channels: expected a list of channel objects")
-    parsed = tuple(_channel_from(c, f"{where}.channels[{i}]") for i, c in enumerate(channels))
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _tower_from(r: ConfigReader) -> TowerConfig:
+    r.only(*_field_names(TowerConfig))
+    channels = tuple(_channel_from(c) for c in r.items("channels"))
+    settings = r.fields(TowerConfig, skip=("channels",))
     try:
-        return TowerConfig(parsed, _scalar(data, "hidden_dim", int, where, 128))
+        return TowerConfig(channels, **settings)
     except EncoderConfigError as e:
-        raise EncoderConfigError(f"{where}: {str(e).removeprefix('tower: ')}") from None
+        raise EncoderConfigError(f"{r.where}: {str(e).removeprefix('tower: ')}") from None
 
 
-def _channel_from(data: Any, where: str) -> ChannelConfig:
-    _require_object(data, where)
-    kind = data.get("kind")
-    if kind not in CHANNEL_KINDS:
-        raise EncoderConfigError(f"{where}.kind: expected one of {', '.join(CHANNEL_KINDS)}, got {kind!r}")
+def _channel_from(r: ConfigReader) -> ChannelConfig:
+    kind = r.value("kind", str, None, check=False)
+    if not isinstance(kind, str) or kind not in CHANNEL_KINDS:
+        raise EncoderConfigError(f"{r.where}.kind: expected one of {', '.join(CHANNEL_KINDS)}, got {kind!r}")
     cls = CHANNEL_KINDS[kind]
-    fields = dataclasses.fields(cls)
-    _reject_unknown(data, {f.name for f in fields} | {"kind"}, where)
-    hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for f in fields:
-        if f.name in data:
-            values[f.name] = _scalar(data, f.name, hints[f.name], where)
-        elif f.default is dataclasses.MISSING:
-            raise EncoderConfigError(f"{where}.{f.name}: missing (a {kind} channel needs it)")
+    r.only("kind", *_field_names(cls))
+    settings = r.fields(cls)
     try:
-        return cls(**values)
+        return cls(**settings)
     except EncoderConfigError as e:
-        raise EncoderConfigError(f"{where}: {e}") from None
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-_NO_DEFAULT: Any = object()
-
-
-def _scalar(data: Mapping[str, Any], name: str, kind: Any, where: str, default: Any = _NO_DEFAULT) -> Any:
-    value = data.get(name, default)
-    if value is _NO_DEFAULT:
-        raise EncoderConfigError(f"{where}.{name}: missing (expected {_TYPE_NAMES[kind]})")
-    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok, value = True, float(value)
-    if kind is float and ok and not math.isfinite(value):
-        ok = False
-    if not ok:
-        raise EncoderConfigError(f"{where}.{name}: expected {_TYPE_NAMES[kind]}, got {value!r}")
-    return value
-
-
-def _require_object(data: Any, where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise EncoderConfigError(f"{where}: expected an object, got {type(data).__name__}")
-
-
-def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
-    # A misspelt key would otherwise silently fall back to a default size.
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise EncoderConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise EncoderConfigError(f"{r.where}: {e}") from None

@@ -1,7 +1,7 @@
 """A deterministic, training-free text embedding: a random projection of hashed char trigrams.
 
-A text's bag of boundary-marked character trigrams (:func:`~ebr.encoders.char_trigrams.char_trigrams`,
-hashed by :func:`~ebr.encoders.hashing.hash_bucket`) is a sparse count vector over
+A text's bag of boundary-marked character trigrams (:func:`~ebr.encoders.features.trigrams.char_trigrams`,
+hashed by :func:`~ebr.encoders.features.hashing.hash_bucket`) is a sparse count vector over
 ``buckets`` dimensions.  Multiplying it by a fixed matrix of independent standard Gaussians
 (Johnson-Lindenstrauss) gives a ``dimension``-sized vector whose inner products, and so
 cosines after normalising, equal those of the trigram bags in expectation.  "san fransisco"
@@ -26,9 +26,9 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from ebr.encoders.char_trigrams import char_trigrams
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+from ebr.encoders.features.trigrams import char_trigrams
 
 
 @lru_cache(maxsize=1 << 16)

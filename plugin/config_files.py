@@ -60,10 +60,14 @@ class ConfigReader:
         self.error = error
         self.seen: set[str] = set()
 
-    def value(self, name: str, kind: Any, default: Any = REQUIRED) -> Any:
+    def value(self, name: str, kind: Any, default: Any = REQUIRED, *, check: bool = True) -> Any:
         """The value of ``name`` as ``kind`` (``str``, ``int``, ``float`` — an integer is
         taken as a float —, ``bool``, ``list``, or a ``tuple[X, Y]`` given as a two-item
-        list), ``default`` when absent."""
+        list), ``default`` when absent.
+
+        With ``check=False`` only those conversions are made and a value of another type is
+        passed on as it is, for a dataclass whose ``__post_init__`` refuses it in its own
+        words (a tuple still needs a list of its length: nothing else can become one)."""
         self.seen.add(name)
         if name not in self.data:
             if default is REQUIRED:
@@ -77,6 +81,8 @@ class ConfigReader:
             return tuple(value)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if not check:
+            return value
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if not ok or (kind is float and not math.isfinite(value)):
             raise self._wrong(name, kind, value)
@@ -101,17 +107,25 @@ class ConfigReader:
         return [ConfigReader(item, f"{self.where}.{name}[{i}]", self.error)
                 for i, item in enumerate(items)]
 
-    def fields(self, cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    def fields(self, cls: type, skip: tuple[str, ...] = (), *, check: bool = True) -> dict[str, Any]:
         """Every init field of dataclass ``cls`` but ``skip``, typed by its annotation, with
-        the field's default when absent: keyword arguments for ``cls``."""
+        the field's default when absent: keyword arguments for ``cls``.  ``check`` as for
+        :meth:`value`."""
         hints = get_type_hints(cls)
         out: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if not f.init or f.name in skip:
                 continue
             default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            out[f.name] = self.value(f.name, hints[f.name], default)
+            out[f.name] = self.value(f.name, hints[f.name], default, check=check)
         return out
+
+    def only(self, *names: str) -> None:
+        """Refuse now, before anything is read, every key but ``names`` (in place of
+        :meth:`done`): a misspelt required key (``"vocabsize"``) is then reported as an
+        unknown key with the known ones, not as the key it misspells being missing."""
+        self.seen.update(names)
+        self.done()
 
     def done(self) -> None:
         """Refuse keys nobody read: a typo (``"namspaces"``) must not pass as a default."""

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ebr.cli.main import cli
-from ebr.encoders.model_files import read_model_info
+from ebr.encoders.serving.model_files import read_model_info
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import IndexDocument

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ebr
+import ebr.ingest
 import ebr.mappings
 import ebr.stores
 
@@ -18,7 +19,7 @@ MAPPINGS_NAMES = {"CoarseQuantizerSpec", "EmbeddingKey", "Hnsw", "IvfPq", "Names
 
 
 def test_all_names_exist_and_are_unique() -> None:
-    for module in (ebr, ebr.mappings, ebr.stores):
+    for module in (ebr, ebr.mappings, ebr.stores, ebr.ingest):
         assert len(set(module.__all__)) == len(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), name

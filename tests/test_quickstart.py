@@ -68,11 +68,24 @@ def test_bad_projection_settings() -> None:
         TrigramProjection().embed("paris")
 
 
+TORCH_FREE = (
+    "import ebr.encoders, ebr.encoders.features.trigrams, ebr.encoders.features.hashing, "
+    "ebr.encoders.trigram_projection, ebr.ingest, ebr.quickstart\n"
+    "from ebr.ingest import read_records\n"
+    "from ebr.encoders import CharTrigramFeaturizer, TrigramProjection, char_trigrams, hash_bucket, "
+    "normalize_text\n"
+    "assert callable(char_trigrams)\n"
+    "assert CharTrigramFeaturizer(50).ids('drill') == [hash_bucket(g, 50) for g in char_trigrams('drill')]\n"
+    "assert TrigramProjection(dimension=8).embed([normalize_text('Paris')]).shape == (1, 8)\n"
+)
+
+
 def test_featurizers_and_projection_import_without_torch() -> None:
-    code = ("import sys, ebr.encoders.char_trigrams, ebr.encoders.trigram_projection, "
-            "ebr.quickstart; from ebr.encoders import hash_bucket, char_trigrams; "
-            "assert callable(char_trigrams); assert 'torch' not in sys.modules, 'torch'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    loaded = "import sys\n" + TORCH_FREE + "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    subprocess.run([sys.executable, "-c", loaded], check=True)
+    # As if torch were not installed: importing it raises ImportError.
+    absent = "import sys\nsys.modules['torch'] = None\n" + TORCH_FREE
+    subprocess.run([sys.executable, "-c", absent], check=True)
 
 
 def test_limit_keeps_the_most_populous() -> None:

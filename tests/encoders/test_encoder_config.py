@@ -90,12 +90,28 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("query.channels.2.dropout", "0.1"), r"dropout: expected a number"),
         (_set("query.channels.2.max_length", 1), r"max_length must be at least 2"),
         (_set("query", []), r"encoder\.query: expected an object, got list"),
+        (_set("query.channels.0.kind", ["x"]),
+         r"encoder\.query\.channels\[0\]\.kind: expected one of .*got \['x'\]"),
+        (_set("query.hidden_dim", 1.0), r"^encoder\.query\.hidden_dim: expected an integer, got 1\.0$"),
     ],
 )
 def test_config_errors(mutate: Callable[[dict[str, Any]], None], message: str) -> None:
     data = copy.deepcopy(make_config().to_dict())
     mutate(data)
     with pytest.raises(EncoderConfigError, match=message):
+        EncoderConfig.from_dict(data)
+
+
+def test_a_misspelt_key_is_unknown_before_the_key_it_misspells_is_missing() -> None:
+    data = copy.deepcopy(make_config().to_dict())
+    data["query"]["channels"][2]["vocabsize"] = data["query"]["channels"][2].pop("vocab_size")
+    with pytest.raises(EncoderConfigError,
+                       match=r"encoder\.query\.channels\[2\]: unknown key 'vocabsize'"):
+        EncoderConfig.from_dict(data)
+    data = copy.deepcopy(make_config().to_dict())
+    data["quer"] = data.pop("query")
+    with pytest.raises(EncoderConfigError, match=r"^encoder: unknown key 'quer'; known: doc, format, hash_seed, "
+                                                 r"output_dim, query, weight_sharing$"):
         EncoderConfig.from_dict(data)
 
 

@@ -23,11 +23,11 @@ from ebr.encoders.encoder_config import (
     WordNgramChannel,
 )
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.model_directory import EncoderModel, fingerprint, save_model_directory
-from ebr.encoders.model_files import QUERY_TOWER_FILE, read_model_info
-from ebr.encoders.query_encoder import QueryEncoder
-from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
-from ebr.encoders.towers import TwoTowerModel
+from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+from ebr.encoders.model.towers import TwoTowerModel
+from ebr.encoders.serving.model_directory import EncoderModel, fingerprint, save_model_directory
+from ebr.encoders.serving.model_files import QUERY_TOWER_FILE, read_model_info
+from ebr.encoders.serving.query_encoder import QueryEncoder
 
 #: Exported and eager embeddings agree to float32 rounding (the traced graph is frozen and
 #: fused, so the order of some additions differs).
@@ -112,10 +112,10 @@ def test_serving_imports_no_training_code(saved: tuple[Path, TwoTowerModel]) -> 
     path, _ = saved
     script = (
         "import sys, json\n"
-        "from ebr.encoders.query_encoder import QueryEncoder\n"
+        "from ebr.encoders.serving.query_encoder import QueryEncoder\n"
         f"v = QueryEncoder({str(path)!r}).encode({{'text': 'drill', 'country': 'us'}})\n"
-        "heavy = [m for m in ('ebr.encoders.towers', 'ebr.encoders.trainer', 'ebr.encoders.losses',\n"
-        "         'ebr.encoders.model_directory', 'faiss') if m in sys.modules]\n"
+        "heavy = [m for m in ('ebr.encoders.model', 'ebr.encoders.training',\n"
+        "         'ebr.encoders.serving.model_directory', 'faiss') if m in sys.modules]\n"
         "print(json.dumps({'dim': len(v), 'heavy': heavy}))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,

@@ -16,10 +16,10 @@ from ebr.encoders.encoder_config import (
     WordNgramChannel,
 )
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.feature_batches import BagBatch, TokenBatch
-from ebr.encoders.featurized_records import FeaturizedRecords
-from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
-from ebr.encoders.tower_featurizer import TowerFeaturizer
+from ebr.encoders.features.batches import BagBatch, TokenBatch
+from ebr.encoders.features.featurized_records import FeaturizedRecords
+from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
 
 
 @pytest.fixture(scope="module")

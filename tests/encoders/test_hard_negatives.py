@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ebr.encoders.hard_negatives import HardNegatives
+from ebr.encoders.training.hard_negatives import HardNegatives
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

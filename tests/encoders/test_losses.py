@@ -1,7 +1,7 @@
 """Losses against plain reference computations (value and gradient) and sanity properties.
 
 The references below are written from the papers' formulas, one scalar at a time, with no
-code shared with ``ebr.encoders.losses``.  Everything runs in float64 so the comparison can be
+code shared with ``ebr.encoders.model.losses``.  Everything runs in float64 so the comparison can be
 tight: values and gradients must agree within ``rtol=1e-7, atol=1e-10``.
 """
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebr.encoders import EncoderInputError, SentencePieceTokenizer, TowerConfig, TowerFeaturizer
-from ebr.encoders.tower_featurizer import RecordChecker
+from ebr.encoders.features.tower_featurizer import RecordChecker
 
 QUERY = make_config().query  # trigrams(text), country(country, single-valued), transformer(text)
 # words(title), trigrams(title), category(categories, multi-valued, weighted), transformer(title)

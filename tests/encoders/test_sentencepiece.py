@@ -18,7 +18,7 @@ from ebr.encoders import (
     normalize_text,
     train_sentencepiece,
 )
-from ebr.encoders.sentencepiece_tokenizer import BOS_ID, PAD_ID
+from ebr.encoders.features.tokenizer import BOS_ID, PAD_ID
 
 
 def test_trains_a_model_file_of_the_requested_size(sentencepiece_path: Path) -> None:

@@ -17,14 +17,14 @@ import torch
 
 from ebr.encoders.encoder_config import CharTrigramChannel, EncoderConfig, TowerConfig
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.model_files import read_model_info
-from ebr.encoders.tower_featurizer import TowerFeaturizer
-from ebr.encoders.towers import TwoTowerModel
-from ebr.encoders.trainer import CHECKPOINT_FILE, train, train_model_directory
-from ebr.encoders.training_config import TrainConfig
-from ebr.encoders.training_data import TrainingData, prepare
-from ebr.encoders.training_metrics import knn_recall_at_k
-from ebr.encoders.training_pairs import Pair
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
+from ebr.encoders.model.towers import TwoTowerModel
+from ebr.encoders.serving.model_files import read_model_info
+from ebr.encoders.training.config import TrainConfig
+from ebr.encoders.training.data import TrainingData, prepare
+from ebr.encoders.training.metrics import knn_recall_at_k
+from ebr.encoders.training.pairs import Pair
+from ebr.encoders.training.trainer import CHECKPOINT_FILE, train, train_model_directory
 
 CONCEPTS = 30
 DOCS = 160

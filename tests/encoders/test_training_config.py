@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.training_config import LOSSES, TrainConfig
+from ebr.encoders.training.config import LOSSES, TrainConfig
 
 
 def test_defaults_construct() -> None:
@@ -131,6 +131,7 @@ def test_from_dict_does_not_coerce_floats_to_ints_or_bools_to_floats() -> None:
     ("data", "message"),
     [
         ({"epoch": 3, "zzz": 1}, "my.json: unknown key 'epoch'; known: batch_size, curriculum_epochs,"),
+        ({"zzz": 1, "hard_negative_band": 3}, "my.json: unknown key 'zzz'; known: batch_size,"),
         ({"hard_negative_band": 100}, "my.json.hard_negative_band: expected a list of two values, got 100"),
         ({"hard_negative_band": [1, 2, 3]},
          "my.json.hard_negative_band: expected a list of two values, got [1, 2, 3]"),

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.training_config import TrainConfig
-from ebr.encoders.training_data import (
+from ebr.encoders.training.config import TrainConfig
+from ebr.encoders.training.data import (
     Example,
     TrainingData,
     batches,
@@ -22,7 +22,7 @@ from ebr.encoders.training_data import (
     query_key,
     records_texts,
 )
-from ebr.encoders.training_pairs import Pair
+from ebr.encoders.training.pairs import Pair
 
 NO_SPLIT = TrainConfig(validation_fraction=0.0)
 

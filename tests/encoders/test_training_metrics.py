@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
+from ebr.encoders.training.metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
 
 
 def brute_force_auc(scores: list[float], labels: list[bool]) -> float:

@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.record_files import (
-    MAX_SKIPPED_FRACTION,
-    QUOTED_SKIPS,
-    RecordFile,
-    SkippedLine,
-    read_records,
-)
-from ebr.encoders.training_pairs import Pair, PairFile, doc_key, read_pairs
+from ebr.encoders.training.pairs import Pair, PairFile, doc_key, read_pairs
+from ebr.ingest.lines import MAX_SKIPPED_FRACTION, QUOTED_SKIPS, SkippedLine
+from ebr.ingest.records import RecordFile, read_records
 
 
 def write(tmp_path: Path, name: str, lines: list[str]) -> Path:

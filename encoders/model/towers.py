@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebr.encoders.attention_fusion import AttentionFusion
-from ebr.encoders.bag_channel import BagChannel
 from ebr.encoders.encoder_config import ChannelConfig, EncoderConfig, TextTransformerChannel, TowerConfig
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch
-from ebr.encoders.text_transformer import TextTransformer
+from ebr.encoders.features.batches import BagBatch, FeatureBatch, TokenBatch
+from ebr.encoders.model.attention_fusion import AttentionFusion
+from ebr.encoders.model.bag_channel import BagChannel
+from ebr.encoders.model.text_transformer import TextTransformer
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ import sentencepiece as spm
 import torch
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.feature_batches import TokenBatch
-from ebr.encoders.text_words import normalize_text
+from ebr.encoders.features.batches import TokenBatch
+from ebr.encoders.features.words import normalize_text
 
 PAD_ID = 0
 UNK_ID = 1

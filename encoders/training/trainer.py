@@ -9,7 +9,7 @@ with the same ``work_dir`` it resumes after the last completed epoch and ends wi
 weights an uninterrupted run would have.
 
 :func:`train_model_directory` is the whole job behind ``ebr train``: train, then write the model
-directory (see :mod:`ebr.encoders.model_directory`).
+directory (see :mod:`ebr.encoders.serving.model_directory`).
 """
 
 from __future__ import annotations
@@ -30,32 +30,32 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from ebr.encoders.bag_channel import BagChannel
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.featurized_records import FeaturizedRecords
-from ebr.encoders.hard_negatives import HardNegatives
-from ebr.encoders.losses import (
+from ebr.encoders.features.featurized_records import FeaturizedRecords
+from ebr.encoders.features.tokenizer import train_sentencepiece
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
+from ebr.encoders.model.bag_channel import BagChannel
+from ebr.encoders.model.losses import (
     HardestNegativeMarginLoss,
     MixedNegativesSoftmaxLoss,
     SymmetricInBatchSoftmaxLoss,
     TripletLoss,
 )
-from ebr.encoders.model_directory import save_model_directory
-from ebr.encoders.model_files import VOCABULARY_FILE, ModelInfo, tokenizer_for
-from ebr.encoders.record_files import Record
-from ebr.encoders.sentencepiece_tokenizer import train_sentencepiece
-from ebr.encoders.tower_featurizer import TowerFeaturizer
-from ebr.encoders.towers import TwoTowerModel
-from ebr.encoders.training_config import TrainConfig
-from ebr.encoders.training_data import (
+from ebr.encoders.model.towers import TwoTowerModel
+from ebr.encoders.serving.model_directory import save_model_directory
+from ebr.encoders.serving.model_files import VOCABULARY_FILE, ModelInfo, tokenizer_for
+from ebr.encoders.training.config import TrainConfig
+from ebr.encoders.training.data import (
     TrainingData,
     batches,
     epoch_examples,
     query_key,
     records_texts,
 )
-from ebr.encoders.training_metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
+from ebr.encoders.training.hard_negatives import HardNegatives
+from ebr.encoders.training.metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
+from ebr.ingest.records import Record
 
 CHECKPOINT_FILE = "checkpoint.pt"
 _ENCODE_BATCH = 1024

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ebr.encoders.categorical import CategoricalFeaturizer
-from ebr.encoders.char_trigrams import CharTrigramFeaturizer
 from ebr.encoders.encoder_config import (
     CategoricalChannel,
     CharTrigramChannel,
@@ -20,10 +18,12 @@ from ebr.encoders.encoder_config import (
     WordNgramChannel,
 )
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.feature_batches import FeatureBatch
-from ebr.encoders.hashing import DEFAULT_HASH_SEED
-from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
-from ebr.encoders.word_ngrams import WordNgramFeaturizer
+from ebr.encoders.features.batches import FeatureBatch
+from ebr.encoders.features.categorical import CategoricalFeaturizer
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED
+from ebr.encoders.features.ngrams import WordNgramFeaturizer
+from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+from ebr.encoders.features.trigrams import CharTrigramFeaturizer
 
 _TextFeaturizer = CharTrigramFeaturizer | WordNgramFeaturizer | SentencePieceTokenizer
 

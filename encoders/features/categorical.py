@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import TypeGuard
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.feature_batches import BagBatch
-from ebr.encoders.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+from ebr.encoders.features.batches import BagBatch
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
 
 Scalar = str | int
 CategoricalValue = Scalar | Sequence[Scalar] | Mapping[Scalar, float] | None

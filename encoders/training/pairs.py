@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.record_files import (
+from ebr.ingest.lines import (
     MAX_SKIPPED_FRACTION,
-    Record,
     SkippedLine,
     check_skipped,
     format_of,
@@ -39,6 +38,7 @@ from ebr.encoders.record_files import (
     opened_text,
     skipped_report,
 )
+from ebr.ingest.records import Record
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Pairs → what the trainer iterates: a document corpus, positives, a validation split, batches.
 
 Documents are kept once, in a corpus (every document of the pairs plus any extra corpus given,
-deduplicated by :func:`~ebr.encoders.training_pairs.doc_key`); pairs refer to corpus rows.  The
+deduplicated by :func:`~ebr.encoders.training.pairs.doc_key`); pairs refer to corpus rows.  The
 corpus is what random negatives are drawn from, what hard negatives are mined in and what KNN
 recall is measured over.
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.record_files import Record
-from ebr.encoders.training_config import TrainConfig
-from ebr.encoders.training_pairs import Pair, doc_key
+from ebr.encoders.training.config import TrainConfig
+from ebr.encoders.training.pairs import Pair, doc_key
+from ebr.ingest.records import Record
 
 _SPLIT_BUCKETS = 10_000
 

@@ -29,9 +29,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from ebr.config_files import load_json_object
+from ebr.config_files import ConfigReader, load_json_object
 from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.setting_checks import check_int, check_number
 
@@ -40,7 +40,7 @@ LOSSES = ("softmax", "symmetric_softmax", "triplet")
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`ebr.encoders.trainer.train` (all have working defaults)."""
+    """Hyper-parameters of :func:`ebr.encoders.training.trainer.train` (all have working defaults)."""
 
     epochs: int = 8
     batch_size: int = 512
@@ -125,26 +125,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "train config") -> TrainConfig:
-        if not isinstance(data, Mapping):
-            raise EncoderConfigError(f"{where}: expected an object, got {type(data).__name__}")
-        hints = get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise EncoderConfigError(f"{where}: unknown key {unknown[0]!r}; "
-                                     f"known: {', '.join(sorted(known))}")
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            kind = hints[name]
-            if kind in (tuple[int, int], tuple[str, str]):
-                if not isinstance(value, list | tuple) or len(value) != 2:
-                    raise EncoderConfigError(f"{where}.{name}: expected a list of two values, got {value!r}")
-                value = tuple(value)
-            elif kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            values[name] = value
+        r = ConfigReader(data, where, EncoderConfigError)
+        r.only(*(f.name for f in dataclasses.fields(cls)))
+        # Unchecked: __post_init__ names a wrong value, in the words replace() uses too.
+        settings = r.fields(cls, check=False)
         try:
-            return cls(**values)
+            return cls(**settings)
         except EncoderConfigError as e:
             raise EncoderConfigError(f"{where}: {e}") from None
 

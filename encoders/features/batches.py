@@ -87,7 +87,7 @@ def flatten_features(
     batch: Mapping[str, FeatureBatch], channel_names: Sequence[str]
 ) -> tuple[torch.Tensor, ...]:
     """The tensors of ``batch`` channel by channel, as the exported towers take them (see
-    :mod:`ebr.encoders.tower_export`): a bag gives ``ids, offsets, weights``, tokens ``ids, mask``."""
+    :mod:`ebr.encoders.serving.tower_export`): a bag gives ``ids, offsets, weights``, tokens ``ids, mask``."""
     flat: list[torch.Tensor] = []
     for name in channel_names:
         features = batch.get(name)

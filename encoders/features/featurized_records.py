@@ -15,9 +15,9 @@ import numpy.typing as npt
 import torch
 
 from ebr.encoders.errors import EncoderInputError
-from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch
-from ebr.encoders.record_files import Record
-from ebr.encoders.tower_featurizer import TowerFeaturizer
+from ebr.encoders.features.batches import BagBatch, FeatureBatch, TokenBatch
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
+from ebr.ingest.records import Record
 
 _CHUNK = 4096
 

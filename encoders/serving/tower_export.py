@@ -3,7 +3,7 @@
 TorchScript cannot take the ``{channel: BagBatch | TokenBatch}`` mapping the eager towers read,
 so the exported module takes the channels' tensors laid end to end in channel order: a bag
 channel gives ``ids, offsets, weights``, a text transformer channel gives ``ids, mask``.
-:func:`~ebr.encoders.feature_batches.flatten_features` lays a featurized batch out that way; it is
+:func:`~ebr.encoders.features.batches.flatten_features` lays a featurized batch out that way; it is
 the one definition of the layout, used both when tracing and when serving.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ebr.encoders.feature_batches import BagBatch, FeatureBatch, TokenBatch, flatten_features
-from ebr.encoders.towers import Tower
+from ebr.encoders.features.batches import BagBatch, FeatureBatch, TokenBatch, flatten_features
+from ebr.encoders.model.towers import Tower
 
 
 class _FlatTower(nn.Module):

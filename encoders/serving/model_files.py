@@ -1,6 +1,6 @@
 """Reading a model directory's files: what every user of a trained model needs, and no more.
 
-The layout (written by :func:`ebr.encoders.model_directory.save_model_directory`)::
+The layout (written by :func:`ebr.encoders.serving.model_directory.save_model_directory`)::
 
     model.json            format, embedding key, fingerprint, output dimension, training summary
     encoder.json          the EncoderConfig (channels of each tower)
@@ -9,7 +9,7 @@ The layout (written by :func:`ebr.encoders.model_directory.save_model_directory`
     sentencepiece.model   the vocabulary, when a tower has a text transformer channel
 
 This module imports neither the towers nor the training code, so the serving path
-(:mod:`ebr.encoders.query_encoder`) stays light.
+(:mod:`ebr.encoders.serving.query_encoder`) stays light.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from ebr.config_files import load_json_object
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.sentencepiece_tokenizer import SentencePieceTokenizer
+from ebr.encoders.features.tokenizer import SentencePieceTokenizer
 
 MODEL_FORMAT = 1
 MODEL_FILE = "model.json"

@@ -12,7 +12,7 @@ from torch import nn
 
 from ebr.encoders.encoder_config import POOLINGS
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.sentencepiece_tokenizer import PAD_ID
+from ebr.encoders.features.tokenizer import PAD_ID
 
 
 class TextTransformer(nn.Module):

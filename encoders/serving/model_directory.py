@@ -1,6 +1,6 @@
 """Writing a trained encoder to a model directory, and loading it whole (both towers, eager).
 
-The directory's files are described in :mod:`ebr.encoders.model_files`.
+The directory's files are described in :mod:`ebr.encoders.serving.model_files`.
 
 The **fingerprint** is a SHA-256 over the config, the weights and the vocabulary; the
 **embedding key** ``model-<9 digits>`` derived from it is the name under which the schema
@@ -26,8 +26,10 @@ import torch
 
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.feature_batches import FeatureBatch
-from ebr.encoders.model_files import (
+from ebr.encoders.features.batches import FeatureBatch
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
+from ebr.encoders.model.towers import TwoTowerModel
+from ebr.encoders.serving.model_files import (
     CONFIG_FILE,
     MODEL_FILE,
     QUERY_TOWER_FILE,
@@ -39,9 +41,7 @@ from ebr.encoders.model_files import (
     read_vocabulary,
     tokenizer_for,
 )
-from ebr.encoders.tower_export import trace_tower
-from ebr.encoders.tower_featurizer import TowerFeaturizer
-from ebr.encoders.towers import TwoTowerModel
+from ebr.encoders.serving.tower_export import trace_tower
 
 
 def fingerprint(config: EncoderConfig, state: Mapping[str, torch.Tensor], vocabulary: bytes | None) -> str:

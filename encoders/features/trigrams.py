@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ebr.encoders.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
-from ebr.encoders.text_words import split_words
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+from ebr.encoders.features.words import split_words
 
 if TYPE_CHECKING:  # torch: imported by featurize alone, so trigrams and ids need no torch
-    from ebr.encoders.feature_batches import BagBatch
+    from ebr.encoders.features.batches import BagBatch
 
 BOUNDARY = "#"
 
@@ -44,6 +44,6 @@ class CharTrigramFeaturizer:
         return [hash_bucket(g, self.buckets, self.seed) for g in char_trigrams(text)]
 
     def featurize(self, texts: Sequence[str]) -> BagBatch:
-        from ebr.encoders.feature_batches import BagBatch
+        from ebr.encoders.features.batches import BagBatch
 
         return BagBatch.from_bags([self.ids(t) for t in texts])

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.feature_batches import BagBatch
-from ebr.encoders.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
-from ebr.encoders.text_words import split_words
+from ebr.encoders.features.batches import BagBatch
+from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+from ebr.encoders.features.words import split_words
 
 
 def word_ngrams(text: str, max_n: int = 2) -> list[str]:

@@ -18,8 +18,9 @@ import torch
 
 from ebr.encoders.encoder_config import EncoderConfig
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.feature_batches import flatten_features
-from ebr.encoders.model_files import (
+from ebr.encoders.features.batches import flatten_features
+from ebr.encoders.features.tower_featurizer import TowerFeaturizer
+from ebr.encoders.serving.model_files import (
     CONFIG_FILE,
     QUERY_TOWER_FILE,
     ModelInfo,
@@ -27,7 +28,6 @@ from ebr.encoders.model_files import (
     read_vocabulary,
     tokenizer_for,
 )
-from ebr.encoders.tower_featurizer import TowerFeaturizer
 
 
 class QueryEncoder:
