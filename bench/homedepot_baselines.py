@@ -1,7 +1,7 @@
 """Home Depot baselines on the validation split: BM25, all-MiniLM-L6-v2, their RRF, MiniLM latency.
 
 Every system retrieves from all 54,667 titles; the figures follow the protocol of
-../shared/BENCHMARKS.md (``ebr.evaluation.metrics.evaluate``), averaged over the validation
+docs/architecture.md (``ebr.evaluation.metrics.evaluate_rankings``), averaged over the validation
 queries with a relevant product.  The run functions (:func:`bm25_runs`, :func:`minilm_runs`,
 :func:`rrf_runs`) and :func:`minilm_latency` are meant to be imported by the training benchmark so
 that our model is printed beside the baselines measured in the same run.
@@ -223,7 +223,7 @@ def minilm_latency(queries: Sequence[str], *, n: int = 1000, warmup: int = 20,
 def baseline_runs(data: HomeDepot, queries: Sequence[str], k: int = DEPTH, *,
                   model: SentenceTransformer | None = None,
                   cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Runs]:
-    """The three baseline rows, by the system names BENCHMARKS.md uses."""
+    """The three baseline rows, by their usual system names."""
     bm25 = bm25_runs(data, queries, k)
     minilm = minilm_runs(data, queries, k, model=model, cache_dir=cache_dir)
     return {

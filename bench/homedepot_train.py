@@ -3,7 +3,7 @@
 Trains each requested variant with :func:`ebr.encoders.training.trainer.train` on the train part of
 ``judgments_dev.tsv`` (the split of ``homedepot_data.py``), then retrieves for every validation
 query from all 54,667 titles — exact cosine (as the MiniLM baseline) and IVF-PQ (Faiss, nprobe swept) — and
-prints the protocol's figures (BENCHMARKS.md) beside BM25 and all-MiniLM-L6-v2 measured in the
+prints the protocol's figures (docs/architecture.md) beside BM25 and all-MiniLM-L6-v2 measured in the
 same run (``homedepot_baselines.py``).  Training time is wall-clock, 2 threads, this machine.
 
 Variants (``--variant``, repeatable; default ``default``):

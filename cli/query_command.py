@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from ebr.cli.inputs import MAX_SIZE, key_value, vector_options
 from ebr.cli.torch_extra import require_torch
-from ebr.encoders.trigram_projection import TrigramProjection
+from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import Schema
 from ebr.query.nodes import NN, walk
 from ebr.query.parser import parse

@@ -32,7 +32,7 @@ _FORMAT = click.Choice(["jsonl", "tsv"])
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model directory to write (replaced if it holds a model).")
 @click.option("--train-config", "train_config_path", type=_FILE,
-              help="Training settings JSON (see ebr.encoders.training_config); flags override it.")
+              help="Training settings JSON (see ebr.encoders.TrainConfig); flags override it.")
 @click.option("--validation", "validation_path", type=_FILE,
               help="Validation pairs (default: hold out --validation-fraction of the queries).")
 @click.option("--corpus", "corpus_path", type=_FILE,

@@ -22,14 +22,15 @@ The subpackages follow the data, from records to served embeddings:
 - :mod:`ebr.encoders.serving`: a trained model's directory, its TorchScript query tower and
   the query encoder that serves it.
 
-At the top sit what every group uses — the errors, the :class:`EncoderConfig` and the setting
-checks — and :mod:`ebr.encoders.trigram_projection`, the training-free text embedding.
+At the top sit what every group uses: the errors, the :class:`EncoderConfig` and the setting
+checks.
 :func:`read_records` is :mod:`ebr.ingest`'s (record files are not encoder-specific), exported
 here too.
 
 Names resolve lazily (PEP 562): ``from ebr.encoders import hash_bucket`` or ``import
 ebr.encoders.features.trigrams`` imports only the module it needs, so the torch-free parts
-(featurizers, hashing, :mod:`ebr.encoders.trigram_projection`) work without torch installed.
+(hashing, trigrams, :mod:`ebr.encoders.features.trigram_projection`) work without torch
+installed.
 No module is named like a public name, so importing one never hides a name.
 """
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
     from ebr.encoders.features.ngrams import WordNgramFeaturizer, word_ngrams
     from ebr.encoders.features.tokenizer import SentencePieceTokenizer, train_sentencepiece
     from ebr.encoders.features.tower_featurizer import RecordChecker, TowerFeaturizer
+    from ebr.encoders.features.trigram_projection import TrigramProjection
     from ebr.encoders.features.trigrams import CharTrigramFeaturizer, char_trigrams
     from ebr.encoders.features.words import normalize_text, split_words
     from ebr.encoders.model.attention_fusion import AttentionFusion
@@ -79,7 +81,6 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time __getattr__ r
     from ebr.encoders.training.metrics import batch_recall_at_k, knn_recall_at_k, roc_auc
     from ebr.encoders.training.pairs import Pair, read_pairs
     from ebr.encoders.training.trainer import EpochReport, TrainResult, train, train_model_directory
-    from ebr.encoders.trigram_projection import TrigramProjection
     from ebr.ingest.records import read_records
 
 #: Public name -> the module defining it, relative to this package.
@@ -123,7 +124,7 @@ _SUBMODULES: dict[str, str] = {
     "TrainConfig": ".training.config",
     "TrainResult": ".training.trainer",
     "TrainingData": ".training.data",
-    "TrigramProjection": ".trigram_projection",
+    "TrigramProjection": ".features.trigram_projection",
     "TripletLoss": ".model.losses",
     "TwoTowerModel": ".model.towers",
     "WeightedConcatEnsemble": ".model.ensemble",

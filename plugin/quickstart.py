@@ -8,7 +8,7 @@ so the quickstart needs no download and no server.  Each city is a document:
 - terms ``country:<iso2>`` and ``continent:<code>`` (lowercased): the searcher's context;
 - text ``name`` (the primary name) and ``alias`` (the words of its alternate names), each
   with the standard analyzer, for ``match``;
-- the embedding ``name-trigrams``: a :class:`~ebr.encoders.trigram_projection.TrigramProjection`
+- the embedding ``name-trigrams``: a :class:`~ebr.encoders.features.trigram_projection.TrigramProjection`
   of the primary name.  It is not a learned model, but it puts string-similar names close
   together, which is enough to show a misspelling found by the nn branch of a query whose
   term branch finds nothing (EBR §1: terms need exact words, embeddings tolerate noise).
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ebr.encoders.trigram_projection import TrigramProjection
+from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.planning.planner import plan
 from ebr.query.nodes import NN, Node, Or, Within, named_branches, walk

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.trigram_projection import TrigramProjection
+from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.errors import StoreError
 from ebr.quickstart import (
     EXAMPLES,
@@ -32,7 +32,7 @@ NAMES = ["san francisco", "san fransisco", "marseille", "marseile", "Zürich"]
 
 def test_projection_is_deterministic_across_processes() -> None:
     here = TrigramProjection().embed(NAMES)
-    code = ("import sys; from ebr.encoders.trigram_projection import TrigramProjection; "
+    code = ("import sys; from ebr.encoders.features.trigram_projection import TrigramProjection; "
             f"sys.stdout.buffer.write(TrigramProjection().embed({NAMES!r}).tobytes())")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert np.frombuffer(there, dtype=np.float32).reshape(here.shape).tobytes() == here.tobytes()
@@ -70,7 +70,7 @@ def test_bad_projection_settings() -> None:
 
 TORCH_FREE = (
     "import ebr.encoders, ebr.encoders.features.trigrams, ebr.encoders.features.hashing, "
-    "ebr.encoders.trigram_projection, ebr.ingest, ebr.quickstart\n"
+    "ebr.encoders.features.trigram_projection, ebr.ingest, ebr.quickstart\n"
     "from ebr.ingest import read_records\n"
     "from ebr.encoders import CharTrigramFeaturizer, TrigramProjection, char_trigrams, hash_bucket, "
     "normalize_text\n"
@@ -168,6 +168,6 @@ def test_build_refuses_a_non_empty_directory(tmp_path: Path) -> None:
 def test_projection_docstring_example() -> None:
     import doctest
 
-    import ebr.encoders.trigram_projection as module
+    import ebr.encoders.features.trigram_projection as module
 
     assert doctest.testmod(module).failed == 0

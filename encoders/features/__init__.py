@@ -8,7 +8,9 @@
 - :mod:`~ebr.encoders.features.batches`: the batches the channels consume;
 - :mod:`~ebr.encoders.features.tower_featurizer`: every channel of a tower at once, and the
   check that a record can be featurized;
-- :mod:`~ebr.encoders.features.featurized_records`: a corpus featurized once, cut into batches.
+- :mod:`~ebr.encoders.features.featurized_records`: a corpus featurized once, cut into batches;
+- :mod:`~ebr.encoders.features.trigram_projection`: a training-free text embedding (a random
+  projection of hashed character trigrams; the quickstart's ``name-trigrams``).
 
 The public names are exported by :mod:`ebr.encoders`.  Ids and hashing need no torch; only the
 batches do, and they import it when built.

@@ -110,8 +110,9 @@ def test_a_misspelt_key_is_unknown_before_the_key_it_misspells_is_missing() -> N
         EncoderConfig.from_dict(data)
     data = copy.deepcopy(make_config().to_dict())
     data["quer"] = data.pop("query")
-    with pytest.raises(EncoderConfigError, match=r"^encoder: unknown key 'quer'; known: doc, format, hash_seed, "
-                                                 r"output_dim, query, weight_sharing$"):
+    with pytest.raises(EncoderConfigError,
+                       match=r"^encoder: unknown key 'quer'; known: doc, format, hash_seed, "
+                             r"output_dim, query, weight_sharing$"):
         EncoderConfig.from_dict(data)
 
 

@@ -218,7 +218,7 @@ def _patch_knn_vector_property(document: dict[str, Any]) -> bool:
     """Work around one known spec bug: ``KnnVectorProperty`` requires ``dimension``.
 
     A model-backed field is ``{"type": "knn_vector", "model_id": "..."}`` and nothing else (the
-    dimension comes from the trained model; see opensearch-notes.md), but the spec lists
+    dimension comes from the trained model; see docs/architecture.md), but the spec lists
     ``dimension`` as required unconditionally. Only that requirement is relaxed: ``dimension`` stays
     required unless ``model_id`` is present. Returns False (a no-op) once the spec is fixed.
     """
