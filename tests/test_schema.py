@@ -127,3 +127,27 @@ def test_analyzers() -> None:
     assert standard("ﬁne") == ["fine"]  # NFKC
     assert lowercase("  Menlo Park ") == ["menlo park"]
     assert lowercase("   ") == []
+
+
+def test_the_constructor_validates_too() -> None:
+    with pytest.raises(SchemaError, match=r"namespace 'a' declared twice"):
+        Schema("i", (Namespace("a"), Namespace("a")))
+    with pytest.raises(SchemaError, match=r"schema\.keys\[0\]\.dimension: dimension must be between 1"):
+        Schema("i", keys=(EmbeddingKey("m", 0),))
+
+
+def test_a_schema_written_with_quantizer_centroids_still_loads() -> None:
+    """Earlier versions wrote ``quantizer.centroids`` (never read); such schemas still load."""
+    data = Schema.create("i", keys=(EmbeddingKey("m", 4),)).to_dict()
+    assert "centroids" not in data["keys"][0]["quantizer"]
+    data["keys"][0]["quantizer"]["centroids"] = ""
+    assert Schema.from_dict(data) == Schema.create("i", keys=(EmbeddingKey("m", 4),))
+
+
+def test_cluster_terms_are_spelled_in_one_place() -> None:
+    from ebr.mappings.schema import cluster_key, cluster_namespace, cluster_term
+
+    assert cluster_namespace("model-1") == EmbeddingKey("model-1", 4).cluster_namespace
+    assert cluster_term("model-1", 17) == "model-1.cluster:17"
+    assert cluster_key(cluster_namespace("model-1")) == "model-1"
+    assert cluster_key("model-1") is None
