@@ -3,8 +3,9 @@
 Each operator declares its positional parameters (with a shape such as ``expr+`` or
 ``key``) and its keywords (type and range); the parser checks a form against that
 declaration generically, so messages are uniform and adding an operator is one entry in
-:data:`OPERATORS`.  (Text *analyzers*, which turn free text into terms for ``match`` and
-ingest, are :mod:`ebr.mappings.text_analysis`.)  With a schema, namespaces and embedding keys are checked too.
+:data:`OPERATORS`.  With a schema, namespaces and embedding keys are checked too.  (Text
+*analyzers*, which turn free text into terms for ``match`` and ingest, are
+:mod:`ebr.mappings.text_analysis`.)
 """
 
 from __future__ import annotations
@@ -322,8 +323,8 @@ def _check_namespace(ns: str, span: Span, ctx: _Context, clusters: bool) -> None
     ``clusters``: also accept an embedding key's cluster namespace ``<key>.cluster``."""
     key = cluster_key(ns) if clusters else None
     if not (is_key_name(key) if key is not None else is_namespace_name(ns)):
-        clusters_too = (f", or an embedding key's cluster namespace ({cluster_namespace('KEY')})"
-                        if clusters else "")
+        suffix = cluster_namespace("")  # what follows a key in its cluster namespace
+        clusters_too = f", or an embedding key followed by {suffix}" if clusters else ""
         raise ctx.error(f"invalid namespace {ns!r}: a namespace is {NAMESPACE_SYNTAX}"
                         f"{clusters_too}", span)
     schema = ctx.schema
