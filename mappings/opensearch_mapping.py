@@ -5,35 +5,45 @@ Field layout (names come from :class:`~ebr.mappings.schema.Schema`):
 - ``terms.<namespace>``: keyword, one per term namespace;
 - ``clusters.<key>``: keyword, the coarse-cluster id of the key's embedding (Unicorn's
   cluster term, probed by radius-mode ``nn``);
-- ``vectors.<key>``: Faiss ``knn_vector`` (HNSW, or IVF-PQ backed by a trained model);
-- ``<rank_field>``: float static rank.
+- ``vectors.<key>``: ``knn_vector`` (HNSW on the Faiss or Lucene engine, or Faiss IVF-PQ
+  backed by a trained model);
+- ``<rank_field>``: float static rank;
+- ``id``: the document id again, as a keyword (``_id`` cannot be sorted on everywhere; hits
+  tie-break on it as the local store does);
+- ``source``: the document's own JSON object, kept but not indexed.
 
 The schema itself travels in the index ``_meta`` so any client can compile queries.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from ebr.errors import SchemaError
+from ebr.errors import SchemaError, UnsupportedError
 from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
 from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
 
 Json = dict[str, Any]
+#: The k-NN engines an index may use: Faiss (native libraries; IVF-PQ needs it) or Lucene.
+Engine = Literal["faiss", "lucene"]
+ENGINES: tuple[Engine, ...] = ("faiss", "lucene")
 
 
 def index_body(
-    schema: Schema, *, shards: int = 1, replicas: int = 0, version: ServerVersion = MINIMUM
+    schema: Schema, *, shards: int = 1, replicas: int = 0, version: ServerVersion = MINIMUM,
+    engine: Engine = "faiss",
 ) -> Json:
     """The ``PUT /<index>`` body.  Model-backed (IVF-PQ) keys need their model trained first
-    (:func:`train_model_body`)."""
+    (:func:`train_model_body`) and the Faiss engine."""
     require_supported(version)
     properties: Json = {
         "terms": {"properties": {ns: {"type": "keyword"} for ns in
                                  (n.name for n in schema.namespaces)}},
         "clusters": {"properties": {k.name: {"type": "keyword"} for k in schema.keys}},
-        "vectors": {"properties": {k.name: knn_vector_field(k) for k in schema.keys}},
+        "vectors": {"properties": {k.name: knn_vector_field(k, engine) for k in schema.keys}},
         schema.rank_field: {"type": "float"},
+        "id": {"type": "keyword"},
+        "source": {"type": "object", "enabled": False},
     }
     return {
         "settings": {"index": {
@@ -44,15 +54,20 @@ def index_body(
         "mappings": {
             # strict: a document with an undeclared field is an error, not a silent new field
             "dynamic": "strict",
-            "_meta": {"ebr_schema": schema.to_dict()},
+            "_meta": {"ebr_schema": schema.to_dict(), "ebr_engine": engine},
             "properties": properties,
         },
     }
 
 
-def knn_vector_field(key: EmbeddingKey) -> Json:
+def knn_vector_field(key: EmbeddingKey, engine: Engine = "faiss") -> Json:
+    if engine not in ENGINES:
+        raise UnsupportedError(f"unknown k-NN engine {engine!r}; use one of {', '.join(ENGINES)}")
     ann = key.ann
     if isinstance(ann, IvfPq):
+        if engine != "faiss":
+            raise UnsupportedError(f"key {key.name!r} is IVF-PQ, which needs the faiss engine "
+                                   f"(a trained k-NN model); use HNSW with the {engine} engine")
         # A model-backed field is the model id and nothing else (the model fixes dimension,
         # method and space); indices created on 2.19+ reject a dimension here.
         return {"type": "knn_vector", "model_id": ann.model_id}
@@ -62,7 +77,7 @@ def knn_vector_field(key: EmbeddingKey) -> Json:
         "dimension": key.dimension,
         "method": {
             "name": "hnsw",
-            "engine": "faiss",
+            "engine": engine,
             "space_type": key.space.opensearch_space_type,
             "parameters": {"m": ann.m, "ef_construction": ann.ef_construction},
         },

@@ -22,7 +22,7 @@ SCHEMA_FORMAT = 1
 _CLUSTER_SUFFIX = ".cluster"
 DEFAULT_NPROBE = 16
 #: Top-level mapping objects the schema's own fields live in; the rank field may not take them.
-RESERVED_FIELDS = frozenset({"terms", "clusters", "vectors"})
+RESERVED_FIELDS = frozenset({"terms", "clusters", "vectors", "id", "source"})
 
 _NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}\Z")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}\Z")

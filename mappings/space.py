@@ -28,6 +28,12 @@ class Space(enum.Enum):
         return "1.0 + cosineSimilarity(params.query_value, doc[params.field])"
 
     @staticmethod
+    def knn_script_source() -> str:
+        """Painless for the native ``knn`` score ``(1 + cos) / 2``, exactly (for a top-K clause
+        resolved to its documents)."""
+        return "(1.0 + cosineSimilarity(params.query_value, doc[params.field])) / 2.0"
+
+    @staticmethod
     def radius_to_script_min_score(radius: float) -> float:
         """``1 - cos <= r``  <=>  ``1 + cos >= 2 - r`` for the script above."""
         return 2.0 - radius

@@ -3,7 +3,12 @@
 The query side: read and parse Unicorn-style s-expressions (:mod:`ebr.query`), rewrite them
 into a plan (:mod:`ebr.planning`), execute plans exactly (the reference evaluator) or in a
 store (:mod:`ebr.stores`), and compile them for OpenSearch (:mod:`ebr.stores.opensearch`).
+
+The two stores, :class:`LocalStore` and :class:`OpenSearchStore`, resolve on first use
+(PEP 562), so ``import ebr`` loads neither SQLite, Faiss nor opensearch-py.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ebr.errors import (
     EbrError,
@@ -30,9 +35,26 @@ from ebr.stores.opensearch.compiler import (
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.reference import ReferenceDocument, reference_matches
 
+if TYPE_CHECKING:
+    from ebr.stores.local.store import LocalStore
+    from ebr.stores.opensearch.store import OpenSearchStore
+
 #: The names these had before they said what they are (kept working).
 Document = ReferenceDocument
 evaluate = reference_matches
+
+_STORES = {"LocalStore": "ebr.stores.local.store", "OpenSearchStore": "ebr.stores.opensearch.store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _STORES:
+        raise AttributeError(f"module 'ebr' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_STORES[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "NN",
@@ -46,8 +68,10 @@ __all__ = [
     "Explanation",
     "IncompleteInputError",
     "Limits",
+    "LocalStore",
     "Node",
     "Nothing",
+    "OpenSearchStore",
     "Or",
     "PlanError",
     "QuerySyntaxError",

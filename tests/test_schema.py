@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ebr import SchemaError
+from ebr import SchemaError, UnsupportedError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body, train_model_body
 from ebr.mappings.text_analysis import lowercase, standard
@@ -105,7 +105,21 @@ def test_index_body() -> None:
     assert props["vectors"]["properties"]["title"] == {"type": "knn_vector",
                                                        "model_id": "title-model"}
     assert props["popularity"] == {"type": "float"}
+    assert props["id"] == {"type": "keyword"}
+    assert props["source"] == {"type": "object", "enabled": False}
     assert Schema.from_dict(body["mappings"]["_meta"]["ebr_schema"]) == SCHEMA
+    assert body["mappings"]["_meta"]["ebr_engine"] == "faiss"
+
+
+def test_index_body_on_the_lucene_engine() -> None:
+    hnsw_only = Schema.create("i", keys=(EmbeddingKey("m", 8),))
+    body = index_body(hnsw_only, engine="lucene")
+    assert body["mappings"]["properties"]["vectors"]["properties"]["m"]["method"]["engine"] == "lucene"
+    assert body["mappings"]["_meta"]["ebr_engine"] == "lucene"
+    with pytest.raises(UnsupportedError, match="IVF-PQ, which needs the faiss engine"):
+        index_body(SCHEMA, engine="lucene")
+    with pytest.raises(UnsupportedError, match="unknown k-NN engine"):
+        index_body(hnsw_only, engine="nmslib")  # type: ignore[arg-type]
 
 
 def test_train_model_body() -> None:

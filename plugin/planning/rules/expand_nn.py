@@ -19,7 +19,7 @@ from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.pushdown import conjunction
 from ebr.planning.rules.traversal import map_children
 from ebr.quantization.coarse import CoarseQuantizer
-from ebr.query.nodes import NN, Node, Or, Term, Within
+from ebr.query.nodes import NN, And, Node, Or, Term, Within
 
 
 def expand_nn(
@@ -54,6 +54,22 @@ def expand_nn(
     return rule(node)
 
 
+def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:
+    """The clusters a planned ``within`` probes, nearest first: the planner puts them first
+    among its candidates, as one cluster term or an ``or`` of them (the inverse of
+    :func:`expand_nn`, for the stores' explanations)."""
+    if candidates is None:
+        return None
+    ns = cluster_namespace(key)
+    parts = candidates.operands if isinstance(candidates, And) else (candidates,)
+    for part in parts:
+        terms = part.operands if isinstance(part, Or) else (part,)
+        if all(isinstance(t, Term) and t.namespace == ns
+                and t.value.isascii() and t.value.isdigit() for t in terms):
+            return tuple(int(t.value) for t in terms)  # type: ignore[attr-defined]
+    return None
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _cluster_term(namespace: str, cluster: int) -> Term:
     """Terms are immutable, and the same probe terms recur in every query on a key."""
@@ -65,4 +81,4 @@ def _default_nprobe(schema: Schema | None, key: str) -> int:
     return spec.quantizer.default_nprobe if spec else DEFAULT_NPROBE
 
 
-__all__ = ["expand_nn"]
+__all__ = ["expand_nn", "probe_list"]

@@ -40,8 +40,9 @@ import numpy.typing as npt
 from pyroaring import BitMap, FrozenBitMap
 
 from ebr.errors import PlanError
-from ebr.mappings.schema import Schema, cluster_namespace, cluster_term
+from ebr.mappings.schema import Schema, cluster_term
 from ebr.planning.query_vectors import Vectors, query_vector
+from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.product import CodedDistances
 from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
 from ebr.stores.local.bitmaps import EMPTY, DocNums, from_array, to_array
@@ -255,18 +256,3 @@ NODE_HANDLERS: dict[type[Node], Callable[[Execution, Any], Bits]] = {
     Within: Execution._within,
     NN: Execution._top_k,
 }
-
-
-def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:
-    """The clusters a planned ``within`` probes, nearest first: the planner puts them first
-    among its candidates, as one cluster term or an ``or`` of them (see expand_nn)."""
-    if candidates is None:
-        return None
-    ns = cluster_namespace(key)
-    parts = candidates.operands if isinstance(candidates, And) else (candidates,)
-    for part in parts:
-        terms = part.operands if isinstance(part, Or) else (part,)
-        if all(isinstance(t, Term) and t.namespace == ns
-                and t.value.isascii() and t.value.isdigit() for t in terms):
-            return tuple(int(t.value) for t in terms)  # type: ignore[attr-defined]
-    return None

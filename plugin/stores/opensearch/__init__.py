@@ -1,3 +1,4 @@
-"""OpenSearch: plans compiled to request bodies (:mod:`.compiler`, the only place that builds
-query JSON) and the server versions ebr supports (:mod:`.versions`).  Index bodies come from
-the schema (:mod:`ebr.mappings.opensearch_mapping`)."""
+"""OpenSearch: the store (:mod:`.store`), plans compiled to request bodies (:mod:`.compiler`,
+the only place that builds query JSON), connecting to a cluster (:mod:`.client`) and the
+server versions ebr supports (:mod:`.versions`).  Index bodies come from the schema
+(:mod:`ebr.mappings.opensearch_mapping`)."""

@@ -19,6 +19,11 @@ Translation (docs/architecture.md says what each choice relies on):
   ``:nprobe`` has no counterpart and is not sent).  The native ``k`` applies per segment and
   shard, so a clause can match more than ``k`` documents; the store trims to ``k`` by score.
 - ``nothing`` -> ``match_none``.
+- a top-K ``nn`` given in ``resolved`` (its documents found beforehand by
+  :func:`compile_top_k`'s request) -> ``script_score`` over an ``ids`` query with the exact
+  ``knn`` score ``(1 + cos) / 2``: a ``knn`` clause inside a ``bool`` admits ``k`` per shard
+  (per segment on native engines; on 2.19's Lucene engine ``ef_search``), so only a top-K
+  that is the whole query keeps its meaning as one ``knn`` clause.
 
 Every branch of the boolean tree carries ``_name`` (:func:`ebr.query.nodes.named_branches`), so
 ``matched_queries`` on a hit says which branches matched.
@@ -26,7 +31,7 @@ Every branch of the boolean tree carries ``_name`` (:func:`ebr.query.nodes.named
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +61,9 @@ Json = dict[str, Any]
 
 # Scores must be >= 0 and a document without the vector would make cosineSimilarity throw.
 _GUARDED_SCRIPT = "doc[params.field].size() == 0 ? 0 : " + Space.script_source()
+_GUARDED_KNN_SCRIPT = "doc[params.field].size() == 0 ? 0 : " + Space.knn_script_source()
+#: Hit order, as the local store orders: score, then static rank, then id.
+ID_FIELD = "id"
 
 
 @dataclass(frozen=True)
@@ -78,23 +86,47 @@ def compile_search(
     size: int = 10,
     version: ServerVersion = MINIMUM,
     rescore: list[Json] | None = None,
+    resolved: Mapping[NN, Sequence[str]] | None = None,
+    start: int = 0,
+    tie_break: bool = False,
 ) -> CompiledSearch:
-    """The ``_search`` body for an executable plan (radius NN already expanded)."""
+    """The ``_search`` body for an executable plan (radius NN already expanded).
+
+    ``resolved``: the documents of top-K clauses found beforehand (:func:`compile_top_k`).
+    ``start``: hits to skip (``from``).  ``tie_break``: order equal scores by static rank,
+    then id, as the local store does (needs the ``id`` field of ebr's own indices)."""
     require_supported(version)
-    if size < 0:
-        raise PlanError(f"size must be >= 0, got {size}")
-    query, scores = _Compiler(schema, vectors).clause(plan, "q", True)
+    if size < 0 or start < 0:
+        raise PlanError(f"size and start must be >= 0, got {size} and {start}")
+    query, scores = _Compiler(schema, vectors, resolved or {}).clause(plan, "q", True)
     body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
+    if start:
+        body["from"] = start
+    if tie_break:
+        body["sort"] = [{"_score": "desc"}, {schema.rank_field: "desc"}, {ID_FIELD: "asc"}]
     if rescore:
         body["rescore"] = rescore
     return CompiledSearch(body, plan)
+
+
+def compile_top_k(node: NN, schema: Schema, vectors: Vectors, *,
+                  version: ServerVersion = MINIMUM) -> Json:
+    """The ``_search`` body finding a top-K clause's documents on its own: the ``k`` nearest
+    among those its constraint admits, over the whole index (the coordinating node merges
+    the shards' candidates), nearest first with ties to the lower id."""
+    require_supported(version)
+    if node.k is None:
+        raise PlanError("only a top-K nn (:k) is resolved on its own")
+    clause, _ = _Compiler(schema, vectors, {})._knn(node, None, True)
+    return {"size": node.k, "query": clause, "_source": False,
+            "sort": [{"_score": "desc"}, {ID_FIELD: "asc"}]}
 
 
 def compile_filter(node: Node, schema: Schema) -> Json:
     """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
     if has_vector_match(node):
         raise PlanError("a filter cannot hold nn or within: " + to_text(node))
-    return _Compiler(schema, {}).filter(node)
+    return _Compiler(schema, {}, {}).filter(node)
 
 
 def compile_rescore(
@@ -132,18 +164,20 @@ def compile_rescore(
     }
 
 
-def _script(field: str, vector: list[float]) -> Json:
-    return {"source": _GUARDED_SCRIPT, "params": {"field": field, "query_value": vector}}
+def _script(field: str, vector: list[float], source: str = _GUARDED_SCRIPT) -> Json:
+    return {"source": source, "params": {"field": field, "query_value": vector}}
 
 
 class _Compiler:
     """One compilation: the schema and the query embeddings its clauses read."""
 
-    __slots__ = ("schema", "vectors")
+    __slots__ = ("resolved", "schema", "vectors")
 
-    def __init__(self, schema: Schema, vectors: Vectors) -> None:
+    def __init__(self, schema: Schema, vectors: Vectors,
+                 resolved: Mapping[NN, Sequence[str]]) -> None:
         self.schema = schema
         self.vectors = vectors
+        self.resolved = resolved
 
     def clause(self, node: Node, name: str | None, scoring: bool = False) -> tuple[Json, bool]:
         """Compile ``node``: its clause, and whether the clause scores (it holds a branch's nn
@@ -242,6 +276,8 @@ class _Compiler:
         spec = self.schema.key(node.key)
         if spec is None:
             raise PlanError(f"unknown embedding key {node.key!r}")
+        if self.resolved and (ids := self.resolved.get(node)) is not None:
+            return self._resolved(node, ids, name), name is not None
         body: Json = {"vector": query_vector_values(node.key, self.vectors, self.schema),
                       "k": node.k}
         if node.constraint is not None:
@@ -254,6 +290,18 @@ class _Compiler:
         if name:
             body["_name"] = name
         return {"knn": {self.schema.vector_field(node.key): body}}, name is not None
+
+
+    def _resolved(self, node: NN, ids: Sequence[str], name: str | None) -> Json:
+        field = self.schema.vector_field(node.key)
+        body: Json = {
+            "query": {"ids": {"values": list(ids)}},
+            "script": _script(field, query_vector_values(node.key, self.vectors, self.schema),
+                              _GUARDED_KNN_SCRIPT),
+        }
+        if name:
+            body["_name"] = name
+        return {"script_score": body}
 
 
 #: How each node type compiles: (compiler, node, branch name, scoring) -> (clause, scores).

@@ -1,0 +1,276 @@
+"""The OpenSearch store on a real cluster (``support.cluster``: the shared node, a user's
+cluster, or the container image), against the local store holding the same documents.
+
+The differential tests load fixed seeded corpora into both stores once (1 and 3 shards), then
+draw hybrid plans and query vectors with hypothesis: both stores must return the same ids,
+the same branches per hit, distances and scores equal within float32 error, and the same
+order up to ties.  Radius clauses are exact on both sides; painless computes in float32 and
+the local store in float64, so a drawn radius closer than ``MARGIN`` to some document's
+distance (or top-K neighbours closer than ``MARGIN`` to each other) is skipped as a tie.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from ebr import parse, plan
+from ebr.errors import StoreError
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.query.nodes import NN, Node, Within, walk
+from ebr.stores.documents import DimensionError
+from ebr.stores.local import LocalStore
+from ebr.stores.opensearch.store import BulkWriteError, OpenSearchStore
+from ebr.stores.protocol import IndexDocument, SearchResult, search_text
+from support.strategies import DIM, KEY, NAMESPACES, VALUES, expressions
+
+pytestmark = pytest.mark.opensearch
+
+MARGIN = 1e-4
+SCORE_TOL = 1e-4
+DOCS = 80
+NLIST = 4
+SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),
+                       (EmbeddingKey(KEY, DIM, CoarseQuantizerSpec(nlist=NLIST)),))
+_names = itertools.count()
+
+
+def corpus(seed: int) -> list[IndexDocument]:
+    """Seeded documents: a few terms each, most with a continuous random embedding."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(DOCS):
+        terms = {ns: sorted({str(v) for v in rng.choice(VALUES, rng.integers(0, 3))})
+                 for ns in NAMESPACES}
+        embeddings = {KEY: rng.standard_normal(DIM)} if rng.random() < 0.85 else {}
+        docs.append(IndexDocument(f"d{i:03d}", {k: v for k, v in terms.items() if v},
+                                  embeddings=embeddings, rank=float(rng.integers(0, 3)),
+                                  source={"n": i}))
+    return docs
+
+
+def fresh_index(prefix: str = "ebr-test") -> str:
+    return f"{prefix}-{next(_names)}-{np.random.default_rng().integers(1 << 30)}"
+
+
+@pytest.fixture(scope="module", params=[1, 3], ids=["1-shard", "3-shards"])
+def both(request: pytest.FixtureRequest, opensearch_url: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStore, OpenSearchStore]]:
+    """The same corpus in a local store and an OpenSearch index, with the same quantizer."""
+    docs = corpus(request.param)
+    centroids = np.random.default_rng(7).standard_normal((NLIST, DIM)).astype(np.float32)
+    index = fresh_index()
+    local = LocalStore.create(tmp_path_factory.mktemp("local") / "index", SCHEMA,
+                              synchronous="OFF")
+    remote = OpenSearchStore.create(opensearch_url, index, SCHEMA, shards=request.param,
+                                    engine="lucene")
+    try:
+        for store in (local, remote):
+            store.set_quantizer(KEY, centroids)
+            store.add(docs[:50])
+            store.add(docs[50:])
+        yield local, remote
+    finally:
+        local.close()
+        remote.close()
+        OpenSearchStore.drop(opensearch_url, index)
+
+
+def _distances(store: LocalStore, vector: np.ndarray) -> np.ndarray:
+    stored = store.get_vectors([f"d{i:03d}" for i in range(DOCS)], KEY)
+    matrix = np.stack(list(stored.values())).astype(np.float64)
+    q = vector.astype(np.float64)
+    return 1 - matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
+
+
+def _safe(executable: Node, distances: np.ndarray) -> bool:
+    """No radius within MARGIN of a document's distance; no near-tie among neighbours."""
+    for node in walk(executable):
+        if isinstance(node, Within | NN) and node.radius is not None:
+            if np.min(np.abs(distances - node.radius)) < MARGIN:
+                return False
+        if isinstance(node, NN) and node.k is not None:
+            if np.min(np.diff(np.sort(distances))) < MARGIN:
+                return False
+    return True
+
+
+def assert_same(local: SearchResult, remote: SearchResult) -> None:
+    assert {h.id for h in remote.hits} == {h.id for h in local.hits}
+    assert remote.stats.total == local.stats.total
+    mine = {h.id: h for h in local.hits}
+    for hit in remote.hits:
+        want = mine[hit.id]
+        assert hit.branches == want.branches, hit.id
+        assert hit.rank == want.rank
+        assert hit.score == pytest.approx(want.score, abs=SCORE_TOL), hit.id
+        assert [(c.branch, c.key, c.probe_rank) for c in hit.clauses] == [
+            (c.branch, c.key, c.probe_rank) for c in want.clauses], hit.id
+        for got, expected in zip(hit.clauses, want.clauses, strict=True):
+            assert got.distance == pytest.approx(expected.distance, abs=1e-6)
+    # Same order up to ties: each hit scores no more than the one before it (by local scores).
+    scores = [mine[h.id].score for h in remote.hits]
+    assert all(a >= b - SCORE_TOL for a, b in itertools.pairwise(scores)), scores
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(expr=expressions(), seed=st.integers(0, 2**32 - 1))
+def test_random_hybrid_plans_agree_with_the_local_store(
+        both: tuple[LocalStore, OpenSearchStore], expr: Node, seed: int) -> None:
+    local, remote = both
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    vectors = {KEY: vector}
+    executable = plan(expr, vectors, local.quantizers, SCHEMA)
+    assume(_safe(executable, _distances(local, vector)))
+    assert_same(local.search(executable, vectors, size=DOCS),
+                remote.search(executable, vectors, size=DOCS))
+
+
+GOLDEN_QUERIES = [
+    "(and (or (term a:1) (term a:2)) (or (and (term b:1) (term b:2)) (nn m :radius 0.4 :nprobe 2)))",
+    "(nn m :k 7)",
+    "(and (term a:1) (nn m :k 5))",
+    "(or (term b:3) (nn m :k 4 :nprobe 2))",
+    "(difference (nn m :radius 0.9 :exact true) (nn m :k 3))",
+    "(or (nn m :k 3) (and (term a:3) (nn m :k 2)))",
+    "(difference (term a:1) (term b:2))",
+]
+
+
+@pytest.mark.parametrize("text", GOLDEN_QUERIES)
+def test_fixed_hybrid_queries_agree(both: tuple[LocalStore, OpenSearchStore], text: str) -> None:
+    local, remote = both
+    vector = np.array([0.3, -0.2, 0.9], np.float32)
+    vectors = {KEY: vector}
+    assert remote.quantizers[KEY].nlist == NLIST
+    local_result = search_text(local, text, vectors, DOCS)
+    assert local_result.hits, "the query should match something"
+    assert_same(local_result, search_text(remote, text, vectors, DOCS))
+
+
+def test_pages_follow_one_order(both: tuple[LocalStore, OpenSearchStore]) -> None:
+    _, remote = both
+    vectors = {KEY: np.array([0.3, -0.2, 0.9], np.float32)}
+    executable = plan(parse("(or (term a:1) (nn m :radius 1.2 :exact true))", SCHEMA), vectors,
+                      remote.quantizers, SCHEMA)
+    whole = remote.search(executable, vectors, size=30).ids
+    pages = [remote.search(executable, vectors, size=10, start=s).ids for s in (0, 10, 20)]
+    assert sum(pages, []) == whole
+
+
+def test_stored_documents_read_back_as_in_the_local_store(
+        both: tuple[LocalStore, OpenSearchStore]) -> None:
+    local, remote = both
+    ids = [f"d{i:03d}" for i in range(0, DOCS, 7)] + ["missing"]
+    for mine, theirs in zip(local.get_documents(ids), remote.get_documents(ids), strict=True):
+        if mine is None:
+            assert theirs is None
+            continue
+        assert theirs is not None
+        assert (theirs.id, dict(theirs.terms), theirs.rank, dict(theirs.source)) == (
+            mine.id, dict(mine.terms), mine.rank, dict(mine.source))
+        assert theirs.embeddings.keys() == mine.embeddings.keys()
+        for key, vector in mine.embeddings.items():
+            np.testing.assert_array_equal(theirs.embeddings[key], vector)
+    stats = remote.stats()
+    assert (stats.documents, dict(stats.embeddings), dict(stats.quantizers)) == (
+        DOCS, dict(local.stats().embeddings), {KEY: NLIST})
+
+
+# -- life cycle and writes ------------------------------------------------------------------
+
+
+@pytest.fixture()
+def empty(opensearch_url: str) -> Iterator[OpenSearchStore]:
+    index = fresh_index()
+    store = OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene")
+    try:
+        yield store
+    finally:
+        store.close()
+        OpenSearchStore.drop(opensearch_url, index)
+
+
+def test_writes_count_what_they_did_and_the_next_search_sees_them(
+        empty: OpenSearchStore) -> None:
+    docs = corpus(3)[:10]
+    assert empty.add(docs).added == 10
+    again = empty.add(docs[:4])
+    assert (again.added, again.replaced) == (0, 4)
+    assert empty.delete(["d000", "d001", "nope"]).deleted == 2
+    result = search_text(empty, "(or (term a:1) (term a:2) (term a:3) (term b:1) (term b:2) "
+                                "(term b:3))", {}, 100)
+    assert "d000" not in result.ids and "d002" in result.ids
+    assert empty.stats().documents == 8
+
+
+def test_bad_input_writes_nothing(empty: OpenSearchStore) -> None:
+    docs = corpus(4)[:5] + [IndexDocument("bad", embeddings={KEY: [1.0, 2.0]})]
+    with pytest.raises(DimensionError, match="bad"):
+        empty.add(docs)
+    assert empty.stats().documents == 0
+
+
+def test_documents_the_cluster_refuses_are_reported_each(
+        empty: OpenSearchStore) -> None:
+    empty.add(corpus(5)[:3])
+    empty.client.indices.put_settings(index=empty.index,
+                                      body={"index": {"blocks": {"write": True}}})
+    try:
+        with pytest.raises(BulkWriteError) as caught:
+            empty.add(corpus(5)[3:6])
+    finally:
+        empty.client.indices.put_settings(index=empty.index,
+                                          body={"index": {"blocks": {"write": False}}})
+    assert sorted(i for i, _, _ in caught.value.failures) == ["d003", "d004", "d005"]
+    assert all(status == 403 for _, status, _ in caught.value.failures)
+    assert "3 documents of the batch were refused" in str(caught.value)
+    assert empty.stats().documents == 3
+
+
+def test_life_cycle(opensearch_url: str) -> None:
+    index = fresh_index()
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        store.add(corpus(6)[:40])
+        reports = store.train_quantizers(nlist=3)
+        assert reports[KEY].nlist == 3 and reports[KEY].vectors == store.stats().embeddings[KEY]
+        with pytest.raises(StoreError, match="exists"):
+            OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene")
+    with OpenSearchStore.open(opensearch_url, index) as store:
+        assert store.schema == SCHEMA and store.engine == "lucene"
+        quantizer = store.quantizers[KEY]
+        docs = [d for d in store.get_documents([f"d{i:03d}" for i in range(40)]) if d]
+        for doc in docs:  # every document's cluster term is its quantizer's assignment
+            if KEY in doc.embeddings:
+                unit = doc.embeddings[KEY] / np.linalg.norm(doc.embeddings[KEY])
+                assert doc.terms[f"{KEY}.cluster"] == (str(int(quantizer.assign(unit[None])[0])),)
+    OpenSearchStore.drop(opensearch_url, index)
+    with pytest.raises(StoreError, match="no index"):
+        OpenSearchStore.open(opensearch_url, index)
+
+
+def test_an_index_ebr_did_not_make_is_left_alone(opensearch_url: str) -> None:
+    index = fresh_index("other")
+    with OpenSearchStore.create(opensearch_url, fresh_index(), SCHEMA, engine="lucene") as store:
+        client = store.client
+        client.indices.create(index=index, body={"mappings": {"properties": {"x": {"type": "keyword"}}}})
+        try:
+            with pytest.raises(StoreError, match="not an ebr index"):
+                OpenSearchStore.drop(client, index)
+            with pytest.raises(StoreError, match="not an ebr index"):
+                OpenSearchStore.open(client, index)
+            assert client.indices.exists(index=index)
+        finally:
+            client.indices.delete(index=index)
+        OpenSearchStore.drop(client, store.index)
+
+
+def test_a_cluster_that_does_not_answer_is_a_clean_error() -> None:
+    with pytest.raises(StoreError, match="no OpenSearch answers at http://127.0.0.1:9"):
+        OpenSearchStore.open("http://127.0.0.1:9", "x", timeout=2)
