@@ -3,5 +3,9 @@ in ``tests/support`` and are imported as ``support.<module>``."""
 
 from __future__ import annotations
 
-from support.cluster import opensearch_cluster, opensearch_url  # noqa: F401  (a real OpenSearch)
+from support.cluster import (  # noqa: F401  (a real OpenSearch, plain and secured)
+    opensearch_cluster,
+    opensearch_url,
+    secured_opensearch,
+)
 from support.osmem import osmem_client  # noqa: F401  (session fixture: the OpenSearch emulator)

@@ -103,3 +103,40 @@ def opensearch_cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def opensearch_url(opensearch_cluster: Cluster) -> str:
     return opensearch_cluster.url
+
+
+@dataclass(frozen=True)
+class SecuredCluster:
+    """A node as production clusters run: TLS with its own CA, basic auth, an ``admin`` and a
+    read-only ``reader`` user."""
+
+    url: str
+    ca: str
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def secured_opensearch() -> Iterator[SecuredCluster]:
+    """A secured 2.19.1 node from the start script (the release line with the security
+    plugin); skipped (or failed, under EBR_REQUIRE_OPENSEARCH) without one."""
+    home = _home()
+    if home is None:
+        _unavailable(f"a secured node needs the start script of {HOME_ENV} or {SHARED_HOME}")
+        return
+    work = tempfile.mkdtemp(prefix="ebr-opensearch-secured-")
+    os.chmod(work, 0o777)
+    done = subprocess.run([str(home / "start"), "2.19.1"], capture_output=True, text=True,
+                          env={**os.environ, "EBR_OS_WORK": work, "EBR_OS_SECURITY": "1"},
+                          timeout=300)
+    if done.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        _unavailable(f"the secured node did not start: {(done.stdout + done.stderr)[-2000:]}")
+    try:
+        lines = (Path(work) / "credentials").read_text().split("\n")
+        passwords = dict(line.split(" ", 1) for line in lines if " " in line)
+        yield SecuredCluster(done.stdout.strip().splitlines()[-1], str(Path(work) / "ca.pem"),
+                             passwords)
+    finally:
+        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120,
+                       check=False)
+        shutil.rmtree(work, ignore_errors=True)

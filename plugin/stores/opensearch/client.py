@@ -58,10 +58,18 @@ def connect(url: str, *, user: str | None = None, password: str | None = None,
     return OpenSearch(hosts=[host], **options)
 
 
-def server_version(client: OpenSearch) -> ServerVersion:
-    """The cluster's version from ``GET /``, refused below what ebr needs."""
+def server_version(client: OpenSearch, fallback: ServerVersion | None = None) -> ServerVersion:
+    """The cluster's version from ``GET /``, refused below what ebr needs; ``fallback`` when
+    the user may not read ``GET /`` (a read-only role), if given."""
+    from opensearchpy.exceptions import AuthorizationException
+
     with cluster_errors(client, "read the server version"):
-        info = client.info()
+        try:
+            info = client.info()
+        except AuthorizationException:
+            if fallback is None:
+                raise
+            return fallback
     version = ServerVersion.from_info(info)
     require_supported(version)
     return version

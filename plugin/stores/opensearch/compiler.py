@@ -164,8 +164,16 @@ def compile_rescore(
     }
 
 
-def _script(field: str, vector: list[float], source: str = _GUARDED_SCRIPT) -> Json:
-    return {"source": source, "params": {"field": field, "query_value": vector}}
+def _script(field: str, vector: list[float], source: str = _GUARDED_SCRIPT,
+            branch: str | None = None) -> Json:
+    """``branch``: the clause's branch name, as a parameter the script does not read.  It keeps
+    two clauses of one query from being equal: Lucene 10 (OpenSearch 3.x) merges equal
+    ``must`` clauses into one boosted clause, whose ``min_score`` then applies to the boosted
+    score and admits documents outside the radius (measured on 3.5.0)."""
+    params: Json = {"field": field, "query_value": vector}
+    if branch is not None:
+        params["branch"] = branch
+    return {"source": source, "params": params}
 
 
 class _Compiler:
@@ -262,7 +270,8 @@ class _Compiler:
         inner += [self.filter(c) for c in parts if c is not None]
         body: Json = {
             "query": {"bool": {"filter": inner}},
-            "script": _script(field, query_vector_values(node.key, self.vectors, self.schema)),
+            "script": _script(field, query_vector_values(node.key, self.vectors, self.schema),
+                              branch=name),
             "min_score": Space.radius_to_script_min_score(node.radius),
         }
         if name:
@@ -297,7 +306,7 @@ class _Compiler:
         body: Json = {
             "query": {"ids": {"values": list(ids)}},
             "script": _script(field, query_vector_values(node.key, self.vectors, self.schema),
-                              _GUARDED_KNN_SCRIPT),
+                              _GUARDED_KNN_SCRIPT, name),
         }
         if name:
             body["_name"] = name

@@ -3,8 +3,9 @@
 Layout (:mod:`ebr.mappings.opensearch_mapping`): one document per ebr document, its terms per
 namespace, its coarse cluster per key, its vectors, rank, id and source.  The index mapping's
 ``_meta`` carries the schema and the k-NN engine; a small metadata index ``<index>.ebr-meta``
-holds each key's coarse-quantizer centroids, so any client can open the index and plan
-queries for it.
+holds them again (document ``index``) with each key's coarse-quantizer centroids (documents
+``quantizer:<key>``), so any client that may search, a read-only user too, can open the index
+and plan queries for it.
 
 What the store promises (the local store's contract, where OpenSearch can keep it):
 
@@ -46,6 +47,7 @@ from ebr.query.nodes import NN, Node, Within, named_branches, walk
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k
+from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
     ClauseMatch,
     Hit,
@@ -72,6 +74,11 @@ BULK_RETRIES = 5
 SCROLL_SIZE = 1000
 #: The most failures a BulkWriteError lists in its message (all are in ``failures``).
 SHOWN_FAILURES = 5
+
+
+#: The metadata index's documents: the schema and engine, and one per key's quantizer.
+_INDEX_DOC = "index"
+_QUANTIZER_DOC = "quantizer:"
 
 
 def meta_index(index: str) -> str:
@@ -101,11 +108,13 @@ class OpenSearchStore:
     :func:`~ebr.stores.opensearch.client.connect` for credentials and TLS) or a client."""
 
     def __init__(self, client: OpenSearch, index: str, schema: Schema, engine: Engine,
-                 quantizers: dict[str, CentroidQuantizer], owns_client: bool) -> None:
+                 version: ServerVersion, quantizers: dict[str, CentroidQuantizer],
+                 owns_client: bool) -> None:
         self.client = client
         self.index = index
         self.engine = engine
-        self.version = server_version(client)
+        #: Read once per store: the compiler gates on it where the release lines differ.
+        self.version = version
         self._schema = schema
         self._quantizers = quantizers
         self._owns_client = owns_client
@@ -132,27 +141,31 @@ class OpenSearchStore:
             client.indices.create(index=meta_index(index), body={
                 "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
                 "mappings": {"dynamic": False}})
+            client.index(index=meta_index(index), id=_INDEX_DOC, refresh=True,
+                         body={"schema": schema.to_json(), "engine": engine,
+                               "version": str(version)})
             client.indices.create(index=index, body=body)
-        return cls(client, index, schema, engine, {}, owns)
+        return cls(client, index, schema, engine, version, {}, owns)
 
     @classmethod
     def open(cls, cluster: str | OpenSearch, index: str, **connection: Any) -> OpenSearchStore:
         """The ebr index named ``index``: its schema, engine and quantizers read from the
         cluster."""
         client, owns = _client(cluster, connection)
-        schema, engine = _read_meta(client, index)
+        meta = _read_meta(client, index)
+        schema = Schema.from_json(meta[_INDEX_DOC]["schema"])
+        engine = meta[_INDEX_DOC].get("engine")
+        # A read-only role may not read GET /: then the version the index was created on.
+        created_on = meta[_INDEX_DOC].get("version")
+        version = server_version(client, ServerVersion.parse(created_on) if created_on else None)
         quantizers: dict[str, CentroidQuantizer] = {}
-        with cluster_errors(client, f"read the quantizers of index {index!r}"):
-            found = client.search(index=meta_index(index), body={"size": len(schema.keys) + 1,
-                                                                  "query": {"match_all": {}}})
-        for hit in found["hits"]["hits"]:
-            doc = hit["_source"]
-            spec = schema.key(hit["_id"])
-            if spec is None:
-                continue
-            centroids = np.frombuffer(base64.b64decode(doc["centroids"]), np.float32)
-            quantizers[spec.name] = CentroidQuantizer(centroids.reshape(-1, spec.dimension))
-        return cls(client, index, schema, engine, quantizers, owns)
+        for spec in schema.keys:
+            doc = meta.get(_QUANTIZER_DOC + spec.name)
+            if doc is not None:
+                centroids = np.frombuffer(base64.b64decode(doc["centroids"]), np.float32)
+                quantizers[spec.name] = CentroidQuantizer(centroids.reshape(-1, spec.dimension))
+        return cls(client, index, schema, engine if engine in ENGINES else "faiss", version,
+                   quantizers, owns)
 
     @staticmethod
     def drop(cluster: str | OpenSearch, index: str, **connection: Any) -> None:
@@ -192,6 +205,8 @@ class OpenSearchStore:
     def stats(self) -> IndexStats:
         """Documents and embeddings are exact counts; ``terms`` is the sum of each
         namespace's (approximate, HyperLogLog) distinct count, cluster terms included."""
+        from opensearchpy.exceptions import AuthorizationException
+
         self._check_open()
         fields = {**{f"t{i}": self._schema.term_field(n.name)
                      for i, n in enumerate(self._schema.namespaces)},
@@ -205,13 +220,17 @@ class OpenSearchStore:
             aggs = self.client.search(index=self.index, body={"size": 0, "aggs": {
                 name: {"cardinality": {"field": f, "precision_threshold": 40000}}
                 for name, f in fields.items()}})["aggregations"] if fields else {}
+        try:
             store = self.client.indices.stats(index=self.index, metric="store")
+            disk: int | None = store["_all"]["primaries"]["store"]["size_in_bytes"]
+        except AuthorizationException:  # a read-only user may count but not see index stats
+            disk = None
         return IndexStats(
             documents=documents, embeddings=embeddings,
             terms=sum(int(a["value"]) for a in aggs.values()),
             quantizers={k.name: (q.nlist if (q := self._quantizers.get(k.name)) else None)
                         for k in self._schema.keys},
-            disk_bytes=store["_all"]["primaries"]["store"]["size_in_bytes"])
+            disk_bytes=disk)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -276,7 +295,8 @@ class OpenSearchStore:
                     reason = (f"{error.get('type', '')}: {error.get('reason', '')}"
                               if isinstance(error, dict) else str(error))
                     failures.append((str(result.get("_id")), int(result.get("status", 0)), reason))
-            self.client.indices.refresh(index=self.index)
+            if added or replaced or deleted:  # the next search sees the batch
+                self.client.indices.refresh(index=self.index)
         written = WriteResult(added=added, replaced=replaced, deleted=deleted)
         if failures:
             raise BulkWriteError(self.index, failures, written)
@@ -297,7 +317,7 @@ class OpenSearchStore:
             raise StoreError(f"centroids for {key!r} hold NaN or infinite values")
         quantizer = CentroidQuantizer(c)
         with cluster_errors(self.client, f"store the quantizer of {key!r}"):
-            self.client.index(index=meta_index(self.index), id=key, refresh=True, body={
+            self.client.index(index=meta_index(self.index), id=_QUANTIZER_DOC + key, refresh=True, body={
                 "nlist": quantizer.nlist, "dimension": spec.dimension,
                 "centroids": base64.b64encode(quantizer.centroids.tobytes()).decode("ascii")})
         self._quantizers[key] = quantizer
@@ -462,18 +482,26 @@ def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[O
     return cluster, False
 
 
-def _read_meta(client: OpenSearch, index: str) -> tuple[Schema, Engine]:
-    """The schema and engine of the ebr index ``index``, or a StoreError saying why not."""
+def _read_meta(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
+    """The documents of ``index``'s metadata index by id, or a StoreError saying why there
+    are none.  It only searches and counts, so a user who may only read can open the index."""
+    from opensearchpy.exceptions import NotFoundError
+
     with cluster_errors(client, f"open index {index!r}"):
-        if not client.indices.exists(index=index):
-            raise StoreError(f"no index {index!r} on {where(client)}; create one first")
-        mapping = client.indices.get_mapping(index=index)
-    meta = next(iter(mapping.values()))["mappings"].get("_meta") or {}
-    if "ebr_schema" not in meta:
-        raise StoreError(f"index {index!r} on {where(client)} is not an ebr index (its "
-                         "mapping has no ebr schema); ebr leaves it alone")
-    engine = meta.get("ebr_engine", "faiss")
-    return Schema.from_dict(meta["ebr_schema"]), engine if engine in ENGINES else "faiss"
+        try:
+            found = client.search(index=meta_index(index),
+                                  body={"size": 10_000, "query": {"match_all": {}}})
+        except NotFoundError:
+            found = None
+        try:
+            client.count(index=index)
+        except NotFoundError:
+            raise StoreError(f"no index {index!r} on {where(client)}; create one first") from None
+    docs = {} if found is None else {hit["_id"]: hit["_source"] for hit in found["hits"]["hits"]}
+    if _INDEX_DOC not in docs:
+        raise StoreError(f"index {index!r} on {where(client)} is not an ebr index (it has no "
+                         f"{meta_index(index)!r} metadata); ebr leaves it alone")
+    return docs
 
 
 def _name_key(name: str) -> tuple[int, ...]:

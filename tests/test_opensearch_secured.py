@@ -1,0 +1,80 @@
+"""The OpenSearch store on a secured node (TLS with the node's own CA, basic auth, a read-only
+user), as production clusters run: what works with the right credentials, and clean errors
+(no traceback, no password) without them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from ebr.errors import StoreError
+from ebr.mappings import EmbeddingKey, Namespace, Schema
+from ebr.stores.opensearch.store import OpenSearchStore
+from ebr.stores.protocol import IndexDocument, search_text
+from support.cluster import SecuredCluster
+
+SCHEMA = Schema.create("secured", (Namespace("a", "keyword"),), (EmbeddingKey("m", 3),))
+INDEX = "ebr-secured"
+DOCS = [IndexDocument(f"d{i}", {"a": [str(i % 2)]}, embeddings={"m": [1.0, i, 0.5]})
+        for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def secured(secured_opensearch: SecuredCluster) -> Iterator[SecuredCluster]:
+    cluster = secured_opensearch
+    with OpenSearchStore.create(cluster.url, INDEX, SCHEMA, engine="lucene", user="admin",
+                                password=cluster.passwords["admin"], ca_certs=cluster.ca) as store:
+        store.add(DOCS)
+    yield cluster
+    OpenSearchStore.drop(cluster.url, INDEX, user="admin", password=cluster.passwords["admin"],
+                         ca_certs=cluster.ca)
+
+
+def test_the_admin_reads_and_writes_over_tls(secured: SecuredCluster) -> None:
+    with OpenSearchStore.open(secured.url, INDEX, user="admin",
+                              password=secured.passwords["admin"], ca_certs=secured.ca) as store:
+        assert store.add([IndexDocument("extra", {"a": ["1"]})]).added == 1
+        assert "extra" in search_text(store, "(term a:1)", {}, 10).ids
+        assert store.delete(["extra"]).deleted == 1
+
+
+def test_credentials_come_from_the_environment_too(secured: SecuredCluster,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EBR_OPENSEARCH_USER", "admin")
+    monkeypatch.setenv("EBR_OPENSEARCH_PASSWORD", secured.passwords["admin"])
+    monkeypatch.setenv("EBR_OPENSEARCH_CA", secured.ca)
+    with OpenSearchStore.open(secured.url, INDEX) as store:
+        assert store.stats().documents == len(DOCS)
+
+
+def test_without_the_ca_the_certificate_is_refused(secured: SecuredCluster) -> None:
+    with pytest.raises(StoreError, match="TLS failed") as caught:
+        OpenSearchStore.open(secured.url, INDEX, user="admin",
+                             password=secured.passwords["admin"], timeout=10)
+    assert secured.passwords["admin"] not in str(caught.value)
+
+
+def test_a_wrong_password_is_a_clean_error_without_the_password(secured: SecuredCluster) -> None:
+    wrong = "not-" + secured.passwords["admin"]
+    with pytest.raises(StoreError, match=r"authentication failed \(401\)") as caught:
+        OpenSearchStore.open(secured.url, INDEX, user="admin", password=wrong,
+                             ca_certs=secured.ca)
+    assert wrong not in str(caught.value)
+    assert secured.passwords["admin"] not in str(caught.value)
+
+
+def test_the_reader_searches_and_may_not_write(secured: SecuredCluster) -> None:
+    with OpenSearchStore.open(secured.url, INDEX, user="reader",
+                              password=secured.passwords["reader"], ca_certs=secured.ca) as store:
+        result = search_text(store, "(and (term a:0) (nn m :k 2))",
+                             {"m": np.array([1.0, 0.0, 0.5], np.float32)}, 10)
+        assert result.ids == ["d0", "d2"]
+        with pytest.raises(StoreError, match=r"permission denied|403") as caught:
+            store.add([IndexDocument("intruder", {"a": ["0"]})])
+        assert secured.passwords["reader"] not in str(caught.value)
+    with OpenSearchStore.open(secured.url, INDEX, user="admin",
+                              password=secured.passwords["admin"], ca_certs=secured.ca) as admin:
+        assert admin.get_documents(["intruder"]) == [None]
+        assert admin.stats().documents == len(DOCS)
