@@ -8,6 +8,8 @@ as usage errors."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -16,6 +18,11 @@ import numpy.typing as npt
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema, cluster_key
 from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
 from ebr.query.nodes import NN, Node, Term, walk
+from ebr.stores.local.database import DB_FILE
+
+if TYPE_CHECKING:
+    from ebr.stores.local import LocalStore
+    from ebr.stores.opensearch.store import OpenSearchStore
 
 F32 = npt.NDArray[np.float32]
 
@@ -88,3 +95,26 @@ def fill_with_stand_ins(schema: Schema, vectors: dict[str, F32],
                  f"centroids (seed {i})")
             c = rng.standard_normal((key.quantizer.nlist, key.dimension)).astype(np.float32)
             quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1, keepdims=True))
+
+
+def open_store(where: str, index: str | None, *, readonly: bool = False,
+               engine: str | None = None, schema: Schema | None = None,
+               ca_certs: str | None = None) -> LocalStore | OpenSearchStore:
+    """The store ``where`` names: ``http(s)://host:port`` (with ``index``) for OpenSearch,
+    else a local index directory (``local:PATH`` or ``PATH``).  Given a ``schema``, an index
+    that does not exist yet is created (OpenSearch on ``engine``, default faiss)."""
+    if where.startswith(("http://", "https://")):
+        from ebr.stores.opensearch.store import OpenSearchStore, index_exists
+
+        if not index:
+            raise click.UsageError(f"{where} is an OpenSearch cluster: name the index with --index")
+        if schema is not None and not index_exists(where, index, ca_certs=ca_certs):
+            return OpenSearchStore.create(where, index, schema, engine=engine or "faiss",  # type: ignore[arg-type]
+                                          ca_certs=ca_certs)
+        return OpenSearchStore.open(where, index, ca_certs=ca_certs)
+    from ebr.stores.local import LocalStore
+
+    path = Path(where.removeprefix("local:"))
+    if schema is not None and not (path / DB_FILE).exists():
+        return LocalStore.create(path, schema)
+    return LocalStore.open(path, readonly=readonly)

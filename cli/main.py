@@ -9,6 +9,7 @@ import click
 from ebr.cli.encode_command import encode_command
 from ebr.cli.explain_command import explain_command
 from ebr.cli.index_command import index_group
+from ebr.cli.ingest_command import ingest_command
 from ebr.cli.query_command import query_command
 from ebr.cli.quickstart_command import quickstart_command
 from ebr.cli.train_command import train_command
@@ -32,6 +33,7 @@ def cli() -> None:
 cli.add_command(quickstart_command)
 cli.add_command(explain_command)
 cli.add_command(index_group)
+cli.add_command(ingest_command)
 cli.add_command(query_command)
 cli.add_command(train_command)
 cli.add_command(encode_command)

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 from ebr.encoders.errors import EncoderInputError
 
 FORMATS = ("jsonl", "tsv")
+#: What record files may also be (training pairs stay JSONL or TSV).
+RECORD_FORMATS = ("jsonl", "tsv", "csv", "parquet")
 #: How many skipped lines a report quotes; the count is always exact.
 QUOTED_SKIPS = 5
 #: More bad lines than this share of a file means the wrong file or format, not a few bad records.
@@ -31,19 +33,21 @@ class SkippedLine:
     reason: str
 
 
-def format_of(path: Path, given: str | None = None) -> str:
-    """``given`` if set, else the format the file's suffix names."""
+_SUFFIXES = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "tsv": "tsv", "tab": "tsv",
+             "txt": "tsv", "csv": "csv", "parquet": "parquet", "pq": "parquet"}
+
+
+def format_of(path: Path, given: str | None = None, formats: Sequence[str] = FORMATS) -> str:
+    """``given`` if set, else the format the file's suffix names (one of ``formats``)."""
     if given is not None:
-        if given not in FORMATS:
-            raise EncoderInputError(f"{path}: unknown format {given!r}; expected one of {', '.join(FORMATS)}")
+        if given not in formats:
+            raise EncoderInputError(f"{path}: unknown format {given!r}; expected one of {', '.join(formats)}")
         return given
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("jsonl", "ndjson", "json"):
-        return "jsonl"
-    if suffix in ("tsv", "tab", "txt"):
-        return "tsv"
+    found = _SUFFIXES.get(path.suffix.lower().lstrip("."), "")
+    if found in formats:
+        return found
     raise EncoderInputError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                            "name the file .jsonl or .tsv, or pass the format")
+                            f"name the file .{' or .'.join(formats)}, or pass the format")
 
 
 def skipped_report(path: Path, skipped: Sequence[SkippedLine], kept: int) -> str:

@@ -23,6 +23,9 @@ from ebr.errors import SchemaError, UnsupportedError
 from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
 from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
 
+#: The k-NN plugin's derived source for vectors (and its index setting) arrive in 3.0.
+DERIVED_SOURCE = ServerVersion(3, 0, 0)
+
 Json = dict[str, Any]
 #: The k-NN engines an index may use: Faiss (native libraries; IVF-PQ needs it) or Lucene.
 Engine = Literal["faiss", "lucene"]
@@ -45,12 +48,18 @@ def index_body(
         "id": {"type": "keyword"},
         "source": {"type": "object", "enabled": False},
     }
+    settings: Json = {
+        "knn": bool(schema.keys),
+        "number_of_shards": shards,
+        "number_of_replicas": replicas,
+    }
+    if schema.keys and version >= DERIVED_SOURCE:
+        # 3.x rebuilds vectors in _source from the vector files ("derived source"); on 3.5.0
+        # reading them back (get, scroll) fails with already_closed_exception once documents
+        # have been replaced (measured here).  The vectors are kept in _source as written.
+        settings["knn.derived_source.enabled"] = False
     return {
-        "settings": {"index": {
-            "knn": bool(schema.keys),
-            "number_of_shards": shards,
-            "number_of_replicas": replicas,
-        }},
+        "settings": {"index": settings},
         "mappings": {
             # strict: a document with an undeclared field is an error, not a silent new field
             "dynamic": "strict",

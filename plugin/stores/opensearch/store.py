@@ -324,12 +324,10 @@ class OpenSearchStore:
         self._bulk(self._reassignments(key, quantizer), "re-assign clusters in")
 
     def _reassignments(self, key: str, quantizer: CentroidQuantizer) -> Iterator[dict[str, Any]]:
-        for page in self._vector_pages(key):
-            ids, vectors = zip(*page, strict=True)
-            for doc_id, cluster in zip(ids, assign(quantizer, np.stack(vectors)).tolist(),
-                                       strict=True):
-                yield {"_op_type": "update", "_id": doc_id,
-                       "doc": {"clusters": {key: str(cluster)}}}
+        for page in self._pages(key):
+            vectors = np.stack([np.asarray(src["vectors"][key], np.float32) for _, src in page])
+            for (doc_id, _), cluster in zip(page, assign(quantizer, vectors).tolist(), strict=True):
+                yield {"_op_type": "update", "_id": doc_id, "doc": {"clusters": {key: str(cluster)}}}
 
     def train_quantizers(self, keys: Iterable[str] | None = None, *,
                          sample_size: int | None = None, nlist: int | None = None,
@@ -342,7 +340,8 @@ class OpenSearchStore:
         for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
             spec = self._key(key)
             start = time.perf_counter()
-            rows = [vector for page in self._vector_pages(key) for _, vector in page]
+            rows = [np.asarray(src["vectors"][key], np.float32)
+                    for page in self._pages(key) for _, src in page]
             vectors = np.stack(rows) if rows else np.empty((0, spec.dimension), np.float32)
             clusters = nlist if nlist is not None else spec.quantizer.nlist
             centroids, sample = train_centroids(key, vectors, clusters, sample_size=sample_size,
@@ -352,19 +351,20 @@ class OpenSearchStore:
                                           time.perf_counter() - start)
         return reports
 
-    def _vector_pages(self, key: str) -> Iterator[list[tuple[str, F32]]]:
-        """``(id, vector)`` of every document with a ``key`` embedding, a page at a time, in
-        id order (so training samples the same vectors as the local store would)."""
+    def _pages(self, key: str) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """``(id, source holding only the vector)`` of every document with a ``key``
+        embedding, a page at a time, in id order (a fixed order: training is repeatable)."""
         from opensearchpy import helpers
 
         field = self._schema.vector_field(key)
-        page: list[tuple[str, F32]] = []
+        page: list[tuple[str, dict[str, Any]]] = []
         with cluster_errors(self.client, f"read the {key!r} vectors of index {self.index!r}"):
             for hit in helpers.scan(self.client, index=self.index, size=SCROLL_SIZE,
                                     query={"query": {"exists": {"field": field}},
-                                           "_source": [field], "sort": [{"id": "asc"}]},
+                                           "_source": [field],
+                                           "sort": [{"id": "asc"}]},
                                     preserve_order=True):
-                page.append((hit["_id"], np.asarray(hit["_source"]["vectors"][key], np.float32)))
+                page.append((hit["_id"], hit["_source"]))
                 if len(page) == SCROLL_SIZE:
                     yield page
                     page = []
@@ -473,6 +473,23 @@ class OpenSearchStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store of index {self.index!r} is closed")
+
+
+def index_exists(cluster: str | OpenSearch, index: str, **connection: Any) -> bool:
+    """Whether ``index`` is on the cluster (ebr's or not)."""
+    from opensearchpy.exceptions import NotFoundError
+
+    client, owns = _client(cluster, connection)
+    try:
+        with cluster_errors(client, f"look for index {index!r}"):
+            try:
+                client.count(index=index)
+            except NotFoundError:
+                return False
+        return True
+    finally:
+        if owns:
+            client.close()
 
 
 def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[OpenSearch, bool]:

@@ -1,0 +1,128 @@
+"""The ingest pipeline into the OpenSearch store on a real cluster: the same documents as in
+the local store, documents the cluster refuses reported each with their line and the rest
+written, the CLI over a URL, and a node that dies mid-ingest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_ingest import SCHEMA, check_counts, records, write_jsonl
+from test_opensearch_store import fresh_index
+
+from ebr.cli.main import cli
+from ebr.errors import StoreError
+from ebr.ingest.pipeline import ingest
+from ebr.stores.local import LocalStore
+from ebr.stores.opensearch.store import OpenSearchStore
+from support.cluster import _home
+
+pytestmark = pytest.mark.opensearch
+
+
+def test_the_same_file_gives_the_same_documents_in_both_stores(
+        opensearch_url: str, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "docs.jsonl", records(120))
+    index = fresh_index()
+    with LocalStore.create(tmp_path / "local", SCHEMA) as local, \
+            OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene",
+                                   shards=3) as remote:
+        try:
+            mine = ingest(local, source, batch_size=25, train_after=50)
+            theirs = ingest(remote, source, batch_size=25, train_after=50)
+            check_counts(theirs)
+            assert (theirs.read, theirs.added, [s.line for s in theirs.skipped]) == (
+                mine.read, mine.added, [s.line for s in mine.skipped])
+            ids = [r["id"] for r in records(120)]
+            for a, b in zip(local.get_documents(ids), remote.get_documents(ids), strict=True):
+                if a is None:
+                    assert b is None
+                    continue
+                assert b is not None
+                strip = {k: v for k, v in a.terms.items() if k != "m.cluster"}
+                assert {k: v for k, v in b.terms.items() if k != "m.cluster"} == strip
+                assert (b.rank, dict(b.source)) == (a.rank, dict(a.source))
+                np.testing.assert_array_equal(b.embeddings["m"], a.embeddings["m"])
+                assert "m.cluster" in b.terms  # trained during the ingest, every doc assigned
+        finally:
+            OpenSearchStore.drop(remote.client, index)
+
+
+def test_documents_the_cluster_refuses_are_reported_with_their_line(
+        opensearch_url: str, tmp_path: Path) -> None:
+    rows = records(30)
+    rows[11]["brand"] = "x" * 40_000  # Lucene refuses a keyword term over 32,766 bytes
+    source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
+    index = fresh_index()
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        try:
+            report = ingest(store, source, batch_size=10)
+            check_counts(report)
+            assert [(line, doc_id) for line, doc_id, _ in report.failed] == [(12, "p11")]
+            assert "immense term" in report.failed[0][2] or "400" in report.failed[0][2]
+            assert report.added == 29 and store.stats().documents == 29
+            assert "refused line 12 (id 'p11')" in report.summary()
+        finally:
+            OpenSearchStore.drop(store.client, index)
+
+
+def test_the_cli_ingests_into_and_queries_a_cluster(opensearch_url: str, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "docs.jsonl", records())
+    (tmp_path / "schema.json").write_text(SCHEMA.to_json())
+    index = fresh_index()
+    runner = CliRunner()
+    try:
+        done = runner.invoke(cli, ["ingest", str(source), "--store", opensearch_url, "--index",
+                                   index, "--schema", str(tmp_path / "schema.json"),
+                                   "--engine", "lucene", "--quiet", "--json",
+                                   "--checkpoint", str(tmp_path / "c")])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["added"] == 57
+        found = runner.invoke(cli, ["query", opensearch_url, "--index", index, "--json",
+                                    "--vector", "m=" + ",".join(["0.5"] * 8),
+                                    "(and (term brand:bosch) (nn m :k 3))"])
+        assert found.exit_code == 0, found.output
+        hits = json.loads(found.output)["hits"]
+        assert len(hits) == 3 and all(h["source"]["brand"] == "bosch" for h in hits)
+        no_index = runner.invoke(cli, ["query", opensearch_url, "(term brand:bosch)"])
+        assert no_index.exit_code == 2 and "--index" in no_index.output
+    finally:
+        OpenSearchStore.drop(opensearch_url, index)
+
+
+def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path) -> None:
+    home = _home()
+    if home is None:
+        pytest.skip("needs the start script of a local OpenSearch (EBR_OPENSEARCH_HOME)")
+    work = tempfile.mkdtemp(prefix="ebr-opensearch-doomed-")
+    os.chmod(work, 0o777)
+    started = subprocess.run([str(home / "start"), "2.19.1"], capture_output=True, text=True,
+                             env={**os.environ, "EBR_OS_WORK": work}, timeout=300)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        url = started.stdout.strip().splitlines()[-1]
+        source = write_jsonl(tmp_path / "docs.jsonl", records(400), bad=False)
+        checkpoint = tmp_path / "ckpt"
+        batches = []
+
+        def stop_after_two(lines: int) -> None:
+            batches.append(lines)
+            if len(batches) == 2:
+                subprocess.run([str(home / "stop"), work], capture_output=True, timeout=120)
+
+        with OpenSearchStore.create(url, "doomed", SCHEMA, engine="lucene") as store:
+            with pytest.raises(StoreError, match="no OpenSearch answers") as caught:
+                ingest(store, source, batch_size=100, checkpoint=checkpoint,
+                       progress=stop_after_two)
+        assert "Traceback" not in str(caught.value)
+        assert json.loads(checkpoint.read_text())["line"] == 200  # resumes after batch 2
+    finally:
+        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
