@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ebr.cli.doctor_command import doctor_command
 from ebr.cli.encode_command import encode_command
 from ebr.cli.explain_command import explain_command
 from ebr.cli.index_command import index_group
@@ -37,6 +38,7 @@ cli.add_command(ingest_command)
 cli.add_command(query_command)
 cli.add_command(train_command)
 cli.add_command(encode_command)
+cli.add_command(doctor_command)
 
 
 def main() -> None:

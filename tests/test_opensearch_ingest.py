@@ -126,3 +126,18 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
     finally:
         subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_doctor_proves_ebr_on_the_cluster(opensearch_url: str) -> None:
+    result = CliRunner().invoke(cli, ["doctor", "--store", opensearch_url])
+    assert result.exit_code == 0, result.output
+    for name in ("server", "k-NN plugin", "painless cosineSimilarity", "differential suite"):
+        assert f"ok   {name}:" in result.output
+    assert "ebr works on this cluster" in result.output
+
+
+def test_doctor_fails_where_nothing_answers() -> None:
+    result = CliRunner().invoke(cli, ["doctor", "--store", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert result.output.startswith("FAIL server: cannot read the server version: no OpenSearch")
+    assert "Traceback" not in result.output

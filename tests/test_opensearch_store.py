@@ -23,6 +23,7 @@ from ebr import parse, plan
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.query.nodes import NN, Node, Within, walk
+from ebr.stores.agreement import disagreements
 from ebr.stores.documents import DimensionError
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import BulkWriteError, OpenSearchStore
@@ -32,7 +33,6 @@ from support.strategies import DIM, KEY, NAMESPACES, VALUES, expressions
 pytestmark = pytest.mark.opensearch
 
 MARGIN = 1e-4
-SCORE_TOL = 1e-4
 DOCS = 80
 NLIST = 4
 SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),
@@ -101,21 +101,8 @@ def _safe(executable: Node, distances: np.ndarray) -> bool:
 
 
 def assert_same(local: SearchResult, remote: SearchResult) -> None:
-    assert {h.id for h in remote.hits} == {h.id for h in local.hits}
-    assert remote.stats.total == local.stats.total
-    mine = {h.id: h for h in local.hits}
-    for hit in remote.hits:
-        want = mine[hit.id]
-        assert hit.branches == want.branches, hit.id
-        assert hit.rank == want.rank
-        assert hit.score == pytest.approx(want.score, abs=SCORE_TOL), hit.id
-        assert [(c.branch, c.key, c.probe_rank) for c in hit.clauses] == [
-            (c.branch, c.key, c.probe_rank) for c in want.clauses], hit.id
-        for got, expected in zip(hit.clauses, want.clauses, strict=True):
-            assert got.distance == pytest.approx(expected.distance, abs=1e-6)
-    # Same order up to ties: each hit scores no more than the one before it (by local scores).
-    scores = [mine[h.id].score for h in remote.hits]
-    assert all(a >= b - SCORE_TOL for a, b in itertools.pairwise(scores)), scores
+    problems = disagreements(local, remote)
+    assert not problems, problems
 
 
 @settings(max_examples=60, deadline=None,

@@ -1,0 +1,34 @@
+"""``ebr doctor``: check that ebr works on an OpenSearch cluster, one verdict per check."""
+
+from __future__ import annotations
+
+import click
+
+from ebr.stores.opensearch.doctor import run_checks
+
+
+@click.command("doctor")
+@click.option("--store", "url", required=True, metavar="URL",
+              help="The cluster, http(s)://host:port (credentials: EBR_OPENSEARCH_USER, "
+                   "EBR_OPENSEARCH_PASSWORD).")
+@click.option("--engine", type=click.Choice(["lucene", "faiss"]), default="lucene",
+              show_default=True,
+              help="k-NN engine to try. faiss only on clusters with the k-NN native libraries: "
+                   "without them the first document written to a Faiss field kills the node.")
+@click.option("--shards", type=click.IntRange(1, 64), default=3, show_default=True,
+              help="Shards of the temporary index.")
+@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle of a cluster over TLS (or EBR_OPENSEARCH_CA).")
+def doctor_command(url: str, engine: str, shards: int, ca_certs: str | None) -> None:
+    """Check the cluster at URL: the server and its version, the k-NN plugin, painless
+    cosineSimilarity, then hybrid queries through a temporary index against the local store
+    (the index is deleted after).  Exits 1 if any check fails."""
+    failed = 0
+    for check in run_checks(url, engine=engine, shards=shards,  # type: ignore[arg-type]
+                            ca_certs=ca_certs):
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        failed += not check.ok
+    if failed:
+        raise click.exceptions.Exit(1)
+    click.echo("ebr works on this cluster")
