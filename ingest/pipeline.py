@@ -35,7 +35,8 @@ from ebr.errors import EbrError, StoreError
 from ebr.ingest.field_mapping import FieldMapping
 from ebr.ingest.lines import QUOTED_SKIPS, SkippedLine
 from ebr.ingest.records import Record, stream_records
-from ebr.quantization.kmeans import TrainingReport
+from ebr.mappings.schema import EmbeddingKey
+from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.stores.documents import DocumentError, prepare_batch
 from ebr.stores.opensearch.store import BulkWriteError
 from ebr.stores.protocol import IndexDocument, Store
@@ -107,6 +108,10 @@ class IngestReport:
 
 
 class TrainableStore(Store, Protocol):
+    """A store whose coarse quantizers ingest may set or train (both stores)."""
+
+    def set_quantizer(self, key: str, centroids: npt.ArrayLike) -> None: ...
+
     def train_quantizers(self, keys: Iterable[str] | None = None, *,
                          sample_size: int | None = None, nlist: int | None = None,
                          seed: int = 0, niter: int = 20) -> dict[str, TrainingReport]: ...
@@ -128,46 +133,126 @@ def ingest(store: TrainableStore, source: str | Path, *, mapping: FieldMapping |
                          f"declare (it has: {', '.join(k.name for k in schema.keys) or 'none'})")
     saved = _Checkpoint(Path(checkpoint), source) if checkpoint is not None else None
     report = IngestReport(str(source), resumed_after=saved.load() if saved else 0)
+    run = _Run(store, mapping, encoder, report, saved, train_after, max_bad_fraction, progress)
     started = time.perf_counter()
-    pending: list[tuple[int, Record]] = []
-    last_line = report.resumed_after
-    flushed = 0  # lines consumed as of the last batch written
-
-    def flush() -> None:
-        nonlocal pending, flushed
-        if pending:
-            _write_batch(store, mapping, encoder, pending, report)
-        _train_when_due(store, report, train_after, final=False)
-        if saved is not None:
-            saved.save(last_line)
-        if progress is not None:
-            progress(report.read - flushed)
-        flushed = report.read
-        pending = []
-
-    for line, record in stream_records(source, format=format, start=report.resumed_after):
-        report.read += 1
-        last_line = line
-        if isinstance(record, str):
-            report.skipped.append(SkippedLine(line, record))
-        else:
-            pending.append((line, record))
-        if report.read - flushed >= batch_size:
-            flush()
-            _judge(report, max_bad_fraction, saved)
-    flush()
-    _train_when_due(store, report, train_after, final=True)
-    _judge(report, max_bad_fraction, saved, final=True)
+    with store.batched_writes():
+        for line, record in stream_records(source, format=format, start=report.resumed_after):
+            report.read += 1
+            run.last_line = line
+            if isinstance(record, str):
+                report.skipped.append(SkippedLine(line, record))
+            else:
+                run.rows.append((line, record))
+            if report.read - run.flushed >= batch_size:
+                run.batch(batch_size)
+        run.finish(batch_size)
     report.seconds = time.perf_counter() - started
     if saved is not None:
         saved.remove()
     return report
 
 
-def _write_batch(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEncoder | None,
-                 rows: list[tuple[int, Record]], report: IngestReport) -> None:
+class _Run:
+    """One ingest's state between batches.
+
+    Until every key without a quantizer has ``due`` documents (its "warm-up"), documents are
+    held in memory; then the quantizer is trained on them (the same sample for any store,
+    so both stores get the same centroids) and set before anything is written, so no written
+    document needs re-assigning.  Keys that keep PQ codes (the local store's) are trained by
+    the store once enough documents are written, codes and all."""
+
+    def __init__(self, store: TrainableStore, mapping: FieldMapping,
+                 encoder: DocumentEncoder | None, report: IngestReport,
+                 saved: _Checkpoint | None, train_after: int | None, max_bad_fraction: float,
+                 progress: Callable[[int], None] | None) -> None:
+        self.store, self.mapping, self.encoder, self.report = store, mapping, encoder, report
+        self.saved, self.train_after, self.max_bad = saved, train_after, max_bad_fraction
+        self.progress = progress
+        self.rows: list[tuple[int, Record]] = []
+        self.held: list[tuple[int, IndexDocument]] = []
+        self.last_line = report.resumed_after
+        self.flushed = 0  # lines consumed as of the last batch
+        self.holding: dict[str, int] = {}  # documents written per key (replacements too)
+        self.warming = {k.name for k in store.schema.keys
+                        if k.name not in store.quantizers and not k.quantizer.pq_m}
+
+    def _due(self, key: EmbeddingKey) -> int:
+        return self.train_after if self.train_after is not None else max(
+            40 * key.quantizer.nlist, 1000)
+
+    def batch(self, batch_size: int, final: bool = False) -> None:
+        docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
+        self.rows = []
+        if self.warming:
+            self.held += docs
+            docs = []
+            self._warm_up(final)
+        if not self.warming:
+            ready, self.held = self.held + docs, []
+            for start in range(0, len(ready), batch_size):
+                self._write(ready[start:start + batch_size])
+        self._train_stored(final)
+        if self.saved is not None and not self.held:
+            self.saved.save(self.last_line)  # everything up to here is written
+        if self.progress is not None:
+            self.progress(self.report.read - self.flushed)
+        self.flushed = self.report.read
+        _judge(self.report, self.max_bad, self.saved, final)
+
+    def finish(self, batch_size: int) -> None:
+        self.batch(batch_size, final=True)
+
+    def _warm_up(self, final: bool) -> None:
+        """Train the held keys that have enough documents (any at the end, from ``nlist``)."""
+        for name in sorted(self.warming):
+            key = self.store.schema.key(name)
+            assert key is not None  # warming holds schema keys
+            vectors = [d.embeddings[name] for _, d in self.held if name in d.embeddings]
+            if len(vectors) < (key.quantizer.nlist if final else self._due(key)):
+                if final:
+                    self.warming.discard(name)  # too few to train: written without clusters
+                continue
+            began = time.perf_counter()
+            matrix = np.stack([np.asarray(v, np.float32) for v in vectors])
+            centroids, sample = train_centroids(name, matrix, key.quantizer.nlist,
+                                                sample_size=None, seed=0, niter=20)
+            self.store.set_quantizer(name, centroids)
+            self.report.trained[name] = TrainingReport(name, len(matrix), len(sample),
+                                                       key.quantizer.nlist,
+                                                       time.perf_counter() - began)
+            self.warming.discard(name)
+        if self.warming and len(self.held) > _MAX_HELD:
+            # A key so rare its warm-up would hold the whole file: write, train afterwards.
+            self.warming.clear()
+
+    def _write(self, docs: list[tuple[int, IndexDocument]]) -> None:
+        if docs:
+            _store_batch(self.store, docs, self.report, self.holding)
+
+    def _train_stored(self, final: bool) -> None:
+        """Keys still without a quantizer (PQ codes, rare keys): the store trains them on what
+        it holds, and re-assigns it.  ``holding`` is a cheap lower bound of what the index
+        holds; the index is asked only when training may be due."""
+        for key in self.store.schema.keys:
+            if key.name in self.store.quantizers or key.name in self.warming:
+                continue
+            floor = key.quantizer.nlist if final else self._due(key)
+            if self.holding.get(key.name, 0) < floor and not (final or self.report.resumed_after):
+                continue
+            if self.store.stats().embeddings.get(key.name, 0) >= floor:
+                self.report.trained.update(self.store.train_quantizers([key.name]))
+
+
+#: The most documents held in memory waiting for a quantizer's sample.
+_MAX_HELD = 200_000
+
+
+def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEncoder | None,
+               rows: list[tuple[int, Record]], report: IngestReport
+               ) -> list[tuple[int, IndexDocument]]:
+    """The rows as valid documents (embedded by ``encoder``), the others skipped with why."""
     embeddings: list[dict[str, Any]] = [{} for _ in rows]
-    if encoder is not None:
+    if encoder is not None and rows:
         began = time.perf_counter()
         try:
             vectors = encoder.encode([r for _, r in rows])
@@ -197,14 +282,17 @@ def _write_batch(store: TrainableStore, mapping: FieldMapping, encoder: Document
             report.skipped.append(SkippedLine(line, f"{e.field}: {e.problem}"))
             continue
         docs.append((line, doc))
+    return docs
+
+
+def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
+                 report: IngestReport, holding: dict[str, int]) -> None:
     # A later line wins over an earlier one of the same id in this batch (as across batches).
     by_id = {doc.id: (line, doc) for line, doc in docs}
     for line, doc in docs:
         if by_id[doc.id][0] != line:
             report.skipped.append(SkippedLine(line, f"id {doc.id!r} again at line "
                                                     f"{by_id[doc.id][0]}: the later one is kept"))
-    if not by_id:
-        return
     try:
         result = store.add([doc for _, doc in by_id.values()])
     except BulkWriteError as e:
@@ -214,19 +302,9 @@ def _write_batch(store: TrainableStore, mapping: FieldMapping, encoder: Document
                           for doc_id, status, reason in e.failures]
     report.added += result.added
     report.replaced += result.replaced
-
-
-def _train_when_due(store: TrainableStore, report: IngestReport, train_after: int | None,
-                    final: bool) -> None:
-    untrained = [k for k in store.schema.keys if k.name not in store.quantizers]
-    if not untrained:
-        return
-    counts = store.stats().embeddings
-    for key in untrained:
-        due = train_after if train_after is not None else max(40 * key.quantizer.nlist, 1000)
-        have = counts.get(key.name, 0)
-        if have >= due or (final and have >= key.quantizer.nlist):
-            report.trained.update(store.train_quantizers([key.name]))
+    for _, doc in by_id.values():
+        for key in doc.embeddings:
+            holding[key] = holding.get(key, 0) + 1
 
 
 def _judge(report: IngestReport, max_bad_fraction: float, saved: _Checkpoint | None,

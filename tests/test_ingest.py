@@ -72,6 +72,8 @@ def test_jsonl_into_the_local_store(tmp_path: Path, store: LocalStore) -> None:
     report = ingest(store, source, batch_size=16, train_after=20)
     check_counts(report)
     assert (report.read, report.added) == (60, 57)
+    # trained on the first documents, before any was written (nothing to re-assign)
+    assert report.trained["m"].vectors == 30
     assert {s.line: s.reason for s in report.skipped}.keys() == BAD_LINES.keys()
     for s in report.skipped:
         assert BAD_LINES[s.line] in s.reason, s
@@ -80,7 +82,7 @@ def test_jsonl_into_the_local_store(tmp_path: Path, store: LocalStore) -> None:
     assert doc is not None
     assert doc.terms["title"] == ("1", "cordless", "drill") and doc.terms["brand"] == ("makita",)
     assert doc.rank == 1.0 and "m" not in doc.source and doc.source["title"] == "cordless drill 1"
-    assert "m.cluster" in doc.terms  # written before training, re-assigned by it
+    assert "m.cluster" in doc.terms  # its cluster assigned as it was written
     assert search_text(store, '(match title "drill 3")', {}, 100).stats.total == 9
 
 
@@ -156,15 +158,18 @@ def test_an_interrupted_ingest_resumes_without_duplicates(tmp_path: Path,
 
     def interrupt(lines: int) -> None:
         batches.append(lines)
-        if len(batches) == 2:
+        if len(batches) == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ingest(store, source, batch_size=10, checkpoint=checkpoint, progress=interrupt)
-    assert json.loads(checkpoint.read_text())["line"] == 20
+        ingest(store, source, batch_size=10, checkpoint=checkpoint, progress=interrupt,
+               train_after=15)
+    # batch 2 held enough documents to train the quantizer; batches 1-3 are written
+    assert json.loads(checkpoint.read_text())["line"] == 30
+    assert store.quantizers["m"].nlist == 4
     written = store.stats().documents
     report = ingest(store, source, batch_size=10, checkpoint=checkpoint)
-    assert report.resumed_after == 20 and report.read == 40
+    assert report.resumed_after == 30 and report.read == 30 and not report.trained
     assert store.stats().documents == written + report.added == 57
     assert not checkpoint.exists()
 

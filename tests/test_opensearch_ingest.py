@@ -22,9 +22,14 @@ from ebr.errors import StoreError
 from ebr.ingest.pipeline import ingest
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import OpenSearchStore
-from support.cluster import _home
+from support.cluster import VERSION_ENV, _home
 
 pytestmark = pytest.mark.opensearch
+
+
+def _version() -> list[str]:
+    """The release line this run tests (the start script's newest when unset)."""
+    return [os.environ[VERSION_ENV]] if os.environ.get(VERSION_ENV) else []
 
 
 def test_the_same_file_gives_the_same_documents_in_both_stores(
@@ -103,8 +108,8 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
         pytest.skip("needs the start script of a local OpenSearch (EBR_OPENSEARCH_HOME)")
     work = tempfile.mkdtemp(prefix="ebr-opensearch-doomed-")
     os.chmod(work, 0o777)
-    started = subprocess.run([str(home / "start"), "2.19.1"], capture_output=True, text=True,
-                             env={**os.environ, "EBR_OS_WORK": work}, timeout=300)
+    started = subprocess.run([str(home / "start"), *_version()], capture_output=True,
+                             text=True, env={**os.environ, "EBR_OS_WORK": work}, timeout=300)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
         url = started.stdout.strip().splitlines()[-1]
@@ -120,7 +125,7 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
         with OpenSearchStore.create(url, "doomed", SCHEMA, engine="lucene") as store:
             with pytest.raises(StoreError, match="no OpenSearch answers") as caught:
                 ingest(store, source, batch_size=100, checkpoint=checkpoint,
-                       progress=stop_after_two)
+                       progress=stop_after_two, train_after=100)
         assert "Traceback" not in str(caught.value)
         assert json.loads(checkpoint.read_text())["line"] == 200  # resumes after batch 2
     finally:
@@ -141,3 +146,40 @@ def test_doctor_fails_where_nothing_answers() -> None:
     assert result.exit_code == 1
     assert result.output.startswith("FAIL server: cannot read the server version: no OpenSearch")
     assert "Traceback" not in result.output
+
+
+def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -> None:
+    """3 nodes, 3 shards with one replica each: a node stopped mid-ingest; the ingest
+    completes and every document is there."""
+    home = _home()
+    if home is None:
+        pytest.skip("needs the start script of a local OpenSearch (EBR_OPENSEARCH_HOME)")
+    work = tempfile.mkdtemp(prefix="ebr-opensearch-three-")
+    os.chmod(work, 0o777)
+    started = subprocess.run([str(home / "start"), *_version()], capture_output=True,
+                             text=True, timeout=300,
+                             env={**os.environ, "EBR_OS_WORK": work, "EBR_OS_NODES": "3"})
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        url = started.stdout.strip().splitlines()[-1]
+        rows = records(1500)
+        source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
+        batches = []
+
+        def lose_a_node(lines: int) -> None:
+            batches.append(lines)
+            if len(batches) == 3:
+                subprocess.run([str(home / "stop"), f"{work}/node-2"], capture_output=True,
+                               timeout=120)
+
+        with OpenSearchStore.create(url, "three", SCHEMA, engine="lucene", shards=3,
+                                    replicas=1) as store:
+            report = ingest(store, source, batch_size=100, progress=lose_a_node,
+                            train_after=100)
+            assert len(batches) >= 4, "the node was lost before the ingest ended"
+            assert (report.added, report.failed, report.skipped) == (1500, [], [])
+            assert store.stats().documents == 1500
+            assert all(d is not None for d in store.get_documents([r["id"] for r in rows]))
+    finally:
+        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
+        shutil.rmtree(work, ignore_errors=True)

@@ -31,6 +31,7 @@ says what is refused, and with which error).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -190,6 +191,11 @@ class Store(Protocol):
 
     def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
         """Insert or replace one batch of documents, atomically."""
+        ...
+
+    def batched_writes(self) -> AbstractContextManager[None]:
+        """Writes within may become visible only when it ends (one refresh for many batches,
+        in OpenSearch); outside, each write is visible to the next search when it returns."""
         ...
 
     def delete(self, ids: Iterable[str]) -> WriteResult:

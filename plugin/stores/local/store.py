@@ -38,7 +38,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -230,6 +230,11 @@ class LocalStore:
     def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
         """Insert or replace a batch of documents, atomically (see :mod:`ebr.stores.protocol`)."""
         return self._write(prepare_batch(self._schema, documents), [])
+
+    @contextlib.contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """For the Store protocol: every local write is committed, and visible, as it returns."""
+        yield
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids, atomically; ids not in the index are ignored."""

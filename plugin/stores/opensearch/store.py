@@ -27,6 +27,7 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,8 +69,9 @@ F32 = npt.NDArray[np.float32]
 #: Documents per bulk request, and the most bytes one may carry.
 CHUNK_DOCUMENTS = 500
 CHUNK_BYTES = 10 << 20
-#: Retries of a chunk the cluster answers 429 (too many requests), with doubling backoff.
+#: Retries of documents the cluster refused for now (429, 503...), with doubling backoff.
 BULK_RETRIES = 5
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 #: Documents read per scroll page when re-assigning clusters or training.
 SCROLL_SIZE = 1000
 #: The most failures a BulkWriteError lists in its message (all are in ``failures``).
@@ -119,6 +121,7 @@ class OpenSearchStore:
         self._quantizers = quantizers
         self._owns_client = owns_client
         self._closed = False
+        self._refresh_each_write = True
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -249,6 +252,21 @@ class OpenSearchStore:
         unique = list(dict.fromkeys(check_id(i, n) for n, i in enumerate(ids)))
         return self._bulk(({"_op_type": "delete", "_id": i} for i in unique), "delete from")
 
+    @contextlib.contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """Writes within are refreshed once, at the end, rather than each (an ingest's many
+        batches: every refresh makes a segment, and each segment its own HNSW graph)."""
+        self._refresh_each_write = False
+        try:
+            yield
+        finally:
+            self._refresh_each_write = True
+        self._refresh()  # not after a failure: the cluster's own refresh interval will
+
+    def _refresh(self) -> None:
+        with cluster_errors(self.client, f"refresh index {self.index!r}"):
+            self.client.indices.refresh(index=self.index)
+
     def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> dict[str, Any]:
         terms: dict[str, list[str]] = {}
         for term in doc.terms:
@@ -275,28 +293,44 @@ class OpenSearchStore:
         return out
 
     def _bulk(self, actions: Iterable[dict[str, Any]], doing: str) -> WriteResult:
+        """Send ``actions`` in bulk chunks.  Documents refused with a passing status (a
+        primary shard moving after a node left: 503; too many requests: 429) are sent again,
+        with doubling backoff, up to :data:`BULK_RETRIES` times; the rest are reported."""
         from opensearchpy import helpers
 
         added = replaced = deleted = 0
         failures: list[tuple[str, int, str]] = []
+        pending = list(actions)
         with cluster_errors(self.client, f"{doing} index {self.index!r}"):
-            for ok, item in helpers.streaming_bulk(
-                    self.client, actions, index=self.index, chunk_size=CHUNK_DOCUMENTS,
-                    max_chunk_bytes=CHUNK_BYTES, max_retries=BULK_RETRIES, initial_backoff=1,
-                    raise_on_error=False, raise_on_exception=True):
-                (op, result), = item.items()
-                outcome = result.get("result")
-                if ok:
-                    added += outcome == "created"
-                    replaced += outcome == "updated"
-                    deleted += outcome == "deleted"
-                elif not (op == "delete" and result.get("status") == 404):
-                    error = result.get("error") or {}
-                    reason = (f"{error.get('type', '')}: {error.get('reason', '')}"
-                              if isinstance(error, dict) else str(error))
-                    failures.append((str(result.get("_id")), int(result.get("status", 0)), reason))
-            if added or replaced or deleted:  # the next search sees the batch
-                self.client.indices.refresh(index=self.index)
+            for attempt in range(BULK_RETRIES + 1):
+                by_id = {a["_id"]: a for a in pending}
+                again: list[dict[str, Any]] = []
+                for ok, item in helpers.streaming_bulk(
+                        self.client, pending, index=self.index, chunk_size=CHUNK_DOCUMENTS,
+                        max_chunk_bytes=CHUNK_BYTES, max_retries=BULK_RETRIES, initial_backoff=1,
+                        raise_on_error=False, raise_on_exception=True):
+                    (op, result), = item.items()
+                    outcome = result.get("result")
+                    status = int(result.get("status", 0))
+                    if ok:
+                        added += outcome == "created"
+                        replaced += outcome == "updated"
+                        deleted += outcome == "deleted"
+                    elif op == "delete" and status == 404:
+                        continue  # not in the index: nothing to delete
+                    elif status in RETRIED_STATUSES and attempt < BULK_RETRIES:
+                        again.append(by_id[result.get("_id")])
+                    else:
+                        error = result.get("error") or {}
+                        reason = (f"{error.get('type', '')}: {error.get('reason', '')}"
+                                  if isinstance(error, dict) else str(error))
+                        failures.append((str(result.get("_id")), status, reason))
+                if not again:
+                    break
+                time.sleep(min(2.0 ** attempt, 30.0))
+                pending = again
+            if (added or replaced or deleted) and self._refresh_each_write:
+                self.client.indices.refresh(index=self.index)  # the next search sees the batch
         written = WriteResult(added=added, replaced=replaced, deleted=deleted)
         if failures:
             raise BulkWriteError(self.index, failures, written)
@@ -324,6 +358,7 @@ class OpenSearchStore:
         self._bulk(self._reassignments(key, quantizer), "re-assign clusters in")
 
     def _reassignments(self, key: str, quantizer: CentroidQuantizer) -> Iterator[dict[str, Any]]:
+        self._refresh()  # every document written so far, searchable
         for page in self._pages(key):
             vectors = np.stack([np.asarray(src["vectors"][key], np.float32) for _, src in page])
             for (doc_id, _), cluster in zip(page, assign(quantizer, vectors).tolist(), strict=True):
@@ -340,6 +375,7 @@ class OpenSearchStore:
         for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
             spec = self._key(key)
             start = time.perf_counter()
+            self._refresh()  # train on every document written so far
             rows = [np.asarray(src["vectors"][key], np.float32)
                     for page in self._pages(key) for _, src in page]
             vectors = np.stack(rows) if rows else np.empty((0, spec.dimension), np.float32)
