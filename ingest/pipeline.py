@@ -10,11 +10,13 @@ For each batch of records read from a file (:func:`~ebr.ingest.records.stream_re
    failure) are reported each with their line;
 3. a checkpoint (the last line written) is saved, so an interrupted ingest resumes after it;
    ids make a replayed batch harmless (writes replace);
-4. a key without a coarse quantizer gets one trained on what has been written once
-   ``train_after`` documents hold it (and at the end, if there are at least ``nlist``), and
-   every written document is re-assigned: the cluster terms are never missing.
+4. a key without a coarse quantizer gets one before anything is written: the first
+   ``train_after`` documents holding it (default ``max(40 * nlist, 1000)``) are held in memory,
+   k-means trains on them and the quantizer is set, then they are written with their clusters
+   (a key that keeps PQ codes is trained by the store once that many are written, codes and
+   all); the cluster terms are never missing.
 
-More bad records than ``max_bad_fraction`` of those read (past the first 100) aborts with
+More bad records than ``max_bad_fraction`` of those read (judged once 100 are read) aborts with
 :class:`IngestAborted`, the checkpoint kept, so a wrong file or mapping stops early.
 """
 
@@ -35,7 +37,7 @@ from ebr.errors import EbrError, StoreError
 from ebr.ingest.field_mapping import FieldMapping
 from ebr.ingest.lines import QUOTED_SKIPS, SkippedLine
 from ebr.ingest.records import Record, stream_records
-from ebr.mappings.schema import EmbeddingKey
+from ebr.mappings.schema import EmbeddingKey, Schema
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.stores.documents import DocumentError, prepare_batch
 from ebr.stores.opensearch.store import BulkWriteError
@@ -147,6 +149,7 @@ def ingest(store: TrainableStore, source: str | Path, *, mapping: FieldMapping |
                 run.batch(batch_size)
         run.finish(batch_size)
     report.seconds = time.perf_counter() - started
+    report.skipped.sort(key=lambda s: s.line)
     if saved is not None:
         saved.remove()
     return report
@@ -183,8 +186,8 @@ class _Run:
     def batch(self, batch_size: int, final: bool = False) -> None:
         docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
         self.rows = []
-        if self.warming:
-            self.held += docs
+        if self.warming:  # held documents must be valid: their vectors train the quantizer
+            self.held += _valid(self.store.schema, docs, self.report)
             docs = []
             self._warm_up(final)
         if not self.warming:
@@ -276,13 +279,28 @@ def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEn
         if isinstance(doc, str):
             report.skipped.append(SkippedLine(line, doc))
             continue
+        docs.append((line, doc))
+    return docs
+
+
+def _valid(schema: Schema, docs: list[tuple[int, IndexDocument]], report: IngestReport
+           ) -> list[tuple[int, IndexDocument]]:
+    """The documents the stores accept, the others skipped with why: the batch is checked
+    whole, and one by one only when it fails (the common case costs one check)."""
+    try:
+        prepare_batch(schema, [doc for _, doc in docs])
+        return docs
+    except DocumentError:
+        pass
+    kept = []
+    for line, doc in docs:
         try:
-            prepare_batch(store.schema, [doc])  # one at a time: a bad record is skipped alone
+            prepare_batch(schema, [doc])
         except DocumentError as e:
             report.skipped.append(SkippedLine(line, f"{e.field}: {e.problem}"))
             continue
-        docs.append((line, doc))
-    return docs
+        kept.append((line, doc))
+    return kept
 
 
 def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
@@ -293,8 +311,13 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
         if by_id[doc.id][0] != line:
             report.skipped.append(SkippedLine(line, f"id {doc.id!r} again at line "
                                                     f"{by_id[doc.id][0]}: the later one is kept"))
+    batch = list(by_id.values())
     try:
-        result = store.add([doc for _, doc in by_id.values()])
+        try:
+            result = store.add([doc for _, doc in batch])
+        except DocumentError:  # nothing was written: write the valid ones, skip the others
+            batch = _valid(store.schema, batch, report)
+            result = store.add([doc for _, doc in batch])
     except BulkWriteError as e:
         result = e.written
         lines = {doc_id: line for doc_id, (line, _) in by_id.items()}
@@ -302,7 +325,7 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
                           for doc_id, status, reason in e.failures]
     report.added += result.added
     report.replaced += result.replaced
-    for _, doc in by_id.values():
+    for _, doc in batch:
         for key in doc.embeddings:
             holding[key] = holding.get(key, 0) + 1
 
