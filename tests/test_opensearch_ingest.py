@@ -183,3 +183,19 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
     finally:
         subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_explain_compiles_for_the_index_a_store_names(opensearch_url: str, tmp_path: Path) -> None:
+    index = fresh_index()
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        store.set_quantizer("m", np.eye(4, 8, dtype=np.float32))
+    try:
+        result = CliRunner().invoke(cli, ["explain", "--store", opensearch_url, "--index", index,
+                                          "--json", "--vector", "m=" + ",".join(["1"] * 8),
+                                          "(and (term brand:bosch) (nn m :radius 0.3 :nprobe 2))"])
+        assert result.exit_code == 0, result.output
+        assert "random centroids" not in result.output  # the index's own quantizer
+        body = json.loads(result.output[result.output.index("{"):])
+        assert '"clusters.m"' in json.dumps(body) and '"terms.brand"' in json.dumps(body)
+    finally:
+        OpenSearchStore.drop(opensearch_url, index)
