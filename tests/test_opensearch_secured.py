@@ -5,6 +5,7 @@ user), as production clusters run: what works with the right credentials, and cl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,31 @@ def test_the_reader_searches_and_may_not_write(secured: SecuredCluster) -> None:
                               password=secured.passwords["admin"], ca_certs=secured.ca) as admin:
         assert admin.get_documents(["intruder"]) == [None]
         assert admin.stats().documents == len(DOCS)
+
+
+def test_the_cli_works_over_tls_and_fails_cleanly_without_the_ca(
+        secured: SecuredCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ebr.cli.main import cli
+
+    monkeypatch.setenv("EBR_OPENSEARCH_USER", "admin")
+    monkeypatch.setenv("EBR_OPENSEARCH_PASSWORD", secured.passwords["admin"])
+    source = tmp_path / "more.jsonl"
+    source.write_text('{"id": "cli-1", "a": "1", "m": [0.0, 1.0, 0.0]}\n')
+    runner = CliRunner()
+    done = runner.invoke(cli, ["ingest", str(source), "--store", secured.url, "--index", INDEX,
+                               "--ca-certs", secured.ca, "--quiet",
+                               "--checkpoint", str(tmp_path / "c")])
+    assert done.exit_code == 0, done.output
+    found = runner.invoke(cli, ["query", secured.url, "--index", INDEX, "--ca-certs", secured.ca,
+                                "(term a:1)"])
+    assert found.exit_code == 0 and "cli-1" in found.output, found.output
+    doctor = runner.invoke(cli, ["doctor", "--store", secured.url, "--ca-certs", secured.ca])
+    assert doctor.exit_code == 0, doctor.output
+    refused = runner.invoke(cli, ["query", secured.url, "--index", INDEX, "(term a:1)"])
+    assert refused.exit_code == 1 and "TLS failed" in refused.output
+    assert "Traceback" not in refused.output
+    assert secured.passwords["admin"] not in refused.output + done.output + found.output
+    with OpenSearchStore.open(secured.url, INDEX, ca_certs=secured.ca) as store:
+        store.delete(["cli-1"])
