@@ -193,6 +193,11 @@ def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:
     return type(node)(operands, node.span)  # type: ignore[call-arg]
 
 
+def branch_order(name: str) -> tuple[int, ...]:
+    """Sort key putting branch names in tree order (``q``, ``q.0``, ``q.0.1``, ``q.1``...)."""
+    return tuple(int(part) for part in name.split(".")[1:])
+
+
 def named_branches(root: Node) -> dict[str, Node]:
     """Stable branch names for every node of the boolean tree: ``q`` for the root, then
     ``q.<i>`` for operand ``i``.  Constraints and candidates are copies of other branches and

@@ -22,7 +22,15 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.mappings.space import Space
-from ebr.query.nodes import NN, Difference, Node, Within, named_branches, vector_holders
+from ebr.query.nodes import (
+    NN,
+    Difference,
+    Node,
+    Within,
+    branch_order,
+    named_branches,
+    vector_holders,
+)
 from ebr.stores.local.bitmaps import DocNums, to_array
 from ebr.stores.local.execution import Bits, Execution
 from ebr.stores.protocol import ClauseMatch, Hit
@@ -45,7 +53,7 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
     ids = snapshot.ids
     chosen = select(size, [-scores, -ranks], lambda i: ids[int(docs[i])], len(docs))
 
-    named = sorted(named_branches(plan).items(), key=lambda item: _name_key(item[0]))
+    named = sorted(named_branches(plan).items(), key=lambda item: branch_order(item[0]))
     branches = [(name, ex.bitmap(node), node) for name, node in named]
     hits = []
     for i in chosen:
@@ -120,5 +128,3 @@ def _clause(ex: Execution, name: str, node: NN | Within, docnum: int) -> ClauseM
     return ClauseMatch(name, node.key, distance, probe_rank)
 
 
-def _name_key(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in name.split(".")[1:])

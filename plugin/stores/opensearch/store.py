@@ -44,7 +44,7 @@ from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
-from ebr.query.nodes import NN, Node, Within, named_branches, walk
+from ebr.query.nodes import NN, Node, Within, branch_order, named_branches, walk
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k
@@ -431,7 +431,10 @@ class OpenSearchStore:
         found = self._search(compiled.body, track_total_hits=True,
                              _source_includes=["clusters", self._schema.rank_field, *fields])
         server += found["took"] / 1000
-        hits = tuple(self._hit(h, plan, vectors) for h in found["hits"]["hits"])
+        branches = named_branches(plan)
+        queries = {k.name: query_vector(k.name, vectors, self._schema)
+                   for k in self._schema.keys if k.name in vectors}
+        hits = tuple(self._hit(h, branches, queries) for h in found["hits"]["hits"])
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -447,16 +450,18 @@ class OpenSearchStore:
                              f"{found['_shards'].get('failures')}")
         return found
 
-    def _hit(self, hit: dict[str, Any], plan: Node, vectors: Vectors) -> Hit:
+    def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
+             queries: Mapping[str, F32]) -> Hit:
+        """A hit as the local store explains it: its branches in tree order, and each vector
+        clause's distance computed from the stored vector the hit carries."""
         source = hit.get("_source") or {}
-        branches = named_branches(plan)
-        matched = sorted(hit.get("matched_queries") or [], key=_name_key)
+        matched = sorted(hit.get("matched_queries") or [], key=branch_order)
         clauses = []
         for name in matched:
             node = branches.get(name)
             if isinstance(node, NN | Within):
                 stored = np.asarray(source["vectors"][node.key], np.float32)
-                distance = cosine_distance(query_vector(node.key, vectors, self._schema), stored)
+                distance = cosine_distance(queries[node.key], stored)
                 probes = probe_list(node.key, node.candidates) if isinstance(node, Within) else None
                 cluster = source.get("clusters", {}).get(node.key)
                 rank = (probes.index(int(cluster)) if probes is not None and cluster is not None
@@ -555,10 +560,6 @@ def _read_meta(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
         raise StoreError(f"index {index!r} on {where(client)} is not an ebr index (it has no "
                          f"{meta_index(index)!r} metadata); ebr leaves it alone")
     return docs
-
-
-def _name_key(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in name.split(".")[1:] if part.isdigit())
 
 
 def _implements(store: OpenSearchStore) -> Store:
