@@ -9,8 +9,9 @@ location term; the embedding of each title is ebr's training-free trigram projec
 - raw ``_bulk`` of the same documents (bodies built beforehand, opensearch-py's bulk helper,
   same chunks) into the same mapping, docs/s, and the ratio ebr / raw;
 - ``--queries`` hybrid radius queries ``(and (term loc:X) (nn key :radius r :nprobe 16))``
-  through the store: the client's time (embed + plan + compile + map hits) beside the server's
-  ``took`` and their ratio, recall against the exact answer; then the engine's own radial
+  through the store, ``--size`` hits each: the client's time (embed + plan + compile + map
+  hits) beside the server's ``took`` and their ratio; recall of all matches against the exact
+  answer; then the engine's own radial
   ``knn`` search (``min_score``) with the same filter: ``took`` and recall.
 
     python bench/opensearch_store.py --url http://127.0.0.1:9200 [--docs 50000] [--dim 128]
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=256)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--radius", type=float, default=0.35)
+    parser.add_argument("--size", type=int, default=10, help="hits per timed request")
     parser.add_argument("--engine", default="lucene", choices=["lucene", "faiss"])
     args = parser.parse_args()
     schema = Schema.create("bench", (Namespace("title"), Namespace("loc", "keyword")),
@@ -141,10 +143,11 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         start = time.perf_counter()
         vector = {KEY: projection.embed_one(words)}
         executable = plan(parse(text, remote.schema), vector, remote.quantizers, remote.schema)
-        result = remote.search(executable, vector, size=10_000)
+        page = remote.search(executable, vector, size=args.size)
         elapsed = time.perf_counter() - start
-        server_s.append(result.stats.seconds["server"])
-        client_s.append(elapsed - result.stats.seconds["server"])
+        server_s.append(page.stats.seconds["server"])
+        client_s.append(elapsed - page.stats.seconds["server"])
+        result = remote.search(executable, vector, size=10_000)  # every match, for recall
         exact = local.search(plan(parse(text.replace(":nprobe 16", ":exact true"), local.schema),
                                   vector, local.quantizers, local.schema), vector, 10_000)
         truth = set(exact.ids)
@@ -160,7 +163,8 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
     def ms(values: list[float], q: float) -> float:
         return float(np.percentile(values, q)) * 1000
 
-    print(f"hybrid radius query through ebr ({args.queries} queries, radius {args.radius}): "
+    print(f"hybrid radius query through ebr ({args.queries} queries, radius {args.radius}, "
+          f"size {args.size}): "
           f"server took p50 {ms(server_s, 50):.1f} / p99 {ms(server_s, 99):.1f} ms, client "
           f"p50 {ms(client_s, 50):.1f} / p99 {ms(client_s, 99):.1f} ms, client / server "
           f"{np.median(client_s) / max(np.median(server_s), 1e-9):.2f}; recall vs exact "

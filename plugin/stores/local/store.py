@@ -54,6 +54,7 @@ from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import ProductCodes, train_product
 from ebr.query.nodes import Node, named_branches
+from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.local import database
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
@@ -337,14 +338,7 @@ class LocalStore:
         makes new ones."""
         with self._write_lock:
             self._check_writable()
-            spec = self._key(key)
-            c = np.asarray(centroids, dtype=np.float32)
-            if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] != spec.dimension:
-                raise StoreError(f"centroids for {key!r} must be a (nlist, {spec.dimension}) "
-                                 f"matrix, got shape {c.shape}")
-            if not np.all(np.isfinite(c)):
-                raise StoreError(f"centroids for {key!r} hold NaN or infinite values")
-            self._install(key, c)
+            self._install(key, checked_centroids(self._key(key), centroids))
 
     def _install(self, key: str, centroids: npt.NDArray[np.float32],
                  product: ProductCodes | None = None) -> None:
@@ -427,11 +421,7 @@ class LocalStore:
         return self._readers.get()
 
     def _key(self, key: str) -> EmbeddingKey:
-        spec = self._schema.key(key)
-        if spec is None:
-            known = ", ".join(k.name for k in self._schema.keys) or "none"
-            raise StoreError(f"unknown embedding key {key!r}; the schema declares: {known}")
-        return spec
+        return schema_key(self._schema, key)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -45,6 +45,7 @@ from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.query.nodes import NN, Node, Within, branch_order, named_branches, walk
+from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k
@@ -343,13 +344,7 @@ class OpenSearchStore:
         them with the index, and re-assign every document's cluster term."""
         self._check_open()
         spec = self._key(key)
-        c = np.ascontiguousarray(centroids, dtype=np.float32)
-        if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] != spec.dimension:
-            raise StoreError(f"centroids for {key!r} must be a (nlist, {spec.dimension}) "
-                             f"matrix, got shape {c.shape}")
-        if not np.all(np.isfinite(c)):
-            raise StoreError(f"centroids for {key!r} hold NaN or infinite values")
-        quantizer = CentroidQuantizer(c)
+        quantizer = CentroidQuantizer(checked_centroids(spec, centroids))
         with cluster_errors(self.client, f"store the quantizer of {key!r}"):
             self.client.index(index=meta_index(self.index), id=_QUANTIZER_DOC + key, refresh=True, body={
                 "nlist": quantizer.nlist, "dimension": spec.dimension,
@@ -505,11 +500,7 @@ class OpenSearchStore:
     # -- helpers ------------------------------------------------------------------------------
 
     def _key(self, key: str) -> EmbeddingKey:
-        spec = self._schema.key(key)
-        if spec is None:
-            known = ", ".join(k.name for k in self._schema.keys) or "none"
-            raise StoreError(f"unknown embedding key {key!r}; the schema declares: {known}")
-        return spec
+        return schema_key(self._schema, key)
 
     def _check_open(self) -> None:
         if self._closed:
