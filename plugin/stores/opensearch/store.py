@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from ebr.errors import PlanError, StoreError
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body
-from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
+from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
@@ -138,6 +138,7 @@ class OpenSearchStore:
         version = server_version(client)
         body = index_body(schema, shards=shards, replicas=replicas, version=version,
                           engine=engine)
+        _require_models(client, schema)
         with cluster_errors(client, f"create index {index!r}"):
             if client.indices.exists(index=index) or client.indices.exists(index=meta_index(index)):
                 raise StoreError(f"cannot create index {index!r} on {where(client)}: it exists "
@@ -145,10 +146,14 @@ class OpenSearchStore:
             client.indices.create(index=meta_index(index), body={
                 "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
                 "mappings": {"dynamic": False}})
-            client.index(index=meta_index(index), id=_INDEX_DOC, refresh=True,
-                         body={"schema": schema.to_json(), "engine": engine,
-                               "version": str(version)})
-            client.indices.create(index=index, body=body)
+            try:
+                client.index(index=meta_index(index), id=_INDEX_DOC, refresh=True,
+                             body={"schema": schema.to_json(), "engine": engine,
+                                   "version": str(version)})
+                client.indices.create(index=index, body=body)
+            except BaseException:  # e.g. an IVF-PQ key whose k-NN model is not trained
+                client.indices.delete(index=meta_index(index), ignore_unavailable=True)
+                raise
         return cls(client, index, schema, engine, version, {}, owns)
 
     @classmethod
@@ -529,6 +534,27 @@ def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[O
     if isinstance(cluster, str):
         return connect(cluster, **connection), True
     return cluster, False
+
+
+def _require_models(client: OpenSearch, schema: Schema) -> None:
+    """Every IVF-PQ key's k-NN model trained: the cluster accepts a field naming a model that
+    does not exist, and fails only on the first document written to it."""
+    from opensearchpy.exceptions import NotFoundError
+
+    for key in schema.keys:
+        if not isinstance(key.ann, IvfPq):
+            continue
+        with cluster_errors(client, f"read k-NN model {key.ann.model_id!r}"):
+            try:
+                model = client.transport.perform_request(
+                    "GET", f"/_plugins/_knn/models/{key.ann.model_id}")
+            except NotFoundError:
+                model = {}
+        state = model.get("state") if isinstance(model, dict) else None
+        if state != "created":
+            raise StoreError(f"key {key.name!r} uses k-NN model {key.ann.model_id!r}, which is "
+                             f"{'not trained' if state is None else state} on {where(client)}: "
+                             "train it first (ebr.mappings.opensearch_mapping.train_model_body)")
 
 
 def _read_meta(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
