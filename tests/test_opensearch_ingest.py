@@ -174,6 +174,12 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
 
         with OpenSearchStore.create(url, "three", SCHEMA, engine="lucene", shards=3,
                                     replicas=1) as store:
+            # Every shard copied to a second node first: until a replica has started, losing
+            # its primary's node loses the shard (the cluster goes red, writes to it wait).
+            health = store.client.cluster.health(index="three", wait_for_status="green",
+                                                 params={"timeout": "120s"},
+                                                 request_timeout=130)
+            assert health["status"] == "green", health
             report = ingest(store, source, batch_size=100, progress=lose_a_node,
                             train_after=100)
             assert len(batches) >= 4, "the node was lost before the ingest ended"
