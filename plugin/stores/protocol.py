@@ -103,18 +103,31 @@ class ClauseMatch:
 
 
 @dataclass(frozen=True)
+class TextMatch:
+    """How a hit satisfied one ``match`` clause of the plan: the clause's ``branch`` name, its
+    ``namespace`` and the document's BM25 score for the clause's terms (Lucene's formula,
+    k1 = 1.2, b = 0.75, over the namespace's terms; see :mod:`ebr.stores.bm25`)."""
+
+    branch: str
+    namespace: str
+    score: float
+
+
+@dataclass(frozen=True)
 class Hit:
     """One document the plan matched, with why: ``branches`` are the names of every branch
     of the plan the document satisfies (the same names as the OpenSearch compiler's
-    ``_name``), ``clauses`` the vector clauses among them with their distances, ``score``
-    the first-stage score (the sum of the matched vector clauses' scores, as OpenSearch
-    sums them; see the store's ordering)."""
+    ``_name``), ``clauses`` the vector clauses among them with their distances, ``texts`` the
+    ``match`` clauses among them with their BM25 scores, ``score`` the first-stage score (the
+    sum of the matched scoring clauses' scores, as OpenSearch sums them; see the store's
+    ordering)."""
 
     id: str
     score: float
     rank: float
     branches: tuple[str, ...]
     clauses: tuple[ClauseMatch, ...] = ()
+    texts: tuple[TextMatch, ...] = ()
 
 
 TopKStrategy = Literal["exact", "probe"]
