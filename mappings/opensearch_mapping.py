@@ -2,7 +2,8 @@
 
 Field layout (names come from :class:`~ebr.mappings.schema.Schema`):
 
-- ``terms.<namespace>``: keyword, one per term namespace;
+- ``terms.<namespace>``: keyword, one per term namespace, with a ``scored`` text sub-field
+  holding the same terms as single tokens (BM25 for ``match``);
 - ``clusters.<key>``: keyword, the coarse-cluster id of the key's embedding (Unicorn's
   cluster term, probed by radius-mode ``nn``);
 - ``vectors.<key>``: ``knn_vector`` (HNSW on the Faiss or Lucene engine, or Faiss IVF-PQ
@@ -20,13 +21,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ebr.errors import SchemaError, UnsupportedError
-from ebr.mappings.schema import EmbeddingKey, Hnsw, IvfPq, Schema
+from ebr.mappings.schema import SCORED_SUBFIELD, EmbeddingKey, Hnsw, IvfPq, Schema
 from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
 
 #: The k-NN plugin's derived source for vectors (and its index setting) arrive in 3.0.
 DERIVED_SOURCE = ServerVersion(3, 0, 0)
 
 Json = dict[str, Any]
+#: The analyzer of the scored term fields: the keyword tokenizer, nothing else.
+TERMS_ANALYZER = "ebr_terms"
 #: The k-NN engines an index may use: Faiss (native libraries; IVF-PQ needs it) or Lucene.
 Engine = Literal["faiss", "lucene"]
 ENGINES: tuple[Engine, ...] = ("faiss", "lucene")
@@ -40,7 +43,7 @@ def index_body(
     (:func:`train_model_body`) and the Faiss engine."""
     require_supported(version)
     properties: Json = {
-        "terms": {"properties": {ns: {"type": "keyword"} for ns in
+        "terms": {"properties": {ns: _term_field() for ns in
                                  (n.name for n in schema.namespaces)}},
         "clusters": {"properties": {k.name: {"type": "keyword"} for k in schema.keys}},
         "vectors": {"properties": {k.name: knn_vector_field(k, engine) for k in schema.keys}},
@@ -52,6 +55,8 @@ def index_body(
         "knn": bool(schema.keys),
         "number_of_shards": shards,
         "number_of_replicas": replicas,
+        # ebr analyzes text itself: each term of a namespace is one token as it stands
+        "analysis": {"analyzer": {TERMS_ANALYZER: {"type": "custom", "tokenizer": "keyword"}}},
     }
     if schema.keys and version >= DERIVED_SOURCE:
         # 3.x rebuilds vectors in _source from the vector files ("derived source"); on 3.5.0
@@ -67,6 +72,14 @@ def index_body(
             "properties": properties,
         },
     }
+
+
+def _term_field() -> Json:
+    """A namespace's terms: a keyword field (term matching, filters) with the same terms as a
+    text sub-field of one token each, which BM25 scores (``match``): its length is the number
+    of terms, as the local store counts it (:mod:`ebr.stores.bm25`)."""
+    return {"type": "keyword", "fields": {SCORED_SUBFIELD: {
+        "type": "text", "analyzer": TERMS_ANALYZER, "index_options": "freqs"}}}
 
 
 def knn_vector_field(key: EmbeddingKey, engine: Engine = "faiss") -> Json:

@@ -33,6 +33,10 @@ KEY_SYNTAX = "letters, digits, '_' or '-' (at most 128)"
 # -- cluster terms: Unicorn's nn as terms (the only place they are spelled) --------------------
 
 
+
+#: The sub-field of each ``terms.<ns>`` keyword field that OpenSearch scores by BM25.
+SCORED_SUBFIELD = "scored"
+
 def cluster_namespace(key: str) -> str:
     """The namespace of ``key``'s cluster terms: ``model-1`` -> ``model-1.cluster``."""
     return key + _CLUSTER_SUFFIX
@@ -190,6 +194,11 @@ class Schema:
             return self._term_field_table[namespace]
         except KeyError:  # not in the schema (the parser refuses it; a hand-built plan may not)
             return "terms." + namespace
+
+    def scored_field(self, namespace: str) -> str:
+        """The namespace's terms again as a ``text`` field, one token per term, which
+        OpenSearch scores by BM25 (``match`` clauses; the keyword field does not score on 3.x)."""
+        return self.term_field(namespace) + "." + SCORED_SUBFIELD
 
     @staticmethod
     def vector_field(key: str) -> str:

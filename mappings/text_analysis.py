@@ -7,10 +7,20 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 
+import Stemmer  # PyStemmer: the Snowball stemmers
+
 _WORD = re.compile(r"\w+")
+#: English possessives ("drill's", "drills’") lose their "'s" before the words are split.
+_POSSESSIVE = re.compile(r"['’]s?\b")
+#: Lucene's English stop words (what OpenSearch's ``english`` analyzer drops).
+ENGLISH_STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split())
+_stemmers = threading.local()  # a Snowball stemmer is not safe to share between threads
 
 
 def keyword(text: str) -> list[str]:
@@ -30,8 +40,20 @@ def standard(text: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(folded)))
 
 
+def english(text: str) -> list[str]:
+    """:func:`standard` words without possessives and English stop words, each reduced to its
+    Snowball (Porter2) stem: "Cordless Drills" and "cordless drill" give the same terms."""
+    folded = _POSSESSIVE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    words = [w for w in _WORD.findall(folded) if w not in ENGLISH_STOP_WORDS]
+    return list(dict.fromkeys(stemmer.stemWords(words)))
+
+
 ANALYZERS: dict[str, Callable[[str], list[str]]] = {
     "keyword": keyword,
     "lowercase": lowercase,
     "standard": standard,
+    "english": english,
 }

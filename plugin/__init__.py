@@ -22,7 +22,18 @@ from ebr.errors import (
 from ebr.explanation import Explanation, explain
 from ebr.planning.planner import logical_plan, plan
 from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, named_branches
+from ebr.query.nodes import (
+    NN,
+    And,
+    Difference,
+    Match,
+    Node,
+    Nothing,
+    Or,
+    Term,
+    Within,
+    named_branches,
+)
 from ebr.query.parser import parse
 from ebr.query.printer import pretty, to_text
 from ebr.query.reader import Limits, read
@@ -69,6 +80,7 @@ __all__ = [
     "IncompleteInputError",
     "Limits",
     "LocalStore",
+    "Match",
     "Node",
     "Nothing",
     "OpenSearchStore",

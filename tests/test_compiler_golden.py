@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import pytest
 
-from ebr import compile_rescore
-from support.golden import GOLDEN_DIR, SCHEMA, VECTORS, check_golden, compile_cases, compile_text
+from ebr import Match, PlanError, ServerVersion, compile_rescore, compile_search, parse, plan
+from ebr.query.nodes import walk
+from ebr.stores.opensearch.compiler import compile_top_k
+from support.golden import (
+    GOLDEN_DIR,
+    QUANTIZERS,
+    SCHEMA,
+    VECTORS,
+    check_golden,
+    compile_cases,
+    compile_text,
+)
 
 CASES = compile_cases()
 
@@ -28,3 +38,25 @@ def test_rescore_matches_golden() -> None:
     body["rescore"] = [compile_rescore(SCHEMA, "model-141795009", VECTORS["model-141795009"],
                                        window_size=100, rescore_query_weight=2.0)]
     check_golden(GOLDEN_DIR / "rescore_cosine.json", body)
+
+
+def test_top_k_match_matches_golden() -> None:
+    """A top-K match is resolved on its own (BM25 over its pushed-down filter, best first),
+    then stands in the main query as its scored clause filtered to the ids found; on 3.x no
+    boost divides out the old BM25 factor."""
+    executable = plan(parse('(and (term location:seattle) (match text "john paul" :k 5 '
+                            ':minimum-should-match 1))', SCHEMA), VECTORS, QUANTIZERS, SCHEMA)
+    top_k = next(n for n in walk(executable) if isinstance(n, Match))
+    body = {
+        "resolve": compile_top_k(top_k, SCHEMA, VECTORS),
+        "main": compile_search(executable, SCHEMA, VECTORS, resolved={top_k: ["d1", "d2"]}).body,
+        "main_3x": compile_search(executable, SCHEMA, VECTORS, resolved={top_k: ["d1"]},
+                                  version=ServerVersion(3, 5, 0)).body,
+    }
+    check_golden(GOLDEN_DIR / "match_top_k.json", body)
+
+
+def test_an_unresolved_top_k_match_is_refused() -> None:
+    executable = plan(parse('(match text "john" :k 5)', SCHEMA), VECTORS, QUANTIZERS, SCHEMA)
+    with pytest.raises(PlanError, match="resolved on its own first"):
+        compile_search(executable, SCHEMA, VECTORS)

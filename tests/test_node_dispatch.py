@@ -18,7 +18,7 @@ NODE_CLASSES = {cls for cls in vars(nodes).values()
 
 def test_the_node_classes_are_the_language_and_plan_nodes() -> None:
     assert {c.__name__ for c in NODE_CLASSES} == {
-        "Term", "And", "Or", "Difference", "NN", "Within", "Nothing"}
+        "Term", "And", "Or", "Difference", "NN", "Match", "Within", "Nothing"}
 
 
 @pytest.mark.parametrize("module", [printer, reference, compiler, execution],

@@ -127,6 +127,12 @@ GOLDEN_QUERIES = [
     "(difference (nn m :radius 0.9 :exact true) (nn m :k 3))",
     "(or (nn m :k 3) (and (term a:3) (nn m :k 2)))",
     "(difference (term a:1) (term b:2))",
+    # (a keyword namespace: one term per match; the random plans hold several)
+    '(or (match a "1") (nn m :radius 0.5 :nprobe 2))',
+    '(and (term b:1) (match a "2" :k 5))',
+    # a top-K clause that finds nothing keeps its named siblings reported
+    '(or (nn m :radius 0.3 :exact true) (and (term a:2) (match b "9" :k 2)))',
+    '(difference (match a "3") (match b "2"))',
 ]
 
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from ebr import (
     NN,
     CentroidQuantizer,
+    Match,
     Node,
     Within,
     compile_filter,
@@ -46,7 +47,17 @@ def _mappings(schema: Schema = SCHEMA) -> dict[str, Any]:
     # osmem has no knn_vector; a float array keeps `exists` on the vector field meaningful.
     mappings["properties"]["vectors"]["properties"] = {k.name: {"type": "float"}
                                                        for k in schema.keys}
+    # ... nor custom analyzers: a keyword sub-field holds the same terms as the scored text
+    # sub-field (one token per term), so `match` selects the same documents.
+    for field in mappings["properties"]["terms"]["properties"].values():
+        field["fields"] = {name: {"type": "keyword"} for name in field["fields"]}
     return mappings
+
+
+def _resolved(executable: Node, world: World) -> dict[NN | Match, list[str]]:
+    """Every top-K match's documents, as the store finds them beforehand (exactly here)."""
+    return {n: _exact_set(n, world) for n in walk(executable) if type(n) is Match
+            and n.k is not None}
 
 
 def _source(doc: ReferenceDocument, key: str = KEY) -> dict[str, Any]:
@@ -123,7 +134,8 @@ def test_compiled_structure_matches_reference(osmem_client: Any, expr: Node, wor
     executable = plan(expr, world.vectors, world.quantizers, SCHEMA)
     expected = reference_matches(executable, world.docs, world.vectors, path_context=False)
 
-    compiled = compile_search(executable, SCHEMA, world.vectors, size=100)
+    compiled = compile_search(executable, SCHEMA, world.vectors, size=100,
+                              resolved=_resolved(executable, world))
     branches = named_branches(executable)
     query = _replace_vector_clauses(compiled.body["query"], branches, world)
 
@@ -151,10 +163,14 @@ def test_compiled_structure_matches_reference(osmem_client: Any, expr: Node, wor
         assert reported - hidden == should, hit["_id"]
 
 
-def test_mapping_used_here_is_the_real_one_but_for_vectors() -> None:
+def test_mapping_used_here_is_the_real_one_but_for_vectors_and_scoring() -> None:
     real = index_body(SCHEMA)["mappings"]
     ours = _mappings()
-    assert real["properties"]["terms"] == ours["properties"]["terms"]
+    for ns in NAMESPACES:
+        mine, theirs = real["properties"]["terms"]["properties"][ns], ours["properties"][
+            "terms"]["properties"][ns]
+        assert mine["type"] == theirs["type"] == "keyword"
+        assert mine["fields"].keys() == theirs["fields"].keys()
     assert real["properties"]["clusters"] == ours["properties"]["clusters"]
     assert real["dynamic"] == ours["dynamic"] == "strict"
 

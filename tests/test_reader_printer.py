@@ -6,8 +6,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebr import NN, And, EbrError, Limits, Node, Or, Term, logical_plan, parse, pretty, read, to_text
+from ebr import (
+    NN,
+    And,
+    EbrError,
+    Limits,
+    Match,
+    Node,
+    Or,
+    Term,
+    logical_plan,
+    parse,
+    pretty,
+    read,
+    to_text,
+)
 from ebr.mappings import EmbeddingKey, Namespace, Schema
+from ebr.mappings.text_analysis import standard
 from ebr.query.nodes import Difference
 from ebr.query.reader import FormList, Keyword, Number, String, Symbol
 
@@ -65,10 +80,32 @@ def test_pretty_breaks_long_lines_only() -> None:
 def test_match_uses_the_namespace_analyzer() -> None:
     from ebr.mappings import Namespace, Schema
 
-    schema = Schema.create("x", (Namespace("text"), Namespace("city", "lowercase")))
-    assert parse('(match text "John  SMITH, john")', schema) == And(
-        (Term("text", "john"), Term("text", "smith")))
-    assert parse('(match city "Menlo Park")', schema) == Term("city", "menlo park")
+    schema = Schema.create("x", (Namespace("text"), Namespace("city", "lowercase"),
+                                 Namespace("title", "english")))
+    assert parse('(match text "John  SMITH, john")', schema) == Match(
+        "text", ("john", "smith"), 2)
+    assert parse('(match city "Menlo Park")', schema) == Match("city", ("menlo park",), 1)
+    assert parse('(match title "The Cordless Drills" :minimum-should-match 1 :k 20)',
+                 schema) == Match("title", ("cordless", "drill"), 1, 20)
+
+
+def test_match_asks_for_all_terms_unless_told_and_at_most_all() -> None:
+    assert parse('(match text "a b c")').minimum_should_match == 3  # type: ignore[attr-defined]
+    assert parse('(match text "a b c" :minimum-should-match 9)') == Match(
+        "text", ("a", "b", "c"), 3)
+    printed = to_text(parse('(match text "New York!" :minimum-should-match 1 :k 5)'))
+    assert printed == '(match text "New York!" :minimum-should-match 1 :k 5)'
+
+
+def test_a_match_prints_its_text_so_stemming_reads_back_the_same() -> None:
+    """Snowball stems are not always stems of themselves: the printer keeps the text."""
+    from ebr.mappings import Namespace, Schema
+    from ebr.mappings.text_analysis import english
+
+    schema = Schema.create("x", (Namespace("title", "english"),))
+    ast = parse('(match title "agreed")', schema)
+    assert english(" ".join(ast.values)) != list(ast.values)  # type: ignore[attr-defined]
+    assert parse(to_text(ast), schema) == ast
 
 
 # -- properties ------------------------------------------------------------------------------
@@ -89,6 +126,18 @@ _user_nn = st.one_of(
 )
 
 
+_words = st.lists(st.from_regex(r"[A-Za-z0-9éß]{1,5}", fullmatch=True), min_size=1, max_size=4)
+
+
+@st.composite
+def _user_matches(draw: st.DrawFn) -> Match:
+    text = draw(st.sampled_from([" ", ", ", "-", "'s "])).join(draw(_words))
+    values = tuple(standard(text))
+    return Match(draw(_namespaces.filter(lambda n: not n.endswith(".cluster"))), values,
+                 draw(st.integers(1, len(values))), draw(st.none() | st.integers(1, 10000)),
+                 text=text)
+
+
 def _user_exprs() -> st.SearchStrategy[Node]:
     def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
         ops = st.lists(children, min_size=1, max_size=3).map(tuple)
@@ -96,7 +145,8 @@ def _user_exprs() -> st.SearchStrategy[Node]:
                          st.builds(lambda a, b: Difference((a, *b)), children,
                                    st.lists(children, min_size=1, max_size=2)))
 
-    return st.recursive(st.one_of(_user_terms, _user_nn), extend, max_leaves=12)
+    return st.recursive(st.one_of(_user_terms, _user_nn, _user_matches()), extend,
+                        max_leaves=12)
 
 
 @settings(max_examples=400, deadline=None)

@@ -12,7 +12,7 @@ from ebr.planning.rules.flatten import flatten
 from ebr.planning.rules.fold import fold
 from ebr.planning.rules.pushdown import push_down
 from ebr.planning.rules.simplify import simplify
-from ebr.query.nodes import NN, Difference, Node, walk
+from ebr.query.nodes import NN, Difference, Match, Node, walk
 from ebr.stores.reference import reference_matches
 from support.strategies import World, expressions, worlds
 
@@ -106,9 +106,11 @@ def test_strategy_reaches_difference_and_topk() -> None:
                 seen.add("difference")
             if isinstance(n, NN):
                 seen.add("topk" if n.k else "radius")
+            if isinstance(n, Match):
+                seen.add("match top-k" if n.k else "match")
 
     collect()
-    assert seen == {"difference", "topk", "radius"}
+    assert seen == {"difference", "topk", "radius", "match", "match top-k"}
 
 
 @settings(max_examples=300, deadline=None)

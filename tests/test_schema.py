@@ -94,10 +94,14 @@ def test_unreadable_schema_files(tmp_path: object) -> None:
 def test_index_body() -> None:
     body = index_body(SCHEMA)
     props = body["mappings"]["properties"]
-    assert body["settings"]["index"] == {"knn": True, "number_of_shards": 1,
-                                         "number_of_replicas": 0}
-    assert props["terms"]["properties"] == {"text": {"type": "keyword"},
-                                            "location": {"type": "keyword"}}
+    terms_analyzer = {"type": "custom", "tokenizer": "keyword"}
+    assert body["settings"]["index"] == {
+        "knn": True, "number_of_shards": 1, "number_of_replicas": 0,
+        "analysis": {"analyzer": {"ebr_terms": terms_analyzer}}}
+    scored = {"type": "text", "analyzer": "ebr_terms", "index_options": "freqs"}
+    assert props["terms"]["properties"] == {
+        "text": {"type": "keyword", "fields": {"scored": scored}},
+        "location": {"type": "keyword", "fields": {"scored": scored}}}
     assert props["clusters"]["properties"]["title"] == {"type": "keyword"}
     assert props["vectors"]["properties"]["model-141795009"]["method"] == {
         "name": "hnsw", "engine": "faiss", "space_type": "cosinesimil",

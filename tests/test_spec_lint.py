@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ebr import compile_rescore, compile_search, plan
+from ebr import Match, compile_rescore, compile_search, plan
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, IvfPq, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
+from ebr.query.nodes import is_top_k, walk
+from ebr.stores.opensearch.compiler import compile_top_k
 from support.golden import SCHEMA, VECTORS, compile_cases, compile_text
 from support.opensearch_spec import (
     require_spec,
@@ -65,4 +67,9 @@ _RANDOM_SCHEMA = Schema.create("diff", tuple(Namespace(n) for n in NAMESPACES),
 def test_random_compiled_bodies_conform(expr: object, world: World) -> None:
     require_spec()
     executable = plan(expr, world.vectors, world.quantizers, _RANDOM_SCHEMA)  # type: ignore[arg-type]
-    validate_search_body(compile_search(executable, _RANDOM_SCHEMA, world.vectors).body)
+    top_k = [n for n in walk(executable) if is_top_k(n)]
+    resolved = {n: ["d1", "d2"] for n in top_k if isinstance(n, Match)}
+    validate_search_body(compile_search(executable, _RANDOM_SCHEMA, world.vectors,
+                                        resolved=resolved).body)
+    for node in top_k:  # the requests resolving them beforehand
+        validate_search_body(compile_top_k(node, _RANDOM_SCHEMA, world.vectors))  # type: ignore[arg-type]

@@ -10,8 +10,10 @@ that it does not change when the structure is flattened, deduplicated or folded:
   add nothing);
 - ``or`` implies the union of what its operands imply, if every operand implies something;
 - ``difference`` implies what its first operand implies;
-- ``nn`` and ``within`` imply nothing (their own constraints are derived from their context,
-  so using them would be circular).
+- ``match`` implies itself (a term condition: at least so many of its terms), except in
+  top-K mode;
+- ``nn``, ``within`` and a top-K ``match`` imply nothing (their own constraints are derived
+  from their context, so using them would be circular).
 
 >>> from ebr.query.parser import parse
 >>> from ebr.query.printer import to_text
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from operator import is_
 
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, rebuild
+from ebr.query.nodes import NN, And, Difference, Match, Node, Nothing, Or, Term, Within, rebuild
 
 
 def implied_terms(node: Node) -> Node | None:
@@ -31,6 +33,8 @@ def implied_terms(node: Node) -> Node | None:
     then meet a node they already know)."""
     if type(node) is Term or type(node) is Nothing:
         return node
+    if type(node) is Match:
+        return None if node.k is not None else node
     if type(node) is NN or type(node) is Within:
         return None
     if type(node) is And:

@@ -1,7 +1,7 @@
 """Expression nodes: the typed AST the parser builds and the logical plan the rules rewrite.
 
 Query-language nodes: :class:`Term`, :class:`And`, :class:`Or`, :class:`Difference`,
-:class:`NN` (``match`` is expanded by the parser into an ``And`` of terms).
+:class:`NN`, :class:`Match` (free text, analyzed by the parser into its namespace's terms).
 Plan-only nodes, introduced by rewrite rules: :class:`Within` (exact radius verification over
 candidates) and :class:`Nothing` (the empty set).
 
@@ -13,7 +13,7 @@ traversals here and in the rules dispatch on ``type(node) is ...``, which costs 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import final
 
@@ -107,6 +107,31 @@ class NN(Node):
 
 @final
 @dataclass(frozen=True, slots=True)
+class Match(Node):
+    """Free text in namespace ``namespace``, analyzed into ``values`` (distinct terms, in
+    order): documents holding at least ``minimum_should_match`` of them, scored by BM25
+    (:mod:`ebr.stores.bm25`).  Top-K mode (``k`` set): the ``k`` best by BM25 (then id) among
+    the matching documents the surrounding constraints admit; ``constraint`` is filled by the
+    push-down rule, as for a top-K :class:`NN`.
+    """
+
+    namespace: str
+    values: tuple[str, ...]
+    minimum_should_match: int
+    k: int | None = None
+    constraint: Node | None = None
+    #: The text as written, for printing: it reads back to these ``values`` through the
+    #: namespace's analyzer (the values themselves might not: stemming is not idempotent).
+    text: str = field(default="", compare=False, repr=False)
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    def with_constraint(self, constraint: Node | None) -> Match:
+        return Match(self.namespace, self.values, self.minimum_should_match, self.k, constraint,
+                     self.text, self.span)
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Within(Node):
     """Plan node: documents among ``candidates`` (all documents with a ``key`` embedding when
     ``None``) whose exact cosine distance to the query embedding is ``<= radius``."""
@@ -137,7 +162,7 @@ def walk(node: Node) -> Iterator[Node]:
     while stack:
         n = stack.pop()
         yield n
-        if isinstance(n, NN) and n.constraint is not None:
+        if isinstance(n, NN | Match) and n.constraint is not None:
             stack.append(n.constraint)
         elif isinstance(n, Within) and n.candidates is not None:
             stack.append(n.candidates)
@@ -153,6 +178,8 @@ def size(node: Node) -> int:
             if type(c) is not Term:
                 n += size(c) - 1
         return n
+    if type(node) is Match:  # one clause per term in OpenSearch
+        return 1 + len(node.values) + (0 if node.constraint is None else size(node.constraint))
     if type(node) is NN and node.constraint is not None:
         return 1 + size(node.constraint)
     if type(node) is Within and node.candidates is not None:
@@ -165,32 +192,64 @@ def has_vector_match(node: Node) -> bool:
     return any(isinstance(n, NN | Within) for n in walk(node))
 
 
-def vector_holders(root: Node) -> set[int]:
-    """``id()`` of every node of the boolean tree that holds an NN or Within, in one pass, so
-    a traversal can ask per node without walking subtrees again (valid while ``root`` lives)."""
-    holders: set[int] = set()
+def is_top_k(node: Node) -> bool:
+    """A top-K clause: the K best among the documents its context admits (so it needs the
+    push-down constraint, and means something else outside that context)."""
+    return (type(node) is NN or type(node) is Match) and node.k is not None
+
+
+def is_scoring(node: Node) -> bool:
+    """A clause adding to a hit's first-stage score: ``nn``, ``within`` and ``match``."""
+    return type(node) is NN or type(node) is Within or type(node) is Match
+
+
+def takes_constraint(node: Node) -> bool:
+    """A clause push-down gives a constraint: every ``nn`` (radius mode probes within it) and
+    a top-K ``match``."""
+    return type(node) is NN or (type(node) is Match and node.k is not None)
+
+
+def holders(root: Node, leaf: Callable[[Node], bool]) -> set[int]:
+    """``id()`` of every node of the boolean tree that is, or holds, a node for which ``leaf``
+    is true, in one pass, so a traversal can ask per node without walking subtrees again
+    (valid while ``root`` lives).  Constraints and candidates are not searched."""
+    found_ids: set[int] = set()
 
     def visit(n: Node) -> bool:
-        if type(n) is NN or type(n) is Within:
-            holders.add(id(n))
+        if leaf(n):
+            found_ids.add(id(n))
             return True
         if not (type(n) is And or type(n) is Or or type(n) is Difference):
-            return False  # Term, Nothing
+            return False  # Term, Nothing, and clauses that are not leaves here
         found = False
         for c in n.operands:
-            if type(c) is not Term and visit(c):  # terms: most operands, never holders
+            if type(c) is not Term and visit(c):  # terms: most operands, never leaves
                 found = True
         if found:
-            holders.add(id(n))
+            found_ids.add(id(n))
         return found
 
     visit(root)
-    return holders
+    return found_ids
 
 
 def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:
     """The same boolean node with new operands (keeps the span)."""
     return type(node)(operands, node.span)  # type: ignore[call-arg]
+
+
+def subtracted(root: Node) -> set[int]:
+    """``id()`` of every node of the boolean tree under a subtracted operand of a
+    ``difference``: they decide which documents match but never add to a hit's score."""
+    out: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        n, under = stack.pop()
+        if under:
+            out.add(id(n))
+        stack.extend((c, under or (type(n) is Difference and i > 0))
+                     for i, c in enumerate(n.children))
+    return out
 
 
 def branch_order(name: str) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ from ebr.mappings.schema import (
 )
 from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
 from ebr.mappings.text_analysis import ANALYZERS
-from ebr.query.nodes import NN, And, Difference, Node, Or, Term
+from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term
 from ebr.query.reader import (
     DEFAULT_LIMITS,
     FORM_KINDS,
@@ -45,6 +45,7 @@ _new = tuple.__new__
 
 MAX_NPROBE = 65536
 MAX_K = 10000
+MAX_MATCH_TERMS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,13 +412,16 @@ def _build_match(call: Call, ctx: _Context) -> Node:
     ns, text = call.args
     namespace = ctx.schema.namespace(ns) if ctx.schema else None
     analyzer = ANALYZERS[namespace.analyzer if namespace else "standard"]
-    values = analyzer(text)
+    values = tuple(analyzer(text))
     if not values:
         raise ctx.error(f"match text {text!r} yields no terms in namespace {ns!r}",
                         call.form.items[2].span)
-    span = _node_span(ctx, call.form, len(values) + 1)
-    terms = tuple(Term(ns, v, span) for v in values)
-    return terms[0] if len(terms) == 1 else And(terms, span)
+    kw = call.keywords
+    # More than the text has terms asks for all of them (a template's text varies in length).
+    least = min(kw.get("minimum-should-match", len(values)), len(values))
+    # A match costs as much as its terms (one clause each in OpenSearch): count them all.
+    return Match(ns, values, least, kw.get("k"), None, text,
+                 _node_span(ctx, call.form, len(values) + 1))
 
 
 OPERATORS: dict[str, Operator] = {
@@ -440,8 +444,13 @@ OPERATORS: dict[str, Operator] = {
             "exact": KeywordSpec("bool"),
         },
         usage="(nn key :radius r [:nprobe n] [:exact true]) or (nn key :k K [:nprobe n])"),
-    "match": Operator("match", (Param("namespace", "namespace"), Param("text", "text")),
-                      _build_match, usage='(match ns "free text")'),
+    "match": Operator(
+        "match", (Param("namespace", "namespace"), Param("text", "text")), _build_match,
+        keywords={
+            "minimum-should-match": KeywordSpec("int", 1, MAX_MATCH_TERMS),
+            "k": KeywordSpec("int", 1, MAX_K),
+        },
+        usage='(match ns "free text" [:minimum-should-match n] [:k K])'),
 }
 
 

@@ -1,9 +1,10 @@
 """Nodes -> canonical s-expression text.
 
 ``to_text`` gives one line; ``pretty`` breaks lines past a width.  Query-language nodes
-print as text the reader reads back to an equal AST.  Plan-only nodes (``within``,
-``nothing``, an NN's pushed-down ``:where``) print in the same style for ``explain`` but are
-not part of the query language.
+print as text the reader reads back to an equal AST (a ``match`` prints the text it was
+given, which its namespace's analyzer turns into the same terms again).  Plan-only nodes
+(``within``, ``nothing``, a pushed-down ``:where``) print in the same style for ``explain``
+but are not part of the query language.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
+from ebr.query.nodes import NN, And, Difference, Match, Node, Nothing, Or, Term, Within
 from ebr.query.reader import NUMBER as _NUMBER
 
 _BARE = re.compile(r"[^\s()\";]+\Z")
@@ -81,6 +82,17 @@ def _nn(node: NN) -> Parts:
     return "nn", [*args, ":where"], [node.constraint]
 
 
+def _match(node: Match) -> Parts:
+    args = [atom_text(node.namespace), atom_text(node.text or " ".join(node.values))]
+    if node.minimum_should_match != len(node.values):
+        args += [":minimum-should-match", str(node.minimum_should_match)]
+    if node.k is not None:
+        args += [":k", str(node.k)]
+    if node.constraint is None:
+        return "match", args, []
+    return "match", [*args, ":where"], [node.constraint]
+
+
 def _within(node: Within) -> Parts:
     args = [atom_text(node.key), format_number(node.radius)]
     if node.candidates is None:
@@ -95,6 +107,7 @@ NODE_HANDLERS: dict[type[Node], Callable[[Any], Parts]] = {
     Or: lambda node: ("or", [], list(node.operands)),
     Difference: lambda node: ("difference", [], list(node.operands)),
     NN: _nn,
+    Match: _match,
     Within: _within,
     Nothing: lambda node: ("nothing", [], []),
 }

@@ -1,8 +1,9 @@
 """Whether two stores answered one plan alike: the test both stores are held to.
 
 Alike means: the same documents, the same branches per hit, distances within float32 error,
-scores within ``score_tolerance`` (OpenSearch scores in float32), and the same order up to
-ties (every hit scores, by the expected result's scores, no more than the one before it).
+scores (the hit's, and each ``match`` clause's BM25) within ``score_tolerance`` (OpenSearch
+scores in float32), and the same order up to ties (every hit scores, by the expected
+result's scores, no more than the one before it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def disagreements(expected: SearchResult, got: SearchResult, *,
             problems.append(f"{hit.id}: clauses {clauses}, expected "
                             f"{[(c.branch, c.key, c.probe_rank) for c in want.clauses]}")
             continue
+        texts = [(t.branch, t.namespace) for t in hit.texts]
+        if texts != [(t.branch, t.namespace) for t in want.texts]:
+            problems.append(f"{hit.id}: text clauses {texts}, expected "
+                            f"{[(t.branch, t.namespace) for t in want.texts]}")
+        else:
+            for mine_text, want_text in zip(hit.texts, want.texts, strict=True):
+                if abs(mine_text.score - want_text.score) > score_tolerance:
+                    problems.append(f"{hit.id}: {mine_text.branch} BM25 {mine_text.score:.6f}, "
+                                    f"expected {want_text.score:.6f}")
         for mine_clause, want_clause in zip(hit.clauses, want.clauses, strict=True):
             if abs(mine_clause.distance - want_clause.distance) > distance_tolerance:
                 problems.append(f"{hit.id}: {mine_clause.branch} distance "

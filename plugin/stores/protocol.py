@@ -118,7 +118,8 @@ class Hit:
     """One document the plan matched, with why: ``branches`` are the names of every branch
     of the plan the document satisfies (the same names as the OpenSearch compiler's
     ``_name``), ``clauses`` the vector clauses among them with their distances, ``texts`` the
-    ``match`` clauses among them with their BM25 scores, ``score`` the first-stage score (the
+    ``match`` clauses among them that score (not under a subtracted operand of
+    ``difference``) with their BM25, ``score`` the first-stage score (the
     sum of the matched scoring clauses' scores, as OpenSearch sums them; see the store's
     ordering)."""
 

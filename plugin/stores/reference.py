@@ -13,6 +13,9 @@ Semantics (docs/architecture.md, "The query language's semantics"):
   from the root (through ``and``, ``or`` and the first operand of ``difference``) and the
   node's own ``constraint``.  With ``path_context=False`` only the node's constraint counts —
   how a store that sees one plan node at a time executes it; push-down makes the two agree.
+- ``match``: documents holding at least ``minimum_should_match`` of its terms; in top-K mode
+  the ``k`` with the highest BM25 (:func:`reference_bm25`; then id ascending) among those
+  admitted, as for a top-K ``nn``.
 - ``within``: exact radius over ``candidates`` (or every document with the embedding).
 - ``nothing``: the empty set.
 """
@@ -28,7 +31,20 @@ import numpy.typing as npt
 
 from ebr.errors import PlanError
 from ebr.planning.implied_terms import implied_terms
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within, has_vector_match
+from ebr.query.nodes import (
+    NN,
+    And,
+    Difference,
+    Match,
+    Node,
+    Nothing,
+    Or,
+    Term,
+    Within,
+    is_top_k,
+    walk,
+)
+from ebr.stores import bm25
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,26 @@ class ReferenceDocument:
 def cosine_distance(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> float:
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(1.0 - a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
+
+
+def reference_bm25(docs: Sequence[ReferenceDocument], namespace: str,
+                   values: Sequence[str]) -> dict[str, float]:
+    """Each document's BM25 for ``values`` in ``namespace``, straight from the definition in
+    :mod:`ebr.stores.bm25` (documents holding none of the values score 0)."""
+    prefix = namespace + ":"
+    lengths = {d.id: sum(t.startswith(prefix) for t in d.terms) for d in docs}
+    holders = [d for d in docs if lengths[d.id]]
+    if not holders:
+        return {d.id: 0.0 for d in docs}
+    average = sum(lengths[d.id] for d in holders) / len(holders)
+    weights = {v: bm25.idf(sum(prefix + v in d.terms for d in holders), len(holders))
+               for v in dict.fromkeys(values)}
+    scores = {}
+    for d in docs:
+        dl = float(bm25.stored_length(np.array([lengths[d.id]]))[0])
+        share = 1.0 / (1.0 + bm25.K1 * (1.0 - bm25.B + bm25.B * dl / average))
+        scores[d.id] = sum(w * share for v, w in weights.items() if prefix + v in d.terms)
+    return scores
 
 
 def reference_matches(
@@ -81,7 +117,7 @@ class _Evaluator:
         result = set(self.all)
         for i, c in enumerate(node.operands):
             inner = admitted
-            if self.path_context and has_vector_match(c):
+            if self.path_context and any(map(is_top_k, walk(c))):
                 for j, sibling in enumerate(node.operands):
                     implied = implied_terms(sibling) if j != i else None
                     if implied is not None:
@@ -109,6 +145,19 @@ class _Evaluator:
         assert node.k is not None  # the parser gives an nn exactly one of radius and k
         return self._top_k(node.key, node.k, allowed)
 
+    def _match(self, node: Match, admitted: set[str] | None) -> set[str]:
+        terms = [f"{node.namespace}:{v}" for v in node.values]
+        matched = {d.id for d in self.docs
+                   if sum(t in d.terms for t in terms) >= node.minimum_should_match}
+        if node.k is None:
+            return matched
+        if node.constraint is not None:
+            matched &= self.eval(node.constraint, None)
+        if admitted is not None and self.path_context:
+            matched &= admitted
+        scores = reference_bm25(self.docs, node.namespace, node.values)
+        return set(sorted(matched, key=lambda i: (-scores[i], i))[:node.k])
+
     def _within(self, node: Within, admitted: set[str] | None) -> set[str]:
         allowed = self.all if node.candidates is None else self.eval(node.candidates, None)
         return self._radius(node.key, node.radius, allowed)
@@ -134,6 +183,7 @@ NODE_HANDLERS: dict[type[Node], Callable[[_Evaluator, Any, set[str] | None], set
     Or: _Evaluator._or,
     Difference: _Evaluator._difference,
     NN: _Evaluator._nn,
+    Match: _Evaluator._match,
     Within: _Evaluator._within,
     Nothing: _Evaluator._nothing,
 }

@@ -13,10 +13,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
-from ebr.query.nodes import NN, Difference, Node, Within
+from ebr.query.nodes import NN, Difference, Match, Node, Within
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import IndexDocument
-from ebr.stores.reference import ReferenceDocument, cosine_distance, reference_matches
+from ebr.stores.reference import (
+    ReferenceDocument,
+    cosine_distance,
+    reference_bm25,
+    reference_matches,
+)
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, World
 
 WORLD_SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),
@@ -88,8 +93,8 @@ def world_store(world: World, ranks: dict[str, float] | None = None,
 def expected_score(plan: Node, doc: ReferenceDocument, docs: list[ReferenceDocument],
                    vectors: dict[str, np.ndarray]) -> float:
     """The first-stage score as ebr.stores.local.hits defines it, one document at a time: the sum
-    over vector clauses in scoring position that the document satisfies along with every
-    ancestor, 2 - d for within and 1 - d/2 for top-K."""
+    over scoring clauses in scoring position that the document satisfies along with every
+    ancestor, 2 - d for within, 1 - d/2 for top-K nn and BM25 for match."""
 
     def matches(node: Node) -> bool:
         return doc.id in reference_matches(node, docs, vectors, path_context=False)
@@ -100,6 +105,8 @@ def expected_score(plan: Node, doc: ReferenceDocument, docs: list[ReferenceDocum
         if isinstance(node, Within | NN):
             d = cosine_distance(vectors[node.key], doc.embeddings[node.key])
             return 2.0 - d if isinstance(node, Within) else 1.0 - d / 2.0
+        if isinstance(node, Match):
+            return reference_bm25(docs, node.namespace, node.values)[doc.id]
         children = node.children[:1] if isinstance(node, Difference) else node.children
         return sum(score(c) for c in children)
 

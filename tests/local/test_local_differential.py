@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_corpus import expected_score, histories, world_store
 
-from ebr import NN, And, Or, Term, Within, named_branches, plan
+from ebr import NN, And, Match, Or, Term, Within, named_branches, plan
 from ebr.mappings.schema import cluster_namespace
-from ebr.query.nodes import Node
-from ebr.stores.reference import cosine_distance, reference_matches
+from ebr.query.nodes import Node, subtracted
+from ebr.stores.reference import cosine_distance, reference_bm25, reference_matches
 from support.strategies import KEY, NAMESPACES, VALUES, World, expressions, worlds
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -58,6 +58,15 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
         assert set(hit.branches) == {n for n, ids in per_branch.items() if hit.id in ids}
         vector_names = {n for n in hit.branches if isinstance(branches[n], NN | Within)}
         assert {c.branch for c in hit.clauses} == vector_names
+        unscored = subtracted(executable)
+        assert {t.branch for t in hit.texts} == {
+            n for n in hit.branches
+            if isinstance(branches[n], Match) and id(branches[n]) not in unscored}
+        for text in hit.texts:
+            node = branches[text.branch]
+            assert isinstance(node, Match)
+            truth = reference_bm25(world.docs, node.namespace, node.values)[hit.id]
+            assert math.isclose(text.score, truth, rel_tol=1e-9, abs_tol=1e-12)
         for clause in hit.clauses:
             truth = cosine_distance(world.vectors[KEY], docs[hit.id].embeddings[KEY])
             assert math.isclose(clause.distance, truth, abs_tol=1e-6)

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ebr.quantization.coarse import CentroidQuantizer
-from ebr.query.nodes import NN, And, Difference, Node, Or, Term
+from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term
 from ebr.stores.reference import ReferenceDocument
 
 KEY = "m"
@@ -65,8 +65,25 @@ _nn = st.one_of(
 )
 
 
-def expressions(with_nn: bool = True, with_difference: bool = True) -> st.SearchStrategy[Node]:
-    leaves = st.one_of(_terms, _nn) if with_nn else _terms
+
+
+@st.composite
+def _matches(draw: st.DrawFn) -> Match:
+    """Free text already analyzed: one to three of the values, at least some of them held,
+    sometimes top-K."""
+    values = tuple(draw(st.lists(st.sampled_from(VALUES), min_size=1, max_size=3, unique=True)))
+    least = draw(st.integers(1, len(values)))
+    k = draw(st.none() | st.integers(1, 5))
+    return Match(draw(st.sampled_from(NAMESPACES)), values, least, k, text=" ".join(values))
+
+
+def expressions(with_nn: bool = True, with_difference: bool = True,
+                with_match: bool = True) -> st.SearchStrategy[Node]:
+    leaves: st.SearchStrategy[Node] = _terms
+    if with_nn:
+        leaves = st.one_of(leaves, _nn)
+    if with_match:
+        leaves = st.one_of(leaves, _matches())
 
     def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
         ops = st.lists(children, min_size=1, max_size=3).map(tuple)

@@ -2,9 +2,9 @@
 
 ``(and .. nothing ..)`` -> nothing; ``nothing`` operands of ``or`` and subtracted ``nothing``
 are dropped; ``(difference nothing ..)`` -> nothing; ``(difference a .. a ..)`` -> nothing;
-an NN or ``within`` whose constraint or candidates are empty is empty.  ``(difference a a)``
-is not folded when ``a`` holds a top-K NN: the first operand ranks within the outer context,
-the subtracted copy over everything, so the two can differ.
+an NN, top-K ``match`` or ``within`` whose constraint or candidates are empty is empty.
+``(difference a a)`` is not folded when ``a`` holds a top-K clause: the first operand ranks
+within the outer context, the subtracted copy over everything, so the two can differ.
 
 >>> from ebr.query.nodes import Nothing, Or, Term
 >>> fold(Or((Nothing(), Term("a", "1"))))
@@ -14,7 +14,19 @@ Term(namespace='a', value='1')
 from __future__ import annotations
 
 from ebr.planning.rules.traversal import bottom_up
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Within, rebuild, walk
+from ebr.query.nodes import (
+    NN,
+    And,
+    Difference,
+    Match,
+    Node,
+    Nothing,
+    Or,
+    Within,
+    is_top_k,
+    rebuild,
+    walk,
+)
 
 
 def fold(node: Node) -> Node:
@@ -44,7 +56,7 @@ def fold_step(node: Node) -> Node:
             return first
         if len(kept) != len(rest):
             return Difference((first, *kept), node.span)
-    elif type(node) is NN and type(node.constraint) is Nothing:
+    elif (type(node) is NN or type(node) is Match) and type(node.constraint) is Nothing:
         return Nothing(node.span)
     elif type(node) is Within and type(node.candidates) is Nothing:
         return Nothing(node.span)
@@ -52,4 +64,4 @@ def fold_step(node: Node) -> Node:
 
 
 def _holds_top_k(node: Node) -> bool:
-    return any(isinstance(n, NN) and n.k is not None for n in walk(node))
+    return any(map(is_top_k, walk(node)))

@@ -1,11 +1,11 @@
 """Constraint push-down into NN nodes (docs/architecture.md, "The query language's semantics").
 
-For an NN node reached from the root through ``and``/``or`` nodes (and the first operand of
-``difference``), the term conditions implied by the siblings of every ``and`` on that path
-(:func:`~ebr.planning.implied_terms.implied_terms`) form a conjunction C that every result must
-satisfy anyway.  Setting the NN's ``constraint`` to C never changes the whole expression's
-result for radius mode, and defines top-K mode's "K nearest among the documents the
-surrounding constraints admit".  Subtracted operands of ``difference`` start a fresh context
+For an NN node (or a top-K ``match``) reached from the root through ``and``/``or`` nodes (and
+the first operand of ``difference``), the term conditions implied by the siblings of every
+``and`` on that path (:func:`~ebr.planning.implied_terms.implied_terms`) form a conjunction C
+that every result must satisfy anyway.  Setting the NN's ``constraint`` to C never changes
+the whole expression's result for radius mode, and defines top-K mode's "K best among the
+documents the surrounding constraints admit".  Subtracted operands of ``difference`` start a fresh context
 (not monotone).  C is always term-only (a plain filter in either store) and never circular.
 
 >>> from ebr.query.parser import parse
@@ -19,22 +19,40 @@ from __future__ import annotations
 from ebr.planning.implied_terms import implied_terms
 from ebr.planning.rules.dedupe import unique_nodes
 from ebr.planning.rules.simplify import simplify
-from ebr.query.nodes import NN, And, Difference, Node, Or, rebuild, vector_holders
+from ebr.query.nodes import (
+    NN,
+    And,
+    Difference,
+    Match,
+    Node,
+    Or,
+    Within,
+    holders,
+    rebuild,
+    takes_constraint,
+)
 
 
 def push_down(node: Node) -> Node:
-    holders = vector_holders(node)
-    if id(node) not in holders:
-        return node  # no NN: nothing to push into
-    return _push(node, (), holders)
+    targets = holders(node, _beyond_terms)
+    if id(node) not in targets:
+        return node  # no NN nor top-K match: nothing to push into
+    return _push(node, (), targets)
+
+
+def _beyond_terms(node: Node) -> bool:
+    """A clause that is not a term condition: one that takes a constraint, or a ``within``
+    (already planned; nothing to push into)."""
+    return takes_constraint(node) or type(node) is Within
 
 
 def _push(
     node: Node, context: tuple[Node, ...], holders: set[int]) -> Node:
-    """``holders``: :func:`~ebr.query.nodes.vector_holders` of the whole tree; the callers skip
-    operands not in it (nothing below to push into)."""
-    if type(node) is NN:
-        if not context:
+    """``holders``: the nodes of the whole tree that are or hold a clause beyond term
+    conditions (:func:`_beyond_terms`); the callers skip operands not in it (nothing below
+    to push into, and term-only: a context for their siblings as they stand)."""
+    if type(node) is NN or type(node) is Match:  # the clauses that take a constraint
+        if not context or not takes_constraint(node):
             return node
         existing = () if node.constraint is None else (node.constraint,)
         # simplified, so that pushing down again finds the same constraint (idempotence)

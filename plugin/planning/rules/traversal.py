@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ebr.query.nodes import NN, And, Difference, Node, Or, Term, Within, rebuild
+from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term, Within, rebuild
 
 
 def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
@@ -24,7 +24,7 @@ def map_children(node: Node, rule: Callable[[Node], Node]) -> Node:
                     new = list(operands)
                 new[i] = c
         return node if new is None else rebuild(node, tuple(new))
-    if type(node) is NN:
+    if type(node) is NN or type(node) is Match:
         if node.constraint is None:
             return node
         c = rule(node.constraint)

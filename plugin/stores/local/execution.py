@@ -4,7 +4,9 @@ Semantics are :mod:`ebr.stores.reference`'s with ``path_context=False`` (each no
 push-down arranged): terms read posting lists; ``and``/``or``/``difference`` are bitmap
 algebra; ``nothing`` is empty; ``within`` verifies the exact cosine radius over its
 candidates that have the key, vectorised (:mod:`ebr.stores.local.vectors`); top-K ``nn`` takes the
-``k`` nearest by (distance, id) among the documents its constraint admits.
+``k`` nearest by (distance, id) among the documents its constraint admits; ``match`` scores
+its documents by BM25 over the postings and each document's number of terms
+(:mod:`ebr.stores.local.lengths`), and in top-K mode keeps the ``k`` best by (score, id).
 
 Every node is evaluated whole, even under an ``and`` already known empty, because each hit
 reports every branch it satisfies; each node once (a pushed-down constraint shares its
@@ -44,8 +46,10 @@ from ebr.mappings.schema import Schema, cluster_term
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.product import CodedDistances
-from ebr.query.nodes import NN, And, Difference, Node, Nothing, Or, Term, Within
+from ebr.query.nodes import NN, And, Difference, Match, Node, Nothing, Or, Term, Within
+from ebr.stores import bm25
 from ebr.stores.local.bitmaps import EMPTY, DocNums, from_array, to_array
+from ebr.stores.local.selection import select
 from ebr.stores.local.snapshot import Snapshot
 from ebr.stores.local.vectors import QueryDistances, Rows, VectorTable
 from ebr.stores.protocol import TopKChoice, TopKStrategy
@@ -81,6 +85,14 @@ class Refine:
 
 
 @dataclass(frozen=True)
+class TextScores:
+    """What a ``match`` node matched: document numbers ascending and their BM25 scores."""
+
+    docs: DocNums
+    scores: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class VectorMatch:
     """What a ``within`` or top-K ``nn`` node matched: document numbers ascending, their
     distances, and the clusters it probed (nearest first), None when it did not probe."""
@@ -106,6 +118,7 @@ class Execution:
         # whole subtree, which costs more than most bitmap operations here.
         self._bitmaps: dict[int, tuple[Node, Bits]] = {}
         self._matches: dict[int, VectorMatch] = {}
+        self._texts: dict[int, TextScores] = {}
         self.topk: list[tuple[Node, TopKStrategy, int, int, int | None]] = []
         self.documents_scanned = 0
         self.verify_seconds = 0.0
@@ -137,6 +150,10 @@ class Execution:
         """What an evaluated vector clause matched, with distances."""
         return self._matches[id(node)]
 
+    def text(self, node: Match) -> TextScores:
+        """What an evaluated ``match`` clause matched, with BM25 scores."""
+        return self._texts[id(node)]
+
     def _evaluate(self, node: Node) -> Bits:
         execute = NODE_HANDLERS.get(type(node))
         if execute is None:
@@ -161,6 +178,42 @@ class Execution:
     def _difference(self, node: Difference) -> Bits:
         first, *rest = (self.bitmap(c) for c in node.operands)
         return first - BitMap.union(*rest)
+
+    # -- text clauses -----------------------------------------------------------------------
+
+    def _match(self, node: Match) -> Bits:
+        """Documents holding at least ``minimum_should_match`` of the terms, scored by BM25
+        (:mod:`ebr.stores.bm25`); in top-K mode the ``k`` best (then lowest ids) of those its
+        constraint admits."""
+        postings = [self.snapshot.term(f"{node.namespace}:{v}") for v in node.values]
+        self.documents_scanned += sum(map(len, postings))
+        least = node.minimum_should_match
+        if least >= len(postings):
+            matched = reduce(lambda a, b: a & b, sorted(postings, key=len))
+        else:
+            matched = BitMap.union(*postings)
+        if node.constraint is not None:
+            matched = matched & self.bitmap(node.constraint)
+        docs = to_array(matched)
+        scores = np.zeros(len(docs), np.float64)
+        held = np.zeros(len(docs), np.int32)
+        stats = self.snapshot.lengths.get(node.namespace)
+        if stats is not None and len(docs):
+            for posting in postings:
+                if posting:
+                    inside = np.searchsorted(docs, to_array(posting & matched))
+                    scores[inside] += bm25.idf(len(posting), stats.documents)
+                    held[inside] += 1
+            scores *= bm25.length_factor(stats.lengths[docs], stats.average)
+        if 1 < least < len(postings):
+            enough = held >= least
+            docs, scores = docs[enough], scores[enough]
+        if node.k is not None and len(docs) > node.k:
+            ids = self.snapshot.ids
+            best = np.sort(select(node.k, [-scores], lambda i: ids[int(docs[i])], len(docs)))
+            docs, scores = docs[best], scores[best]
+        self._texts[id(node)] = TextScores(docs, scores)
+        return from_array(docs)
 
     # -- vector clauses ---------------------------------------------------------------------
 
@@ -255,4 +308,5 @@ NODE_HANDLERS: dict[type[Node], Callable[[Execution, Any], Bits]] = {
     Nothing: Execution._nothing,
     Within: Execution._within,
     NN: Execution._top_k,
+    Match: Execution._match,
 }

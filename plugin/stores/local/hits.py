@@ -7,16 +7,14 @@ same hits in the same order, whatever the internal document numbers.
 Score: what OpenSearch computes for the compiled plan (:mod:`ebr.stores.opensearch.compiler`), so
 both stores rank alike.  A ``within`` clause scores ``1 + cos = 2 - distance`` (its
 ``script_score``), a top-K ``nn`` clause ``(1 + cos) / 2 = 1 - distance / 2`` (the native
-``knn`` score for cosine), and a hit's score is the sum over the vector clauses it satisfies
-together with every ancestor of the clause, as a ``bool`` query sums its matching
-``must``/``should`` clauses.  Term-only branches score nothing (filter context) and neither
-do clauses under a subtracted operand of ``difference`` (``must_not``).
+``knn`` score for cosine), a ``match`` clause its BM25 (:mod:`ebr.stores.bm25`), and a hit's
+score is the sum over the scoring clauses it satisfies together with every ancestor of the
+clause, as a ``bool`` query sums its matching ``must``/``should`` clauses.  Term-only
+branches score nothing (filter context) and neither do clauses under a subtracted operand of
+``difference`` (``must_not``).
 """
 
 from __future__ import annotations
-
-import heapq
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,15 +23,19 @@ from ebr.mappings.space import Space
 from ebr.query.nodes import (
     NN,
     Difference,
+    Match,
     Node,
     Within,
     branch_order,
+    holders,
+    is_scoring,
     named_branches,
-    vector_holders,
+    subtracted,
 )
 from ebr.stores.local.bitmaps import DocNums, to_array
 from ebr.stores.local.execution import Bits, Execution
-from ebr.stores.protocol import ClauseMatch, Hit
+from ebr.stores.local.selection import select
+from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
 
 F64 = npt.NDArray[np.float64]
 
@@ -55,6 +57,7 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
 
     named = sorted(named_branches(plan).items(), key=lambda item: branch_order(item[0]))
     branches = [(name, ex.bitmap(node), node) for name, node in named]
+    unscored = subtracted(plan)
     hits = []
     for i in chosen:
         docnum = int(docs[i])
@@ -62,17 +65,19 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
         hits.append(Hit(ids[docnum], float(scores[i]), float(ranks[i]),
                         tuple(name for name, _ in matched),
                         tuple(_clause(ex, name, node, docnum) for name, node in matched
-                              if isinstance(node, NN | Within))))
+                              if isinstance(node, NN | Within)),
+                        tuple(_text(ex, name, node, docnum) for name, node in matched
+                              if isinstance(node, Match) and id(node) not in unscored)))
     return tuple(hits)
 
 
 def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> F64:
     """The score of each of ``docs`` (the plan's matches, ascending)."""
     total = np.zeros(len(docs), np.float64)
-    holders = vector_holders(plan)
+    scoring = holders(plan, is_scoring)
 
     def visit(node: Node, mask: Bits) -> None:
-        if id(node) not in holders or not mask:
+        if id(node) not in scoring or not mask:
             return
         if isinstance(node, NN | Within):
             match = ex.match(node)
@@ -80,41 +85,18 @@ def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> 
             distances = match.distances[np.searchsorted(match.docs, members)]
             total[np.searchsorted(docs, members)] += clause_score(distances, match.topk)
             return
-        scoring = node.children[:1] if isinstance(node, Difference) else node.children
-        for child in scoring:
+        if isinstance(node, Match):
+            text = ex.text(node)
+            members = to_array(mask)
+            total[np.searchsorted(docs, members)] += text.scores[
+                np.searchsorted(text.docs, members)]
+            return
+        children = node.children[:1] if isinstance(node, Difference) else node.children
+        for child in children:
             visit(child, mask & ex.bitmap(child))
 
     visit(plan, root)
     return total
-
-
-def select(size: int, keys: Sequence[F64], id_of: Callable[[int], str], n: int) -> list[int]:
-    """Positions ``0..n-1`` of the ``size`` smallest by ``(*keys, id)``, in that order, without
-    sorting everything: partition on each key in turn, comparing ids only among the ties
-    that straddle the cut-off."""
-    return _select(np.arange(n), list(keys), size, id_of)
-
-
-def _select(idx: npt.NDArray[np.intp], keys: list[F64], size: int,
-            id_of: Callable[[int], str]) -> list[int]:
-    if size <= 0 or not len(idx):
-        return []
-    if not keys:  # every remaining key tied: the smallest ids win
-        return heapq.nsmallest(size, idx.tolist(), key=id_of)
-    if len(idx) <= size:
-        return _sorted(idx, keys, id_of)
-    first = keys[0][idx]
-    cut = np.partition(first, size - 1)[size - 1]
-    better = idx[first < cut]
-    tied = idx[first == cut]
-    return _sorted(better, keys, id_of) + _select(tied, keys[1:], size - len(better), id_of)
-
-
-def _sorted(idx: npt.NDArray[np.intp], keys: list[F64], id_of: Callable[[int], str]) -> list[int]:
-    columns = [k[idx].tolist() for k in keys]
-    rows = [(*(c[j] for c in columns), id_of(i), i) for j, i in enumerate(idx.tolist())]
-    rows.sort()
-    return [r[-1] for r in rows]
 
 
 def _clause(ex: Execution, name: str, node: NN | Within, docnum: int) -> ClauseMatch:
@@ -128,3 +110,7 @@ def _clause(ex: Execution, name: str, node: NN | Within, docnum: int) -> ClauseM
     return ClauseMatch(name, node.key, distance, probe_rank)
 
 
+def _text(ex: Execution, name: str, node: Match, docnum: int) -> TextMatch:
+    text = ex.text(node)
+    return TextMatch(name, node.namespace,
+                     float(text.scores[np.searchsorted(text.docs, docnum)]))

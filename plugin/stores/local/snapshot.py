@@ -27,6 +27,7 @@ from ebr.quantization.coarse import CentroidQuantizer
 from ebr.quantization.product import ProductCodes
 from ebr.stores.documents import PreparedDocument
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
+from ebr.stores.local.lengths import NamespaceLengths, updated_lengths
 from ebr.stores.local.vectors import VectorTable, append
 
 
@@ -45,6 +46,8 @@ class Snapshot:
     quantizers: Mapping[str, CentroidQuantizer]
     #: keys whose rows carry PQ codes, and their product quantizers
     products: Mapping[str, ProductCodes] = field(default_factory=dict)
+    #: each document's number of terms per namespace, and their totals (BM25)
+    lengths: Mapping[str, NamespaceLengths] = field(default_factory=dict)
 
     def term(self, term: str) -> FrozenBitMap:
         return self.postings.get(term, EMPTY)
@@ -95,6 +98,7 @@ class SnapshotEdit:
         self.ids = base.ids
         del self.ids[base.count:]  # left by a write that failed before publishing
         self.new_ranks: list[float] = []
+        self.new_lengths: defaultdict[str, list[int]] = defaultdict(list)
         self.added: defaultdict[str, list[int]] = defaultdict(list)
         self.removed: defaultdict[str, list[int]] = defaultdict(list)
         self.removed_docs: list[int] = []
@@ -117,8 +121,12 @@ class SnapshotEdit:
         docnum = self.base.count + len(self.new_ranks)
         self.ids.append(doc.id)
         self.new_ranks.append(doc.rank)
+        position = len(self.new_ranks) - 1
         for t in doc.terms:
             self.added[t].append(docnum)
+            counts = self.new_lengths[t.partition(":")[0]]
+            counts.extend([0] * (position + 1 - len(counts)))
+            counts[position] += 1
         for key, vector in doc.vectors.items():
             cluster = clusters.get(key, -1)
             if cluster >= 0:
@@ -161,5 +169,8 @@ class SnapshotEdit:
                                        np.array([n for _, n in coded], np.float32)
                                        if coded else None)
             tables[key] = table
+        new = len(self.new_ranks)
+        added = {ns: counts + [0] * (new - len(counts)) for ns, counts in self.new_lengths.items()}
+        lengths = updated_lengths(base.lengths, base.count, added, self.removed_docs, count)
         return replace(base, version=base.version + 1, count=count, ranks=ranks,  # type: ignore[arg-type]
-                       live=live, postings=postings, tables=tables)
+                       live=live, postings=postings, tables=tables, lengths=lengths)

@@ -61,6 +61,7 @@ from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
 from ebr.stores.local.hits import build_hits
+from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.stores.local.vectors import VectorTable
 from ebr.stores.protocol import (
@@ -493,7 +494,8 @@ def _load(contents: database.Contents, schema: Schema) -> Snapshot:
     quantizers = {k: CentroidQuantizer(c) for k, c in contents.centroids.items()}
     live = FrozenBitMap(range(count)) if count else EMPTY
     return Snapshot(0, count, list(contents.ids), np.array(contents.ranks, np.float64), live,
-                    postings, tables, quantizers, products)
+                    postings, tables, quantizers, products,
+                    load_lengths(contents.terms, count))
 
 
 def _implements(store: LocalStore) -> Store:

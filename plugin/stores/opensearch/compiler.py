@@ -18,12 +18,19 @@ Translation (docs/architecture.md says what each choice relies on):
   ``method_parameters`` (``nprobes`` for IVF-PQ fields; ``ef_search`` for HNSW, where
   ``:nprobe`` has no counterpart and is not sent).  The native ``k`` applies per segment and
   shard, so a clause can match more than ``k`` documents; the store trims to ``k`` by score.
+- ``match`` -> ``bool.should`` of one ``term`` per analyzed term on the namespace's scored
+  text field (BM25 as the local store computes it: :mod:`ebr.stores.bm25`; on 2.x each
+  clause is boosted by ``1 / (k1 + 1)`` to divide out the old factor) with the clause's
+  ``minimum_should_match``; it scores in ``must`` like a vector clause.  Stores search with
+  ``dfs_query_then_fetch`` so that every shard uses the index's term statistics.
 - ``nothing`` -> ``match_none``.
 - a top-K ``nn`` given in ``resolved`` (its documents found beforehand by
   :func:`compile_top_k`'s request) -> ``script_score`` over an ``ids`` query with the exact
   ``knn`` score ``(1 + cos) / 2``: a ``knn`` clause inside a ``bool`` admits ``k`` per shard
   (per segment on native engines; on 2.19's Lucene engine ``ef_search``), so only a top-K
-  that is the whole query keeps its meaning as one ``knn`` clause.
+  that is the whole query keeps its meaning as one ``knn`` clause.  A top-K ``match`` is
+  always resolved so (OpenSearch has no top-K clause for text) and stands as its scored
+  ``bool`` filtered to the ``ids`` found.
 
 Every branch of the boolean tree carries ``_name`` (:func:`ebr.query.nodes.named_branches`), so
 ``matched_queries`` on a hit says which branches matched.
@@ -46,16 +53,25 @@ from ebr.query.nodes import (
     NN,
     And,
     Difference,
+    Match,
     Node,
     Nothing,
     Or,
     Term,
     Within,
     has_vector_match,
+    is_top_k,
     named_branches,
+    walk,
 )
 from ebr.query.printer import to_text
-from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
+from ebr.stores.bm25 import K1
+from ebr.stores.opensearch.versions import (
+    BM25_WITHOUT_K1_FACTOR,
+    MINIMUM,
+    ServerVersion,
+    require_supported,
+)
 
 Json = dict[str, Any]
 
@@ -86,19 +102,20 @@ def compile_search(
     size: int = 10,
     version: ServerVersion = MINIMUM,
     rescore: list[Json] | None = None,
-    resolved: Mapping[NN, Sequence[str]] | None = None,
+    resolved: Mapping[NN | Match, Sequence[str]] | None = None,
     start: int = 0,
     tie_break: bool = False,
 ) -> CompiledSearch:
     """The ``_search`` body for an executable plan (radius NN already expanded).
 
-    ``resolved``: the documents of top-K clauses found beforehand (:func:`compile_top_k`).
+    ``resolved``: the documents of top-K clauses found beforehand (:func:`compile_top_k`);
+    every top-K ``match`` must be.
     ``start``: hits to skip (``from``).  ``tie_break``: order equal scores by static rank,
     then id, as the local store does (needs the ``id`` field of ebr's own indices)."""
     require_supported(version)
     if size < 0 or start < 0:
         raise PlanError(f"size and start must be >= 0, got {size} and {start}")
-    query, scores = _Compiler(schema, vectors, resolved or {}).clause(plan, "q", True)
+    query, scores = _Compiler(schema, vectors, resolved or {}, version).clause(plan, "q", True)
     body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
     if start:
         body["from"] = start
@@ -109,23 +126,37 @@ def compile_search(
     return CompiledSearch(body, plan)
 
 
-def compile_top_k(node: NN, schema: Schema, vectors: Vectors, *,
+def compile_top_k(node: NN | Match, schema: Schema, vectors: Vectors, *,
                   version: ServerVersion = MINIMUM) -> Json:
-    """The ``_search`` body finding a top-K clause's documents on its own: the ``k`` nearest
+    """The ``_search`` body finding a top-K clause's documents on its own: the ``k`` best
     among those its constraint admits, over the whole index (the coordinating node merges
-    the shards' candidates), nearest first with ties to the lower id."""
+    the shards' candidates), best first with ties to the lower id."""
     require_supported(version)
     if node.k is None:
-        raise PlanError("only a top-K nn (:k) is resolved on its own")
-    clause, _ = _Compiler(schema, vectors, {})._knn(node, None, True)
+        raise PlanError("only a top-K clause (:k) is resolved on its own")
+    compiler = _Compiler(schema, vectors, {}, version)
+    if type(node) is Match:
+        clause = compiler.scored_match(node, None)
+        if node.constraint is not None:
+            clause = {"bool": {"must": [clause], "filter": [compiler.filter(node.constraint)]}}
+    else:
+        clause, _ = compiler._knn(node, None, True)
     return {"size": node.k, "query": clause, "_source": False,
             "sort": [{"_score": "desc"}, {ID_FIELD: "asc"}]}
+
+
+def needs_dfs(plan: Node) -> bool:
+    """Whether the plan scores text (BM25), which must see the whole index's term statistics
+    (``search_type=dfs_query_then_fetch``), not each shard's own."""
+    return any(type(n) is Match for n in walk(plan))
 
 
 def compile_filter(node: Node, schema: Schema) -> Json:
     """A term-only plan as an unnamed filter clause (``knn.filter``, candidates, store filters)."""
     if has_vector_match(node):
         raise PlanError("a filter cannot hold nn or within: " + to_text(node))
+    if any(map(is_top_k, walk(node))):
+        raise PlanError("a filter cannot hold a top-K clause: " + to_text(node))
     return _Compiler(schema, {}, {}).filter(node)
 
 
@@ -179,13 +210,16 @@ def _script(field: str, vector: list[float], source: str = _GUARDED_SCRIPT,
 class _Compiler:
     """One compilation: the schema and the query embeddings its clauses read."""
 
-    __slots__ = ("resolved", "schema", "vectors")
+    __slots__ = ("resolved", "schema", "text_boost", "vectors")
 
     def __init__(self, schema: Schema, vectors: Vectors,
-                 resolved: Mapping[NN, Sequence[str]]) -> None:
+                 resolved: Mapping[NN | Match, Sequence[str]],
+                 version: ServerVersion = MINIMUM) -> None:
         self.schema = schema
         self.vectors = vectors
         self.resolved = resolved
+        # OpenSearch 2.x multiplies BM25 by (k1 + 1): divided out, so scores are the local store's
+        self.text_boost = None if version >= BM25_WITHOUT_K1_FACTOR else 1.0 / (K1 + 1.0)
 
     def clause(self, node: Node, name: str | None, scoring: bool = False) -> tuple[Json, bool]:
         """Compile ``node``: its clause, and whether the clause scores (it holds a branch's nn
@@ -262,6 +296,26 @@ class _Compiler:
             return None
         return {"terms": {self.schema.term_field(namespace): values}}
 
+    def _match(self, node: Match, name: str | None, scoring: bool) -> tuple[Json, bool]:
+        if node.k is None:
+            return self.scored_match(node, name), name is not None
+        ids = self.resolved.get(node)
+        if ids is None:
+            raise PlanError("a top-K match must be resolved on its own first "
+                            "(compile_top_k), then passed in resolved")
+        body: Json = {"must": [self.scored_match(node, None)], "filter": [_ids(ids)]}
+        return _bool(body, name), name is not None
+
+    def scored_match(self, node: Match, name: str | None) -> Json:
+        """The documents holding at least ``minimum_should_match`` of the terms, scored by
+        BM25 over the namespace's scored field."""
+        field = self.schema.scored_field(node.namespace)
+        body: Json = {"should": [{"term": {field: v}} for v in node.values],
+                      "minimum_should_match": node.minimum_should_match}
+        if self.text_boost is not None:
+            body["boost"] = self.text_boost
+        return _bool(body, name)
+
     def _within(self, node: Within, name: str | None, scoring: bool) -> tuple[Json, bool]:
         field = self.schema.vector_field(node.key)
         inner: list[Json] = [{"exists": {"field": field}}]
@@ -304,7 +358,7 @@ class _Compiler:
     def _resolved(self, node: NN, ids: Sequence[str], name: str | None) -> Json:
         field = self.schema.vector_field(node.key)
         body: Json = {
-            "query": {"ids": {"values": list(ids)}},
+            "query": _ids(ids),
             "script": _script(field, query_vector_values(node.key, self.vectors, self.schema),
                               _GUARDED_KNN_SCRIPT, name),
         }
@@ -322,7 +376,17 @@ NODE_HANDLERS: dict[type[Node], Callable[[_Compiler, Any, str | None, bool], tup
     Nothing: _Compiler._nothing,
     Within: _Compiler._within,
     NN: _Compiler._knn,
+    Match: _Compiler._match,
 }
+
+
+def _ids(ids: Sequence[str]) -> Json:
+    """The documents a top-K clause resolved to.  None is not an empty ``ids`` query: that
+    becomes ``match_none`` when the request is parsed, and takes every named clause beside
+    it along (their documents would no longer report them in ``matched_queries``)."""
+    if not ids:
+        return {"bool": {"must_not": [{"match_all": {}}]}}
+    return {"ids": {"values": list(ids)}}
 
 
 def _bool(clauses: Json, name: str | None) -> Json:

@@ -44,11 +44,21 @@ from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
-from ebr.query.nodes import NN, Node, Within, branch_order, named_branches, walk
+from ebr.query.nodes import (
+    NN,
+    Match,
+    Node,
+    Within,
+    branch_order,
+    is_top_k,
+    named_branches,
+    subtracted,
+    walk,
+)
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
-from ebr.stores.opensearch.compiler import compile_search, compile_top_k
+from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
     ClauseMatch,
@@ -59,6 +69,7 @@ from ebr.stores.protocol import (
     SearchStats,
     Store,
     StoredDocument,
+    TextMatch,
     WriteResult,
 )
 from ebr.stores.reference import cosine_distance
@@ -418,23 +429,32 @@ class OpenSearchStore:
         self._check_open()
         began = time.perf_counter()
         server = 0.0
-        resolved: dict[NN, list[str]] = {}
+        # BM25 over the whole index's term statistics, not each shard's; each match clause's
+        # score reported per hit
+        text: dict[str, Any] = ({"search_type": "dfs_query_then_fetch",
+                                 "include_named_queries_score": "true"}
+                                if needs_dfs(plan) else {})
+        resolved: dict[NN | Match, list[str]] = {}
         for node in walk(plan):
-            if type(node) is NN and node.k is not None and node not in resolved:
-                body = compile_top_k(node, self._schema, vectors, version=self.version)
-                found = self._search(body)
+            if is_top_k(node) and node not in resolved:
+                body = compile_top_k(node, self._schema, vectors,  # type: ignore[arg-type]
+                                     version=self.version)
+                found = self._search(body, **text)
                 server += found["took"] / 1000
-                resolved[node] = [h["_id"] for h in found["hits"]["hits"]]
+                resolved[node] = [h["_id"] for h in found["hits"]["hits"]]  # type: ignore[index]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
         fields = [self._schema.vector_field(k.name) for k in self._schema.keys]
         found = self._search(compiled.body, track_total_hits=True,
-                             _source_includes=["clusters", self._schema.rank_field, *fields])
+                             _source_includes=["clusters", self._schema.rank_field, *fields],
+                             **text)
         server += found["took"] / 1000
         branches = named_branches(plan)
+        unscored = subtracted(plan)
+        scored = {name: n for name, n in branches.items() if id(n) not in unscored}
         queries = {k.name: query_vector(k.name, vectors, self._schema)
                    for k in self._schema.keys if k.name in vectors}
-        hits = tuple(self._hit(h, branches, queries) for h in found["hits"]["hits"])
+        hits = tuple(self._hit(h, branches, scored, queries) for h in found["hits"]["hits"])
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -451,15 +471,21 @@ class OpenSearchStore:
         return found
 
     def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
-             queries: Mapping[str, F32]) -> Hit:
-        """A hit as the local store explains it: its branches in tree order, and each vector
-        clause's distance computed from the stored vector the hit carries."""
+             scored: Mapping[str, Node], queries: Mapping[str, F32]) -> Hit:
+        """A hit as the local store explains it: its branches in tree order, each vector
+        clause's distance computed from the stored vector the hit carries, and the BM25 of
+        each ``match`` clause that scores (``scored``: under a ``must_not`` the cluster
+        reports a shard's own statistics, not the whole index's)."""
         source = hit.get("_source") or {}
-        matched = sorted(hit.get("matched_queries") or [], key=branch_order)
+        named = hit.get("matched_queries") or []  # with each score when the plan scores text
+        matched = sorted(named, key=branch_order)
         clauses = []
+        texts = []
         for name in matched:
             node = branches.get(name)
-            if isinstance(node, NN | Within):
+            if isinstance(node, Match) and name in scored:
+                texts.append(TextMatch(name, node.namespace, float(named[name])))
+            elif isinstance(node, NN | Within):
                 stored = np.asarray(source["vectors"][node.key], np.float32)
                 distance = cosine_distance(queries[node.key], stored)
                 probes = probe_list(node.key, node.candidates) if isinstance(node, Within) else None
@@ -468,7 +494,8 @@ class OpenSearchStore:
                         and int(cluster) in probes else None)
                 clauses.append(ClauseMatch(name, node.key, distance, rank))
         return Hit(hit["_id"], float(hit["_score"] or 0.0),
-                   float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses))
+                   float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses),
+                   tuple(texts))
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()

@@ -49,6 +49,12 @@ class ServerVersion:
 MINIMUM = ServerVersion(2, 19, 0)
 
 
+#: OpenSearch 3.0 scores BM25 as Lucene does; before, with the old (k1 + 1) factor
+#: (LegacyBM25Similarity; measured on 2.19.1 and 3.5.0).  It follows the index's creation
+#: version: an index made on 2.x keeps the factor on a 3.x cluster.
+BM25_WITHOUT_K1_FACTOR = ServerVersion(3, 0, 0)
+
+
 def require_supported(version: ServerVersion) -> None:
     if version < MINIMUM:
         raise UnsupportedError(

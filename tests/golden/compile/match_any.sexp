@@ -1,0 +1,1 @@
+(and (term location:seattle) (match text "John Smithe Paul" :minimum-should-match 2))
