@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema, cluster_key
 from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
-from ebr.query.nodes import NN, Node, Term, walk
+from ebr.query.nodes import NN, Match, Node, Term, walk
 from ebr.stores.local.database import DB_FILE
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def infer_schema(ast: Node, index: str = "ebr", dimension: int = 16, nlist: int 
     """A permissive schema declaring exactly the namespaces and keys ``ast`` uses, for
     exploring queries before an index exists."""
     keys = sorted({n.key for n in walk(ast) if isinstance(n, NN)})
-    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term)})
+    namespaces = sorted({n.namespace for n in walk(ast) if isinstance(n, Term | Match)})
     return Schema.create(
         index,
         tuple(Namespace(ns) for ns in namespaces if cluster_key(ns) is None),

@@ -27,6 +27,17 @@ def test_explain_shows_every_stage() -> None:
     assert "random unit vector" in result.stderr  # says when inputs are made up
 
 
+def test_explain_shows_the_request_resolving_a_top_k_match_first() -> None:
+    result = CliRunner().invoke(cli, [
+        "explain", '(and (term location:seattle) (match text "John Smithe" :k 5))'])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    first, main = out.index("First, q.1's top K: POST /ebr/_search"), out.index(
+        "OpenSearch request")
+    assert first < out.index('"size": 5') < main  # the resolving request: its k best
+    assert '"<hits of q.1>"' in out[main:]  # the main request stands for them
+
+
 def test_explain_with_schema_vectors_and_centroids(tmp_path: Path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text(SCHEMA.to_json())
