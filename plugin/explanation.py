@@ -7,7 +7,7 @@ can show the same thing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ class Explanation:
     resolving: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     def render(self, width: int = 100, full_vectors: bool = False) -> str:
-        show = (lambda body: body) if full_vectors else _abbreviate
+        show: Callable[[Any], Any] = (lambda body: body) if full_vectors else _abbreviate
         names = self.compiled.branches()
         branch_lines = [f"  {name:<{max(map(len, names))}}  {text}" for name, text in
                         names.items()]

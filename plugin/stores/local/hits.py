@@ -16,6 +16,8 @@ branches score nothing (filter context) and neither do clauses under a subtracte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -32,7 +34,7 @@ from ebr.query.nodes import (
     named_branches,
     subtracted,
 )
-from ebr.stores.local.bitmaps import DocNums, to_array
+from ebr.stores.local.bitmaps import DocNums, from_array, to_array
 from ebr.stores.local.execution import Bits, Execution
 from ebr.stores.local.selection import select
 from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
@@ -56,18 +58,32 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
     chosen = select(size, [-scores, -ranks], lambda i: ids[int(docs[i])], len(docs))
 
     named = sorted(named_branches(plan).items(), key=lambda item: branch_order(item[0]))
-    branches = [(name, ex.bitmap(node), node) for name, node in named]
+    chosen_docs = docs[np.array(chosen, np.intp)]
+    picked = from_array(chosen_docs)
     unscored = subtracted(plan)
+    # Per branch, which of the chosen documents it matched, and (for a scoring clause) how:
+    # worked out for all of them at once.
+    matches: list[tuple[str, npt.NDArray[np.bool_], list[ClauseMatch | TextMatch | None]]] = []
+    for name, node in named:
+        member = np.isin(chosen_docs, to_array(ex.bitmap(node) & picked))
+        details: list[ClauseMatch | TextMatch | None] = [None] * len(chosen)
+        rows = np.flatnonzero(member)
+        found: Sequence[ClauseMatch | TextMatch] = ()
+        if isinstance(node, NN | Within):
+            found = _clauses(ex, name, node, chosen_docs[rows])
+        elif isinstance(node, Match) and id(node) not in unscored:
+            found = _texts(ex, name, node, chosen_docs[rows])
+        for row, detail in zip(rows.tolist(), found, strict=False):  # found: empty or one each
+            details[row] = detail
+        matches.append((name, member, details))
     hits = []
-    for i in chosen:
+    for row, i in enumerate(chosen):
         docnum = int(docs[i])
-        matched = [(name, node) for name, bm, node in branches if docnum in bm]
+        held = [(name, details[row]) for name, member, details in matches if member[row]]
         hits.append(Hit(ids[docnum], float(scores[i]), float(ranks[i]),
-                        tuple(name for name, _ in matched),
-                        tuple(_clause(ex, name, node, docnum) for name, node in matched
-                              if isinstance(node, NN | Within)),
-                        tuple(_text(ex, name, node, docnum) for name, node in matched
-                              if isinstance(node, Match) and id(node) not in unscored)))
+                        tuple(name for name, _ in held),
+                        tuple(d for _, d in held if isinstance(d, ClauseMatch)),
+                        tuple(d for _, d in held if isinstance(d, TextMatch))))
     return tuple(hits)
 
 
@@ -99,18 +115,19 @@ def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> 
     return total
 
 
-def _clause(ex: Execution, name: str, node: NN | Within, docnum: int) -> ClauseMatch:
+def _clauses(ex: Execution, name: str, node: NN | Within, docnums: DocNums) -> list[ClauseMatch]:
+    """How each of ``docnums`` (all matched by the clause) matched it."""
     match = ex.match(node)
-    distance = float(match.distances[np.searchsorted(match.docs, docnum)])
-    probe_rank = None
+    distances = match.distances[np.searchsorted(match.docs, docnums)].tolist()
+    ranks: list[int | None] = [None] * len(docnums)
     if match.probes is not None:
         table = ex.snapshot.tables[node.key]
-        cluster = int(table.clusters[table.row_of(np.array([docnum], np.uint32))[0]])
-        probe_rank = match.probes.index(cluster) if cluster in match.probes else None
-    return ClauseMatch(name, node.key, distance, probe_rank)
+        position = {c: r for r, c in enumerate(match.probes)}
+        ranks = [position.get(c) for c in table.clusters[table.row_of(docnums)].tolist()]
+    return [ClauseMatch(name, node.key, d, r) for d, r in zip(distances, ranks, strict=True)]
 
 
-def _text(ex: Execution, name: str, node: Match, docnum: int) -> TextMatch:
+def _texts(ex: Execution, name: str, node: Match, docnums: DocNums) -> list[TextMatch]:
     text = ex.text(node)
-    return TextMatch(name, node.namespace,
-                     float(text.scores[np.searchsorted(text.docs, docnum)]))
+    return [TextMatch(name, node.namespace, s)
+            for s in text.scores[np.searchsorted(text.docs, docnums)].tolist()]

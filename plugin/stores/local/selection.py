@@ -35,7 +35,7 @@ def _select(idx: npt.NDArray[np.intp], keys: list[F64], size: int,
 
 
 def _sorted(idx: npt.NDArray[np.intp], keys: list[F64], id_of: Callable[[int], str]) -> list[int]:
-    columns = [k[idx].tolist() for k in keys]
-    rows = [(*(c[j] for c in columns), id_of(i), i) for j, i in enumerate(idx.tolist())]
-    rows.sort()
+    positions = idx.tolist()
+    rows = sorted(zip(*(k[idx].tolist() for k in keys), map(id_of, positions), positions,
+                      strict=True))
     return [r[-1] for r in rows]
