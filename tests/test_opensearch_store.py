@@ -261,18 +261,3 @@ def test_an_index_ebr_did_not_make_is_left_alone(opensearch_url: str) -> None:
 def test_a_cluster_that_does_not_answer_is_a_clean_error() -> None:
     with pytest.raises(StoreError, match="no OpenSearch answers at http://127.0.0.1:9"):
         OpenSearchStore.open("http://127.0.0.1:9", "x", timeout=2)
-
-
-def test_a_failed_create_leaves_nothing_behind(opensearch_url: str) -> None:
-    """An IVF-PQ key whose k-NN model was never trained: refused before anything is made (the
-    cluster itself would accept the index and fail on the first document), so a retry is not
-    told the index exists."""
-    from ebr.mappings import IvfPq
-
-    schema = Schema.create("ivf", keys=(EmbeddingKey("v", 8, ann=IvfPq("no-such-model")),))
-    index = fresh_index()
-    for _ in range(2):
-        with pytest.raises(StoreError, match="'no-such-model', which is not trained"):
-            OpenSearchStore.create(opensearch_url, index, schema, engine="faiss")
-    with pytest.raises(StoreError, match="no index"):
-        OpenSearchStore.open(opensearch_url, index)
