@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import click
 
+from ebr.cli.inputs import cluster_options, credentials
 from ebr.stores.opensearch.doctor import run_checks
 
 
 @click.command("doctor")
 @click.option("--store", "url", required=True, metavar="URL",
-              help="The cluster, http(s)://host:port (credentials: EBR_OPENSEARCH_USER, "
-                   "EBR_OPENSEARCH_PASSWORD).")
+              help="The cluster, http(s)://host:port.")
 @click.option("--engine", type=click.Choice(["lucene", "faiss"]), default="lucene",
               show_default=True,
               help="k-NN engine to try. faiss only on clusters with the k-NN native libraries: "
                    "without them the first document written to a Faiss field kills the node.")
 @click.option("--shards", type=click.IntRange(1, 64), default=3, show_default=True,
               help="Shards of the temporary index.")
-@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle of a cluster over TLS (or EBR_OPENSEARCH_CA).")
-def doctor_command(url: str, engine: str, shards: int, ca_certs: str | None) -> None:
+@cluster_options
+def doctor_command(url: str, engine: str, shards: int, ca_certs: str | None,
+                   user: str | None) -> None:
     """Check the cluster at URL: the server and its version, the k-NN plugin, painless
     cosineSimilarity, then hybrid queries through a temporary index against the local store
     (the index is deleted after).  Exits 1 if any check fails."""
     failed = 0
     for check in run_checks(url, engine=engine, shards=shards,  # type: ignore[arg-type]
-                            ca_certs=ca_certs):
+                            ca_certs=ca_certs, **credentials(user)):
         mark = "ok  " if check.ok else "FAIL"
         click.echo(f"{mark} {check.name}: {check.detail}")
         failed += not check.ok

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ebr.cli import index_command
+from ebr.cli import inputs
 from ebr.cli.main import cli
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.stores.local import LocalStore
@@ -155,7 +155,7 @@ def test_drop_refuses_without_yes_when_no_terminal(index: Path) -> None:
 
 
 def test_drop_asks_on_a_terminal(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index_command, "_interactive", lambda: True)
+    monkeypatch.setattr(inputs, "interactive", lambda: True)
     result = run("index", "drop", str(index), input="n\n")
     assert result.exit_code == 1 and "Aborted" in result.stderr
     assert (index / "index.sqlite").is_file()
