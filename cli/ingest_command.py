@@ -113,7 +113,8 @@ def ingest_command(source: Path, where: str, index: str | None, schema_path: Pat
                     user=user) as store, \
             tqdm(total=_count_lines(source), unit="record", disable=quiet, desc="ingest",
                  dynamic_ncols=True) as bar:
-        if encoder is not None and isinstance(store, OpenSearchStore):
+        if (encoder is not None and isinstance(store, OpenSearchStore)
+                and store.schema.key(encoder.key) is not None):
             store.set_fingerprint(encoder.key, encoder.fingerprint)  # which model embedded
         try:
             report = ingest(store, source, mapping=mapping, encoder=encoder, format=record_format,

@@ -127,3 +127,32 @@ def test_the_command_line_loads_without_torch() -> None:
     script = "import sys, ebr.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.opensearch
+def test_ingest_with_a_model_records_its_fingerprint(tmp_path: Path, opensearch_url: str) -> None:
+    from ebr.stores.opensearch.store import OpenSearchStore
+
+    pairs, corpus, encoder = write_inputs(tmp_path)
+    runner = CliRunner()
+    model = tmp_path / "model"
+    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
+                                 "--epochs", "1", "--batch-size", "16", "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    info = read_model_info(model)
+    schema = tmp_path / "schema.json"
+    schema.write_text(Schema.create("tools", (Namespace("title"),), (
+        EmbeddingKey(info.key, 16, CoarseQuantizerSpec(nlist=4)),)).to_json())
+    index = f"ebr-fingerprint-{random.randrange(1 << 30)}"
+    result = runner.invoke(cli, ["ingest", str(corpus), "--store", opensearch_url, "--index", index,
+                                 "--schema", str(schema), "--model", str(model), "--engine", "lucene",
+                                 "--quiet", "--checkpoint", str(tmp_path / "checkpoint")])
+    try:
+        assert result.exit_code == 0, result.output
+        with OpenSearchStore.open(opensearch_url, index) as store:
+            assert store.fingerprints == {info.key: info.fingerprint}
+            assert store.stats().embeddings[info.key] == 60
+        stats = runner.invoke(cli, ["index", "stats", opensearch_url, "--index", index])
+        assert f"encoder {info.fingerprint[:12]}" in stats.stdout, stats.output
+    finally:
+        OpenSearchStore.drop(opensearch_url, index)

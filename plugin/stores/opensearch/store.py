@@ -144,6 +144,9 @@ class OpenSearchStore:
                             if (doc := meta.get(_MODEL_DOC + k.name)) is not None}
         self._fingerprints = {k.name: str(doc["fingerprint"]) for k in schema.keys
                               if (doc := meta.get(_ENCODER_DOC + k.name)) is not None}
+        # Keys made without a vector field for want of a model (indices made before ebr
+        # trained models have none: their models had to exist)
+        self._made_untrained = frozenset(meta.get(_INDEX_DOC, {}).get("untrained", ()))
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -181,10 +184,11 @@ class OpenSearchStore:
                 if name not in models:
                     train_model(client, index, ivf[name], vectors, timeout=training_timeout)
                     models[name] = {"model_id": _model_id(ivf[name]), "trained_by_ebr": True}
+            untrained = sorted(set(ivf) - set(models))
             body = index_body(schema, shards=shards, replicas=replicas, version=version,
-                              engine=engine, untrained=set(ivf) - set(models))
+                              engine=engine, untrained=untrained)
             meta = {_INDEX_DOC: {"schema": schema.to_json(), "engine": engine,
-                                 "version": str(version)},
+                                 "version": str(version), "untrained": untrained},
                     **{_MODEL_DOC + k: doc for k, doc in models.items()}}
             with cluster_errors(client, f"create index {index!r}"):
                 client.indices.create(index=meta_index(index), body={
@@ -284,8 +288,7 @@ class OpenSearchStore:
     def untrained_models(self) -> frozenset[str]:
         """The IVF-PQ keys whose k-NN model is not trained yet (:meth:`train_model`):
         documents with their embedding are refused until it is."""
-        return frozenset(k.name for k in self._schema.keys
-                         if isinstance(k.ann, IvfPq) and k.name not in self._knn_models)
+        return self._made_untrained - self._knn_models.keys()
 
     def stats(self) -> IndexStats:
         """Documents and embeddings are exact counts; ``terms`` is the sum of each
