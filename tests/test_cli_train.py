@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ebr.cli.main import cli
 from ebr.encoders.serving.model_files import read_model_info
@@ -44,13 +44,19 @@ def write_inputs(directory: Path) -> tuple[Path, Path, Path]:
     return pairs, corpus, encoder
 
 
+def train(runner: CliRunner, pairs: Path, encoder: Path, model: Path, epochs: int) -> Result:
+    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
+                                 "--epochs", str(epochs), "--batch-size", "16", "--threads", "1",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_train_encode_index_and_query(tmp_path: Path) -> None:
     pairs, corpus, encoder = write_inputs(tmp_path)
     runner = CliRunner()
     model = tmp_path / "model"
-    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
-                                 "--epochs", "3", "--batch-size", "16", "--threads", "1", "--quiet"])
-    assert result.exit_code == 0, result.output
+    result = train(runner, pairs, encoder, model, epochs=3)
     assert "skipped 2 bad line(s) of 62" in result.stderr
     assert "line 61: not valid JSON" in result.stderr
     assert "line 62: query: field 'text' (channel 'trigrams') must be a string, got int" in result.stderr
@@ -136,9 +142,7 @@ def test_ingest_with_a_model_records_its_fingerprint(tmp_path: Path, opensearch_
     pairs, corpus, encoder = write_inputs(tmp_path)
     runner = CliRunner()
     model = tmp_path / "model"
-    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
-                                 "--epochs", "1", "--batch-size", "16", "--threads", "1", "--quiet"])
-    assert result.exit_code == 0, result.output
+    train(runner, pairs, encoder, model, epochs=1)
     info = read_model_info(model)
     schema = tmp_path / "schema.json"
     schema.write_text(Schema.create("tools", (Namespace("title"),), (

@@ -173,13 +173,15 @@ class OpenSearchStore:
                                    ", which is not an IVF-PQ key of the schema (only IVF-PQ "
                                    "keys train a k-NN model)")
         client, owns = _client(cluster, connection)
-        version = server_version(client)
-        models = _existing_models(client, schema)
-        with cluster_errors(client, f"create index {index!r}"):
-            if client.indices.exists(index=index) or client.indices.exists(index=meta_index(index)):
-                raise StoreError(f"cannot create index {index!r} on {where(client)}: it exists "
-                                 "(open it, or drop it first)")
+        models: dict[str, dict[str, Any]] = {}
         try:
+            version = server_version(client)
+            models = _existing_models(client, schema)
+            with cluster_errors(client, f"create index {index!r}"):
+                if client.indices.exists(index=index) or client.indices.exists(
+                        index=meta_index(index)):
+                    raise StoreError(f"cannot create index {index!r} on {where(client)}: it "
+                                     "exists (open it, or drop it first)")
             for name, vectors in given.items():
                 if name not in models:
                     train_model(client, index, ivf[name], vectors, timeout=training_timeout)
