@@ -165,10 +165,13 @@ def test_the_cli_asks_for_the_password_and_never_shows_it(
     assert again.exit_code == 0, again.output
     assert "authentication failed (401)" in again.stderr and "User [admin]" in again.stderr
     assert "d1" in again.stdout
+    doctor = runner.invoke(cli, ["doctor", "--store", secured.url, *base, "--shards", "1"],
+                           input="\n" + password + "\n")
+    assert doctor.exit_code == 0 and "ebr works on this cluster" in doctor.stdout, doctor.output
     # no terminal: no prompt, a clean error
     monkeypatch.setattr(inputs, "interactive", lambda: False)
     refused = runner.invoke(cli, ["index", "stats", secured.url, "--index", INDEX, *base])
     assert refused.exit_code == 1 and "authentication failed (401)" in refused.stderr
     assert "Traceback" not in refused.output and "Password" not in refused.output
-    for shown in (asked.output, again.output, refused.output, caplog.text):
+    for shown in (asked.output, again.output, doctor.output, refused.output, caplog.text):
         assert password not in shown and wrong not in shown
