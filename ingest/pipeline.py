@@ -198,8 +198,9 @@ class _Run:
     def _due(self, key: EmbeddingKey) -> int:
         due = self.train_after if self.train_after is not None else max(
             40 * key.quantizer.nlist, 1000)
-        return max(due, training_minimum(key.ann)) if key.name in self.models and isinstance(
-            key.ann, IvfPq) else due
+        if key.name in self.models and isinstance(key.ann, IvfPq):
+            return max(due, training_minimum(key.ann))  # the model needs this many too
+        return due
 
     def batch(self, batch_size: int, final: bool = False) -> None:
         docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
