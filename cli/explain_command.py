@@ -11,6 +11,7 @@ import click
 from ebr.cli.inputs import (
     MAX_SIZE,
     centroid_options,
+    cluster_options,
     fill_with_stand_ins,
     infer_schema,
     open_store,
@@ -38,13 +39,12 @@ from ebr.stores.opensearch.versions import MINIMUM, ServerVersion
               help="Take the schema and quantizers from an index: a local index directory or "
                    "an OpenSearch cluster (with --index).")
 @click.option("--index", help="The OpenSearch index, with a cluster --store.")
-@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle of an OpenSearch cluster over TLS (or EBR_OPENSEARCH_CA).")
+@cluster_options
 @click.option("--json", "as_json", is_flag=True, help="Print only the request body, as JSON.")
 @click.option("--full-vectors", is_flag=True, help="Print query vectors in full.")
 def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[str, ...],
                     centroid_specs: tuple[str, ...], size: int, server_version: str,
-                    where: str | None, index: str | None, ca_certs: str | None,
+                    where: str | None, index: str | None, ca_certs: str | None, user: str | None,
                     as_json: bool, full_vectors: bool) -> None:
     """Show how QUERY is read, planned and compiled for OpenSearch ('-' reads stdin).
 
@@ -56,7 +56,7 @@ def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[st
     version = ServerVersion.parse(server_version)
     quantizers = centroid_options(centroid_specs)
     if where is not None:
-        with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
+        with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
             schema = store.schema
             quantizers = {**store.quantizers, **quantizers}
             if isinstance(store.version, ServerVersion):  # an OpenSearch store's server

@@ -12,12 +12,13 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.cli.inputs import open_store
+from ebr.cli.inputs import cluster_options, open_store
 from ebr.cli.torch_extra import require_torch
 from ebr.ingest.field_mapping import FieldMapping
 from ebr.ingest.lines import RECORD_FORMATS
 from ebr.ingest.pipeline import BATCH, ingest, report_dict
 from ebr.mappings.schema import Schema
+from ebr.stores.opensearch.store import OpenSearchStore
 
 
 class _ModelEncoder:
@@ -35,6 +36,7 @@ class _ModelEncoder:
             raise click.BadParameter(f"{path} has no model.json (not a model directory)",
                                      param_hint="--model")
         self.key = self.model.info.key
+        self.fingerprint = self.model.info.fingerprint
 
     def encode(self, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float32]:
         return self.model.encode_docs(records)
@@ -76,8 +78,7 @@ def _count_lines(path: Path) -> int | None:
               help="Where progress is saved (default: beside SOURCE's name in the current "
                    "directory); an interrupted ingest resumes from it.")
 @click.option("--restart", is_flag=True, help="Ignore (and replace) an existing checkpoint.")
-@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle of an OpenSearch cluster over TLS (or EBR_OPENSEARCH_CA).")
+@cluster_options
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
               help="CPU threads for the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -85,7 +86,8 @@ def _count_lines(path: Path) -> int | None:
 def ingest_command(source: Path, where: str, index: str | None, schema_path: Path | None,
                    engine: str, model_path: Path | None, mapping_path: Path | None,
                    record_format: str | None, batch_size: int, max_bad: float,
-                   checkpoint: Path | None, restart: bool, ca_certs: str | None, threads: int,
+                   checkpoint: Path | None, restart: bool, ca_certs: str | None, user: str | None,
+                   threads: int,
                    as_json: bool, quiet: bool) -> None:
     """Write the records of SOURCE (JSONL, TSV, CSV or Parquet) into a store, in batches:
     each record mapped to a document (--mapping; by default the fields named like the
@@ -107,9 +109,13 @@ def ingest_command(source: Path, where: str, index: str | None, schema_path: Pat
         checkpoint = Path(f".{source.name}.{tag}.ebr-checkpoint")
     if restart:
         checkpoint.unlink(missing_ok=True)
-    with open_store(where, index, engine=engine, schema=schema, ca_certs=ca_certs) as store, \
+    with open_store(where, index, engine=engine, schema=schema, ca_certs=ca_certs,
+                    user=user) as store, \
             tqdm(total=_count_lines(source), unit="record", disable=quiet, desc="ingest",
                  dynamic_ncols=True) as bar:
+        if (encoder is not None and isinstance(store, OpenSearchStore)
+                and store.schema.key(encoder.key) is not None):
+            store.set_fingerprint(encoder.key, encoder.fingerprint)  # which model embedded
         try:
             report = ingest(store, source, mapping=mapping, encoder=encoder, format=record_format,
                             batch_size=batch_size, checkpoint=checkpoint,

@@ -1,15 +1,18 @@
 """Parsing what several commands take (and a console will): ``KEY=VALUE`` options, vectors
-given inline or as ``.npy`` files, coarse-quantizer centroids, and, for exploring a query
-before an index exists, a schema inferred from the query with seeded stand-in vectors.
+given inline or as ``.npy`` files, coarse-quantizer centroids, for exploring a query before
+an index exists a schema inferred from the query with seeded stand-in vectors, and opening a
+store (a cluster's CA bundle and credentials: :func:`cluster_options`, :func:`signed_in`).
 
 Bad values raise :class:`click.BadParameter` naming the option, so a command reports them
 as usage errors."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import numpy as np
@@ -19,12 +22,15 @@ from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Sc
 from ebr.quantization.coarse import CentroidQuantizer, CoarseQuantizer
 from ebr.query.nodes import NN, Match, Node, Term, walk
 from ebr.stores.local.database import DB_FILE
+from ebr.stores.opensearch.client import PASSWORD_ENV, USER_ENV, AuthenticationFailed
 
 if TYPE_CHECKING:
     from ebr.stores.local import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
 F32 = npt.NDArray[np.float32]
+T = TypeVar("T")
+C = TypeVar("C", bound=Callable[..., Any])
 
 #: The most hits a command asks for (OpenSearch's default index.max_result_window).
 MAX_SIZE = 10000
@@ -97,21 +103,80 @@ def fill_with_stand_ins(schema: Schema, vectors: dict[str, F32],
             quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1, keepdims=True))
 
 
+def interactive() -> bool:
+    """Whether a person can answer a prompt (a module function so tests can stand in for a
+    terminal)."""
+    return sys.stdin.isatty()
+
+
+def cluster_options(command: C) -> C:
+    """The options of every command that may reach an OpenSearch cluster: its CA bundle and
+    the user to sign in as."""
+    command = click.option(
+        "--user", help=f"Sign in to the cluster as USER (else {USER_ENV}); the password comes "
+                       f"from {PASSWORD_ENV}, else is asked for on a terminal, never shown."
+    )(command)
+    return click.option(
+        "--ca-certs", type=click.Path(exists=True, dir_okay=False),
+        help="CA bundle of an OpenSearch cluster over TLS (or EBR_OPENSEARCH_CA)."
+    )(command)
+
+
+def credentials(user: str | None) -> dict[str, str]:
+    """The credentials to connect with: none given here (the client reads the environment),
+    or ``user`` with the environment's password if it is that user's, else one asked for
+    (hidden) on a terminal."""
+    if not user:
+        return {}
+    if os.environ.get(PASSWORD_ENV) and os.environ.get(USER_ENV, user) == user:
+        return {"user": user, "password": os.environ[PASSWORD_ENV]}
+    if not interactive():
+        return {"user": user}  # no password to give: the cluster says 401, cleanly
+    return {"user": user, "password": click.prompt(f"Password for {user}", hide_input=True,
+                                                   err=True)}
+
+
+def signed_in(call: Callable[..., T], user: str | None, ca_certs: str | None) -> T:
+    """``call(**connection)`` with the CA bundle and :func:`credentials`; if the cluster
+    answers 401 and a person is at a terminal, asks for the user and password once more."""
+    try:
+        return call(ca_certs=ca_certs, **credentials(user))
+    except AuthenticationFailed as e:
+        if not interactive():
+            raise
+        click.echo(f"{e}; sign in:", err=True)
+        user = click.prompt("User", default=user or os.environ.get(USER_ENV), err=True)
+        password = click.prompt(f"Password for {user}", hide_input=True, err=True)
+        return call(ca_certs=ca_certs, user=user, password=password)
+
+
+def is_cluster(where: str) -> bool:
+    """Whether a ``--store`` / STORE names an OpenSearch cluster (else a local index)."""
+    return where.startswith(("http://", "https://"))
+
+
 def open_store(where: str, index: str | None, *, readonly: bool = False,
                engine: str | None = None, schema: Schema | None = None,
-               ca_certs: str | None = None) -> LocalStore | OpenSearchStore:
+               ca_certs: str | None = None, user: str | None = None
+               ) -> LocalStore | OpenSearchStore:
     """The store ``where`` names: ``http(s)://host:port`` (with ``index``) for OpenSearch,
-    else a local index directory (``local:PATH`` or ``PATH``).  Given a ``schema``, an index
-    that does not exist yet is created (OpenSearch on ``engine``, default faiss)."""
-    if where.startswith(("http://", "https://")):
+    signed in as :func:`signed_in` says, else a local index directory (``local:PATH`` or
+    ``PATH``).  Given a ``schema``, an index that does not exist yet is created (OpenSearch on
+    ``engine``, default faiss)."""
+    if is_cluster(where):
         from ebr.stores.opensearch.store import OpenSearchStore, index_exists
 
         if not index:
             raise click.UsageError(f"{where} is an OpenSearch cluster: name the index with --index")
-        if schema is not None and not index_exists(where, index, ca_certs=ca_certs):
-            return OpenSearchStore.create(where, index, schema, engine=engine or "faiss",  # type: ignore[arg-type]
-                                          ca_certs=ca_certs)
-        return OpenSearchStore.open(where, index, ca_certs=ca_certs)
+
+        def opened(**connection: Any) -> OpenSearchStore:
+            assert index is not None
+            if schema is not None and not index_exists(where, index, **connection):
+                return OpenSearchStore.create(where, index, schema, engine=engine or "faiss",  # type: ignore[arg-type]
+                                              **connection)
+            return OpenSearchStore.open(where, index, **connection)
+
+        return signed_in(opened, user, ca_certs)
     from ebr.stores.local import LocalStore
 
     path = Path(where.removeprefix("local:"))

@@ -13,7 +13,7 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.cli.inputs import MAX_SIZE, key_value, open_store, vector_options
+from ebr.cli.inputs import MAX_SIZE, cluster_options, key_value, open_store, vector_options
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import Schema
@@ -95,12 +95,11 @@ def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str
 @click.option("--size", default=10, show_default=True, type=click.IntRange(0, MAX_SIZE),
               help="Hits to return.")
 @click.option("--index", help="The OpenSearch index, when STORE is a cluster URL.")
-@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle of an OpenSearch cluster over TLS (or EBR_OPENSEARCH_CA).")
+@cluster_options
 @click.option("--json", "as_json", is_flag=True, help="Print hits and stats as JSON.")
 def query_command(where: str, query: str, vector_specs: tuple[str, ...], text_specs: tuple[str, ...],
                   model_paths: tuple[Path, ...], size: int, index: str | None,
-                  ca_certs: str | None, as_json: bool) -> None:
+                  ca_certs: str | None, user: str | None, as_json: bool) -> None:
     """Run QUERY against STORE, a local index directory (``local:PATH`` or ``PATH``) or an
     OpenSearch cluster URL with --index ('-' reads the query from stdin), and show each hit:
     score, the branches it matched, and per nn clause its cosine distance and the probe rank
@@ -113,7 +112,7 @@ def query_command(where: str, query: str, vector_specs: tuple[str, ...], text_sp
                                     (nn name-trigrams :radius 0.3 :nprobe 8)))'
     """
     text = sys.stdin.read() if query == "-" else query
-    with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
+    with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         vectors = vector_options(vector_specs)
         models = _models(model_paths)
         vectors.update(_text_vector(store.schema, s, models) for s in text_specs)

@@ -14,7 +14,9 @@ For each batch of records read from a file (:func:`~ebr.ingest.records.stream_re
    ``train_after`` documents holding it (default ``max(40 * nlist, 1000)``) are held in memory,
    k-means trains on them and the quantizer is set, then they are written with their clusters
    (a key that keeps PQ codes is trained by the store once that many are written, codes and
-   all); the cluster terms are never missing.
+   all); the cluster terms are never missing.  A key whose ANN index needs a trained model
+   first (an OpenSearch IVF-PQ key, :class:`ModelTrainingStore`) is held the same way, and
+   its model trained on the same sample before any of its documents is written.
 
 More bad records than ``max_bad_fraction`` of those read (judged once 100 are read) aborts with
 :class:`IngestAborted`, the checkpoint kept, so a wrong file or mapping stops early.
@@ -28,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +39,8 @@ from ebr.errors import EbrError, StoreError
 from ebr.ingest.field_mapping import FieldMapping
 from ebr.ingest.lines import QUOTED_SKIPS, SkippedLine
 from ebr.ingest.records import Record, stream_records
-from ebr.mappings.schema import EmbeddingKey, Schema
+from ebr.mappings.opensearch_mapping import training_minimum
+from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.stores.documents import DocumentError, prepare_batch
 from ebr.stores.opensearch.store import BulkWriteError
@@ -119,6 +122,17 @@ class TrainableStore(Store, Protocol):
                          seed: int = 0, niter: int = 20) -> dict[str, TrainingReport]: ...
 
 
+@runtime_checkable
+class ModelTrainingStore(Protocol):
+    """A store with keys whose ANN model must be trained on a sample before a document
+    carries their embedding (the OpenSearch store's IVF-PQ keys)."""
+
+    @property
+    def untrained_models(self) -> frozenset[str]: ...
+
+    def train_model(self, key: str, vectors: npt.ArrayLike) -> None: ...
+
+
 def ingest(store: TrainableStore, source: str | Path, *, mapping: FieldMapping | None = None,
            encoder: DocumentEncoder | None = None, format: str | None = None,
            batch_size: int = BATCH, checkpoint: str | Path | None = None,
@@ -176,12 +190,17 @@ class _Run:
         self.last_line = report.resumed_after
         self.flushed = 0  # lines consumed as of the last batch
         self.holding: dict[str, int] = {}  # documents written per key (replacements too)
+        self.models = (set(store.untrained_models) if isinstance(store, ModelTrainingStore)
+                       else set())
         self.warming = {k.name for k in store.schema.keys
-                        if k.name not in store.quantizers and not k.quantizer.pq_m}
+                        if k.name not in store.quantizers and not k.quantizer.pq_m} | self.models
 
     def _due(self, key: EmbeddingKey) -> int:
-        return self.train_after if self.train_after is not None else max(
+        due = self.train_after if self.train_after is not None else max(
             40 * key.quantizer.nlist, 1000)
+        if key.name in self.models and isinstance(key.ann, IvfPq):
+            return max(due, training_minimum(key.ann))  # the model needs this many too
+        return due
 
     def batch(self, batch_size: int, final: bool = False) -> None:
         docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
@@ -211,22 +230,34 @@ class _Run:
             key = self.store.schema.key(name)
             assert key is not None  # warming holds schema keys
             vectors = [d.embeddings[name] for _, d in self.held if name in d.embeddings]
-            if len(vectors) < (key.quantizer.nlist if final else self._due(key)):
+            model = name in self.models
+            if len(vectors) < (key.quantizer.nlist if final else self._due(key)) and not (
+                    final and model and vectors):  # a model with too few: its clear error
                 if final:
                     self.warming.discard(name)  # too few to train: written without clusters
                 continue
             began = time.perf_counter()
             matrix = np.stack([np.asarray(v, np.float32) for v in vectors])
-            centroids, sample = train_centroids(name, matrix, key.quantizer.nlist,
-                                                sample_size=None, seed=0, niter=20)
-            self.store.set_quantizer(name, centroids)
-            self.report.trained[name] = TrainingReport(name, len(matrix), len(sample),
-                                                       key.quantizer.nlist,
-                                                       time.perf_counter() - began)
+            coarse = name not in self.store.quantizers and not key.quantizer.pq_m
+            sample = np.arange(len(matrix))
+            if coarse and len(matrix) >= key.quantizer.nlist:
+                centroids, sample = train_centroids(name, matrix, key.quantizer.nlist,
+                                                    sample_size=None, seed=0, niter=20)
+                self.store.set_quantizer(name, centroids)
+                self.report.trained[name] = TrainingReport(name, len(matrix), len(sample),
+                                                           key.quantizer.nlist,
+                                                           time.perf_counter() - began)
+            if model:
+                assert isinstance(self.store, ModelTrainingStore)
+                self.store.train_model(name, matrix[sample])
+                self.models.discard(name)
             self.warming.discard(name)
         if self.warming and len(self.held) > _MAX_HELD:
-            # A key so rare its warm-up would hold the whole file: write, train afterwards.
-            self.warming.clear()
+            # A key so rare its warm-up would hold the whole file: write, train afterwards
+            # (a model first, on what is held).
+            self.warming &= self.models
+            if self.warming:
+                self._warm_up(final=True)
 
     def _write(self, docs: list[tuple[int, IndexDocument]]) -> None:
         if docs:

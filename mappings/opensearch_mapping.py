@@ -18,6 +18,7 @@ The schema itself travels in the index ``_meta`` so any client can compile queri
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from ebr.errors import SchemaError, UnsupportedError
@@ -37,16 +38,19 @@ ENGINES: tuple[Engine, ...] = ("faiss", "lucene")
 
 def index_body(
     schema: Schema, *, shards: int = 1, replicas: int = 0, version: ServerVersion = MINIMUM,
-    engine: Engine = "faiss",
+    engine: Engine = "faiss", untrained: Collection[str] = (),
 ) -> Json:
-    """The ``PUT /<index>`` body.  Model-backed (IVF-PQ) keys need their model trained first
-    (:func:`train_model_body`) and the Faiss engine."""
+    """The ``PUT /<index>`` body.  Model-backed (IVF-PQ) keys need the Faiss engine; the keys
+    in ``untrained`` (their k-NN model is not trained yet, :func:`train_model_body`) get no
+    vector field: it is added once the model exists (a field naming a missing model is
+    accepted, and fails on the first document written to it)."""
     require_supported(version)
     properties: Json = {
         "terms": {"properties": {ns: _term_field() for ns in
                                  (n.name for n in schema.namespaces)}},
         "clusters": {"properties": {k.name: {"type": "keyword"} for k in schema.keys}},
-        "vectors": {"properties": {k.name: knn_vector_field(k, engine) for k in schema.keys}},
+        "vectors": {"properties": {k.name: knn_vector_field(k, engine) for k in schema.keys
+                                   if k.name not in untrained}},
         schema.rank_field: {"type": "float"},
         "id": {"type": "keyword"},
         "source": {"type": "object", "enabled": False},
@@ -115,12 +119,22 @@ def training_index_body(key: EmbeddingKey) -> Json:
     }
 
 
+def training_minimum(ann: IvfPq) -> int:
+    """The fewest vectors an IVF-PQ model trains on: one per inverted list, and one per
+    codeword of each sub-quantizer."""
+    return max(ann.nlist, 1 << ann.code_size)
+
+
 def train_model_body(key: EmbeddingKey, training_index: str, training_field: str = "vector") -> Json:
     """The ``POST /_plugins/_knn/models/<model_id>/_train`` body for an IVF-PQ key.
-    Training needs at least ``max(nlist, 2**code_size)`` vectors."""
+    Training needs at least :func:`training_minimum` vectors, and ``pq_m`` must divide the
+    dimension (the schema checks it; so does this, for a key built by hand)."""
     ann = key.ann
     if not isinstance(ann, IvfPq):
         raise SchemaError(f"key {key.name!r} uses {ann.kind}, which needs no trained model")
+    if ann.pq_m < 1 or key.dimension % ann.pq_m:
+        raise SchemaError(f"key {key.name!r}: pq_m ({ann.pq_m}) must divide the dimension "
+                          f"({key.dimension})")
     return {
         "training_index": training_index,
         "training_field": training_field,

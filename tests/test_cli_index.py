@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ebr.cli import index_command
+from ebr.cli import inputs
 from ebr.cli.main import cli
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.stores.local import LocalStore
@@ -155,7 +156,7 @@ def test_drop_refuses_without_yes_when_no_terminal(index: Path) -> None:
 
 
 def test_drop_asks_on_a_terminal(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index_command, "_interactive", lambda: True)
+    monkeypatch.setattr(inputs, "interactive", lambda: True)
     result = run("index", "drop", str(index), input="n\n")
     assert result.exit_code == 1 and "Aborted" in result.stderr
     assert (index / "index.sqlite").is_file()
@@ -195,3 +196,39 @@ def test_quickstart_force_keeps_other_files(tmp_path: Path) -> None:
     result = run("quickstart", str(tmp_path), "--force", "--limit", "50")
     assert result.exit_code == 1 and "no local index" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.opensearch
+def test_stats_and_drop_of_an_index_on_a_cluster(opensearch_url: str) -> None:
+    from ebr.stores.opensearch.store import OpenSearchStore, meta_index
+
+    index = f"ebr-cli-{np.random.default_rng().integers(1 << 30)}"
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        store.add([IndexDocument(f"d{i}", {"country": ["fr" if i % 2 else "us"]},
+                                 embeddings={"m": [1.0, i + 1.0]}) for i in range(6)])
+        store.train_quantizers()
+        store.set_fingerprint("m", "ab" * 32)
+        client = store.client
+        result = run("index", "stats", opensearch_url, "--index", index)
+        assert result.exit_code == 0, result.output
+        for line in (f"index {index!r} on {opensearch_url}", "engine     lucene (OpenSearch",
+                     "documents  6", "m: 6 embeddings, coarse quantizer nlist 2, encoder abababababab"):
+            assert line in result.stdout, result.stdout
+        figures = json.loads(run("index", "stats", opensearch_url, "--index", index,
+                                 "--json").stdout)
+        assert (figures["documents"], figures["engine"], figures["fingerprints"]) == (
+            6, "lucene", {"m": "ab" * 32})
+        assert figures["quantizers"] == {"m": 2} and figures["untrained_models"] == []
+        unnamed = run("index", "stats", opensearch_url)
+        assert unnamed.exit_code == 2 and "name the index with --index" in unnamed.stderr
+        refused = run("index", "drop", opensearch_url, "--index", index)
+        assert refused.exit_code == 1 and "stdin is not a terminal" in refused.stderr
+        assert client.indices.exists(index=index)
+        dropped = run("index", "drop", opensearch_url, "--index", index, "--yes")
+        assert dropped.exit_code == 0, dropped.output
+        assert f"dropped index {index!r} on {opensearch_url}" in dropped.stdout
+        assert not client.indices.exists(index=index)
+        assert not client.indices.exists(index=meta_index(index))
+    gone = run("index", "stats", opensearch_url, "--index", index)
+    assert gone.exit_code == 1 and f"no index {index!r}" in gone.stderr
+    assert "Traceback" not in gone.output

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ebr.cli.main import cli
 from ebr.encoders.serving.model_files import read_model_info
@@ -44,13 +44,19 @@ def write_inputs(directory: Path) -> tuple[Path, Path, Path]:
     return pairs, corpus, encoder
 
 
+def train(runner: CliRunner, pairs: Path, encoder: Path, model: Path, epochs: int) -> Result:
+    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
+                                 "--epochs", str(epochs), "--batch-size", "16", "--threads", "1",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_train_encode_index_and_query(tmp_path: Path) -> None:
     pairs, corpus, encoder = write_inputs(tmp_path)
     runner = CliRunner()
     model = tmp_path / "model"
-    result = runner.invoke(cli, ["train", str(pairs), "--encoder", str(encoder), "-o", str(model),
-                                 "--epochs", "3", "--batch-size", "16", "--threads", "1", "--quiet"])
-    assert result.exit_code == 0, result.output
+    result = train(runner, pairs, encoder, model, epochs=3)
     assert "skipped 2 bad line(s) of 62" in result.stderr
     assert "line 61: not valid JSON" in result.stderr
     assert "line 62: query: field 'text' (channel 'trigrams') must be a string, got int" in result.stderr
@@ -127,3 +133,30 @@ def test_the_command_line_loads_without_torch() -> None:
     script = "import sys, ebr.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.opensearch
+def test_ingest_with_a_model_records_its_fingerprint(tmp_path: Path, opensearch_url: str) -> None:
+    from ebr.stores.opensearch.store import OpenSearchStore
+
+    pairs, corpus, encoder = write_inputs(tmp_path)
+    runner = CliRunner()
+    model = tmp_path / "model"
+    train(runner, pairs, encoder, model, epochs=1)
+    info = read_model_info(model)
+    schema = tmp_path / "schema.json"
+    schema.write_text(Schema.create("tools", (Namespace("title"),), (
+        EmbeddingKey(info.key, 16, CoarseQuantizerSpec(nlist=4)),)).to_json())
+    index = f"ebr-fingerprint-{random.randrange(1 << 30)}"
+    result = runner.invoke(cli, ["ingest", str(corpus), "--store", opensearch_url, "--index", index,
+                                 "--schema", str(schema), "--model", str(model), "--engine", "lucene",
+                                 "--quiet", "--checkpoint", str(tmp_path / "checkpoint")])
+    try:
+        assert result.exit_code == 0, result.output
+        with OpenSearchStore.open(opensearch_url, index) as store:
+            assert store.fingerprints == {info.key: info.fingerprint}
+            assert store.stats().embeddings[info.key] == 60
+        stats = runner.invoke(cli, ["index", "stats", opensearch_url, "--index", index])
+        assert f"encoder {info.fingerprint[:12]}" in stats.stdout, stats.output
+    finally:
+        OpenSearchStore.drop(opensearch_url, index)

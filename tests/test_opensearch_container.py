@@ -55,10 +55,12 @@ from ebr import (
     reference_matches,
     to_text,
 )
+from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Hnsw, IvfPq, Namespace, Schema, Space
 from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
 from ebr.mappings.schema import cluster_key, cluster_term
 from ebr.stores.opensearch.versions import MINIMUM
+from ebr.stores.protocol import IndexDocument, search_text
 from ebr.stores.reference import cosine_distance
 from support.container import (
     IMAGE,
@@ -642,3 +644,79 @@ def test_server_version_is_supported(opensearch: OpenSearch) -> None:
     version = ServerVersion.from_info(info)
     assert version >= MINIMUM
     assert str(version) == IMAGE.rsplit(":", 1)[1]  # the pinned image is what answered
+
+
+# --------------------------------------------------------------------------------------------
+# The OpenSearch store's IVF-PQ keys: training through the k-NN plugin (needs the native
+# libraries, so here and not on the shared node; tests/test_opensearch_models.py covers
+# everything before `_train` on the real node)
+
+
+def _store_schema(model_id: str) -> Schema:
+    return Schema.create("ivfstore", (Namespace("location", "keyword"),), (EmbeddingKey(
+        IVF_KEY, DIM, CoarseQuantizerSpec(nlist=IVF_NLIST),
+        IvfPq(model_id, nlist=IVF_NLIST, pq_m=PQ_M, code_size=CODE_SIZE, nprobes=IVF_NLIST)),))
+
+
+def _store_docs() -> list[IndexDocument]:
+    c = topk_corpus()
+    docs = []
+    for d in c.docs:
+        if IVF_KEY in d.embeddings:
+            places = sorted(t.split(":", 1)[1] for t in d.terms if t.startswith("location:"))
+            docs.append(IndexDocument(d.id, {"location": places} if places else {},
+                                      embeddings={IVF_KEY: d.embeddings[IVF_KEY]}))
+    return docs
+
+
+def test_the_store_trains_its_ivfpq_model_and_drop_deletes_it(opensearch: OpenSearch) -> None:
+    from ebr.stores.opensearch.models import model_state, training_index
+    from ebr.stores.opensearch.store import OpenSearchStore
+
+    index, model_id = "ebr-store-ivf", "ebr-store-ivf-model"
+    with OpenSearchStore.create(opensearch, index, _store_schema(model_id), engine="faiss",
+                                training={IVF_KEY: training_vectors()}) as store:
+        assert store.knn_models == {IVF_KEY: model_id} and not store.untrained_models
+        assert (model_state(opensearch, model_id) or {}).get("state") == "created"
+        assert not opensearch.indices.exists(index=training_index(index, IVF_KEY))
+        docs = _store_docs()
+        assert store.add(docs).added == len(docs)
+        query = np.asarray(docs[0].embeddings[IVF_KEY], np.float32)
+        result = search_text(store, f"(nn {IVF_KEY} :k 3)", {IVF_KEY: query}, 10)
+        assert docs[0].id in result.ids and len(result.ids) == 3  # PQ distances find it
+    OpenSearchStore.drop(opensearch, index)
+    assert model_state(opensearch, model_id) is None
+
+
+def test_a_key_trained_after_create_gets_its_field(opensearch: OpenSearch) -> None:
+    from ebr.stores.opensearch.store import OpenSearchStore
+
+    index, model_id = "ebr-store-ivf-later", "ebr-store-ivf-later-model"
+    with OpenSearchStore.create(opensearch, index, _store_schema(model_id),
+                                engine="faiss") as store:
+        docs = _store_docs()
+        with pytest.raises(StoreError, match="is not trained"):
+            store.add(docs[:1])
+        store.train_model(IVF_KEY, training_vectors())
+        assert store.add(docs).added == len(docs)
+    with OpenSearchStore.open(opensearch, index) as store:
+        assert store.knn_models == {IVF_KEY: model_id}
+    OpenSearchStore.drop(opensearch, index)
+
+
+def test_a_failed_training_names_the_clusters_error(opensearch: OpenSearch) -> None:
+    """More inverted lists than training vectors: Faiss refuses, the model turns ``failed``;
+    the store's wait reports the plugin's error and deletes the failed model."""
+    from ebr.stores.opensearch.models import model_state, wait_for_model, write_training_index
+
+    key = EmbeddingKey(IVF_KEY, DIM, ann=IvfPq("ebr-failing", nlist=1024, pq_m=PQ_M,
+                                               code_size=CODE_SIZE))
+    write_training_index(opensearch, "ebr-failing-training", key, training_vectors())
+    try:
+        opensearch.plugins.knn.train_model(model_id="ebr-failing", body=train_model_body(
+            key, "ebr-failing-training"))
+        with pytest.raises(StoreError, match="training k-NN model 'ebr-failing' .* failed: "):
+            wait_for_model(opensearch, "ebr-failing", timeout=120, poll=0.5)
+        assert model_state(opensearch, "ebr-failing") is None
+    finally:
+        opensearch.indices.delete(index="ebr-failing-training", ignore_unavailable=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ebr.errors import StoreError
-from ebr.mappings import EmbeddingKey, Namespace, Schema
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.stores.opensearch.store import OpenSearchStore
 from ebr.stores.protocol import IndexDocument, search_text
 from support.cluster import SecuredCluster
@@ -107,3 +107,71 @@ def test_the_cli_works_over_tls_and_fails_cleanly_without_the_ca(
     assert secured.passwords["admin"] not in refused.output + done.output + found.output
     with OpenSearchStore.open(secured.url, INDEX, ca_certs=secured.ca) as store:
         store.delete(["cli-1"])
+
+
+def test_the_reader_opens_the_index_metadata(secured: SecuredCluster) -> None:
+    """PQ/OPQ tables and the encoder fingerprint written by the admin, read back by the
+    read-only user (who may search the metadata index, not read mappings)."""
+    schema = Schema.create("meta", keys=(EmbeddingKey("p", 4, CoarseQuantizerSpec(
+        nlist=2, pq_m=2, opq=True)),))
+    rng = np.random.default_rng(5)
+    admin = {"user": "admin", "password": secured.passwords["admin"], "ca_certs": secured.ca}
+    with OpenSearchStore.create(secured.url, "ebr-secured-meta", schema, engine="lucene",
+                                **admin) as store:
+        store.add([IndexDocument(f"p{i}", embeddings={"p": rng.standard_normal(4)})
+                   for i in range(260)])
+        store.train_quantizers()
+        store.set_fingerprint("p", "cd" * 32)
+        written = store.products["p"]
+    try:
+        with OpenSearchStore.open(secured.url, "ebr-secured-meta", user="reader",
+                                  password=secured.passwords["reader"],
+                                  ca_certs=secured.ca) as reader:
+            assert reader.fingerprints == {"p": "cd" * 32}
+            read = reader.products["p"]
+            assert read.rotation is not None and written.rotation is not None
+            np.testing.assert_array_equal(read.codebooks, written.codebooks)
+            np.testing.assert_array_equal(read.rotation, written.rotation)
+            np.testing.assert_array_equal(read.centroids, reader.quantizers["p"].centroids)
+    finally:
+        OpenSearchStore.drop(secured.url, "ebr-secured-meta", **admin)
+
+
+def test_the_cli_asks_for_the_password_and_never_shows_it(
+        secured: SecuredCluster, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+
+    from ebr.cli import inputs
+    from ebr.cli.main import cli
+
+    password = secured.passwords["admin"]
+    wrong = "not-" + password
+    monkeypatch.delenv("EBR_OPENSEARCH_USER", raising=False)
+    monkeypatch.delenv("EBR_OPENSEARCH_PASSWORD", raising=False)
+    monkeypatch.setattr(inputs, "interactive", lambda: True)
+    runner = CliRunner()
+    base = ["--ca-certs", secured.ca]
+    # --user on a terminal: the password is asked for, hidden
+    asked = runner.invoke(cli, ["index", "stats", secured.url, "--index", INDEX, *base,
+                                "--user", "admin"], input=password + "\n")
+    assert asked.exit_code == 0, asked.output
+    assert "Password for admin" in asked.stderr and f"documents  {len(DOCS)}" in asked.stdout
+    # a wrong password from the environment: 401, then the user and password are asked for
+    monkeypatch.setenv("EBR_OPENSEARCH_USER", "admin")
+    monkeypatch.setenv("EBR_OPENSEARCH_PASSWORD", wrong)
+    again = runner.invoke(cli, ["query", secured.url, "--index", INDEX, *base, "(term a:1)"],
+                          input="\n" + password + "\n")
+    assert again.exit_code == 0, again.output
+    assert "authentication failed (401)" in again.stderr and "User [admin]" in again.stderr
+    assert "d1" in again.stdout
+    doctor = runner.invoke(cli, ["doctor", "--store", secured.url, *base, "--shards", "1"],
+                           input="\n" + password + "\n")
+    assert doctor.exit_code == 0 and "ebr works on this cluster" in doctor.stdout, doctor.output
+    # no terminal: no prompt, a clean error
+    monkeypatch.setattr(inputs, "interactive", lambda: False)
+    refused = runner.invoke(cli, ["index", "stats", secured.url, "--index", INDEX, *base])
+    assert refused.exit_code == 1 and "authentication failed (401)" in refused.stderr
+    assert "Traceback" not in refused.output and "Password" not in refused.output
+    for shown in (asked.output, again.output, doctor.output, refused.output, caplog.text):
+        assert password not in shown and wrong not in shown

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,16 +270,46 @@ def test_a_cluster_that_does_not_answer_is_a_clean_error() -> None:
         OpenSearchStore.open("http://127.0.0.1:9", "x", timeout=2)
 
 
-def test_a_failed_create_leaves_nothing_behind(opensearch_url: str) -> None:
-    """An IVF-PQ key whose k-NN model was never trained: refused before anything is made (the
-    cluster itself would accept the index and fail on the first document), so a retry is not
-    told the index exists."""
-    from ebr.mappings import IvfPq
+PQ_SCHEMA = Schema.create("pq", (Namespace("a", "keyword"),), (EmbeddingKey(
+    "p", 8, CoarseQuantizerSpec(nlist=4, pq_m=2, opq=True)),))
 
-    schema = Schema.create("ivf", keys=(EmbeddingKey("v", 8, ann=IvfPq("no-such-model")),))
+
+def pq_corpus(n: int = 300) -> list[IndexDocument]:
+    rng = np.random.default_rng(11)
+    return [IndexDocument(f"p{i:04d}", {"a": [str(i % 3)]}, embeddings={"p": rng.standard_normal(8)})
+            for i in range(n)]
+
+
+def test_pq_tables_and_fingerprints_are_kept_with_the_index(opensearch_url: str,
+                                                             tmp_path: Path) -> None:
+    """The OpenSearch store trains the PQ/OPQ tables the schema asks for from the same sample
+    as the local store (so they are equal), keeps them and the encoder's fingerprint in the
+    metadata index, and ``open`` reads them back."""
     index = fresh_index()
-    for _ in range(2):
-        with pytest.raises(StoreError, match="'no-such-model', which is not trained"):
-            OpenSearchStore.create(opensearch_url, index, schema, engine="faiss")
-    with pytest.raises(StoreError, match="no index"):
-        OpenSearchStore.open(opensearch_url, index)
+    with LocalStore.create(tmp_path / "local", PQ_SCHEMA) as local:
+        local.add(pq_corpus())
+        local.train_quantizers(seed=0)
+        expected = local._snapshot.products["p"]
+    with OpenSearchStore.create(opensearch_url, index, PQ_SCHEMA, engine="lucene") as store:
+        store.add(pq_corpus())
+        assert store.products == {}
+        store.train_quantizers(seed=0)
+        store.set_fingerprint("p", "ab" * 32)
+        store.set_fingerprint("p", "ab" * 32)  # the same again: nothing to do
+        with pytest.raises(StoreError, match="embeddings of the model with fingerprint abab"):
+            store.set_fingerprint("p", "cd" * 32)
+    try:
+        with OpenSearchStore.open(opensearch_url, index) as store:
+            product = store.products["p"]
+            assert store.fingerprints == {"p": "ab" * 32}
+            assert product.rotation is not None and expected.rotation is not None
+            np.testing.assert_allclose(product.centroids, expected.centroids, atol=1e-6)
+            np.testing.assert_allclose(product.codebooks, expected.codebooks, atol=1e-5)
+            np.testing.assert_allclose(product.rotation, expected.rotation, atol=1e-5)
+            np.testing.assert_array_equal(store.quantizers["p"].centroids, product.centroids)
+            store.set_quantizer("p", expected.centroids)  # new centroids: the old tables go
+            assert store.products == {}
+        with OpenSearchStore.open(opensearch_url, index) as store:
+            assert store.products == {} and store.fingerprints == {"p": "ab" * 32}
+    finally:
+        OpenSearchStore.drop(opensearch_url, index)

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.errors import StoreError
+from ebr.mappings.schema import EmbeddingKey
+from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
@@ -137,6 +139,17 @@ def train_product(key: str, units: F32, clusters: I32, centroids: F32, m: int, *
     codebooks = faiss.vector_to_array(pq.centroids).reshape(m, KSUB, d // m)
     return ProductCodes(np.ascontiguousarray(centroids, np.float32),
                         np.ascontiguousarray(codebooks, np.float32), rotation)
+
+
+def train_key_product(spec: EmbeddingKey, sample: F32, centroids: F32, *,
+                      seed: int) -> ProductCodes | None:
+    """The PQ (and OPQ) tables ``spec``'s schema asks for (None if none), trained on the
+    sample its coarse ``centroids`` were trained on: what both stores keep."""
+    if not spec.quantizer.pq_m:
+        return None
+    units = unit_rows(sample)
+    return train_product(spec.name, units, assign(CentroidQuantizer(centroids), units),
+                         centroids, spec.quantizer.pq_m, opq=spec.quantizer.opq, seed=seed)
 
 
 def _quantizer(d: int, m: int, n: int, seed: int) -> faiss.ProductQuantizer:

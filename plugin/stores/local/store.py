@@ -52,7 +52,7 @@ from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
 from ebr.quantization.kmeans import TrainingReport, train_centroids
-from ebr.quantization.product import ProductCodes, train_product
+from ebr.quantization.product import ProductCodes, train_key_product
 from ebr.query.nodes import Node, named_branches
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
@@ -321,13 +321,8 @@ class LocalStore:
                 centroids, sample = train_centroids(key, vectors, clusters,
                                                     sample_size=sample_size, seed=seed,
                                                     niter=niter)
-                product = None
-                if spec.quantizer.pq_m:
-                    units = unit_rows(vectors[sample])
-                    product = train_product(
-                        key, units, assign(CentroidQuantizer(centroids), units), centroids,
-                        spec.quantizer.pq_m, opq=spec.quantizer.opq, seed=seed)
-                self._install(key, centroids, product)
+                self._install(key, centroids,
+                              train_key_product(spec, vectors[sample], centroids, seed=seed))
                 reports[key] = TrainingReport(key, len(live), len(sample), clusters,
                                               time.perf_counter() - start)
         return reports

@@ -28,6 +28,10 @@ CA_ENV = "EBR_OPENSEARCH_CA"
 TIMEOUT = 60
 
 
+class AuthenticationFailed(StoreError):
+    """The cluster answered 401: no credentials, or wrong ones (a command may ask again)."""
+
+
 def connect(url: str, *, user: str | None = None, password: str | None = None,
             ca_certs: str | None = None, verify_certs: bool = True,
             timeout: float = TIMEOUT) -> OpenSearch:
@@ -105,8 +109,9 @@ def cluster_errors(client: OpenSearch, doing: str) -> Iterator[None]:
     except UnsupportedError:
         raise
     except e.AuthenticationException:
-        raise StoreError(f"cannot {doing} on {where(client)}: authentication failed (401); "
-                         f"check the user and password ({USER_ENV}, {PASSWORD_ENV})") from None
+        raise AuthenticationFailed(f"cannot {doing} on {where(client)}: authentication failed "
+                                   f"(401); check the user and password ({USER_ENV}, "
+                                   f"{PASSWORD_ENV})") from None
     except e.AuthorizationException as err:
         raise StoreError(f"cannot {doing} on {where(client)}: permission denied (403): "
                          f"{_reason(err)}") from None

@@ -3,9 +3,17 @@
 Layout (:mod:`ebr.mappings.opensearch_mapping`): one document per ebr document, its terms per
 namespace, its coarse cluster per key, its vectors, rank, id and source.  The index mapping's
 ``_meta`` carries the schema and the k-NN engine; a small metadata index ``<index>.ebr-meta``
-holds them again (document ``index``) with each key's coarse-quantizer centroids (documents
-``quantizer:<key>``), so any client that may search, a read-only user too, can open the index
+holds them again (document ``index``) with, per embedding key, its coarse-quantizer centroids
+and PQ/OPQ tables if the schema keeps them (``quantizer:<key>``), its IVF-PQ k-NN model
+(``knn-model:<key>``) and the fingerprint of the encoder model that embeds for it
+(``encoder:<key>``), so any client that may search, a read-only user too, can open the index
 and plan queries for it.
+
+An IVF-PQ key needs a trained k-NN model (:mod:`.models`) before a document carries its
+vector: ``create(..., training={key: sample})`` trains it first; without a sample the index is
+made without the key's vector field, documents with that embedding are refused until
+:meth:`OpenSearchStore.train_model` has trained it (the ingest pipeline does so on its first
+documents), then the field is added.  ``drop`` deletes the models ebr trained.
 
 What the store promises (the local store's contract, where OpenSearch can keep it):
 
@@ -37,13 +45,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ebr.errors import PlanError, StoreError
-from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body
+from ebr.errors import PlanError, StoreError, UnsupportedError
+from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
+from ebr.quantization.product import KSUB, ProductCodes, train_key_product
 from ebr.query.nodes import (
     NN,
     Match,
@@ -59,6 +68,7 @@ from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
+from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
     ClauseMatch,
@@ -90,9 +100,12 @@ SCROLL_SIZE = 1000
 SHOWN_FAILURES = 5
 
 
-#: The metadata index's documents: the schema and engine, and one per key's quantizer.
+#: The metadata index's documents: the schema and engine, and per key its quantizer, its
+#: k-NN model and its encoder's fingerprint.
 _INDEX_DOC = "index"
 _QUANTIZER_DOC = "quantizer:"
+_MODEL_DOC = "knn-model:"
+_ENCODER_DOC = "encoder:"
 
 
 def meta_index(index: str) -> str:
@@ -123,7 +136,7 @@ class OpenSearchStore:
 
     def __init__(self, client: OpenSearch, index: str, schema: Schema, engine: Engine,
                  version: ServerVersion, quantizers: dict[str, CentroidQuantizer],
-                 owns_client: bool) -> None:
+                 owns_client: bool, meta: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.client = client
         self.index = index
         self.engine = engine
@@ -134,38 +147,82 @@ class OpenSearchStore:
         self._owns_client = owns_client
         self._closed = False
         self._refresh_each_write = True
+        meta = meta or {}
+        self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
+                          if (doc := meta.get(_QUANTIZER_DOC + k.name)) and doc.get("pq_m")}
+        #: Each IVF-PQ key's model document (``model_id``, ``trained_by_ebr``) once trained.
+        self._knn_models = {k.name: dict(doc) for k in schema.keys
+                            if (doc := meta.get(_MODEL_DOC + k.name)) is not None}
+        self._fingerprints = {k.name: str(doc["fingerprint"]) for k in schema.keys
+                              if (doc := meta.get(_ENCODER_DOC + k.name)) is not None}
+        # Keys made without a vector field for want of a model (indices made before ebr
+        # trained models have none: their models had to exist)
+        self._made_untrained = frozenset(meta.get(_INDEX_DOC, {}).get("untrained", ()))
 
     # -- life cycle ---------------------------------------------------------------------------
 
     @classmethod
     def create(cls, cluster: str | OpenSearch, index: str, schema: Schema, *, shards: int = 1,
-               replicas: int = 0, engine: Engine = "faiss", **connection: Any) -> OpenSearchStore:
+               replicas: int = 0, engine: Engine = "faiss",
+               training: Mapping[str, npt.ArrayLike] | None = None,
+               training_timeout: float = TRAINING_TIMEOUT, **connection: Any) -> OpenSearchStore:
         """A new, empty index named ``index`` (the schema's own index name is not used).
         ``engine``: ``"faiss"`` (needs the k-NN native libraries; IVF-PQ keys need it) or
-        ``"lucene"`` (HNSW; what every OpenSearch distribution has)."""
+        ``"lucene"`` (HNSW; what every OpenSearch distribution has).
+
+        An IVF-PQ key uses its k-NN model if the cluster has it trained (``created``); else
+        ``training[key]`` (rows, e.g. the sample its coarse quantizer trains on) trains it
+        first (see :mod:`.models`); else the key waits for :meth:`train_model`."""
         if engine not in ENGINES:
             raise StoreError(f"unknown k-NN engine {engine!r}; use one of {', '.join(ENGINES)}")
+        for key in schema.keys:
+            knn_vector_field(key, engine)  # an IVF-PQ key on lucene: refused before anything
+        given = dict(training or {})
+        ivf = {k.name: k for k in schema.keys if isinstance(k.ann, IvfPq)}
+        if set(given) - set(ivf):
+            raise UnsupportedError(f"training vectors for {', '.join(sorted(set(given) - set(ivf)))}"
+                                   ", which is not an IVF-PQ key of the schema (only IVF-PQ "
+                                   "keys train a k-NN model)")
         client, owns = _client(cluster, connection)
-        version = server_version(client)
-        body = index_body(schema, shards=shards, replicas=replicas, version=version,
-                          engine=engine)
-        _require_models(client, schema)
-        with cluster_errors(client, f"create index {index!r}"):
-            if client.indices.exists(index=index) or client.indices.exists(index=meta_index(index)):
-                raise StoreError(f"cannot create index {index!r} on {where(client)}: it exists "
-                                 "(open it, or drop it first)")
-            client.indices.create(index=meta_index(index), body={
-                "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
-                "mappings": {"dynamic": False}})
-            try:
-                client.index(index=meta_index(index), id=_INDEX_DOC, refresh=True,
-                             body={"schema": schema.to_json(), "engine": engine,
-                                   "version": str(version)})
-                client.indices.create(index=index, body=body)
-            except BaseException:  # e.g. an IVF-PQ key whose k-NN model is not trained
-                client.indices.delete(index=meta_index(index), ignore_unavailable=True)
-                raise
-        return cls(client, index, schema, engine, version, {}, owns)
+        models: dict[str, dict[str, Any]] = {}
+        try:
+            version = server_version(client)
+            models = _existing_models(client, schema)
+            with cluster_errors(client, f"create index {index!r}"):
+                if client.indices.exists(index=index) or client.indices.exists(
+                        index=meta_index(index)):
+                    raise StoreError(f"cannot create index {index!r} on {where(client)}: it "
+                                     "exists (open it, or drop it first)")
+            for name, vectors in given.items():
+                if name not in models:
+                    train_model(client, index, ivf[name], vectors, timeout=training_timeout)
+                    models[name] = {"model_id": _model_id(ivf[name]), "trained_by_ebr": True}
+            untrained = sorted(set(ivf) - set(models))
+            body = index_body(schema, shards=shards, replicas=replicas, version=version,
+                              engine=engine, untrained=untrained)
+            meta = {_INDEX_DOC: {"schema": schema.to_json(), "engine": engine,
+                                 "version": str(version), "untrained": untrained},
+                    **{_MODEL_DOC + k: doc for k, doc in models.items()}}
+            with cluster_errors(client, f"create index {index!r}"):
+                client.indices.create(index=meta_index(index), body={
+                    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
+                    "mappings": {"dynamic": False}})
+                try:
+                    for doc_id, doc in meta.items():
+                        client.index(index=meta_index(index), id=doc_id, body=doc)
+                    client.indices.refresh(index=meta_index(index))
+                    client.indices.create(index=index, body=body)
+                except BaseException:
+                    client.indices.delete(index=meta_index(index), ignore_unavailable=True)
+                    raise
+        except BaseException:  # nothing made stays, models trained here neither
+            for doc in models.values():
+                if doc["trained_by_ebr"]:
+                    delete_model(client, doc["model_id"])
+            if owns:
+                client.close()
+            raise
+        return cls(client, index, schema, engine, version, {}, owns, meta)
 
     @classmethod
     def open(cls, cluster: str | OpenSearch, index: str, **connection: Any) -> OpenSearchStore:
@@ -178,23 +235,24 @@ class OpenSearchStore:
         # A read-only role may not read GET /: then the version the index was created on.
         created_on = meta[_INDEX_DOC].get("version")
         version = server_version(client, ServerVersion.parse(created_on) if created_on else None)
-        quantizers: dict[str, CentroidQuantizer] = {}
-        for spec in schema.keys:
-            doc = meta.get(_QUANTIZER_DOC + spec.name)
-            if doc is not None:
-                centroids = np.frombuffer(base64.b64decode(doc["centroids"]), np.float32)
-                quantizers[spec.name] = CentroidQuantizer(centroids.reshape(-1, spec.dimension))
+        quantizers = {spec.name: CentroidQuantizer(_unpack(doc["centroids"], spec.dimension))
+                      for spec in schema.keys
+                      if (doc := meta.get(_QUANTIZER_DOC + spec.name)) is not None}
         return cls(client, index, schema, engine if engine in ENGINES else "faiss", version,
-                   quantizers, owns)
+                   quantizers, owns, meta)
 
     @staticmethod
     def drop(cluster: str | OpenSearch, index: str, **connection: Any) -> None:
-        """Delete the ebr index ``index`` and its metadata; refuses an index ebr did not make."""
+        """Delete the ebr index ``index``, its metadata and the k-NN models ebr trained for
+        it; refuses an index ebr did not make."""
         client, owns = _client(cluster, connection)
         try:
-            _read_meta(client, index)  # an ebr index, or a StoreError saying what it is
+            meta = _read_meta(client, index)  # an ebr index, or a StoreError saying what it is
             with cluster_errors(client, f"drop index {index!r}"):
                 client.indices.delete(index=[index, meta_index(index)], ignore_unavailable=True)
+            for doc_id, doc in meta.items():
+                if doc_id.startswith(_MODEL_DOC) and doc.get("trained_by_ebr"):
+                    delete_model(client, doc["model_id"])
         finally:
             if owns:
                 client.close()
@@ -221,6 +279,29 @@ class OpenSearchStore:
     @property
     def quantizers(self) -> Mapping[str, CentroidQuantizer]:
         return self._quantizers
+
+    @property
+    def products(self) -> Mapping[str, ProductCodes]:
+        """The PQ (and OPQ) tables of the keys whose schema keeps them, once trained: kept
+        with the index for any client (the cluster verifies radius clauses exactly)."""
+        return self._products
+
+    @property
+    def fingerprints(self) -> Mapping[str, str]:
+        """The fingerprint of the encoder model that embeds for each key, where recorded
+        (:meth:`set_fingerprint`)."""
+        return self._fingerprints
+
+    @property
+    def knn_models(self) -> Mapping[str, str]:
+        """Each IVF-PQ key's trained k-NN model id."""
+        return {k: str(doc["model_id"]) for k, doc in self._knn_models.items()}
+
+    @property
+    def untrained_models(self) -> frozenset[str]:
+        """The IVF-PQ keys whose k-NN model is not trained yet (:meth:`train_model`):
+        documents with their embedding are refused until it is."""
+        return self._made_untrained - self._knn_models.keys()
 
     def stats(self) -> IndexStats:
         """Documents and embeddings are exact counts; ``terms`` is the sum of each
@@ -259,6 +340,7 @@ class OpenSearchStore:
         the module docstring for what is atomic)."""
         self._check_open()
         docs = prepare_batch(self._schema, documents)
+        self._refuse_untrained(docs)
         clusters = self._clusters(docs)
         return self._bulk(({"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
                            for d, c in zip(docs, clusters, strict=True)), "write")
@@ -357,15 +439,29 @@ class OpenSearchStore:
 
     def set_quantizer(self, key: str, centroids: npt.ArrayLike) -> None:
         """Use these centroids (``nlist x dimension``) as ``key``'s coarse quantizer, store
-        them with the index, and re-assign every document's cluster term."""
+        them with the index, and re-assign every document's cluster term.  The key's PQ/OPQ
+        tables, residuals of the old centroids, are dropped: :meth:`train_quantizers` makes
+        new ones."""
         self._check_open()
+        self._install(key, checked_centroids(self._key(key), centroids))
+
+    def _install(self, key: str, centroids: npt.NDArray[np.float32],
+                 product: ProductCodes | None = None) -> None:
         spec = self._key(key)
-        quantizer = CentroidQuantizer(checked_centroids(spec, centroids))
+        quantizer = CentroidQuantizer(centroids)
+        body: dict[str, Any] = {"nlist": quantizer.nlist, "dimension": spec.dimension,
+                                "centroids": _pack(quantizer.centroids), "pq_m": 0}
+        if product is not None:
+            body.update(pq_m=product.m, codebooks=_pack(product.codebooks),
+                        rotation=None if product.rotation is None else _pack(product.rotation))
         with cluster_errors(self.client, f"store the quantizer of {key!r}"):
-            self.client.index(index=meta_index(self.index), id=_QUANTIZER_DOC + key, refresh=True, body={
-                "nlist": quantizer.nlist, "dimension": spec.dimension,
-                "centroids": base64.b64encode(quantizer.centroids.tobytes()).decode("ascii")})
+            self.client.index(index=meta_index(self.index), id=_QUANTIZER_DOC + key,
+                              refresh=True, body=body)
         self._quantizers[key] = quantizer
+        if product is None:
+            self._products.pop(key, None)
+        else:
+            self._products[key] = product
         self._bulk(self._reassignments(key, quantizer), "re-assign clusters in")
 
     def _reassignments(self, key: str, quantizer: CentroidQuantizer) -> Iterator[dict[str, Any]]:
@@ -380,8 +476,9 @@ class OpenSearchStore:
                          seed: int = 0, niter: int = 20) -> dict[str, TrainingReport]:
         """Train each key's coarse quantizer with spherical k-means on the index's vectors,
         as the local store does (:meth:`ebr.stores.local.LocalStore.train_quantizers`), and
-        re-assign every document.  PQ/OPQ codes are the local store's alone: OpenSearch
-        verifies radius clauses exactly on the server."""
+        re-assign every document.  A key whose schema sets ``quantizer.pq_m`` also gets its
+        PQ (and OPQ) tables from the same sample, kept with the index (:attr:`products`);
+        documents carry no codes: OpenSearch verifies radius clauses exactly."""
         reports: dict[str, TrainingReport] = {}
         for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
             spec = self._key(key)
@@ -393,10 +490,53 @@ class OpenSearchStore:
             clusters = nlist if nlist is not None else spec.quantizer.nlist
             centroids, sample = train_centroids(key, vectors, clusters, sample_size=sample_size,
                                                 seed=seed, niter=niter)
-            self.set_quantizer(key, centroids)
+            self._install(key, centroids, train_key_product(spec, vectors[sample], centroids,
+                                                            seed=seed))
             reports[key] = TrainingReport(key, len(vectors), len(sample), clusters,
                                           time.perf_counter() - start)
         return reports
+
+    def train_model(self, key: str, vectors: npt.ArrayLike, *,
+                    timeout: float = TRAINING_TIMEOUT) -> None:
+        """Train the k-NN model of the IVF-PQ key ``key`` on ``vectors`` (a sample of its
+        embeddings: see :mod:`.models`), then add the key's vector field to the index, so
+        documents may carry that embedding.  Needs the Faiss engine's native libraries."""
+        self._check_open()
+        spec = self._key(key)
+        if key not in self.untrained_models:
+            raise StoreError(f"key {key!r} of index {self.index!r} has no k-NN model to train "
+                             + (f"(model {self.knn_models[key]!r} is trained)"
+                                if key in self._knn_models else f"(it is {spec.ann.kind})"))
+        train_model(self.client, self.index, spec, vectors, timeout=timeout)
+        model_id = _model_id(spec)
+        doc: dict[str, Any] = {"model_id": model_id, "trained_by_ebr": True}
+        try:
+            with cluster_errors(self.client, f"add the {key!r} vector field to {self.index!r}"):
+                self.client.indices.put_mapping(index=self.index, body={"properties": {
+                    "vectors": {"properties": {key: knn_vector_field(spec, self.engine)}}}})
+                self.client.index(index=meta_index(self.index), id=_MODEL_DOC + key,
+                                  refresh=True, body=doc)
+        except BaseException:
+            delete_model(self.client, model_id)
+            raise
+        self._knn_models[key] = doc
+
+    def set_fingerprint(self, key: str, fingerprint: str) -> None:
+        """Record the fingerprint of the encoder model that embeds for ``key`` (a model
+        directory's ``model.json``); refuses a different one once recorded: the index's
+        vectors would come from two models."""
+        self._check_open()
+        self._key(key)
+        known = self._fingerprints.get(key)
+        if known == fingerprint:
+            return
+        if known is not None:
+            raise StoreError(f"index {self.index!r} holds {key!r} embeddings of the model with "
+                             f"fingerprint {known[:12]}..., not {fingerprint[:12]}...")
+        with cluster_errors(self.client, f"record the encoder of {key!r}"):
+            self.client.index(index=meta_index(self.index), id=_ENCODER_DOC + key,
+                              refresh=True, body={"fingerprint": fingerprint})
+        self._fingerprints[key] = fingerprint
 
     def _pages(self, key: str) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         """``(id, source holding only the vector)`` of every document with a ``key``
@@ -538,6 +678,17 @@ class OpenSearchStore:
         if self._closed:
             raise StoreError(f"the store of index {self.index!r} is closed")
 
+    def _refuse_untrained(self, docs: Sequence[PreparedDocument]) -> None:
+        """No embedding of an IVF-PQ key before its model is trained (the field does not
+        exist yet: the cluster would refuse each document)."""
+        untrained = self.untrained_models
+        for doc in docs if untrained else ():
+            for key in untrained & doc.vectors.keys():
+                raise StoreError(f"document {doc.id!r} has a {key!r} embedding, but the k-NN "
+                                 f"model of {key!r} is not trained on index {self.index!r}: "
+                                 "train it first (train_model, or create(..., training=...)); "
+                                 "nothing of the batch was written")
+
 
 def index_exists(cluster: str | OpenSearch, index: str, **connection: Any) -> bool:
     """Whether ``index`` is on the cluster (ebr's or not)."""
@@ -563,25 +714,44 @@ def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[O
     return cluster, False
 
 
-def _require_models(client: OpenSearch, schema: Schema) -> None:
-    """Every IVF-PQ key's k-NN model trained: the cluster accepts a field naming a model that
-    does not exist, and fails only on the first document written to it."""
-    from opensearchpy.exceptions import NotFoundError
+def _model_id(key: EmbeddingKey) -> str:
+    assert isinstance(key.ann, IvfPq)
+    return key.ann.model_id
 
+
+def _existing_models(client: OpenSearch, schema: Schema) -> dict[str, dict[str, Any]]:
+    """The IVF-PQ keys whose k-NN model the cluster has trained already (ebr did not train
+    them, so ``drop`` leaves them); a model in another state is refused: it cannot serve, and
+    its id cannot be trained again until it is deleted."""
+    found: dict[str, dict[str, Any]] = {}
     for key in schema.keys:
         if not isinstance(key.ann, IvfPq):
             continue
-        with cluster_errors(client, f"read k-NN model {key.ann.model_id!r}"):
-            try:
-                model = client.transport.perform_request(
-                    "GET", f"/_plugins/_knn/models/{key.ann.model_id}")
-            except NotFoundError:
-                model = {}
-        state = model.get("state") if isinstance(model, dict) else None
-        if state != "created":
+        model = model_state(client, key.ann.model_id)
+        state = None if model is None else model.get("state")
+        if state == "created":
+            found[key.name] = {"model_id": key.ann.model_id, "trained_by_ebr": False}
+        elif state is not None:
             raise StoreError(f"key {key.name!r} uses k-NN model {key.ann.model_id!r}, which is "
-                             f"{'not trained' if state is None else state} on {where(client)}: "
-                             "train it first (ebr.mappings.opensearch_mapping.train_model_body)")
+                             f"{state} on {where(client)}: wait for it, or delete it and train "
+                             "it again")
+    return found
+
+
+def _pack(array: npt.NDArray[np.float32]) -> str:
+    """A float32 array as base64 text, for the metadata index."""
+    return base64.b64encode(np.ascontiguousarray(array, np.float32).tobytes()).decode("ascii")
+
+
+def _unpack(text: str, *shape: int) -> npt.NDArray[np.float32]:
+    return np.frombuffer(base64.b64decode(text), np.float32).reshape(-1, *shape).copy()
+
+
+def _unpack_product(doc: Mapping[str, Any], key: EmbeddingKey) -> ProductCodes:
+    m, d = int(doc["pq_m"]), key.dimension
+    rotation = doc.get("rotation")
+    return ProductCodes(_unpack(doc["centroids"], d), _unpack(doc["codebooks"], KSUB, d // m),
+                        None if rotation is None else _unpack(rotation, d))
 
 
 def _read_meta(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
