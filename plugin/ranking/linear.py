@@ -66,4 +66,6 @@ class LinearReranker:
     def rerank(self, request: RerankRequest, hits: Sequence[Hit], store: Store) -> list[RankedHit]:
         features = compute_features(request, hits, store)
         contributions = features.values * self.weight_vector(features.feature_set)
-        return ranked(features, contributions.sum(axis=1), contributions, features.feature_set.names)
+        names = features.feature_set.names
+        return ranked(features, contributions.sum(axis=1),
+                      lambda i: dict(zip(names, contributions[i].tolist(), strict=True)))

@@ -4,7 +4,7 @@ the same first-stage order, give the same final order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -14,10 +14,9 @@ from ebr.ranking.protocol import RankedHit
 
 
 def ranked(features: Features, scores: npt.NDArray[np.float64],
-           contributions: npt.NDArray[np.float64], parts: Sequence[str]) -> list[RankedHit]:
-    """The hits of ``features`` ordered by ``scores``; ``contributions[i, j]`` is part
-    ``parts[j]`` of hit ``i``'s score."""
+           explain: Callable[[int], Mapping[str, float]]) -> list[RankedHit]:
+    """The hits of ``features`` ordered by ``scores``; ``explain(i)``: the parts of hit
+    ``i``'s score."""
     order = np.lexsort((np.arange(len(scores)), -scores))
-    return [RankedHit(features.hits[i], float(scores[i]), features.row(i),
-                      dict(zip(parts, contributions[i].tolist(), strict=True)))
+    return [RankedHit(features.hits[i], float(scores[i]), features.row(i), explain(i))
             for i in order.tolist()]
