@@ -122,3 +122,34 @@ def test_branch_kinds(query: str, branches: tuple[str, ...], kinds: set[str]) ->
     executable = plan(parse(query, SCHEMA), {"m": VECTOR},
                       {"m": CentroidQuantizer(np.eye(3)[:2])}, SCHEMA)
     assert BranchKinds(executable).of(branches) == kinds
+
+
+class ReadCounting:
+    """The real store, recording which ids the features read vectors of."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def get_vectors(self, ids: list[str], key: str) -> dict[str, np.ndarray]:
+        self.asked.extend(ids)
+        return self.store.get_vectors(ids, key)
+
+
+def test_hits_an_nn_clause_matched_are_not_read_back(store: LocalStore) -> None:
+    request, hits = search(store)
+    counting = ReadCounting(store)
+    direct = compute_features(request, hits, store).values
+    assert np.array_equal(compute_features(request, hits, counting).values, direct)  # type: ignore[arg-type]
+    assert sorted(counting.asked) == ["d4", "d5"]  # d1, d3 carry their distance
+
+
+def test_a_request_vector_of_the_wrong_dimension_is_a_plan_error(store: LocalStore) -> None:
+    from ebr.errors import PlanError
+
+    request, hits = search(store)
+    with pytest.raises(PlanError, match="dimension 2; the schema says 3"):
+        compute_features(replace(request, vectors={"m": np.ones(2, np.float32)}), hits, store)

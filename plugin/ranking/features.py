@@ -2,8 +2,8 @@
 
 One row per hit, one column per feature of :class:`~ebr.ranking.feature_set.FeatureSet`
 (the module says what each means).  The store is asked once per embedding key for the
-hits' vectors (``get_vectors``) and, only when the request has terms or context, once for
-their terms (``get_documents``).
+vectors of the hits no ``nn`` clause of the key matched (``get_vectors``) and, only when the
+request has terms or context, once for the hits' terms (``get_documents``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ebr.planning.query_vectors import query_vector
 from ebr.ranking.branches import BranchKinds
 from ebr.ranking.feature_set import (
     CONTEXT_MATCH,
@@ -54,9 +55,10 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
         return Features(names, hits, values)
     ids = [h.id for h in hits]
 
-    for key, query in request.vectors.items():
+    for key in request.vectors:
         if cosine_feature(key) in col:
-            values[:, col[cosine_feature(key)]] = _cosines(store.get_vectors(ids, key), ids, query)
+            query = query_vector(key, request.vectors, store.schema)
+            values[:, col[cosine_feature(key)]] = _cosines(hits, key, query, store)
 
     for i, hit in enumerate(hits):
         for text in hit.texts:
@@ -82,17 +84,27 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
     return Features(names, hits, values)
 
 
-def _cosines(stored: dict[str, npt.NDArray[np.float32]], ids: list[str],
-             query: npt.ArrayLike) -> F64:
-    """Cosine similarity of each id's stored vector to ``query`` (0 without a vector)."""
-    out = np.zeros(len(ids), np.float64)
-    q = np.asarray(query, np.float64)
-    rows = [i for i, doc_id in enumerate(ids) if doc_id in stored]
-    q_norm = np.linalg.norm(q)
-    if not rows or q_norm == 0:
-        return out
-    matrix = np.stack([stored[ids[i]] for i in rows]).astype(np.float64)
-    out[rows] = matrix @ q / (np.linalg.norm(matrix, axis=1) * q_norm)
+def _cosines(hits: tuple[Hit, ...], key: str, query: npt.NDArray[np.float32],
+             store: Store) -> F64:
+    """Cosine similarity of each hit's ``key`` embedding to ``query`` (0 without one).
+
+    A hit an ``nn`` clause of ``key`` matched carries its distance ``1 - cos`` (computed by
+    the store from the same query vector and the stored one, in float64), so only the other
+    hits' vectors are read back: on OpenSearch that read is the reranker's largest cost."""
+    out = np.zeros(len(hits), np.float64)
+    unknown: list[int] = []
+    for i, hit in enumerate(hits):
+        distance = next((c.distance for c in hit.clauses if c.key == key), None)
+        if distance is None:
+            unknown.append(i)
+        else:
+            out[i] = 1.0 - distance
+    stored = store.get_vectors([hits[i].id for i in unknown], key) if unknown else {}
+    rows = [i for i in unknown if hits[i].id in stored]
+    if rows:
+        matrix = np.stack([stored[hits[i].id] for i in rows]).astype(np.float64)
+        q = query.astype(np.float64)
+        out[rows] = matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
     return out
 
 
