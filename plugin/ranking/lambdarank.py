@@ -182,5 +182,8 @@ def train_lambdarank(searches: Iterable[JudgedSearch], store: Store,
         "num_threads": settings.threads, "verbose": -1,
     }
     data = lightgbm.Dataset(np.concatenate(blocks), label=labels, group=sizes, params=params)
-    booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
+    try:
+        booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
+    except lightgbm.basic.LightGBMError as e:
+        raise RerankerError(f"LightGBM could not train on these judgments: {e}") from None
     return LambdaRankReranker(booster.model_to_string(), feature_set)
