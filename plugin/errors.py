@@ -49,3 +49,8 @@ class UnsupportedError(EbrError):
 class StoreError(EbrError):
     """An index that cannot be created, opened or written (missing, exists, locked, closed,
     not an ebr index, too few vectors to train)."""
+
+
+class RerankerError(EbrError):
+    """A reranker that cannot be trained, read or used: judgments with nothing to learn from,
+    a reranker file that is not one, or one trained for other features than the index gives."""

@@ -30,8 +30,9 @@ import numpy as np
 from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.planning.planner import plan
-from ebr.query.nodes import NN, Node, Or, Within, named_branches, walk
+from ebr.query.nodes import Node
 from ebr.query.parser import parse
+from ebr.ranking.branches import BranchKinds
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import Hit, IndexDocument, SearchResult, Store
 
@@ -190,24 +191,10 @@ class ExampleResult:
         return None
 
 
-def _has_vector(node: Node) -> bool:
-    return any(isinstance(n, NN | Within) for n in walk(node))
-
-
 def _via(plan_root: Node, branches: Sequence[str]) -> str:
-    """Whether a hit matched the plan through vector branches, term branches or both: the
-    alternatives of every ``or`` it satisfied, split by whether they hold a vector clause."""
-    names = named_branches(plan_root)
-    matched = set(branches)
-    kinds: set[str] = set()
-    for name, node in names.items():
-        if isinstance(node, Or) and name in matched:
-            for i, child in enumerate(node.children):
-                if f"{name}.{i}" in matched:
-                    kinds.add("nn" if _has_vector(child) else "terms")
-    if not kinds:  # no or: the hit satisfied everything, vector clauses included
-        kinds.add("nn" if _has_vector(plan_root) else "terms")
-    return "both" if len(kinds) == 2 else kinds.pop()
+    """Whether a hit matched the plan through vector branches, term branches or both."""
+    kinds = BranchKinds(plan_root).of(branches)
+    return "both" if len(kinds) == 2 else next(iter(kinds))
 
 
 def run_example(store: Store, projection: TrigramProjection, example: Example,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import ebr
 import ebr.ingest
 import ebr.mappings
+import ebr.ranking
 import ebr.stores
 
 #: Every name ``ebr`` exported before the layout change (it must keep working).
@@ -19,7 +20,7 @@ MAPPINGS_NAMES = {"CoarseQuantizerSpec", "EmbeddingKey", "Hnsw", "IvfPq", "Names
 
 
 def test_all_names_exist_and_are_unique() -> None:
-    for module in (ebr, ebr.mappings, ebr.stores, ebr.ingest):
+    for module in (ebr, ebr.mappings, ebr.stores, ebr.ingest, ebr.ranking):
         assert len(set(module.__all__)) == len(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), name
@@ -42,7 +43,7 @@ def test_functions_are_not_shadowed_by_modules() -> None:
 
 def test_one_error_root() -> None:
     for name in ("QuerySyntaxError", "IncompleteInputError", "SchemaError", "PlanError",
-                 "UnsupportedError", "StoreError"):
+                 "UnsupportedError", "StoreError", "RerankerError"):
         assert issubclass(getattr(ebr, name), ebr.EbrError)
     assert issubclass(ebr.IncompleteInputError, ebr.QuerySyntaxError)
     assert issubclass(ebr.stores.DocumentError, ebr.EbrError)

@@ -19,5 +19,11 @@ def test_readme_has_python_examples() -> None:
 def test_readme_python_block_runs(code: str, capsys: pytest.CaptureFixture[str]) -> None:
     namespace: dict[str, object] = {}
     exec(compile(code, str(README), "exec"), namespace)
-    assert "within model-141795009 0.24" in capsys.readouterr().out
-    assert namespace["body"]["size"] == 50  # type: ignore[index]
+    out = capsys.readouterr().out
+    if "compile_search" in code:  # planning and compiling the paper's query
+        assert "within model-141795009 0.24" in out
+        assert namespace["body"]["size"] == 50  # type: ignore[index]
+    if "LinearReranker" in code:  # reranking: the README shows this output
+        assert out.splitlines()[0] == ("a 1.114 {'cosine:m': 0.994, 'via_terms': 0.02, "
+                                       "'query_terms_held': 0.1}")
+        assert [line.split()[0] for line in out.splitlines()] == ["a", "c", "b"]

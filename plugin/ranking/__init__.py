@@ -1,6 +1,36 @@
 """Second-stage ranking: features of each candidate a store returned, and the scorers that
-turn them into the final order (EBR §5, "a custom reranker adding cosine features")."""
+turn them into the final order (EBR §5, "a custom reranker adding cosine features").
 
+:class:`LinearReranker` needs no training; :func:`train_lambdarank` learns a
+:class:`LambdaRankReranker` from graded judgments (LightGBM: ``pip install 'ebr[rerank]'``),
+saved as a file and read back with :func:`load_reranker`."""
+
+from ebr.ranking.feature_set import FeatureSet
+from ebr.ranking.features import Features, compute_features
+from ebr.ranking.lambdarank import (
+    JudgedSearch,
+    LambdaRankReranker,
+    LambdaRankSettings,
+    load_reranker,
+    train_lambdarank,
+)
+from ebr.ranking.linear import DEFAULT_WEIGHTS, LinearReranker
 from ebr.ranking.protocol import RankedHit, Reranker, RerankRequest
+from ebr.ranking.reranker_file import RERANKER_FILE
 
-__all__ = ["RankedHit", "RerankRequest", "Reranker"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "RERANKER_FILE",
+    "FeatureSet",
+    "Features",
+    "JudgedSearch",
+    "LambdaRankReranker",
+    "LambdaRankSettings",
+    "LinearReranker",
+    "RankedHit",
+    "RerankRequest",
+    "Reranker",
+    "compute_features",
+    "load_reranker",
+    "train_lambdarank",
+]

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ebr.query.nodes import Node
 from ebr.stores.protocol import Hit, Store
 
 
@@ -26,11 +27,15 @@ class RerankRequest:
     ``vectors``: the request's embedding per key (unit norm not required); ``terms``: the
     query's analyzed terms per namespace (what its ``match`` clauses asked for); ``context``:
     the searcher's context as namespace -> value (``{"country": "fr"}``), matched against the
-    document's terms in the namespace of the same name."""
+    document's terms in the namespace of the same name; ``plan``: the executable plan the hits
+    came from (:func:`ebr.plan`'s result), which tells which hits matched through term
+    branches as well as through ``nn`` (without it, only a hit no vector clause matched
+    counts as matched through terms)."""
 
     vectors: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
     terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     context: Mapping[str, str] = field(default_factory=dict)
+    plan: Node | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""The feature matrix of one search's candidates, computed in one vectorised pass.
+
+One row per hit, one column per feature of :class:`~ebr.ranking.feature_set.FeatureSet`
+(the module says what each means).  The store is asked once per embedding key for the
+vectors of the hits no ``nn`` clause of the key matched (``get_vectors``) and, only when the
+request has terms or context, once for the hits' terms (``get_documents``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ebr.planning.query_vectors import query_vector
+from ebr.ranking.branches import BranchKinds
+from ebr.ranking.feature_set import (
+    CONTEXT_MATCH,
+    QUERY_TERMS_HELD,
+    STATIC_RANK,
+    VIA_NN,
+    VIA_TERMS,
+    FeatureSet,
+    bm25_feature,
+    cosine_feature,
+)
+from ebr.ranking.protocol import RerankRequest
+from ebr.stores.protocol import Hit, Store
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Features:
+    """``values[i, j]``: feature ``feature_set.names[j]`` of ``hits[i]``."""
+
+    feature_set: FeatureSet
+    hits: tuple[Hit, ...]
+    values: F64
+
+    def row(self, i: int) -> dict[str, float]:
+        return dict(zip(self.feature_set.names, self.values[i].tolist(), strict=True))
+
+
+def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
+                     feature_set: FeatureSet | None = None) -> Features:
+    """The features of ``hits`` (one search's candidates on ``store``) for ``request``."""
+    names = feature_set or FeatureSet.for_schema(store.schema)
+    col = names.columns
+    hits = tuple(hits)
+    values = np.zeros((len(hits), len(names.names)), np.float64)
+    if not hits:
+        return Features(names, hits, values)
+    ids = [h.id for h in hits]
+
+    for key in request.vectors:
+        if cosine_feature(key) in col:
+            query = query_vector(key, request.vectors, store.schema)
+            values[:, col[cosine_feature(key)]] = _cosines(hits, key, query, store)
+
+    for i, hit in enumerate(hits):
+        for text in hit.texts:
+            if bm25_feature(text.namespace) in col:
+                values[i, col[bm25_feature(text.namespace)]] += text.score
+
+    if request.plan is not None:
+        kinds = BranchKinds(request.plan)
+        via = [kinds.of(h.branches) for h in hits]
+        values[:, col[VIA_NN]] = [("nn" in k) for k in via]
+        values[:, col[VIA_TERMS]] = [("terms" in k) for k in via]
+    else:  # a hit no vector clause matched can only have matched through terms
+        values[:, col[VIA_NN]] = [bool(h.clauses) for h in hits]
+        values[:, col[VIA_TERMS]] = [not h.clauses for h in hits]
+
+    if request.terms or request.context:
+        held, context = _term_overlap(request, store, ids)
+        values[:, col[QUERY_TERMS_HELD]] = held
+        values[:, col[CONTEXT_MATCH]] = context
+
+    ranks = np.array([h.rank for h in hits], np.float64)
+    values[:, col[STATIC_RANK]] = np.sign(ranks) * np.log1p(np.abs(ranks))
+    return Features(names, hits, values)
+
+
+def _cosines(hits: tuple[Hit, ...], key: str, query: npt.NDArray[np.float32],
+             store: Store) -> F64:
+    """Cosine similarity of each hit's ``key`` embedding to ``query`` (0 without one).
+
+    A hit an ``nn`` clause of ``key`` matched carries its distance ``1 - cos`` (computed by
+    the store from the same query vector and the stored one, in float64), so only the other
+    hits' vectors are read back: on OpenSearch that read is the reranker's largest cost."""
+    out = np.zeros(len(hits), np.float64)
+    unknown: list[int] = []
+    for i, hit in enumerate(hits):
+        distance = next((c.distance for c in hit.clauses if c.key == key), None)
+        if distance is None:
+            unknown.append(i)
+        else:
+            out[i] = 1.0 - distance
+    stored = store.get_vectors([hits[i].id for i in unknown], key) if unknown else {}
+    rows = [i for i in unknown if hits[i].id in stored]
+    if rows:
+        matrix = np.stack([stored[hits[i].id] for i in rows]).astype(np.float64)
+        q = query.astype(np.float64)
+        out[rows] = matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
+    return out
+
+
+def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> tuple[F64, F64]:
+    """Per id: the fraction of the request's terms it holds, and of its context entries."""
+    asked = {(ns, t) for ns, terms in request.terms.items() for t in terms}
+    context = set(request.context.items())
+    held = np.zeros(len(ids), np.float64)
+    matched = np.zeros(len(ids), np.float64)
+    namespaces = {ns for ns, _ in asked | context}
+    for i, doc in enumerate(store.get_documents(ids)):
+        if doc is None:
+            continue
+        holds = {(ns, value) for ns in namespaces for value in doc.terms.get(ns, ())}
+        if asked:
+            held[i] = len(asked & holds) / len(asked)
+        if context:
+            matched[i] = len(context & holds) / len(context)
+    return held, matched
