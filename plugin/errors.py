@@ -49,3 +49,8 @@ class UnsupportedError(EbrError):
 class StoreError(EbrError):
     """An index that cannot be created, opened or written (missing, exists, locked, closed,
     not an ebr index, too few vectors to train)."""
+
+
+class TuningError(EbrError):
+    """An ANN sweep (``ebr tune``) that cannot run on what it was given: unreadable or
+    inconsistent vectors, queries or ground truth, or settings the data cannot support."""
