@@ -307,11 +307,13 @@ def test_command_reads_a_local_index(tmp_path: Path) -> None:
     from_index = tune(str(tmp_path / "index"), "--key", "emb", *args, "--output", str(tmp_path / "a"))
     from_file = tune(str(tmp_path / "v.npy"), *args, "--output", str(tmp_path / "b"))
     assert from_index.exit_code == 0, from_index.output
+    assert from_file.exit_code == 0, from_file.output
     a, b = (json.loads((tmp_path / d / "tune.json").read_text()) for d in "ab")
     assert a["topk"] == b["topk"] and a["radius"] == b["radius"]
     assert a["source"] == {"index": str(tmp_path / "index"), "key": "emb"}
     no_key = tune(str(tmp_path / "index"), "--output", str(tmp_path / "c"))
-    assert no_key.exit_code == 2 and "name the embedding key with --key: the index has emb, other" in no_key.output
+    assert no_key.exit_code == 2
+    assert "name the embedding key with --key: the index has emb, other" in no_key.output
     wrong = tune(str(tmp_path / "index"), "--key", "nope", "--output", str(tmp_path / "c"))
     assert wrong.exit_code == 2 and "'nope' is not an embedding key" in wrong.output
 
