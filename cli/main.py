@@ -14,6 +14,7 @@ from ebr.cli.ingest_command import ingest_command
 from ebr.cli.query_command import query_command
 from ebr.cli.quickstart_command import quickstart_command
 from ebr.cli.train_command import train_command
+from ebr.cli.tune_command import tune_command
 from ebr.errors import EbrError
 
 
@@ -39,6 +40,7 @@ cli.add_command(query_command)
 cli.add_command(train_command)
 cli.add_command(encode_command)
 cli.add_command(doctor_command)
+cli.add_command(tune_command)
 
 
 def main() -> None:

@@ -54,3 +54,6 @@ class StoreError(EbrError):
 class RerankerError(EbrError):
     """A reranker that cannot be trained, read or used: judgments with nothing to learn from,
     a reranker file that is not one, or one trained for other features than the index gives."""
+class TuningError(EbrError):
+    """An ANN sweep (``ebr tune``) that cannot run on what it was given: unreadable or
+    inconsistent vectors, queries or ground truth, or settings the data cannot support."""

@@ -12,15 +12,18 @@ distance (or top-K neighbours closer than ``MARGIN`` to each other) is skipped a
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ebr import parse, plan
+from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.query.nodes import NN, Node, Within, walk
@@ -175,6 +178,24 @@ def test_stored_documents_read_back_as_in_the_local_store(
     stats = remote.stats()
     assert (stats.documents, dict(stats.embeddings), dict(stats.quantizers)) == (
         DOCS, dict(local.stats().embeddings), {KEY: NLIST})
+
+
+def test_all_vectors_and_tune_read_the_same_embeddings_as_the_local_store(
+        both: tuple[LocalStore, OpenSearchStore], opensearch_url: str, tmp_path: Path) -> None:
+    local, remote = both
+    ids, vectors = remote.all_vectors(KEY)
+    mine, expected = local.all_vectors(KEY)
+    assert ids == mine and len(ids) > 50
+    np.testing.assert_array_equal(vectors, expected)
+    args = ["--key", KEY, "--nlist", "4", "--nprobe", "1,2", "--pq-bytes", "0",
+            "--num-queries", "10", "--quiet"]
+    runs = [CliRunner().invoke(cli, ["tune", opensearch_url, "--index", remote.index, *args,
+                                     "--output", str(tmp_path / "remote")]),
+            CliRunner().invoke(cli, ["tune", str(local.directory), *args,
+                                     "--output", str(tmp_path / "local")])]
+    assert [r.exit_code for r in runs] == [0, 0], [r.output for r in runs]
+    reports = [json.loads((tmp_path / d / "tune.json").read_text()) for d in ("remote", "local")]
+    assert reports[0]["topk"] == reports[1]["topk"] and reports[0]["radius"] == reports[1]["radius"]
 
 
 # -- life cycle and writes ------------------------------------------------------------------

@@ -116,8 +116,10 @@ class CodedDistances:
 
 
 def train_product(key: str, units: F32, clusters: I32, centroids: F32, m: int, *,
-                  opq: bool, seed: int) -> ProductCodes:
-    """PQ (and OPQ) trained on the residuals of a sample of unit rows ``units``."""
+                  opq: bool, seed: int, opq_iterations: int | None = None) -> ProductCodes:
+    """PQ (and OPQ) trained on the residuals of a sample of unit rows ``units``.
+    ``opq_iterations`` caps OPQ's alternating rotation/PQ steps (Faiss's default, 50,
+    when None): each costs several PQ trainings, so a quick sweep takes fewer."""
     n, d = units.shape
     if n < KSUB:
         raise StoreError(f"cannot train the PQ codes of {key!r}: a sample of {n} vectors; "
@@ -128,6 +130,8 @@ def train_product(key: str, units: F32, clusters: I32, centroids: F32, m: int, *
     if opq:
         matrix = faiss.OPQMatrix(d, m)
         matrix.verbose = False
+        if opq_iterations is not None:
+            matrix.niter = opq_iterations
         inner = _quantizer(d, m, n, seed)  # seeded, and quiet about small samples
         matrix.pq = inner
         matrix.train(residuals)

@@ -313,17 +313,15 @@ class LocalStore:
             self._check_writable()
             for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
                 spec = self._key(key)
-                table = self._snapshot.tables[key]
                 start = time.perf_counter()
-                live = table.row_of(to_array(table.present))
+                _, vectors = self._live_vectors(self._snapshot, key)
                 clusters = nlist if nlist is not None else spec.quantizer.nlist
-                vectors = table.matrix[live]
                 centroids, sample = train_centroids(key, vectors, clusters,
                                                     sample_size=sample_size, seed=seed,
                                                     niter=niter)
                 self._install(key, centroids,
                               train_key_product(spec, vectors[sample], centroids, seed=seed))
-                reports[key] = TrainingReport(key, len(live), len(sample), clusters,
+                reports[key] = TrainingReport(key, len(vectors), len(sample), clusters,
                                               time.perf_counter() - start)
         return reports
 
@@ -411,7 +409,19 @@ class LocalStore:
         blobs = database.fetch_vectors(self._reader(), list(ids), key)
         return {i: np.frombuffer(b, np.float32).copy() for i, b in blobs.items()}
 
+    def all_vectors(self, key: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """Every live ``key`` embedding of the current snapshot, in document-number order."""
+        self._check_open()
+        self._key(key)
+        return self._live_vectors(self._snapshot, key)
+
     # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _live_vectors(snap: Snapshot, key: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        table = snap.tables[key]
+        docnums = to_array(table.present)
+        return [snap.ids[d] for d in docnums.tolist()], table.matrix[table.row_of(docnums)]
 
     def _reader(self) -> sqlite3.Connection:
         return self._readers.get()

@@ -484,9 +484,7 @@ class OpenSearchStore:
             spec = self._key(key)
             start = time.perf_counter()
             self._refresh()  # train on every document written so far
-            rows = [np.asarray(src["vectors"][key], np.float32)
-                    for page in self._pages(key) for _, src in page]
-            vectors = np.stack(rows) if rows else np.empty((0, spec.dimension), np.float32)
+            _, vectors = self.all_vectors(key)
             clusters = nlist if nlist is not None else spec.quantizer.nlist
             centroids, sample = train_centroids(key, vectors, clusters, sample_size=sample_size,
                                                 seed=seed, niter=niter)
@@ -668,6 +666,17 @@ class OpenSearchStore:
                                      _source_includes=[field])
         return {d["_id"]: np.asarray(d["_source"]["vectors"][key], np.float32)
                 for d in found["docs"] if d.get("found") and key in d["_source"].get("vectors", {})}
+
+    def all_vectors(self, key: str) -> tuple[list[str], F32]:
+        """Every ``key`` embedding in the index, in id order (scrolled a page at a time)."""
+        self._check_open()
+        spec = self._key(key)
+        ids: list[str] = []
+        rows: list[F32] = []
+        for page in self._pages(key):
+            ids.extend(doc_id for doc_id, _ in page)
+            rows.extend(np.asarray(src["vectors"][key], np.float32) for _, src in page)
+        return ids, np.stack(rows) if rows else np.empty((0, spec.dimension), np.float32)
 
     # -- helpers ------------------------------------------------------------------------------
 
