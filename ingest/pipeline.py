@@ -39,7 +39,7 @@ from ebr.ingest.lines import QUOTED_SKIPS, SkippedLine
 from ebr.ingest.records import Record, stream_records
 from ebr.mappings.schema import EmbeddingKey, Schema
 from ebr.quantization.kmeans import TrainingReport, train_centroids
-from ebr.stores.documents import DocumentError, prepare_batch
+from ebr.stores.documents import DocumentError, PreparedDocument, prepare_batch
 from ebr.stores.opensearch.store import BulkWriteError
 from ebr.stores.protocol import IndexDocument, Store
 
@@ -172,7 +172,7 @@ class _Run:
         self.saved, self.train_after, self.max_bad = saved, train_after, max_bad_fraction
         self.progress = progress
         self.rows: list[tuple[int, Record]] = []
-        self.held: list[tuple[int, IndexDocument]] = []
+        self.held: list[tuple[int, PreparedDocument]] = []
         self.last_line = report.resumed_after
         self.flushed = 0  # lines consumed as of the last batch
         self.holding: dict[str, int] = {}  # documents written per key (replacements too)
@@ -184,10 +184,12 @@ class _Run:
             40 * key.quantizer.nlist, 1000)
 
     def batch(self, batch_size: int, final: bool = False) -> None:
-        docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
+        # Checked once, here: the store takes prepared documents without checking them again.
+        docs = _valid(self.store.schema, _documents(self.store, self.mapping, self.encoder,
+                                                    self.rows, self.report), self.report)
         self.rows = []
-        if self.warming:  # held documents must be valid: their vectors train the quantizer
-            self.held += _valid(self.store.schema, docs, self.report)
+        if self.warming:  # held until their vectors have trained the quantizer
+            self.held += docs
             docs = []
             self._warm_up(final)
         if not self.warming:
@@ -210,13 +212,13 @@ class _Run:
         for name in sorted(self.warming):
             key = self.store.schema.key(name)
             assert key is not None  # warming holds schema keys
-            vectors = [d.embeddings[name] for _, d in self.held if name in d.embeddings]
+            vectors = [d.vectors[name] for _, d in self.held if name in d.vectors]
             if len(vectors) < (key.quantizer.nlist if final else self._due(key)):
                 if final:
                     self.warming.discard(name)  # too few to train: written without clusters
                 continue
             began = time.perf_counter()
-            matrix = np.stack([np.asarray(v, np.float32) for v in vectors])
+            matrix = np.stack(vectors)
             centroids, sample = train_centroids(name, matrix, key.quantizer.nlist,
                                                 sample_size=None, seed=0, niter=20)
             self.store.set_quantizer(name, centroids)
@@ -228,7 +230,7 @@ class _Run:
             # A key so rare its warm-up would hold the whole file: write, train afterwards.
             self.warming.clear()
 
-    def _write(self, docs: list[tuple[int, IndexDocument]]) -> None:
+    def _write(self, docs: list[tuple[int, PreparedDocument]]) -> None:
         if docs:
             _store_batch(self.store, docs, self.report, self.holding)
 
@@ -284,26 +286,24 @@ def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEn
 
 
 def _valid(schema: Schema, docs: list[tuple[int, IndexDocument]], report: IngestReport
-           ) -> list[tuple[int, IndexDocument]]:
-    """The documents the stores accept, the others skipped with why: the batch is checked
-    whole, and one by one only when it fails (the common case costs one check)."""
+           ) -> list[tuple[int, PreparedDocument]]:
+    """The documents the stores accept, prepared, the others skipped with why: the batch is
+    checked whole, and one by one only when it fails (the common case costs one check)."""
     try:
-        prepare_batch(schema, [doc for _, doc in docs])
-        return docs
+        prepared = prepare_batch(schema, [doc for _, doc in docs])
+        return [(line, p) for (line, _), p in zip(docs, prepared, strict=True)]
     except DocumentError:
         pass
     kept = []
     for line, doc in docs:
         try:
-            prepare_batch(schema, [doc])
+            kept += [(line, p) for p in prepare_batch(schema, [doc])]
         except DocumentError as e:
             report.skipped.append(SkippedLine(line, f"{e.field}: {e.problem}"))
-            continue
-        kept.append((line, doc))
     return kept
 
 
-def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
+def _store_batch(store: TrainableStore, docs: list[tuple[int, PreparedDocument]],
                  report: IngestReport, holding: dict[str, int]) -> None:
     # A later line wins over an earlier one of the same id in this batch (as across batches).
     by_id = {doc.id: (line, doc) for line, doc in docs}
@@ -313,11 +313,7 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
                                                     f"{by_id[doc.id][0]}: the later one is kept"))
     batch = list(by_id.values())
     try:
-        try:
-            result = store.add([doc for _, doc in batch])
-        except DocumentError:  # nothing was written: write the valid ones, skip the others
-            batch = _valid(store.schema, batch, report)
-            result = store.add([doc for _, doc in batch])
+        result = store.add([doc for _, doc in batch])  # prepared: only written
     except BulkWriteError as e:
         result = e.written
         lines = {doc_id: line for doc_id, (line, _) in by_id.items()}
@@ -326,7 +322,7 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
     report.added += result.added
     report.replaced += result.replaced
     for _, doc in batch:
-        for key in doc.embeddings:
+        for key in doc.vectors:
             holding[key] = holding.get(key, 0) + 1
 
 

@@ -95,22 +95,33 @@ class PreparedDocument:
     source_json: str
 
 
-def prepare_batch(schema: Schema, documents: Iterable[IndexDocument]) -> list[PreparedDocument]:
-    """Check and normalise a batch; raises a :class:`DocumentError` subclass."""
+def prepare_batch(schema: Schema, documents: Iterable[IndexDocument | PreparedDocument]
+                  ) -> list[PreparedDocument]:
+    """Check and normalise a batch; raises a :class:`DocumentError` subclass.  Documents
+    prepared already (by an earlier call: the ingest pipeline checks a batch before it hands
+    it to a store) are only checked for ids repeated in the batch."""
     prepared: list[PreparedDocument] = []
     seen: dict[str, int] = {}
     for position, doc in enumerate(documents):
+        if isinstance(doc, PreparedDocument):
+            _check_repeat(seen, doc.id, position)
+            prepared.append(doc)
+            continue
         if not isinstance(doc, IndexDocument):
             raise InvalidDocumentError(repr(doc)[:80], position, "document",
                                        f"expected an IndexDocument, got {type(doc).__name__}")
         doc_id = check_id(doc.id, position)
-        if doc_id in seen:
-            raise DuplicateIdError(doc_id, position, "id",
-                                   f"the id appears twice in the batch (first at record "
-                                   f"{seen[doc_id]}); send one version per batch")
-        seen[doc_id] = position
+        _check_repeat(seen, doc_id, position)
         prepared.append(_prepare(schema, doc, doc_id, position))
     return prepared
+
+
+def _check_repeat(seen: dict[str, int], doc_id: str, position: int) -> None:
+    if doc_id in seen:
+        raise DuplicateIdError(doc_id, position, "id",
+                               f"the id appears twice in the batch (first at record "
+                               f"{seen[doc_id]}); send one version per batch")
+    seen[doc_id] = position
 
 
 def check_id(value: object, position: int) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -36,11 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from ebr.errors import PlanError, StoreError
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
-from ebr.planning.query_vectors import Vectors, query_vector
+from ebr.mappings.space import Space
+from ebr.planning.query_vectors import Vectors
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
@@ -61,7 +62,6 @@ from ebr.stores.protocol import (
     StoredDocument,
     WriteResult,
 )
-from ebr.stores.reference import cosine_distance
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -243,9 +243,10 @@ class OpenSearchStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
-        """Insert or replace a batch; checked whole first, then written in bulk chunks (see
-        the module docstring for what is atomic)."""
+    def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
+        """Insert or replace a batch; checked whole first (documents the ingest pipeline has
+        already prepared are not checked again), then written in bulk chunks (see the module
+        docstring for what is atomic)."""
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         clusters = self._clusters(docs)
@@ -273,19 +274,23 @@ class OpenSearchStore:
         with cluster_errors(self.client, f"refresh index {self.index!r}"):
             self.client.indices.refresh(index=self.index)
 
-    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> dict[str, Any]:
+    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> str:
+        """The document's ``_source`` as JSON text, serialised here rather than by the bulk
+        helper: orjson writes the float32 vectors in their shortest form (half the bytes of
+        ``tolist()``'s float64 digits, parsed back to the same float32) and embeds the
+        already-serialised source as it is."""
         terms: dict[str, list[str]] = {}
         for term in doc.terms:
             ns, _, value = term.partition(":")
             terms.setdefault(ns, []).append(value)
-        return {
+        return orjson.dumps({
             "id": doc.id,
             "terms": terms,
             "clusters": {k: str(c) for k, c in clusters.items()},
-            "vectors": {k: v.tolist() for k, v in doc.vectors.items()},
+            "vectors": doc.vectors,
             self._schema.rank_field: doc.rank,
-            "source": json.loads(doc.source_json),
-        }
+            "source": orjson.Fragment(doc.source_json),
+        }, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
     def _clusters(self, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
         """Each document's cluster per key with a quantizer."""
@@ -427,14 +432,14 @@ class OpenSearchStore:
                 resolved[node] = [h["_id"] for h in found["hits"]["hits"]]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
-        fields = [self._schema.vector_field(k.name) for k in self._schema.keys]
+        # Each matched branch comes back with its score, from which a vector clause's distance
+        # follows exactly (docs/architecture.md): the hits need not carry their vectors.
         found = self._search(compiled.body, track_total_hits=True,
-                             _source_includes=["clusters", self._schema.rank_field, *fields])
+                             include_named_queries_score=True,
+                             _source_includes=["clusters", self._schema.rank_field])
         server += found["took"] / 1000
         branches = named_branches(plan)
-        queries = {k.name: query_vector(k.name, vectors, self._schema)
-                   for k in self._schema.keys if k.name in vectors}
-        hits = tuple(self._hit(h, branches, queries) for h in found["hits"]["hits"])
+        hits = tuple(self._hit(h, branches) for h in found["hits"]["hits"])
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -450,23 +455,25 @@ class OpenSearchStore:
                              f"{found['_shards'].get('failures')}")
         return found
 
-    def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
-             queries: Mapping[str, F32]) -> Hit:
+    def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node]) -> Hit:
         """A hit as the local store explains it: its branches in tree order, and each vector
-        clause's distance computed from the stored vector the hit carries."""
+        clause's distance from the score the server gave that clause."""
         source = hit.get("_source") or {}
-        matched = sorted(hit.get("matched_queries") or [], key=branch_order)
+        scores: dict[str, float] = hit.get("matched_queries") or {}
+        matched = sorted(scores, key=branch_order)
         clauses = []
         for name in matched:
             node = branches.get(name)
-            if isinstance(node, NN | Within):
-                stored = np.asarray(source["vectors"][node.key], np.float32)
-                distance = cosine_distance(queries[node.key], stored)
-                probes = probe_list(node.key, node.candidates) if isinstance(node, Within) else None
+            if isinstance(node, Within):
+                probes = probe_list(node.key, node.candidates)
                 cluster = source.get("clusters", {}).get(node.key)
                 rank = (probes.index(int(cluster)) if probes is not None and cluster is not None
                         and int(cluster) in probes else None)
-                clauses.append(ClauseMatch(name, node.key, distance, rank))
+                clauses.append(ClauseMatch(name, node.key,
+                                           Space.script_score_to_distance(scores[name]), rank))
+            elif isinstance(node, NN):
+                clauses.append(ClauseMatch(name, node.key,
+                                           Space.knn_score_to_distance(scores[name])))
         return Hit(hit["_id"], float(hit["_score"] or 0.0),
                    float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses))
 
