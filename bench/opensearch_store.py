@@ -13,7 +13,8 @@ location term; the embedding of each title is ebr's training-free trigram projec
   the previous index is deleted and the node left until no merge runs.  Per round and overall:
   docs/s and ebr / raw;
 - the paper's hybrid radius query ``(and (term loc:X) (nn key :radius r :nprobe N))`` through
-  the store, ``--queries`` queries at each of ``--sizes``, timed in three parts: the wall time
+  the store, ``--queries`` queries at ``--size`` (10) and, with the wider ``--wide-radius``
+  (hundreds of hits), at ``--large-size`` (10,000), timed in three parts: the wall time
   from the query text to the hits; the server's ``took``; the HTTP exchange (the time inside
   opensearch-py's connection: sending the body, the server, receiving the response; it holds
   ``took``).  **Client time** is the wall time minus the HTTP exchange: everything ebr does
@@ -90,7 +91,11 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=256)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--radius", type=float, default=0.35)
-    parser.add_argument("--sizes", default="10,10000", help="hits per timed request")
+    parser.add_argument("--size", type=int, default=10, help="hits per timed request")
+    parser.add_argument("--large-size", type=int, default=10_000,
+                        help="hits per timed request of the wide query")
+    parser.add_argument("--wide-radius", type=float, default=0.6,
+                        help="radius of the query timed at --large-size (hundreds of hits)")
     parser.add_argument("--nprobes", default="16,32,64", help="nprobe values swept for recall")
     parser.add_argument("--rounds", type=int, default=2, help="raw / ebr ingest pairs")
     parser.add_argument("--engine", default="lucene", choices=["lucene", "faiss"])
@@ -208,19 +213,20 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
     projection = TrigramProjection(args.dim)
     clock = NetworkClock(remote.client)
     rng = np.random.default_rng(1)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = {args.size: args.radius, args.large_size: args.wide_radius}
     nprobes = [int(n) for n in args.nprobes.split(",")]
 
-    def paper_query(loc: str, nprobe: int | None) -> str:
+    def paper_query(loc: str, nprobe: int | None, radius: float = args.radius) -> str:
         scope = ":exact true" if nprobe is None else f":nprobe {nprobe}"
-        return f"(and (term loc:{loc}) (nn {KEY} :radius {args.radius} {scope}))"
+        return f"(and (term loc:{loc}) (nn {KEY} :radius {radius} {scope}))"
 
-    def through_ebr(words: str, loc: str, nprobe: int, size: int) -> tuple[Any, float, float]:
+    def through_ebr(words: str, loc: str, nprobe: int, size: int,
+                    radius: float = args.radius) -> tuple[Any, float, float]:
         """The result, its wall time and the time inside the HTTP exchange."""
         network = clock.seconds
         start = time.perf_counter()
         vector = {KEY: projection.embed_one(words)}
-        executable = plan(parse(paper_query(loc, nprobe), remote.schema), vector,
+        executable = plan(parse(paper_query(loc, nprobe, radius), remote.schema), vector,
                           remote.quantizers, remote.schema)
         result = remote.search(executable, vector, size=size)
         return result, time.perf_counter() - start, clock.seconds - network
@@ -233,8 +239,8 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         vector = {KEY: projection.embed_one(words)}
         truth = set(local.search(plan(parse(paper_query(loc, None), local.schema), vector,
                                       local.quantizers, local.schema), vector, 10_000).ids)
-        for size in sizes:
-            result, wall, http = through_ebr(words, loc, nprobes[0], size)
+        for size, radius in sizes.items():
+            result, wall, http = through_ebr(words, loc, nprobes[0], size, radius)
             timed.setdefault(f"size {size}", []).append(
                 (wall, result.stats.seconds["server"], http))
             hits[size].append(len(result.hits))
@@ -257,11 +263,11 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
     def p50(name: str, part: int) -> float:
         return float(np.median([t[part] for t in timed[name]])) * 1000
 
-    for size in sizes:
+    for size, radius in sizes.items():
         name = f"size {size}"
         client = [wall - http for wall, _, http in timed[name]]
         took = [t for _, t, _ in timed[name]]
-        print(f"hybrid radius query through ebr, size {size} (nprobe {nprobes[0]}, "
+        print(f"hybrid radius query through ebr, size {size} (radius {radius}, nprobe {nprobes[0]}, "
               f"{args.queries} queries, {np.mean(hits[size]):.0f} hits on average): wall p50 "
               f"{p50(name, 0):.2f} ms; server took p50 {p50(name, 1):.2f} / p99 "
               f"{ms(took, 99):.2f} ms; HTTP exchange p50 {p50(name, 2):.2f} ms; client p50 "

@@ -16,12 +16,13 @@ What the store promises (the local store's contract, where OpenSearch can keep i
   cluster refuses are reported per document (:class:`BulkWriteError`), the others are written;
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
-  the same branches per hit and the same distances (within float32), in the same order up to
-  ties.  Radius clauses are exact on the server (``script_score`` + ``min_score``); a top-K
-  clause is resolved on its own first (:func:`~ebr.stores.opensearch.compiler.compile_top_k`),
-  because a ``knn`` clause inside a ``bool`` admits ``k`` per shard (per segment on native
-  engines).  Top-K searches the key's ``knn_vector`` field (HNSW), so it is as approximate
-  as the engine's graph; the local store is exact below its threshold.
+  the same branches per hit and the same distances (within float32: each follows from the
+  score the server gave its clause), in the same order up to ties.  Radius clauses are
+  exact on the server (``script_score`` + ``min_score``); a top-K clause is resolved on its
+  own first (:func:`~ebr.stores.opensearch.compiler.compile_top_k`), because a ``knn``
+  clause inside a ``bool`` admits ``k`` per shard (per segment on native engines).  Top-K
+  searches the key's ``knn_vector`` field (HNSW), so it is as approximate as the engine's
+  graph; the local store is exact below its threshold.
 """
 
 from __future__ import annotations
