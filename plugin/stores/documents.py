@@ -236,19 +236,23 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
         arr = np.asarray(value)
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"dtype {arr.dtype}")
-        with np.errstate(over="ignore"):  # an overflow is reported below as non-finite
-            v32 = np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.dtype == np.float32:  # an encoder's output: nothing to cast (the common case)
+            v32 = np.ascontiguousarray(arr)
+        else:
+            with np.errstate(over="ignore"):  # an overflow is reported below as non-finite
+                v32 = np.ascontiguousarray(arr, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise InvalidVectorError(doc_id, position, where,
                                  f"expected a list or array of numbers ({e})") from None
     if v32.shape != (dimension,):
         raise DimensionError(doc_id, position, where,
                              f"expected shape ({dimension},), got {v32.shape}")
-    if not np.all(np.isfinite(arr)) or not np.all(np.isfinite(v32)):
+    # NaN and infinities survive the cast, and values beyond float32's range become infinite.
+    if not np.isfinite(v32).all():
         raise InvalidVectorError(doc_id, position, where,
                                  "NaN or infinite values (or values beyond float32's range)")
-    norm = np.linalg.norm(v32)
-    if not np.any(v32) or not np.isfinite(norm) or norm == 0:
+    norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
+    if not np.isfinite(norm) or norm == 0:
         raise InvalidVectorError(doc_id, position, where,
                                  "a zero vector (or one whose float32 length under- or "
                                  "overflows): cosine is undefined for it")
