@@ -4,15 +4,26 @@ Data: ``--docs`` synthetic titles (words drawn Zipf-like from a fixed vocabulary
 location term; the embedding of each title is ebr's training-free trigram projection
 (``--dim``), so "encode" is real work measured apart.  One run prints, per figure, one line:
 
-- ingest end to end (read JSONL + encode + quantize + write in batches) into the local store
-  and into the cluster through ``ebr.ingest``, records/s, with the encoding share;
-- raw ``_bulk`` of the same documents (bodies built beforehand, opensearch-py's bulk helper,
-  same chunks) into the same mapping, docs/s, and the ratio ebr / raw;
-- ``--queries`` hybrid radius queries ``(and (term loc:X) (nn key :radius r :nprobe 16))``
-  through the store, ``--size`` hits each: the client's time (embed + plan + compile + map
-  hits) beside the server's ``took`` and their ratio; recall of all matches against the exact
-  answer; then the engine's own radial
-  ``knn`` search (``min_score``) with the same filter: ``took`` and recall.
+- ingest end to end (read JSONL + encode + quantize + write in batches) into the local store;
+- ``--rounds`` rounds, each of: raw ``_bulk`` of the same documents into a fresh index of the
+  same mapping (NDJSON bodies serialised as ebr serialises them, built before the clock
+  starts, sent in ebr's chunks of 500, one request in flight, then a refresh: the cluster's
+  own rate, the client doing nothing), then ingest end to end into the cluster through
+  ``ebr.ingest`` (read, encode, train the quantizer, check, write, refresh).  Between runs
+  the previous index is deleted and the node left until no merge runs.  Per round and overall:
+  docs/s and ebr / raw;
+- the paper's hybrid radius query ``(and (term loc:X) (nn key :radius r :nprobe N))`` through
+  the store, ``--queries`` queries at ``--size`` (10) and, with the wider ``--wide-radius``
+  (hundreds of hits), at ``--large-size`` (10,000), timed in three parts: the wall time
+  from the query text to the hits; the server's ``took``; the HTTP exchange (the time inside
+  opensearch-py's connection: sending the body, the server, receiving the response; it holds
+  ``took``).  **Client time** is the wall time minus the HTTP exchange: everything ebr does
+  (embed, read + plan + compile, opensearch-py serialising the request and parsing the JSON
+  response, mapping hits).  The target compares it with ``took``;
+- for each ``--nprobes`` value: the query's recall of every match against the exact answer
+  (the local store, ``:exact true``), ``took`` and wall p50, beside the engine's own radial
+  ``knn`` search (``min_score``) with the same filter; then the smallest nprobe whose recall
+  reaches the native search's, and both latencies there.
 
     python bench/opensearch_store.py --url http://127.0.0.1:9200 [--docs 50000] [--dim 128]
 
@@ -31,16 +42,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from ebr import parse, plan
 from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.ingest.pipeline import ingest
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body
+from ebr.mappings.space import Space
 from ebr.stores.local import LocalStore
-from ebr.stores.opensearch.store import OpenSearchStore
+from ebr.stores.opensearch.client import connect, server_version
+from ebr.stores.opensearch.store import CHUNK_DOCUMENTS, OpenSearchStore
 
 KEY = "title-trigrams"
+INDEX, RAW_INDEX = "ebr-bench", "ebr-bench-raw"
 WORDS = [f"w{i}" for i in range(2000)]
 LOCATIONS = [f"city{i}" for i in range(20)]
 
@@ -77,6 +92,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--radius", type=float, default=0.35)
     parser.add_argument("--size", type=int, default=10, help="hits per timed request")
+    parser.add_argument("--large-size", type=int, default=10_000,
+                        help="hits per timed request of the wide query")
+    parser.add_argument("--wide-radius", type=float, default=0.6,
+                        help="radius of the query timed at --large-size (hundreds of hits)")
+    parser.add_argument("--nprobes", default="16,32,64", help="nprobe values swept for recall")
+    parser.add_argument("--rounds", type=int, default=2, help="raw / ebr ingest pairs")
     parser.add_argument("--engine", default="lucene", choices=["lucene", "faiss"])
     args = parser.parse_args()
     schema = Schema.create("bench", (Namespace("title"), Namespace("loc", "keyword")),
@@ -92,85 +113,190 @@ def main() -> None:
             print(f"ingest into the local store: {report.read / report.seconds:,.0f} records/s "
                   f"({report.seconds:.1f} s, encoding {report.encode_seconds:.1f} s = "
                   f"{report.encode_seconds / report.seconds:.0%})")
-            remote = OpenSearchStore.create(args.url, "ebr-bench", schema, engine=args.engine)
+            client = connect(args.url)
+            version = server_version(client)
+            chunks = raw_chunks(local, args.docs)
+            ratios = []
+            remote = None
             try:
-                report = ingest(remote, source, encoder=encoder, batch_size=2000)
-                ebr_rate = report.read / report.seconds
-                print(f"ingest into OpenSearch {remote.version} through ebr: {ebr_rate:,.0f} "
-                      f"records/s ({report.seconds:.1f} s, encoding {report.encode_seconds:.1f} s "
-                      f"= {report.encode_seconds / report.seconds:.0%}; quantizer trained "
-                      f"{'yes' if report.trained else 'no'})")
-                raw_rate = raw_bulk(remote, local, schema, args)
-                print(f"raw _bulk of the same documents: {raw_rate:,.0f} docs/s; ebr / raw = "
-                      f"{ebr_rate / raw_rate:.2f} (ebr's includes reading and encoding)")
+                for round_ in range(1, args.rounds + 1):
+                    raw_rate = raw_bulk(client, chunks, schema, version, args.engine)
+                    settle(client)
+                    if remote is not None:
+                        remote.close()
+                        OpenSearchStore.drop(args.url, INDEX)
+                        settle(client)
+                    remote = OpenSearchStore.create(args.url, INDEX, schema, engine=args.engine)
+                    report = ingest(remote, source, encoder=encoder, batch_size=2000)
+                    ebr_rate = report.read / report.seconds
+                    ratios.append(ebr_rate / raw_rate)
+                    print(f"round {round_}: raw _bulk {raw_rate:,.0f} docs/s; through ebr "
+                          f"{ebr_rate:,.0f} records/s ({report.seconds:.1f} s, encoding "
+                          f"{report.encode_seconds / report.seconds:.0%}, quantizer trained "
+                          f"{'yes' if report.trained else 'no'}); ebr / raw {ratios[-1]:.2f}")
+                    settle(client)
+                print(f"ingest into OpenSearch {version}: ebr / raw = {np.median(ratios):.2f} "
+                      f"(median of {len(ratios)} rounds; ebr's includes reading, encoding and "
+                      "training)")
+                assert remote is not None
                 queries(local, remote, args)
             finally:
-                remote.close()
-                OpenSearchStore.drop(args.url, "ebr-bench")
+                if remote is not None:
+                    remote.close()
+                    OpenSearchStore.drop(args.url, INDEX)
+                client.close()
 
 
-def raw_bulk(remote: OpenSearchStore, local: LocalStore, schema: Schema,
-             args: argparse.Namespace) -> float:
-    from opensearchpy import helpers
-
-    ids = [f"d{i}" for i in range(args.docs)]
-    docs = local.get_documents(ids)
-    bodies = [{"_index": "ebr-bench-raw", "_id": d.id, "_source": {
+def raw_chunks(local: LocalStore, n: int) -> list[bytes]:
+    """The documents the local store holds, as the NDJSON bodies of ``_bulk`` requests of
+    :data:`~ebr.stores.opensearch.store.CHUNK_DOCUMENTS` documents, serialised as the store
+    serialises them (orjson, float32 vectors)."""
+    docs = [d for d in local.get_documents([f"d{i}" for i in range(n)]) if d is not None]
+    lines = [orjson.dumps({"index": {"_id": d.id}}) + b"\n" + orjson.dumps({
         "id": d.id, "terms": {k: list(v) for k, v in d.terms.items() if "." not in k},
-        "clusters": {KEY: d.terms[f"{KEY}.cluster"][0]},
-        "vectors": {KEY: d.embeddings[KEY].tolist()}, "rank": d.rank, "source": {}}}
-        for d in docs if d is not None]
-    client = remote.client
-    client.indices.create(index="ebr-bench-raw", body=index_body(
-        schema, version=remote.version, engine=args.engine))
+        "clusters": {KEY: d.terms[f"{KEY}.cluster"][0]}, "vectors": dict(d.embeddings),
+        "rank": d.rank, "source": d.source}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        for d in docs]
+    return [b"".join(lines[i:i + CHUNK_DOCUMENTS]) for i in range(0, len(lines), CHUNK_DOCUMENTS)]
+
+
+def raw_bulk(client: Any, chunks: list[bytes], schema: Schema, version: Any, engine: str) -> float:
+    """Docs/s of sending ``chunks`` into a fresh index, then refreshing it."""
+    client.indices.create(index=RAW_INDEX, body=index_body(schema, version=version,
+                                                           engine=engine))
     try:
+        count = 0
         start = time.perf_counter()
-        helpers.bulk(client, bodies, chunk_size=500, max_chunk_bytes=10 << 20)
-        client.indices.refresh(index="ebr-bench-raw")
-        return len(bodies) / (time.perf_counter() - start)
+        for chunk in chunks:
+            answer = client.bulk(body=chunk, index=RAW_INDEX)
+            if answer["errors"]:
+                raise SystemExit(f"raw _bulk refused documents: {answer['items'][:2]}")
+            count += len(answer["items"])
+        client.indices.refresh(index=RAW_INDEX)
+        return count / (time.perf_counter() - start)
     finally:
-        client.indices.delete(index="ebr-bench-raw")
+        client.indices.delete(index=RAW_INDEX)
+
+
+def settle(client: Any, timeout: float = 120.0) -> None:
+    """Wait until no merge runs on the node, so one run's merges do not slow the next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = client.nodes.stats(metric="indices", index_metric="merge")
+        if all(n["indices"]["merges"]["current"] == 0 for n in stats["nodes"].values()):
+            return
+        time.sleep(0.5)
+
+
+class NetworkClock:
+    """Seconds spent inside the client's connections (send, the server, receive): the HTTP
+    exchange, apart from what opensearch-py and ebr do around it."""
+
+    def __init__(self, client: Any) -> None:
+        self.seconds = 0.0
+        for connection in client.transport.connection_pool.connections:
+            connection.perform_request = self._timed(connection.perform_request)
+
+    def _timed(self, perform: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return perform(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - began
+        return timed
 
 
 def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace) -> None:
-    rng = np.random.default_rng(1)
+    """Every timed request of one query case runs back to back (the sizes, the native search,
+    each nprobe), so the machine's drift touches each alike."""
     projection = TrigramProjection(args.dim)
-    client_s, server_s, native_s, recalls, native_recalls = [], [], [], [], []
-    for _ in range(args.queries):
-        words = " ".join(rng.choice(WORDS[:200], 3))
-        loc = LOCATIONS[int(rng.integers(0, 5))]
-        text = f"(and (term loc:{loc}) (nn {KEY} :radius {args.radius} :nprobe 16))"
+    clock = NetworkClock(remote.client)
+    rng = np.random.default_rng(1)
+    sizes = {args.size: args.radius, args.large_size: args.wide_radius}
+    nprobes = [int(n) for n in args.nprobes.split(",")]
+
+    def paper_query(loc: str, nprobe: int | None, radius: float = args.radius) -> str:
+        scope = ":exact true" if nprobe is None else f":nprobe {nprobe}"
+        return f"(and (term loc:{loc}) (nn {KEY} :radius {radius} {scope}))"
+
+    def through_ebr(words: str, loc: str, nprobe: int, size: int,
+                    radius: float = args.radius) -> tuple[Any, float, float]:
+        """The result, its wall time and the time inside the HTTP exchange."""
+        network = clock.seconds
         start = time.perf_counter()
         vector = {KEY: projection.embed_one(words)}
-        executable = plan(parse(text, remote.schema), vector, remote.quantizers, remote.schema)
-        page = remote.search(executable, vector, size=args.size)
-        elapsed = time.perf_counter() - start
-        server_s.append(page.stats.seconds["server"])
-        client_s.append(elapsed - page.stats.seconds["server"])
-        result = remote.search(executable, vector, size=10_000)  # every match, for recall
-        exact = local.search(plan(parse(text.replace(":nprobe 16", ":exact true"), local.schema),
-                                  vector, local.quantizers, local.schema), vector, 10_000)
-        truth = set(exact.ids)
-        recalls.append(len(truth & set(result.ids)) / len(truth) if truth else 1.0)
+        executable = plan(parse(paper_query(loc, nprobe, radius), remote.schema), vector,
+                          remote.quantizers, remote.schema)
+        result = remote.search(executable, vector, size=size)
+        return result, time.perf_counter() - start, clock.seconds - network
+
+    timed: dict[str, list[tuple[float, float, float]]] = {}  # (wall, took, http) per request
+    hits: dict[int, list[int]] = {size: [] for size in sizes}
+    recalls: dict[str, list[float]] = {}
+    for _ in range(args.queries):
+        words, loc = " ".join(rng.choice(WORDS[:200], 3)), LOCATIONS[int(rng.integers(0, 5))]
+        vector = {KEY: projection.embed_one(words)}
+        truth = set(local.search(plan(parse(paper_query(loc, None), local.schema), vector,
+                                      local.quantizers, local.schema), vector, 10_000).ids)
+        for size, radius in sizes.items():
+            result, wall, http = through_ebr(words, loc, nprobes[0], size, radius)
+            timed.setdefault(f"size {size}", []).append(
+                (wall, result.stats.seconds["server"], http))
+            hits[size].append(len(result.hits))
+        network = clock.seconds
+        start = time.perf_counter()
         native = remote.client.search(index=remote.index, body={
             "size": 10_000, "_source": False, "query": {"knn": {f"vectors.{KEY}": {
-                "vector": vector[KEY].tolist(), "min_score": 1.0 - args.radius / 2.0,
+                "vector": vector[KEY].tolist(), "min_score": Space.knn_score(args.radius),
                 "filter": {"term": {"terms.loc": loc}}}}}})
-        native_s.append(native["took"] / 1000)
-        got = {h["_id"] for h in native["hits"]["hits"]}
-        native_recalls.append(len(truth & got) / len(truth) if truth else 1.0)
+        timed.setdefault("native", []).append(
+            (time.perf_counter() - start, native["took"] / 1000, clock.seconds - network))
+        recalls.setdefault("native", []).append(
+            recall(truth, {h["_id"] for h in native["hits"]["hits"]}))
+        for nprobe in nprobes:
+            result, wall, http = through_ebr(words, loc, nprobe, 10_000)
+            timed.setdefault(f"nprobe {nprobe}", []).append(
+                (wall, result.stats.seconds["server"], http))
+            recalls.setdefault(f"nprobe {nprobe}", []).append(recall(truth, set(result.ids)))
 
-    def ms(values: list[float], q: float) -> float:
-        return float(np.percentile(values, q)) * 1000
+    def p50(name: str, part: int) -> float:
+        return float(np.median([t[part] for t in timed[name]])) * 1000
 
-    print(f"hybrid radius query through ebr ({args.queries} queries, radius {args.radius}, "
-          f"size {args.size}): "
-          f"server took p50 {ms(server_s, 50):.1f} / p99 {ms(server_s, 99):.1f} ms, client "
-          f"p50 {ms(client_s, 50):.1f} / p99 {ms(client_s, 99):.1f} ms, client / server "
-          f"{np.median(client_s) / max(np.median(server_s), 1e-9):.2f}; recall vs exact "
-          f"{np.mean(recalls):.3f}")
-    print(f"native knn radial (min_score) with the same filter: took p50 {ms(native_s, 50):.1f} "
-          f"/ p99 {ms(native_s, 99):.1f} ms; recall vs exact {np.mean(native_recalls):.3f}")
+    for size, radius in sizes.items():
+        name = f"size {size}"
+        client = [wall - http for wall, _, http in timed[name]]
+        took = [t for _, t, _ in timed[name]]
+        print(f"hybrid radius query through ebr, size {size} (radius {radius}, nprobe {nprobes[0]}, "
+              f"{args.queries} queries, {np.mean(hits[size]):.0f} hits on average): wall p50 "
+              f"{p50(name, 0):.2f} ms; server took p50 {p50(name, 1):.2f} / p99 "
+              f"{ms(took, 99):.2f} ms; HTTP exchange p50 {p50(name, 2):.2f} ms; client p50 "
+              f"{ms(client, 50):.2f} / p99 {ms(client, 99):.2f} ms; client / took "
+              f"{np.median(client) / max(np.median(took), 1e-9):.2f}")
+    native_recall = float(np.mean(recalls["native"]))
+    print(f"native knn radial (min_score) with the same filter, every match: recall vs exact "
+          f"{native_recall:.3f}, took p50 {p50('native', 1):.2f} ms, wall p50 "
+          f"{p50('native', 0):.2f} ms")
+    chosen = None
+    for nprobe in nprobes:
+        name = f"nprobe {nprobe}"
+        line = (f"ebr nprobe {nprobe}, every match: recall vs exact "
+                f"{np.mean(recalls[name]):.3f}, took p50 {p50(name, 1):.2f} ms, wall p50 "
+                f"{p50(name, 0):.2f} ms")
+        print(line)
+        if chosen is None and np.mean(recalls[name]) >= native_recall:
+            chosen = line
+    print(f"at equal or better recall than native ({native_recall:.3f}; took p50 "
+          f"{p50('native', 1):.2f} ms, wall p50 {p50('native', 0):.2f} ms): "
+          + (chosen or f"no nprobe of {args.nprobes} reaches it"))
+
+
+def recall(truth: set[str], got: set[str]) -> float:
+    return len(truth & got) / len(truth) if truth else 1.0
+
+
+def ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ For each batch of records read from a file (:func:`~ebr.ingest.records.stream_re
 1. each record becomes a document through the field mapping (:mod:`.field_mapping`), its
    embedding computed by the document encoder if one is given; a record that cannot become a
    valid document (unreadable line, missing id, a bad vector...) is skipped with its line
-   number and reason, never dropped silently;
+   number and reason, never dropped silently; the documents are checked here, once;
 2. the batch is written (``store.add``); documents the store refuses (an OpenSearch bulk
-   failure) are reported each with their line;
+   failure) are reported each with their line.  Step 1 of the next batch runs in a thread
+   (:mod:`.prefetch`) while this one is written, so reading and encoding overlap the store's
+   work (a cluster indexing a bulk request);
 3. a checkpoint (the last line written) is saved, so an interrupted ingest resumes after it;
    ids make a replayed batch harmless (writes replace);
 4. a key without a coarse quantizer gets one before anything is written: the first
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -38,11 +40,12 @@ import numpy.typing as npt
 from ebr.errors import EbrError, StoreError
 from ebr.ingest.field_mapping import FieldMapping
 from ebr.ingest.lines import QUOTED_SKIPS, SkippedLine
+from ebr.ingest.prefetch import prefetched
 from ebr.ingest.records import Record, stream_records
 from ebr.mappings.opensearch_mapping import training_minimum
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema
 from ebr.quantization.kmeans import TrainingReport, train_centroids
-from ebr.stores.documents import DocumentError, prepare_batch
+from ebr.stores.documents import DocumentError, PreparedDocument, prepare_batch
 from ebr.stores.opensearch.store import BulkWriteError
 from ebr.stores.protocol import IndexDocument, Store
 
@@ -151,17 +154,12 @@ def ingest(store: TrainableStore, source: str | Path, *, mapping: FieldMapping |
     report = IngestReport(str(source), resumed_after=saved.load() if saved else 0)
     run = _Run(store, mapping, encoder, report, saved, train_after, max_bad_fraction, progress)
     started = time.perf_counter()
-    with store.batched_writes():
-        for line, record in stream_records(source, format=format, start=report.resumed_after):
-            report.read += 1
-            run.last_line = line
-            if isinstance(record, str):
-                report.skipped.append(SkippedLine(line, record))
-            else:
-                run.rows.append((line, record))
-            if report.read - run.flushed >= batch_size:
-                run.batch(batch_size)
-        run.finish(batch_size)
+    batches = _batches(source, format, report.resumed_after, batch_size, schema, mapping,
+                       encoder)
+    with store.batched_writes(), prefetched(batches) as prepared:
+        for batch in prepared:  # batch N+1 is read and encoded while batch N is written
+            run.batch(batch, batch_size)
+        run.batch(_Batch(report.resumed_after), batch_size, final=True)
     report.seconds = time.perf_counter() - started
     report.skipped.sort(key=lambda s: s.line)
     if saved is not None:
@@ -185,10 +183,8 @@ class _Run:
         self.store, self.mapping, self.encoder, self.report = store, mapping, encoder, report
         self.saved, self.train_after, self.max_bad = saved, train_after, max_bad_fraction
         self.progress = progress
-        self.rows: list[tuple[int, Record]] = []
-        self.held: list[tuple[int, IndexDocument]] = []
+        self.held: list[tuple[int, PreparedDocument]] = []
         self.last_line = report.resumed_after
-        self.flushed = 0  # lines consumed as of the last batch
         self.holding: dict[str, int] = {}  # documents written per key (replacements too)
         self.models = (set(store.untrained_models) if isinstance(store, ModelTrainingStore)
                        else set())
@@ -202,11 +198,17 @@ class _Run:
             return max(due, training_minimum(key.ann))  # the model needs this many too
         return due
 
-    def batch(self, batch_size: int, final: bool = False) -> None:
-        docs = _documents(self.store, self.mapping, self.encoder, self.rows, self.report)
-        self.rows = []
-        if self.warming:  # held documents must be valid: their vectors train the quantizer
-            self.held += _valid(self.store.schema, docs, self.report)
+    def batch(self, batch: _Batch, batch_size: int, final: bool = False) -> None:
+        """Write one prepared batch (its lines counted in the report only now, so the report
+        always adds up to what was written); ``final``: the input has ended."""
+        self.report.read += batch.read
+        self.report.skipped += batch.skipped
+        self.report.encode_seconds += batch.encode_seconds
+        if batch.read:
+            self.last_line = batch.last_line
+        docs = batch.docs
+        if self.warming:  # held until their vectors have trained the quantizer
+            self.held += docs
             docs = []
             self._warm_up(final)
         if not self.warming:
@@ -217,19 +219,15 @@ class _Run:
         if self.saved is not None and not self.held:
             self.saved.save(self.last_line)  # everything up to here is written
         if self.progress is not None:
-            self.progress(self.report.read - self.flushed)
-        self.flushed = self.report.read
+            self.progress(batch.read)
         _judge(self.report, self.max_bad, self.saved, final)
-
-    def finish(self, batch_size: int) -> None:
-        self.batch(batch_size, final=True)
 
     def _warm_up(self, final: bool) -> None:
         """Train the held keys that have enough documents (any at the end, from ``nlist``)."""
         for name in sorted(self.warming):
             key = self.store.schema.key(name)
             assert key is not None  # warming holds schema keys
-            vectors = [d.embeddings[name] for _, d in self.held if name in d.embeddings]
+            vectors = [d.vectors[name] for _, d in self.held if name in d.vectors]
             model = name in self.models
             if len(vectors) < (key.quantizer.nlist if final else self._due(key)) and not (
                     final and model and vectors):  # a model with too few: its clear error
@@ -237,7 +235,7 @@ class _Run:
                     self.warming.discard(name)  # too few to train: written without clusters
                 continue
             began = time.perf_counter()
-            matrix = np.stack([np.asarray(v, np.float32) for v in vectors])
+            matrix = np.stack(vectors)  # checked already: float32 rows
             coarse = name not in self.store.quantizers and not key.quantizer.pq_m
             sample = np.arange(len(matrix))
             if coarse and len(matrix) >= key.quantizer.nlist:
@@ -259,7 +257,7 @@ class _Run:
             if self.warming:
                 self._warm_up(final=True)
 
-    def _write(self, docs: list[tuple[int, IndexDocument]]) -> None:
+    def _write(self, docs: list[tuple[int, PreparedDocument]]) -> None:
         if docs:
             _store_batch(self.store, docs, self.report, self.holding)
 
@@ -281,8 +279,44 @@ class _Run:
 _MAX_HELD = 200_000
 
 
-def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEncoder | None,
-               rows: list[tuple[int, Record]], report: IngestReport
+@dataclass
+class _Batch:
+    """One batch as the reading thread prepares it: the lines it consumed (up to
+    ``last_line``), what was skipped and why, the time spent encoding, and the documents,
+    checked (the store takes them without checking them again)."""
+
+    last_line: int
+    read: int = 0
+    skipped: list[SkippedLine] = field(default_factory=list)
+    encode_seconds: float = 0.0
+    docs: list[tuple[int, PreparedDocument]] = field(default_factory=list)
+
+
+def _batches(source: Path, format: str | None, start: int, batch_size: int, schema: Schema,
+             mapping: FieldMapping, encoder: DocumentEncoder | None) -> Iterator[_Batch]:
+    """The records after line ``start``, ``batch_size`` lines a batch, as documents."""
+
+    def prepared(batch: _Batch, rows: list[tuple[int, Record]]) -> _Batch:
+        batch.docs = _valid(schema, _documents(mapping, encoder, rows, batch), batch)
+        return batch
+
+    batch, rows = _Batch(start), []
+    for line, record in stream_records(source, format=format, start=start):
+        batch.read += 1
+        batch.last_line = line
+        if isinstance(record, str):
+            batch.skipped.append(SkippedLine(line, record))
+        else:
+            rows.append((line, record))
+        if batch.read >= batch_size:
+            yield prepared(batch, rows)
+            batch, rows = _Batch(line), []
+    if batch.read:
+        yield prepared(batch, rows)
+
+
+def _documents(mapping: FieldMapping, encoder: DocumentEncoder | None,
+               rows: list[tuple[int, Record]], batch: _Batch
                ) -> list[tuple[int, IndexDocument]]:
     """The rows as valid documents (embedded by ``encoder``), the others skipped with why."""
     embeddings: list[dict[str, Any]] = [{} for _ in rows]
@@ -292,7 +326,7 @@ def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEn
             vectors = encoder.encode([r for _, r in rows])
         except EbrError:  # a record the towers cannot read: find which, one by one
             vectors = None
-        report.encode_seconds += time.perf_counter() - began
+        batch.encode_seconds += time.perf_counter() - began
         for i, (_, record) in enumerate(rows):
             if vectors is not None:
                 embeddings[i][encoder.key] = vectors[i]
@@ -304,37 +338,35 @@ def _documents(store: TrainableStore, mapping: FieldMapping, encoder: DocumentEn
     docs: list[tuple[int, IndexDocument]] = []
     for (line, record), computed in zip(rows, embeddings, strict=True):
         if "" in computed:
-            report.skipped.append(SkippedLine(line, f"cannot encode: {computed['']}"))
+            batch.skipped.append(SkippedLine(line, f"cannot encode: {computed['']}"))
             continue
         doc = mapping.document(record, computed)
         if isinstance(doc, str):
-            report.skipped.append(SkippedLine(line, doc))
+            batch.skipped.append(SkippedLine(line, doc))
             continue
         docs.append((line, doc))
     return docs
 
 
-def _valid(schema: Schema, docs: list[tuple[int, IndexDocument]], report: IngestReport
-           ) -> list[tuple[int, IndexDocument]]:
-    """The documents the stores accept, the others skipped with why: the batch is checked
-    whole, and one by one only when it fails (the common case costs one check)."""
+def _valid(schema: Schema, docs: list[tuple[int, IndexDocument]], batch: _Batch
+           ) -> list[tuple[int, PreparedDocument]]:
+    """The documents the stores accept, prepared, the others skipped with why: the batch is
+    checked whole, and one by one only when it fails (the common case costs one check)."""
     try:
-        prepare_batch(schema, [doc for _, doc in docs])
-        return docs
+        prepared = prepare_batch(schema, [doc for _, doc in docs])
+        return [(line, p) for (line, _), p in zip(docs, prepared, strict=True)]
     except DocumentError:
         pass
     kept = []
     for line, doc in docs:
         try:
-            prepare_batch(schema, [doc])
+            kept += [(line, p) for p in prepare_batch(schema, [doc])]
         except DocumentError as e:
-            report.skipped.append(SkippedLine(line, f"{e.field}: {e.problem}"))
-            continue
-        kept.append((line, doc))
+            batch.skipped.append(SkippedLine(line, f"{e.field}: {e.problem}"))
     return kept
 
 
-def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
+def _store_batch(store: TrainableStore, docs: list[tuple[int, PreparedDocument]],
                  report: IngestReport, holding: dict[str, int]) -> None:
     # A later line wins over an earlier one of the same id in this batch (as across batches).
     by_id = {doc.id: (line, doc) for line, doc in docs}
@@ -344,11 +376,7 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
                                                     f"{by_id[doc.id][0]}: the later one is kept"))
     batch = list(by_id.values())
     try:
-        try:
-            result = store.add([doc for _, doc in batch])
-        except DocumentError:  # nothing was written: write the valid ones, skip the others
-            batch = _valid(store.schema, batch, report)
-            result = store.add([doc for _, doc in batch])
+        result = store.add([doc for _, doc in batch])  # prepared: only written
     except BulkWriteError as e:
         result = e.written
         lines = {doc_id: line for doc_id, (line, _) in by_id.items()}
@@ -357,7 +385,7 @@ def _store_batch(store: TrainableStore, docs: list[tuple[int, IndexDocument]],
     report.added += result.added
     report.replaced += result.replaced
     for _, doc in batch:
-        for key in doc.embeddings:
+        for key in doc.vectors:
             holding[key] = holding.get(key, 0) + 1
 
 

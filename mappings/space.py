@@ -39,6 +39,12 @@ class Space(enum.Enum):
         return 2.0 - radius
 
     @staticmethod
+    def script_score_to_distance(score: float) -> float:
+        """The distance a radius clause's score ``1 + cos`` stands for (the inverse of
+        :meth:`within_score`)."""
+        return 2.0 - score
+
+    @staticmethod
     def knn_score_to_distance(score: float) -> float:
         """The native ``knn`` query scores cosinesimil hits ``(1 + cos) / 2``."""
         return 2.0 - 2.0 * score

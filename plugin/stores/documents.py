@@ -95,22 +95,33 @@ class PreparedDocument:
     source_json: str
 
 
-def prepare_batch(schema: Schema, documents: Iterable[IndexDocument]) -> list[PreparedDocument]:
-    """Check and normalise a batch; raises a :class:`DocumentError` subclass."""
+def prepare_batch(schema: Schema, documents: Iterable[IndexDocument | PreparedDocument]
+                  ) -> list[PreparedDocument]:
+    """Check and normalise a batch; raises a :class:`DocumentError` subclass.  Documents
+    prepared already (by an earlier call: the ingest pipeline checks a batch before it hands
+    it to a store) are only checked for ids repeated in the batch."""
     prepared: list[PreparedDocument] = []
     seen: dict[str, int] = {}
     for position, doc in enumerate(documents):
+        if isinstance(doc, PreparedDocument):
+            _check_repeat(seen, doc.id, position)
+            prepared.append(doc)
+            continue
         if not isinstance(doc, IndexDocument):
             raise InvalidDocumentError(repr(doc)[:80], position, "document",
                                        f"expected an IndexDocument, got {type(doc).__name__}")
         doc_id = check_id(doc.id, position)
-        if doc_id in seen:
-            raise DuplicateIdError(doc_id, position, "id",
-                                   f"the id appears twice in the batch (first at record "
-                                   f"{seen[doc_id]}); send one version per batch")
-        seen[doc_id] = position
+        _check_repeat(seen, doc_id, position)
         prepared.append(_prepare(schema, doc, doc_id, position))
     return prepared
+
+
+def _check_repeat(seen: dict[str, int], doc_id: str, position: int) -> None:
+    if doc_id in seen:
+        raise DuplicateIdError(doc_id, position, "id",
+                               f"the id appears twice in the batch (first at record "
+                               f"{seen[doc_id]}); send one version per batch")
+    seen[doc_id] = position
 
 
 def check_id(value: object, position: int) -> str:
@@ -225,19 +236,23 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
         arr = np.asarray(value)
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"dtype {arr.dtype}")
-        with np.errstate(over="ignore"):  # an overflow is reported below as non-finite
-            v32 = np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.dtype == np.float32:  # an encoder's output: nothing to cast (the common case)
+            v32 = np.ascontiguousarray(arr)
+        else:
+            with np.errstate(over="ignore"):  # an overflow is reported below as non-finite
+                v32 = np.ascontiguousarray(arr, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise InvalidVectorError(doc_id, position, where,
                                  f"expected a list or array of numbers ({e})") from None
     if v32.shape != (dimension,):
         raise DimensionError(doc_id, position, where,
                              f"expected shape ({dimension},), got {v32.shape}")
-    if not np.all(np.isfinite(arr)) or not np.all(np.isfinite(v32)):
+    # NaN and infinities survive the cast, and values beyond float32's range become infinite.
+    if not np.isfinite(v32).all():
         raise InvalidVectorError(doc_id, position, where,
                                  "NaN or infinite values (or values beyond float32's range)")
-    norm = np.linalg.norm(v32)
-    if not np.any(v32) or not np.isfinite(norm) or norm == 0:
+    norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
+    if not np.isfinite(norm) or norm == 0:
         raise InvalidVectorError(doc_id, position, where,
                                  "a zero vector (or one whose float32 length under- or "
                                  "overflows): cosine is undefined for it")

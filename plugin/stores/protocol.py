@@ -25,7 +25,8 @@ ids (unknown ids are ignored).  A batch is atomic: once the call returns, all of
 visible to the next search and durable; if it raises, none of it was written.
 
 Every document of a batch is checked before anything is written (:mod:`ebr.stores.documents`
-says what is refused, and with which error).
+says what is refused, and with which error); a batch the caller prepared with
+:func:`~ebr.stores.documents.prepare_batch` (the ingest pipeline does) is not checked twice.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,9 @@ from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CoarseQuantizer
 from ebr.query.nodes import Node
 from ebr.query.parser import parse
+
+if TYPE_CHECKING:
+    from ebr.stores.documents import PreparedDocument
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -203,8 +207,9 @@ class Store(Protocol):
         """The trained coarse quantizer of each key (pass to :func:`ebr.plan`)."""
         ...
 
-    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
-        """Insert or replace one batch of documents, atomically."""
+    def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
+        """Insert or replace one batch of documents, atomically.  Documents already checked
+        (:func:`ebr.stores.documents.prepare_batch`) are not checked again."""
         ...
 
     def batched_writes(self) -> AbstractContextManager[None]:

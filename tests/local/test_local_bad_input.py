@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ebr.mappings import EmbeddingKey, Namespace, Schema
+from ebr.stores import documents
 from ebr.stores.documents import (
     DimensionError,
     DocumentError,
@@ -123,6 +124,23 @@ def test_duplicate_ids_in_one_batch(store: LocalStore) -> None:
     assert caught.value.doc_id == "dup" and caught.value.position == 2
     assert "first at record 1" in str(caught.value)
     assert _state(store) == before
+
+
+def test_prepared_documents_are_only_checked_for_repeats(store: LocalStore,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the ingest pipeline hands over (prepared once) is written without a second
+    check; an id repeated in the batch is still refused."""
+    prepared = documents.prepare_batch(SCHEMA, [IndexDocument("p1", {"a": ["x"]}),
+                                                IndexDocument("p2", {"a": ["y"]})])
+
+    def checked_again(*args: Any) -> None:
+        raise AssertionError("a prepared document was checked again")
+
+    monkeypatch.setattr(documents, "_prepare", checked_again)
+    assert store.add(prepared).added == 2
+    assert [d and d.terms["a"] for d in store.get_documents(["p1", "p2"])] == [("x",), ("y",)]
+    with pytest.raises(DuplicateIdError):
+        store.add([prepared[0], prepared[0]])
 
 
 def test_the_first_problem_in_batch_order_is_reported(store: LocalStore) -> None:

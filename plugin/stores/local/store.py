@@ -229,7 +229,7 @@ class LocalStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
+    def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
         """Insert or replace a batch of documents, atomically (see :mod:`ebr.stores.protocol`)."""
         return self._write(prepare_batch(self._schema, documents), [])
 

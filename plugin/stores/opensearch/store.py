@@ -24,19 +24,19 @@ What the store promises (the local store's contract, where OpenSearch can keep i
   cluster refuses are reported per document (:class:`BulkWriteError`), the others are written;
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
-  the same branches per hit and the same distances (within float32), in the same order up to
-  ties.  Radius clauses are exact on the server (``script_score`` + ``min_score``); a top-K
-  clause is resolved on its own first (:func:`~ebr.stores.opensearch.compiler.compile_top_k`),
-  because a ``knn`` clause inside a ``bool`` admits ``k`` per shard (per segment on native
-  engines).  Top-K searches the key's ``knn_vector`` field (HNSW), so it is as approximate
-  as the engine's graph; the local store is exact below its threshold.
+  the same branches per hit and the same distances (within float32: each follows from the
+  score the server gave its clause), in the same order up to ties.  Radius clauses are
+  exact on the server (``script_score`` + ``min_score``); a top-K clause is resolved on its
+  own first (:func:`~ebr.stores.opensearch.compiler.compile_top_k`), because a ``knn``
+  clause inside a ``bool`` admits ``k`` per shard (per segment on native engines).  Top-K
+  searches the key's ``knn_vector`` field (HNSW), so it is as approximate as the engine's
+  graph; the local store is exact below its threshold.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -44,11 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from ebr.errors import PlanError, StoreError, UnsupportedError
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
-from ebr.planning.query_vectors import Vectors, query_vector
+from ebr.mappings.space import Space
+from ebr.planning.query_vectors import Vectors
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
@@ -82,7 +84,6 @@ from ebr.stores.protocol import (
     TextMatch,
     WriteResult,
 )
-from ebr.stores.reference import cosine_distance
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -335,9 +336,10 @@ class OpenSearchStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def add(self, documents: Iterable[IndexDocument]) -> WriteResult:
-        """Insert or replace a batch; checked whole first, then written in bulk chunks (see
-        the module docstring for what is atomic)."""
+    def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
+        """Insert or replace a batch; checked whole first (documents the ingest pipeline has
+        already prepared are not checked again), then written in bulk chunks (see the module
+        docstring for what is atomic)."""
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         self._refuse_untrained(docs)
@@ -366,19 +368,23 @@ class OpenSearchStore:
         with cluster_errors(self.client, f"refresh index {self.index!r}"):
             self.client.indices.refresh(index=self.index)
 
-    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> dict[str, Any]:
+    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> str:
+        """The document's ``_source`` as JSON text, serialised here rather than by the bulk
+        helper: orjson writes the float32 vectors in their shortest form (half the bytes of
+        ``tolist()``'s float64 digits, parsed back to the same float32) and embeds the
+        already-serialised source as it is."""
         terms: dict[str, list[str]] = {}
         for term in doc.terms:
             ns, _, value = term.partition(":")
             terms.setdefault(ns, []).append(value)
-        return {
+        return orjson.dumps({
             "id": doc.id,
             "terms": terms,
             "clusters": {k: str(c) for k, c in clusters.items()},
-            "vectors": {k: v.tolist() for k, v in doc.vectors.items()},
+            "vectors": doc.vectors,
             self._schema.rank_field: doc.rank,
-            "source": json.loads(doc.source_json),
-        }
+            "source": orjson.Fragment(doc.source_json),
+        }, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
     def _clusters(self, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
         """Each document's cluster per key with a quantizer."""
@@ -567,11 +573,9 @@ class OpenSearchStore:
         self._check_open()
         began = time.perf_counter()
         server = 0.0
-        # BM25 over the whole index's term statistics, not each shard's; each match clause's
-        # score reported per hit
-        text: dict[str, Any] = ({"search_type": "dfs_query_then_fetch",
-                                 "include_named_queries_score": "true"}
-                                if needs_dfs(plan) else {})
+        # BM25 over the whole index's term statistics, not each shard's
+        text: dict[str, Any] = ({"search_type": "dfs_query_then_fetch"} if needs_dfs(plan)
+                                else {})
         resolved: dict[NN | Match, list[str]] = {}
         for node in walk(plan):
             if is_top_k(node) and node not in resolved:
@@ -582,17 +586,16 @@ class OpenSearchStore:
                 resolved[node] = [h["_id"] for h in found["hits"]["hits"]]  # type: ignore[index]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
-        fields = [self._schema.vector_field(k.name) for k in self._schema.keys]
+        # Each matched branch comes back with its score, from which a vector clause's distance
+        # follows exactly (docs/architecture.md): the hits need not carry their vectors.
         found = self._search(compiled.body, track_total_hits=True,
-                             _source_includes=["clusters", self._schema.rank_field, *fields],
-                             **text)
+                             include_named_queries_score=True,
+                             _source_includes=["clusters", self._schema.rank_field], **text)
         server += found["took"] / 1000
         branches = named_branches(plan)
         unscored = subtracted(plan)
         scored = {name: n for name, n in branches.items() if id(n) not in unscored}
-        queries = {k.name: query_vector(k.name, vectors, self._schema)
-                   for k in self._schema.keys if k.name in vectors}
-        hits = tuple(self._hit(h, branches, scored, queries) for h in found["hits"]["hits"])
+        hits = tuple(self._hit(h, branches, scored) for h in found["hits"]["hits"])
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -609,28 +612,30 @@ class OpenSearchStore:
         return found
 
     def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
-             scored: Mapping[str, Node], queries: Mapping[str, F32]) -> Hit:
+             scored: Mapping[str, Node]) -> Hit:
         """A hit as the local store explains it: its branches in tree order, each vector
-        clause's distance computed from the stored vector the hit carries, and the BM25 of
-        each ``match`` clause that scores (``scored``: under a ``must_not`` the cluster
-        reports a shard's own statistics, not the whole index's)."""
+        clause's distance from the score the server gave that clause, and the BM25 of each
+        ``match`` clause that scores (``scored``: under a ``must_not`` the cluster reports a
+        shard's own statistics, not the whole index's)."""
         source = hit.get("_source") or {}
-        named = hit.get("matched_queries") or []  # with each score when the plan scores text
-        matched = sorted(named, key=branch_order)
+        scores: dict[str, float] = hit.get("matched_queries") or {}
+        matched = sorted(scores, key=branch_order)
         clauses = []
         texts = []
         for name in matched:
             node = branches.get(name)
             if isinstance(node, Match) and name in scored:
-                texts.append(TextMatch(name, node.namespace, float(named[name])))
-            elif isinstance(node, NN | Within):
-                stored = np.asarray(source["vectors"][node.key], np.float32)
-                distance = cosine_distance(queries[node.key], stored)
-                probes = probe_list(node.key, node.candidates) if isinstance(node, Within) else None
+                texts.append(TextMatch(name, node.namespace, float(scores[name])))
+            elif isinstance(node, Within):
+                probes = probe_list(node.key, node.candidates)
                 cluster = source.get("clusters", {}).get(node.key)
                 rank = (probes.index(int(cluster)) if probes is not None and cluster is not None
                         and int(cluster) in probes else None)
-                clauses.append(ClauseMatch(name, node.key, distance, rank))
+                clauses.append(ClauseMatch(name, node.key,
+                                           Space.script_score_to_distance(scores[name]), rank))
+            elif isinstance(node, NN):
+                clauses.append(ClauseMatch(name, node.key,
+                                           Space.knn_score_to_distance(scores[name])))
         return Hit(hit["_id"], float(hit["_score"] or 0.0),
                    float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses),
                    tuple(texts))

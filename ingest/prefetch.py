@@ -1,0 +1,70 @@
+"""Producing the next items in a background thread while the caller works on this one.
+
+The ingest pipeline reads, encodes and checks batch N+1 while batch N is written: a write to
+OpenSearch mostly waits for the cluster (the GIL is released), so the client's work hides
+behind the server's instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+#: Seconds between checks of the stop flag while the queue is full.
+_POLL = 0.1
+
+
+@contextlib.contextmanager
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
+    """Iterate ``items`` in a thread, at most ``depth`` items ahead of the consumer.  An
+    exception raised while producing is raised to the consumer where that item would have
+    come; leaving the block (at the end or by an exception) stops the thread after the item
+    it is producing, and closes ``items``."""
+    handoff: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put((True, item)):
+                    return
+            put((True, end))
+        except BaseException as error:  # handed to the consumer, raised there
+            put((False, error))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def consume() -> Iterator[T]:
+        while True:
+            ok, item = handoff.get()
+            if not ok:
+                assert isinstance(item, BaseException)
+                raise item
+            if item is end:
+                return
+            yield item  # type: ignore[misc]  # items are T; only the sentinel is not
+
+    thread = threading.Thread(target=produce, name="ebr-prefetch", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()

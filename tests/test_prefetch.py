@@ -1,0 +1,66 @@
+"""``ebr.ingest.prefetch.prefetched``: items in order from a thread, an error raised where its
+item would have come, and leaving early stops the thread and closes the source."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ebr.ingest.prefetch import prefetched
+
+
+def test_items_come_in_order_and_are_produced_ahead() -> None:
+    produced: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(5):
+            produced.append(i)
+            yield i
+
+    got = []
+    with prefetched(items()) as ahead:
+        for item in ahead:
+            deadline = time.monotonic() + 5
+            while len(produced) < min(item + 2, 5) and time.monotonic() < deadline:
+                time.sleep(0.01)  # the next item is made while this one is worked on
+            # at most one waits in the queue and one is being handed over
+            assert min(item + 2, 5) <= len(produced) <= item + 3
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_an_error_is_raised_where_its_item_would_have_come() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("line 3 is broken")
+
+    got = []
+    with pytest.raises(ValueError, match="line 3 is broken"), prefetched(items()) as ahead:
+        for item in ahead:
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_leaving_early_stops_the_thread_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    with pytest.raises(KeyboardInterrupt), prefetched(endless()) as ahead:
+        for item in ahead:
+            if item == 3:
+                raise KeyboardInterrupt
+    assert closed.is_set()
+    assert threading.active_count() == before
