@@ -49,3 +49,8 @@ class UnsupportedError(EbrError):
 class StoreError(EbrError):
     """An index that cannot be created, opened or written (missing, exists, locked, closed,
     not an ebr index, too few vectors to train)."""
+
+
+class IndexDamagedError(StoreError):
+    """A local index whose files are damaged: it is refused rather than served (the message
+    names what is damaged and how to rebuild it)."""

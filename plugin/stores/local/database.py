@@ -38,6 +38,8 @@ from ebr.mappings.schema import Schema, cluster_term
 from ebr.stores.documents import PreparedDocument
 
 FORMAT = "1"
+#: ``PRAGMA application_id`` of an ebr index ("EBR1"): how ``drop`` tells it from other databases.
+APPLICATION_ID = 0x45425231
 DB_FILE = "index.sqlite"
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -61,16 +63,58 @@ _CHUNK = 500  # ids per IN (...) query
 
 def connect(path: Path, *, readonly: bool = False,
             synchronous: Synchronous = "FULL") -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit)."""
+    """A connection in autocommit mode (transactions are explicit).
+
+    Read-only, on media where SQLite cannot create the WAL's shared-memory file (a read-only
+    directory or mount), the file is opened ``immutable``: SQLite then reads the database
+    file alone, so an index whose last commits are still in its WAL is refused."""
     if readonly:
-        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = _connect_uri(path, "mode=ro")
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+                raise
+            conn.close()
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"the index in {path.parent} is on read-only media but its last commits "
+                    f"are still in {wal.name}, which SQLite cannot read there; open it once "
+                    "where it is writable (closing it folds them into the database)") from None
+            conn = _connect_uri(path, "immutable=1")
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
+
+
+def _connect_uri(path: Path, query: str) -> sqlite3.Connection:
+    uri = f"file:{urllib.parse.quote(str(path))}?{query}"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def is_ebr_index(path: Path) -> bool:
+    """Whether the file at ``path`` is an ebr index: an SQLite database marked with ebr's
+    ``application_id`` (indexes written before it carry 0) holding the format and schema
+    rows.  Never writes to the file."""
+    try:
+        conn = connect(path, readonly=True)
+    except (sqlite3.Error, StoreError):
+        return False
+    try:
+        (app,) = conn.execute("PRAGMA application_id").fetchone()
+        if app not in (APPLICATION_ID, 0):
+            return False
+        rows = dict(conn.execute(
+            "SELECT name, value FROM meta WHERE name IN ('format', 'schema')").fetchall())
+        return set(rows) == {"format", "schema"}
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def create(directory: Path, schema: Schema) -> None:
@@ -83,6 +127,7 @@ def create(directory: Path, schema: Schema) -> None:
         # The file is not the index until renamed: no per-statement syncs, one fsync below.
         conn.execute("PRAGMA synchronous=OFF")
         conn.executescript(f"BEGIN; {_DDL} COMMIT;")
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.executemany("INSERT INTO meta VALUES (?, ?)",
                          [("format", FORMAT), ("schema", schema.to_json())])
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is WAL
@@ -131,13 +176,19 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
-    """One transaction: committed when the block ends, rolled back if it raises.  A write
-    transaction takes the write lock at once (``BEGIN IMMEDIATE``) rather than on first write."""
+    """One transaction: committed when the block ends, rolled back if it raises (an
+    interrupt included).  A write transaction takes the write lock at once (``BEGIN
+    IMMEDIATE``) rather than on first write.  A read inside a transaction already open on
+    ``conn`` joins it."""
+    if not write and conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -306,6 +357,8 @@ class ReadConnections:
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.in_transaction:
+            conn.execute("ROLLBACK")  # left by an interrupted read: it would pin an old commit
         if conn is None:
             conn = connect(self.path, readonly=True)
             self._local.conn = conn
