@@ -7,15 +7,22 @@ as a fresh read-only open of the same directory does."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from local_corpus import SYNTHETIC_SCHEMA, WORDS, query_vector, synthetic
 
+from ebr.cli.main import cli
+from ebr.errors import StoreError
+from ebr.stores.local import store as store_module
 from ebr.stores.local import LocalStore
 from ebr.stores.local.database import DB_FILE
 from ebr.stores.protocol import search_text
@@ -151,3 +158,184 @@ def on_disk_documents(path: Path) -> int:
     finally:
         conn.close()
 
+
+
+# -- drop and --force touch only ebr indexes ---------------------------------------------------
+
+
+def _foreign_database(directory: Path) -> Path:
+    directory.mkdir()
+    conn = sqlite3.connect(directory / DB_FILE)
+    conn.execute("CREATE TABLE accounts (name TEXT, balance REAL)")
+    conn.execute("INSERT INTO accounts VALUES ('me', 100)")
+    conn.commit()
+    conn.close()
+    return directory / DB_FILE
+
+
+def test_drop_and_quickstart_force_refuse_another_programs_database(tmp_path: Path) -> None:
+    foreign = _foreign_database(tmp_path / "theirs")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / DB_FILE).write_bytes(b"not a database at all" * 50)
+    # an SQLite database with a meta table like ours, marked by another application
+    marked = _foreign_database(tmp_path / "marked")
+    conn = sqlite3.connect(marked)
+    conn.executescript("CREATE TABLE meta (name TEXT, value TEXT); INSERT INTO meta VALUES "
+                       "('format', '1'), ('schema', '{}'); PRAGMA application_id = 7;")
+    conn.close()
+    for db in (foreign, garbage / DB_FILE, marked):
+        content = db.read_bytes()
+        with pytest.raises(StoreError, match="is not an ebr index"):
+            LocalStore.drop(db.parent)
+        for args in (["index", "drop", str(db.parent), "--yes"],
+                     ["quickstart", str(db.parent), "--force", "--limit", "10"]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 1, result.output
+            assert "is not an ebr index" in result.output
+            assert len(result.output.strip().splitlines()) == 1
+        assert db.read_bytes() == content
+    # an ebr index is still dropped
+    LocalStore.create(tmp_path / "ours", SYNTHETIC_SCHEMA).close()
+    LocalStore.drop(tmp_path / "ours")
+    assert not (tmp_path / "ours").exists()
+
+
+# -- full disk, read-only media -----------------------------------------------------------------
+
+
+def _mount(args: list[str]) -> None:
+    result = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if result.returncode:
+        pytest.skip(f"cannot mount here (needs root with CAP_SYS_ADMIN): "
+                    f"{result.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs: a disk that really fills."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount(["-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)])
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_is_a_clear_error_and_the_store_goes_on(small_disk: Path) -> None:
+    path = small_disk / "index"
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(b"\0" * 400_000)  # freed below to make room again
+    with LocalStore.create(path, SYNTHETIC_SCHEMA) as store:
+        with pytest.raises(StoreError, match="the disk .*is full; free space") as failure:
+            for batch in range(100):
+                store.add(synthetic(100, seed=batch, start=100 * batch))
+        assert "\n" not in str(failure.value) and str(path) in str(failure.value)
+        memory = view(store)
+        assert memory == on_disk(path)
+        ballast.unlink()
+        store.delete(["doc0000"])
+        store.add(synthetic(3, seed=99, start=90_000))
+        assert view(store) == on_disk(path)
+        assert store.get_documents(["doc90000"])[0] is not None
+
+
+def test_a_full_database_within_its_page_limit_is_a_clear_error(tmp_path: Path) -> None:
+    """The same through SQLite's own size limit (max_page_count), where no mount is allowed."""
+    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
+        store.add(synthetic(50))
+        store._conn.execute("PRAGMA max_page_count = 40")
+        with pytest.raises(StoreError, match="is full; free space"):
+            store.add(synthetic(2000, seed=1, start=100))
+        assert view(store) == on_disk(store.directory)
+        store.delete(["doc0001"])
+        assert view(store) == on_disk(store.directory)
+
+
+@pytest.fixture
+def read_only_copy(tmp_path: Path) -> Iterator[Path]:
+    """A closed index seen through a read-only bind mount."""
+    source = tmp_path / "source"
+    with LocalStore.create(source / "index", SYNTHETIC_SCHEMA) as store:
+        store.add(synthetic(80))
+        store.train_quantizers(seed=7)
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    _mount(["--bind", "-o", "ro", str(source), str(mounted)])
+    try:
+        yield mounted / "index"
+    finally:
+        subprocess.run(["umount", "-l", str(mounted)], check=True)
+
+
+def test_an_index_on_read_only_media_opens_for_queries(read_only_copy: Path) -> None:
+    with LocalStore.open(read_only_copy, readonly=True) as store:
+        assert store.stats().documents == 80
+        assert len(search_text(store, "(nn e :k 5)", query_vector(0)).ids) == 5
+        assert store.get_documents(["doc0003"])[0] is not None
+    with pytest.raises(StoreError, match="read-only or not this user's|Read-only file system"):
+        LocalStore.open(read_only_copy)
+    result = CliRunner().invoke(cli, ["query", str(read_only_copy), "(nn e :k 3)",
+                                      "--vector", "e=" + ",".join(["1"] * 8)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["index", "drop", str(read_only_copy), "--yes"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_read_only_media_refuses_commits_still_in_the_wal(tmp_path: Path) -> None:
+    """A WAL SQLite cannot read there would be ignored: refused, not served stale."""
+    source = tmp_path / "source"
+    store = LocalStore.create(source / "index", SYNTHETIC_SCHEMA)
+    store.add(synthetic(10))
+    store._conn.execute("PRAGMA wal_autocheckpoint = 0")
+    store.add(synthetic(10, seed=1, start=10))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in (DB_FILE, DB_FILE + "-wal"):
+        (copy / name).write_bytes((source / "index" / name).read_bytes())
+    store.close()
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    _mount(["--bind", "-o", "ro", str(copy), str(mounted)])
+    try:
+        with pytest.raises(StoreError, match="last commits are still in"):
+            LocalStore.open(mounted, readonly=True)
+    finally:
+        subprocess.run(["umount", "-l", str(mounted)], check=True)
+
+
+# -- one writer ---------------------------------------------------------------------------------
+
+
+def test_the_write_lock_has_no_file_to_delete(tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, SYNTHETIC_SCHEMA):
+        assert sorted(p.name for p in path.iterdir() if p.name != DB_FILE + "-shm") == [
+            DB_FILE, DB_FILE + "-wal"]
+        code = ("import sys; from ebr.stores.local import LocalStore\n"
+                "from ebr.errors import StoreError\n"
+                "try:\n    LocalStore.open(sys.argv[1])\n"
+                "except StoreError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                             text=True, check=True).stdout
+        assert "open for writing by another process" in out
+
+
+def test_a_writer_reloads_after_another_connections_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program writing the file without ebr's lock (here a second store whose lock
+    is bypassed): the first store's next write acts on the database, not on stale memory."""
+    path = tmp_path / "i"
+    with LocalStore.create(path, SYNTHETIC_SCHEMA) as first:
+        first.add(synthetic(20))
+        monkeypatch.setattr(store_module, "_lock", lambda directory: os.open(os.devnull,
+                                                                              os.O_RDONLY))
+        with LocalStore.open(path) as other:
+            other.add(synthetic(5, seed=2, start=500))
+            other.delete(["doc0002"])
+        monkeypatch.undo()
+        result = first.delete(["doc0500", "doc0501", "doc0002"])
+        assert (result.deleted, view(first)) == (2, on_disk(path))
+        assert first.add(synthetic(1, seed=2, start=502)).replaced == 1
+        assert view(first) == on_disk(path)

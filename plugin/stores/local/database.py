@@ -72,10 +72,10 @@ def connect(path: Path, *, readonly: bool = False,
         conn = _connect_uri(path, "mode=ro")
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        except sqlite3.OperationalError as e:
+        except sqlite3.Error as e:
+            conn.close()
             if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
                 raise
-            conn.close()
             wal = path.with_name(path.name + "-wal")
             if wal.exists() and wal.stat().st_size > 0:
                 raise StoreError(
@@ -85,9 +85,14 @@ def connect(path: Path, *, readonly: bool = False,
             conn = _connect_uri(path, "immutable=1")
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=10000")
+    try:
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
