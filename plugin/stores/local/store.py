@@ -80,7 +80,8 @@ from ebr.stores.protocol import (
 )
 
 LEGACY_LOCK_FILE = "lock"  # the lock of indexes written before the directory lock; dropped with them
-_OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp", LEGACY_LOCK_FILE)
+_OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp",
+              database.COMMITS_FILE, LEGACY_LOCK_FILE)
 
 
 class LocalStore:
@@ -105,6 +106,7 @@ class LocalStore:
         # failed and could not reload): the next write reloads first
         self._stale = False
         self._data_version = self._read_data_version()
+        self._record = False  # whether commits are recorded (database.record_commits)
         self._closed = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -166,10 +168,17 @@ class LocalStore:
                 try:
                     if not readonly:
                         database.add_missing_columns(conn)
+                    recorded = database.recorded_commits(directory)
                     schema = database.read_schema(conn, directory)
-                    snapshot = _load(database.read_contents(conn, schema, directory), schema)
-                    return cls(directory, conn, schema, snapshot, lock, exact_threshold,
-                               refine)
+                    contents = database.read_contents(conn, schema, directory)
+                    database.check_commits(directory, recorded, contents.commits)
+                    if not readonly and synchronous != "FULL":
+                        # commits not synced at once may be lost by a power cut: no record
+                        (directory / database.COMMITS_FILE).unlink(missing_ok=True)
+                    store = cls(directory, conn, schema, _load(contents, schema), lock,
+                                exact_threshold, refine)
+                    store._record = synchronous == "FULL"
+                    return store
                 except BaseException:
                     conn.close()
                     raise
@@ -286,6 +295,8 @@ class LocalStore:
                     numbers = [edit.add(d, c, p) for d, c, p in zip(docs, clusters, codes,
                                                                     strict=True)]
                     new = edit.build()
+                    commits = database.bump_commits(self._conn)
+                self._committed(commits)
                 # Committed: publish (an interrupt from here on is mended by _writing).
                 for doc_id in deleted:
                     del self._docnums[doc_id]
@@ -414,21 +425,28 @@ class LocalStore:
                 table = snap.tables[key]
                 clusters = assign(quantizer, table.matrix[: table.rows])
                 live = table.row_of(to_array(table.present))
-                ids = (snap.ids[d] for d in table.docnums[live].tolist())
+                ids = [snap.ids[d] for d in table.docnums[live].tolist()]
+                vectors = (v.tobytes() for v in table.matrix[live])
                 coded = None
                 if product is None:
-                    triples = zip(clusters[live].tolist(), itertools.repeat(None), ids,
-                                  strict=False)
+                    rows = zip(clusters[live].tolist(), itertools.repeat(None), ids, vectors,
+                               strict=False)
                 else:
                     codes, norms = _encode(product, table.matrix[: table.rows], clusters)
                     coded = (product, codes, norms)
-                    triples = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]),
-                                  ids, strict=True)
+                    rows = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]),
+                               ids, vectors, strict=True)
                 database.write_quantizer(
-                    self._conn, key, quantizer.centroids, triples,
+                    self._conn, key, quantizer.centroids, rows,
                     None if product is None else (product.codebooks, product.rotation))
                 new = snap.with_quantizer(key, quantizer, clusters, coded)
+                commits = database.bump_commits(self._conn)
+            self._committed(commits)
             self._snapshot = new
+
+    def _committed(self, commits: int | None) -> None:
+        if self._record and commits is not None:
+            database.record_commits(self.directory, commits)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -456,7 +474,7 @@ class LocalStore:
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
         with failures(self.directory, "reading"):
-            found = database.fetch_documents(self._reader(), list(ids))
+            found = database.fetch_documents(self._reader(), list(ids), self.directory)
         out: list[StoredDocument | None] = []
         for doc_id in ids:
             row = found.get(doc_id)
