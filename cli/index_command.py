@@ -1,4 +1,4 @@
-"""``ebr index create|stats|drop``: manage a local index directory."""
+"""``ebr index create|stats|check|drop``: manage a local index directory."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _interactive() -> bool:
 
 @click.group("index")
 def index_group() -> None:
-    """Create, inspect and drop local indexes (one directory each)."""
+    """Create, inspect, check and drop local indexes (one directory each)."""
 
 
 @index_group.command("create")
@@ -59,6 +59,16 @@ def stats_command(path: Path, as_json: bool) -> None:
         click.echo(f"  {key}: {count:,} embeddings, {trained}")
     if stats.disk_bytes is not None:
         click.echo(f"  disk       {stats.disk_bytes / 1e6:.1f} MB")
+
+
+@index_group.command("check")
+@click.argument("path", type=_INDEX_PATH)
+def check_command(path: Path) -> None:
+    """Check the index in PATH fully, read-only: SQLite's integrity check, every stored row
+    against its checksum, every source.  Exit 1 naming what is damaged."""
+    stats = LocalStore.check(path)
+    click.echo(f"ok: the index in {path} is sound ({stats.documents:,} documents, "
+               f"{sum(stats.embeddings.values()):,} embeddings checked)")
 
 
 @index_group.command("drop")

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from local_corpus import SYNTHETIC_SCHEMA, WORDS, query_vector, synthetic
+from local_faults import Interrupting, corruptions
 
 from ebr.cli.main import cli
-from ebr.errors import StoreError
+from ebr.errors import IndexDamagedError, StoreError
 from ebr.stores.local import store as store_module
 from ebr.stores.local import LocalStore
 from ebr.stores.local.database import DB_FILE
@@ -43,36 +44,6 @@ def view(store: LocalStore) -> Any:
 def on_disk(path: Path) -> Any:
     with LocalStore.open(path, readonly=True) as fresh:
         return view(fresh)
-
-
-class Interrupting:
-    """A real connection that raises KeyboardInterrupt at boundary ``at``, counting the
-    boundaries before and after every statement (what Ctrl-C between statements does)."""
-
-    def __init__(self, conn: sqlite3.Connection, at: int) -> None:
-        self._conn = conn
-        self.at = at
-        self.seen = 0
-
-    def _boundary(self) -> None:
-        self.seen += 1
-        if self.seen - 1 == self.at:
-            raise KeyboardInterrupt
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:
-        self._boundary()
-        cursor = self._conn.execute(*args)
-        self._boundary()
-        return cursor
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:
-        self._boundary()
-        cursor = self._conn.executemany(*args)
-        self._boundary()
-        return cursor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
 
 
 def _fresh(path: Path, trained: bool) -> LocalStore:
@@ -339,3 +310,71 @@ def test_a_writer_reloads_after_another_connections_commit(
         assert (result.deleted, view(first)) == (2, on_disk(path))
         assert first.add(synthetic(1, seed=2, start=502)).replaced == 1
         assert view(first) == on_disk(path)
+
+
+# -- damage is detected, never served ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["database", "wal"])
+def test_single_byte_corruptions_are_refused_or_harmless(tmp_path: Path, wal: bool) -> None:
+    tally = corruptions(tmp_path, 60, seed=1, wal=wal)
+    assert tally.counts["wrong data"] == tally.counts["raw exception"] == 0, tally.examples
+    assert tally.counts["clean error"] > 0
+
+
+def _damage(path: Path, sql: str) -> None:
+    conn = sqlite3.connect(path / DB_FILE)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(("sql", "named"), [
+    ("UPDATE documents SET source = replace(source, '3', '4') WHERE id = 'doc0003'",
+     "document 'doc0003'"),
+    ("UPDATE documents SET rank = rank + 1 WHERE id = 'doc0005'", "document 'doc0005'"),
+    ("UPDATE terms SET term = 'loc:l9' WHERE id = 'doc0002' AND term LIKE 'loc:%'",
+     "document 'doc0002'"),
+    ("DELETE FROM documents WHERE id = 'doc0004'", "the terms of 'doc0004', a missing document,"),
+    ("UPDATE embeddings SET vector = zeroblob(32) WHERE id = 'doc0006'",
+     "embedding 'e' of 'doc0006'"),
+    ("UPDATE embeddings SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
+     "embedding 'e' of 'doc0008'"),
+    ("UPDATE quantizers SET centroids = zeroblob(length(centroids))", "the quantizer of 'e'"),
+    ("UPDATE meta SET value = replace(value, '\"synthetic\"', '\"synthetiq\"') "
+     "WHERE name = 'schema'", "its stored schema"),
+])
+def test_damage_is_named_by_open_and_check(tmp_path: Path, sql: str, named: str) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, SYNTHETIC_SCHEMA) as store:
+        store.add(synthetic(20))
+        store.train_quantizers(seed=7)
+    assert CliRunner().invoke(cli, ["index", "check", str(path)]).exit_code == 0
+    _damage(path, sql)
+    with pytest.raises(IndexDamagedError, match=f"damaged: {named} does not match"):
+        LocalStore.open(path, readonly=True)
+    result = CliRunner().invoke(cli, ["index", "check", str(path)])
+    assert result.exit_code == 1 and named in result.output and "rebuild it" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_wal_cut_short_is_refused(tmp_path: Path) -> None:
+    """SQLite replays a WAL up to its first bad frame and silently drops the rest; the
+    commit counter recorded beside it reveals the loss."""
+    path = tmp_path / "i"
+    store = LocalStore.create(path, SYNTHETIC_SCHEMA)
+    store._conn.execute("PRAGMA wal_autocheckpoint = 0")
+    for batch in range(4):
+        store.add(synthetic(20, seed=batch, start=20 * batch))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in (DB_FILE, DB_FILE + "-commits"):
+        (copy / name).write_bytes((path / name).read_bytes())
+    wal = (path / (DB_FILE + "-wal")).read_bytes()
+    store.close()
+    (copy / (DB_FILE + "-wal")).write_bytes(wal[: len(wal) // 2])
+    with pytest.raises(IndexDamagedError, match="holds [0-9]+ commits but 4 were made"):
+        LocalStore.open(copy)
+    (copy / (DB_FILE + "-wal")).write_bytes(wal)
+    with LocalStore.open(copy, readonly=True) as whole:
+        assert whole.stats().documents == 80

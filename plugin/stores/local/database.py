@@ -345,7 +345,9 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             c.ids.append(doc_id)
             c.ranks.append(rank)
             mine = []
-            while pending is not None and pending[0] == doc_id:  # both in id order
+            if pending is not None and pending[0] < doc_id:  # both in id order
+                raise damaged(where, f"the terms of {pending[0]!r}, a missing document,")
+            while pending is not None and pending[0] == doc_id:
                 mine.append(pending[1])
                 c.terms[pending[1]].append(n)
                 pending = next(terms, None)

@@ -52,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import FrozenBitMap
 
-from ebr.errors import PlanError, StoreError
+from ebr.errors import IndexDamagedError, PlanError, StoreError
 from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
@@ -65,7 +65,7 @@ from ebr.stores.local import database
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
-from ebr.stores.local.failures import failures
+from ebr.stores.local.failures import REBUILD, failures
 from ebr.stores.local.hits import build_hits
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.stores.local.vectors import VectorTable
@@ -170,13 +170,15 @@ class LocalStore:
                         database.add_missing_columns(conn)
                     recorded = database.recorded_commits(directory)
                     schema = database.read_schema(conn, directory)
-                    contents = database.read_contents(conn, schema, directory)
+                    with _undecodable(directory):
+                        contents = database.read_contents(conn, schema, directory)
+                        snapshot = _load(contents, schema)
                     database.check_commits(directory, recorded, contents.commits)
                     if not readonly and synchronous != "FULL":
                         # commits not synced at once may be lost by a power cut: no record
                         (directory / database.COMMITS_FILE).unlink(missing_ok=True)
-                    store = cls(directory, conn, schema, _load(contents, schema), lock,
-                                exact_threshold, refine)
+                    store = cls(directory, conn, schema, snapshot, lock, exact_threshold,
+                                refine)
                     store._record = synchronous == "FULL"
                     return store
                 except BaseException:
@@ -207,6 +209,29 @@ class LocalStore:
                 os.close(lock)
         with contextlib.suppress(OSError):  # other files of the user's stay, with the folder
             directory.rmdir()
+
+    @classmethod
+    def check(cls, path: str | os.PathLike[str]) -> IndexStats:
+        """A full check of the index in ``path``, read-only: SQLite's ``integrity_check``,
+        every row against its checksum and every stored source; its stats if sound, else
+        :class:`~ebr.errors.IndexDamagedError` naming what is damaged."""
+        directory = Path(path)
+        if not (directory / DB_FILE).is_file():
+            raise StoreError(f"no local index in {directory} (missing {DB_FILE})")
+        with failures(directory, "checking"):
+            conn = database.connect(directory / DB_FILE, readonly=True)
+            try:
+                problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
+            finally:
+                conn.close()
+        if problems != ["ok"]:
+            raise database.damaged(directory, "its SQLite structure (" + "; ".join(
+                str(p).replace("\n", " ") for p in problems) + ")")
+        with cls.open(directory, readonly=True) as store:
+            ids = [store._snapshot.ids[d] for d in store._snapshot.live]
+            for start in range(0, len(ids), 1000):
+                store.get_documents(ids[start:start + 1000])
+            return store.stats()
 
     def close(self) -> None:
         if self._closed:
@@ -491,8 +516,9 @@ class LocalStore:
                 vectors[key] = np.frombuffer(blob, np.float32).copy()
                 if cluster is not None:
                     by_ns[cluster_namespace(key)] = [str(cluster)]
-            out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
-                                      vectors, rank, json.loads(source)))
+            with _undecodable(self.directory):
+                out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
+                                          vectors, rank, json.loads(source)))
         return out
 
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, npt.NDArray[np.float32]]:
@@ -518,6 +544,17 @@ class LocalStore:
         self._check_open()
         if self._lock_fd is None:
             raise StoreError(f"the index in {self.directory} was opened read-only")
+
+
+@contextlib.contextmanager
+def _undecodable(directory: Path) -> Iterator[None]:
+    """Values read from the database that cannot be what ebr wrote (only a damaged file, or
+    one from before checksums, gets past the checksums with such values)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        raise IndexDamagedError(f"the index in {directory} is damaged: a stored value cannot "
+                                f"be read ({type(e).__name__}: {e}); {REBUILD}") from None
 
 
 def _lock(directory: Path) -> int:
