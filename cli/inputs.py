@@ -7,6 +7,7 @@ as usage errors."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,6 +96,18 @@ def fill_with_stand_ins(schema: Schema, vectors: dict[str, F32],
                  f"centroids (seed {i})")
             c = rng.standard_normal((key.quantizer.nlist, key.dimension)).astype(np.float32)
             quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1, keepdims=True))
+
+
+def query_text(query: str) -> str:
+    """QUERY as given, or for ``-`` the text on stdin, which must be UTF-8."""
+    if query != "-":
+        return query
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise click.UsageError(f"the query on stdin is not valid UTF-8 text (byte {e.start}: "
+                               f"{e.reason})") from None
 
 
 def open_store(where: str, index: str | None, *, readonly: bool = False,

@@ -180,7 +180,9 @@ def interrupts(work: Path) -> Tally:
                 finally:
                     store._conn = real
 
-                def consistent(store: LocalStore = store, path: Path = path) -> Any:
+                def consistent(store: LocalStore = store, path: Path = path,
+                               run: Callable[[LocalStore], object] = run,
+                               name: str = name) -> Any:
                     if view(store) != served(path)[0]:
                         return "memory differs from the database"
                     run(store)  # the retry lands whole
@@ -217,19 +219,20 @@ def full_disk(work: Path) -> Tally:
             if ok:
                 for p in (work / "disk").iterdir():  # the last round's index
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
-                ballast.write_bytes(b"\0" * (100_000 * round_))
+                ballast.write_bytes(b"\0" * (100_000 * (round_ + 1)))
             with LocalStore.create(path, SCHEMA) as store:
                 if not ok:
                     store._conn.execute("PRAGMA max_page_count = 60")
 
-                def fill(store: LocalStore = store) -> Any:
+                def fill(store: LocalStore = store, width: int = 40 + round_) -> Any:
                     for batch in range(1000):
-                        store.add(documents(40 + round_, start=1000 * batch, seed=batch))
+                        store.add(documents(width, start=1000 * batch, seed=batch))
                     return "never full"
 
                 tally.run(fill, None, f"full disk round {round_}")
 
-                def after(store: LocalStore = store, path: Path = path) -> Any:
+                def after(store: LocalStore = store, path: Path = path,
+                          ballast: Path = ballast) -> Any:
                     same = view(store) == served(path)[0]
                     if ok:
                         ballast.unlink()

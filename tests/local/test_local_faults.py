@@ -21,12 +21,14 @@ from click.testing import CliRunner
 from local_corpus import SYNTHETIC_SCHEMA, WORDS, query_vector, synthetic
 from local_faults import Interrupting, corruptions
 
+from ebr import PlanError, QuerySyntaxError, compile_search, parse
 from ebr.cli.main import cli
 from ebr.errors import IndexDamagedError, StoreError
-from ebr.stores.local import store as store_module
+from ebr.stores.documents import DocumentError
 from ebr.stores.local import LocalStore
+from ebr.stores.local import store as store_module
 from ebr.stores.local.database import DB_FILE
-from ebr.stores.protocol import search_text
+from ebr.stores.protocol import IndexDocument, search_text
 
 ALL = ([f"(term loc:l{i})" for i in range(1, 10)] + [f"(term text:{w})" for w in WORDS]
        + [f"(term e.cluster:{c})" for c in range(8)] + ["(nn e :radius 2 :exact true)"])
@@ -378,3 +380,72 @@ def test_a_wal_cut_short_is_refused(tmp_path: Path) -> None:
     (copy / (DB_FILE + "-wal")).write_bytes(wal)
     with LocalStore.open(copy, readonly=True) as whole:
         assert whole.stats().documents == 80
+
+
+# -- bad values refused where they enter -----------------------------------------------------
+
+
+def _deep(n: int) -> dict[str, object]:
+    root: dict[str, object] = {}
+    node = root
+    for _ in range(n):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    return root
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (IndexDocument("d", {}, rank=10**400), "rank: expected a finite number"),
+    (IndexDocument("d", {}, source={1: "x", "1": "y"}), "object keys must be strings, got 1"),
+    (IndexDocument("d", {}, source={"a": [{2: "x"}]}), "object keys must be strings, got 2"),
+    (IndexDocument("d", {}, source=_deep(100_000)), "nested too deeply"),
+])
+def test_documents_refused_at_the_boundary(tmp_path: Path, document: IndexDocument,
+                                           message: str) -> None:
+    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
+        with pytest.raises(DocumentError, match=message):
+            store.add([document])
+        assert store.stats().documents == 0
+
+
+@pytest.mark.parametrize(("vector", "message"), [
+    ("1,2,3,4,5,6,7,8", "must be an array of numbers, got str"),
+    (np.ones((2, 4), np.float32), r"must be one vector, got shape \(2, 4\)"),
+    (np.float32(1), r"must be one vector, got shape \(\)"),
+])
+def test_query_vectors_refused_at_the_boundary(tmp_path: Path, vector: object,
+                                               message: str) -> None:
+    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
+        store.add(synthetic(5))
+        with pytest.raises(PlanError, match=message):
+            search_text(store, "(nn e :radius 2 :exact true)", {"e": vector})  # type: ignore[dict-item]
+        with pytest.raises(PlanError, match=message):
+            compile_search(parse("(nn e :k 1)"), SYNTHETIC_SCHEMA,
+                           {"e": vector})  # type: ignore[dict-item]
+        # one vector as a row of a matrix is still one vector
+        one = np.ones((1, 8), np.float32)
+        assert len(search_text(store, "(nn e :radius 2 :exact true)", {"e": one}).ids) == 5
+
+
+@pytest.mark.parametrize("size", [True, 1.5, 10**12, -1])
+def test_sizes_refused_by_both_stores(tmp_path: Path, size: object) -> None:
+    node = parse("(term loc:l1)")
+    with pytest.raises(PlanError, match="must be a whole number from 0 to"):
+        compile_search(node, SYNTHETIC_SCHEMA, {}, size=size)  # type: ignore[arg-type]
+    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
+        with pytest.raises(PlanError, match="must be a whole number from 0 to"):
+            store.search(node, {}, size)  # type: ignore[arg-type]
+
+
+def test_queries_with_lone_surrogates_and_stdin_not_utf8_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(QuerySyntaxError, match="not valid UTF-8"):
+        parse("(term loc:l\udcff)")
+    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
+        store.add(synthetic(5))
+    for args in (["query", str(tmp_path / "i"), "-"], ["explain", "-"]):
+        result = CliRunner().invoke(cli, args, input=b"(term loc:l\xff1)")
+        assert result.exit_code == 2 and "not valid UTF-8" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    result = CliRunner().invoke(cli, ["query", str(tmp_path / "i"), "(term loc:l\udcff)"])
+    assert result.exit_code == 1 and "not valid UTF-8" in result.output

@@ -40,7 +40,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -332,8 +332,9 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
         strict = conn.execute(
             "SELECT 1 FROM meta WHERE name = 'checksums'").fetchone() is not None
 
-        def verify(stored: int | None, computed: Callable[[], int], what: str) -> None:
-            if strict if stored is None else stored != computed():
+        def verify(stored: int | None, what: str, compute: Callable[..., int],
+                   *values: Any) -> None:
+            if strict if stored is None else stored != compute(*values):
                 raise damaged(where, what)
 
         docnum: dict[str, int] = {}
@@ -351,14 +352,14 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
                 mine.append(pending[1])
                 c.terms[pending[1]].append(n)
                 pending = next(terms, None)
-            verify(stored, lambda: document_checksum(doc_id, rank, source, mine),
-                   f"document {doc_id!r}")
+            verify(stored, f"document {doc_id!r}", document_checksum, doc_id, rank, source,
+                   mine)
         if pending is not None:
             raise damaged(where, f"the terms of {pending[0]!r}")
         for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
                 f"SELECT id, key, vector, cluster, {code}, {sums[1]} FROM embeddings"):
-            verify(stored, lambda: embedding_checksum(doc_id, key, blob, cluster, pq_code),
-                   f"embedding {key!r} of {doc_id!r}")
+            verify(stored, f"embedding {key!r} of {doc_id!r}", embedding_checksum, doc_id, key,
+                   blob, cluster, pq_code)
             if doc_id not in docnum:
                 raise damaged(where, f"embedding {key!r} of {doc_id!r}, a missing document,")
             spec = schema.key(key)
@@ -372,9 +373,8 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             codes.append(pq_code)
         for key, nlist, dimension, blob, pq_m, codebooks, rotation, stored in conn.execute(
                 f"SELECT key, nlist, dimension, centroids, {pq}, {sums[2]} FROM quantizers"):
-            verify(stored, lambda: quantizer_checksum(key, nlist, dimension, blob, pq_m,
-                                                      codebooks, rotation),
-                   f"the quantizer of {key!r}")
+            verify(stored, f"the quantizer of {key!r}", quantizer_checksum, key, nlist,
+                   dimension, blob, pq_m, codebooks, rotation)
             c.centroids[key] = np.frombuffer(blob, np.float32).reshape(nlist, dimension).copy()
             if pq_m:
                 c.products[key] = (

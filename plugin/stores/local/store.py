@@ -27,10 +27,11 @@ missed (as one in an unprobed cluster is).  ``refine_margin`` and ``refine_facto
 options of :meth:`LocalStore.open` and :meth:`LocalStore.create`.
 
 Opening read-only (``readonly=True``) takes no lock and loads the index as of that moment;
-it does not follow later commits by another process.  It works on read-only media too.  Training a quantizer holds the write
-lock (writes wait; searches do not).  ``close`` must not race with calls still running in
-other threads.  The database is created under a temporary name and renamed into place;
-``drop`` deletes only a database that identifies itself as an ebr index.
+it does not follow later commits by another process; it works on read-only media too.
+Training a quantizer holds the write lock (writes wait; searches do not).  ``close`` must
+not race with calls still running in other threads.  The database is created under a
+temporary name and renamed into place; ``drop`` deletes only a database that identifies
+itself as an ebr index.
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import FrozenBitMap
 
-from ebr.errors import IndexDamagedError, PlanError, StoreError
+from ebr.errors import IndexDamagedError, StoreError
 from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import ProductCodes, train_product
 from ebr.query.nodes import Node, named_branches
-from ebr.stores.arguments import checked_centroids, schema_key
+from ebr.stores.arguments import check_size, checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.local import database
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
@@ -478,8 +479,7 @@ class LocalStore:
     def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
         """Execute a plan from :func:`ebr.plan` made with :attr:`quantizers`; its first
         ``size`` hits in first-stage order (:mod:`ebr.stores.local.hits`), each explained."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise PlanError(f"size must be a whole number >= 0, got {size!r}")
+        check_size(size)
         self._check_open()
         start = time.perf_counter()
         ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold, self.refine)

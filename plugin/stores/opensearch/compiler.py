@@ -55,6 +55,7 @@ from ebr.query.nodes import (
     named_branches,
 )
 from ebr.query.printer import to_text
+from ebr.stores.arguments import check_size
 from ebr.stores.opensearch.versions import MINIMUM, ServerVersion, require_supported
 
 Json = dict[str, Any]
@@ -96,8 +97,8 @@ def compile_search(
     ``start``: hits to skip (``from``).  ``tie_break``: order equal scores by static rank,
     then id, as the local store does (needs the ``id`` field of ebr's own indices)."""
     require_supported(version)
-    if size < 0 or start < 0:
-        raise PlanError(f"size and start must be >= 0, got {size} and {start}")
+    check_size(size)
+    check_size(start, "start")
     query, scores = _Compiler(schema, vectors, resolved or {}).clause(plan, "q", True)
     body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
     if start:
