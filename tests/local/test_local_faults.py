@@ -7,70 +7,49 @@ as a fresh read-only open of the same directory does."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from local_corpus import SYNTHETIC_SCHEMA, WORDS, query_vector, synthetic
-from local_faults import Interrupting, corruptions
+from local_corpus import SYNTHETIC_SCHEMA, query_vector, synthetic
+from local_faults import (
+    INTERRUPTED,
+    SCHEMA,
+    Interrupting,
+    corruptions,
+    doc_id,
+    documents,
+    filled,
+    served,
+    two_writers,
+    view,
+)
 
 from ebr import PlanError, QuerySyntaxError, compile_search, parse
 from ebr.cli.main import cli
 from ebr.errors import IndexDamagedError, StoreError
 from ebr.stores.documents import DocumentError
 from ebr.stores.local import LocalStore
-from ebr.stores.local import store as store_module
 from ebr.stores.local.database import DB_FILE
 from ebr.stores.protocol import IndexDocument, search_text
 
-ALL = ([f"(term loc:l{i})" for i in range(1, 10)] + [f"(term text:{w})" for w in WORDS]
-       + [f"(term e.cluster:{c})" for c in range(8)] + ["(nn e :radius 2 :exact true)"])
-
-
-def view(store: LocalStore) -> Any:
-    """What searches see, order-free (a replaced document is renumbered)."""
-    stats = store.stats()
-    return (stats.documents, stats.embeddings, stats.terms, stats.quantizers,
-            {k: q.centroids.tobytes() for k, q in store.quantizers.items()},
-            [sorted((h.id, round(h.score, 6), h.rank) for h in
-                    search_text(store, q, query_vector(0), 1000).hits) for q in ALL])
-
 
 def on_disk(path: Path) -> Any:
-    with LocalStore.open(path, readonly=True) as fresh:
-        return view(fresh)
+    """What a fresh read-only open of ``path`` serves to searches."""
+    return served(path)[0]
 
 
-def _fresh(path: Path, trained: bool) -> LocalStore:
-    store = LocalStore.create(path, SYNTHETIC_SCHEMA, synchronous="NORMAL")
-    store.add(synthetic(60))
-    if trained:
-        store.train_quantizers(seed=7)
-    return store
-
-
-OPERATIONS: dict[str, tuple[bool, Callable[[LocalStore], object]]] = {
-    # new documents and replaced ones, with cluster terms from the trained quantizer
-    "add": (True, lambda s: s.add(synthetic(5, seed=3, start=58))),
-    "delete": (True, lambda s: s.delete(["doc0001", "doc0007", "doc0040", "nope"])),
-    "train": (False, lambda s: s.train_quantizers(seed=7)),
-    "set_quantizer": (True, lambda s: s.set_quantizer(
-        "e", np.eye(8, dtype=np.float32))),
-}
-
-
-@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("operation", INTERRUPTED)
 def test_an_interrupt_at_any_statement_boundary_leaves_memory_equal_to_the_database(
         tmp_path: Path, operation: str) -> None:
-    trained, run = OPERATIONS[operation]
-    with _fresh(tmp_path / "reference", trained) as store:
+    trained, run = INTERRUPTED[operation]
+    with filled(tmp_path / "reference", trained=trained) as store:
         before = view(store)
         run(store)
         after = view(store)
@@ -79,7 +58,7 @@ def test_an_interrupt_at_any_statement_boundary_leaves_memory_equal_to_the_datab
     outcomes = set()
     while True:
         path = tmp_path / f"at{at}"
-        with _fresh(path, trained) as store:
+        with filled(path, trained=trained) as store:
             real = store._conn
             wrapper = Interrupting(real, at)
             store._conn = wrapper  # type: ignore[assignment]
@@ -105,7 +84,7 @@ def test_an_interrupt_at_any_statement_boundary_leaves_memory_equal_to_the_datab
 def test_an_interrupt_during_the_recovery_is_mended_by_the_next_write(
         tmp_path: Path) -> None:
     """Interrupted twice: in the write, and again while reloading; the next write reloads."""
-    with _fresh(tmp_path / "i", True) as store:
+    with filled(tmp_path / "i") as store:
         real = store._conn
 
         class Twice(Interrupting):
@@ -116,9 +95,9 @@ def test_an_interrupt_during_the_recovery_is_mended_by_the_next_write(
 
         store._conn = Twice(real, 0)  # type: ignore[assignment]
         with pytest.raises(KeyboardInterrupt):
-            store.add(synthetic(5, seed=3, start=58))
+            store.add(documents(5, start=118, seed=3))
         store._conn = real
-        store.add(synthetic(2, seed=4, start=100))
+        store.add(documents(2, start=200, seed=4))
         assert view(store) == on_disk(store.directory)
         assert store.stats().documents == on_disk_documents(store.directory)
 
@@ -200,29 +179,29 @@ def test_a_full_disk_is_a_clear_error_and_the_store_goes_on(small_disk: Path) ->
     path = small_disk / "index"
     ballast = small_disk / "ballast"
     ballast.write_bytes(b"\0" * 400_000)  # freed below to make room again
-    with LocalStore.create(path, SYNTHETIC_SCHEMA) as store:
+    with LocalStore.create(path, SCHEMA) as store:
         with pytest.raises(StoreError, match="the disk .*is full; free space") as failure:
             for batch in range(100):
-                store.add(synthetic(100, seed=batch, start=100 * batch))
+                store.add(documents(100, start=100 * batch, seed=batch))
         assert "\n" not in str(failure.value) and str(path) in str(failure.value)
         memory = view(store)
         assert memory == on_disk(path)
         ballast.unlink()
-        store.delete(["doc0000"])
-        store.add(synthetic(3, seed=99, start=90_000))
+        store.delete([doc_id(0)])
+        store.add(documents(3, start=90_000, seed=99))
         assert view(store) == on_disk(path)
-        assert store.get_documents(["doc90000"])[0] is not None
+        assert store.get_documents([doc_id(90_000)])[0] is not None
 
 
 def test_a_full_database_within_its_page_limit_is_a_clear_error(tmp_path: Path) -> None:
     """The same through SQLite's own size limit (max_page_count), where no mount is allowed."""
-    with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
-        store.add(synthetic(50))
+    with LocalStore.create(tmp_path / "i", SCHEMA) as store:
+        store.add(documents(50))
         store._conn.execute("PRAGMA max_page_count = 40")
         with pytest.raises(StoreError, match="is full; free space"):
-            store.add(synthetic(2000, seed=1, start=100))
+            store.add(documents(2000, start=100, seed=1))
         assert view(store) == on_disk(store.directory)
-        store.delete(["doc0001"])
+        store.delete([doc_id(1)])
         assert view(store) == on_disk(store.directory)
 
 
@@ -295,23 +274,12 @@ def test_the_write_lock_has_no_file_to_delete(tmp_path: Path) -> None:
         assert "open for writing by another process" in out
 
 
-def test_a_writer_reloads_after_another_connections_commit(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another program writing the file without ebr's lock (here a second store whose lock
-    is bypassed): the first store's next write acts on the database, not on stale memory."""
-    path = tmp_path / "i"
-    with LocalStore.create(path, SYNTHETIC_SCHEMA) as first:
-        first.add(synthetic(20))
-        monkeypatch.setattr(store_module, "_lock", lambda directory: os.open(os.devnull,
-                                                                              os.O_RDONLY))
-        with LocalStore.open(path) as other:
-            other.add(synthetic(5, seed=2, start=500))
-            other.delete(["doc0002"])
-        monkeypatch.undo()
-        result = first.delete(["doc0500", "doc0501", "doc0002"])
-        assert (result.deleted, view(first)) == (2, on_disk(path))
-        assert first.add(synthetic(1, seed=2, start=502)).replaced == 1
-        assert view(first) == on_disk(path)
+def test_a_writer_reloads_after_another_connections_commit(tmp_path: Path) -> None:
+    """A second writer process is refused; one that bypasses the lock (another program
+    writing the file) commits, and the first writer's next write acts on the database, not
+    on stale memory (local_faults.two_writers)."""
+    tally = two_writers(tmp_path)
+    assert tally.counts == {"clean error": 1, "intact": 1}, tally.examples
 
 
 # -- damage is detected, never served ------------------------------------------------------------
