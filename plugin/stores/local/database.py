@@ -221,14 +221,13 @@ def damaged(where: Path, what: str) -> IndexDamagedError:
 
 
 def bump_commits(conn: sqlite3.Connection) -> int | None:
-    """Inside a write transaction: count it in ``meta.commits`` (None for an index
-    opened read-only before the row existed)."""
+    """Inside a write transaction: count it in ``meta.commits``; the new count."""
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'commits'")
-    row = conn.execute("SELECT value FROM meta WHERE name = 'commits'").fetchone()
-    return None if row is None else int(row[0])
+    return stored_commits(conn)
 
 
 def stored_commits(conn: sqlite3.Connection) -> int | None:
+    """``meta.commits`` (None: an index from before the counter, opened read-only)."""
     row = conn.execute("SELECT value FROM meta WHERE name = 'commits'").fetchone()
     return None if row is None else int(row[0])
 

@@ -362,8 +362,9 @@ class LocalStore:
 
     def _reload(self) -> None:
         """Memory rebuilt from the database (inside the caller's transaction if one is open)."""
-        snap = _load(database.read_contents(self._conn, self._schema, self.directory),
-                     self._schema)
+        with _undecodable(self.directory):
+            snap = _load(database.read_contents(self._conn, self._schema, self.directory),
+                         self._schema)
         self._docnums = {snap.ids[d]: d for d in snap.live}
         self._snapshot = dataclasses.replace(snap, version=self._snapshot.version + 1)
         self._data_version = self._read_data_version()
