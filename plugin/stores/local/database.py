@@ -191,18 +191,20 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
 
 def checksum(*values: bytes | str | float | None) -> int:
     """The CRC-32 of a row's values (each length-prefixed, so boundaries count)."""
-    crc = 0
+    parts: list[bytes] = []
     for v in values:
         if v is None:
-            data = b""
-            crc = zlib.crc32(b"\xff" * 8, crc)
-        else:
-            data = (v if isinstance(v, bytes) else
-                    v.encode("utf-8", "surrogatepass") if isinstance(v, str) else
-                    struct.pack("<d", v))
-            crc = zlib.crc32(len(data).to_bytes(8, "little"), crc)
-        crc = zlib.crc32(data, crc)
-    return crc
+            parts.append(_NULL)
+            continue
+        data = (v if isinstance(v, bytes) else
+                v.encode("utf-8", "surrogatepass") if isinstance(v, str) else
+                struct.pack("<d", v))
+        parts.append(len(data).to_bytes(8, "little"))
+        parts.append(data)
+    return zlib.crc32(b"".join(parts))
+
+
+_NULL = b"\xff" * 8  # no length is this long
 
 
 def document_checksum(doc_id: str, rank: float, source: str, terms: Sequence[str]) -> int:
