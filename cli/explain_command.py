@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from ebr.cli.inputs import (
     fill_with_stand_ins,
     infer_schema,
     open_store,
+    query_text,
     vector_options,
 )
 from ebr.explanation import explain
@@ -52,7 +52,7 @@ def explain_command(query: str, schema_path: Path | None, vector_specs: tuple[st
     Example:
       ebr explain '(and (term location:seattle) (nn model-1 :radius 0.2 :nprobe 4))'
     """
-    text = sys.stdin.read() if query == "-" else query
+    text = query_text(query)
     version = ServerVersion.parse(server_version)
     quantizers = centroid_options(centroid_specs)
     if where is not None:

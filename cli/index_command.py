@@ -1,5 +1,5 @@
-"""``ebr index create|stats|drop``: manage a local index directory, or inspect and drop an
-index on an OpenSearch cluster."""
+"""``ebr index create|stats|check|drop``: manage a local index directory, or inspect and drop
+an index on an OpenSearch cluster."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ _INDEX_OPTION = click.option("--index", help="The index, when STORE is an OpenSe
 
 @click.group("index")
 def index_group() -> None:
-    """Create, inspect and drop indexes: local ones (a directory each), or on a cluster."""
+    """Create, inspect, check and drop indexes: local ones (a directory each), or on a
+    cluster (stats, drop)."""
 
 
 @index_group.command("create")
@@ -87,6 +88,16 @@ def stats_command(where: str, index: str | None, ca_certs: str | None, user: str
         click.echo(f"  {key}: {count:,} embeddings, {trained}{extra}")
     if stats.disk_bytes is not None:
         click.echo(f"  disk       {stats.disk_bytes / 1e6:.1f} MB")
+
+
+@index_group.command("check")
+@click.argument("path", type=_INDEX_PATH)
+def check_command(path: Path) -> None:
+    """Check the index in PATH fully, read-only: SQLite's integrity check, every stored row
+    against its checksum, every source.  Exit 1 naming what is damaged."""
+    stats = LocalStore.check(path)
+    click.echo(f"ok: the index in {path} is sound ({stats.documents:,} documents, "
+               f"{sum(stats.embeddings.values()):,} embeddings checked)")
 
 
 @index_group.command("drop")

@@ -155,6 +155,18 @@ def is_cluster(where: str) -> bool:
     return where.startswith(("http://", "https://"))
 
 
+def query_text(query: str) -> str:
+    """QUERY as given, or for ``-`` the text on stdin, which must be UTF-8."""
+    if query != "-":
+        return query
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise click.UsageError(f"the query on stdin is not valid UTF-8 text (byte {e.start}: "
+                               f"{e.reason})") from None
+
+
 def open_store(where: str, index: str | None, *, readonly: bool = False,
                engine: str | None = None, schema: Schema | None = None,
                ca_certs: str | None = None, user: str | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,14 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from ebr.cli.inputs import MAX_SIZE, cluster_options, key_value, open_store, vector_options
+from ebr.cli.inputs import (
+    MAX_SIZE,
+    cluster_options,
+    key_value,
+    open_store,
+    query_text,
+    vector_options,
+)
 from ebr.cli.torch_extra import require_torch
 from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import Schema
@@ -111,7 +117,7 @@ def query_command(where: str, query: str, vector_specs: tuple[str, ...], text_sp
         '(and (term country:us) (or (match name "san fransisco")
                                     (nn name-trigrams :radius 0.3 :nprobe 8)))'
     """
-    text = sys.stdin.read() if query == "-" else query
+    text = query_text(query)
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         vectors = vector_options(vector_specs)
         models = _models(model_paths)

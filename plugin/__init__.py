@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ebr.errors import (
     EbrError,
     IncompleteInputError,
+    IndexDamagedError,
     PlanError,
     QuerySyntaxError,
     RerankerError,
@@ -79,6 +80,7 @@ __all__ = [
     "EbrError",
     "Explanation",
     "IncompleteInputError",
+    "IndexDamagedError",
     "Limits",
     "LocalStore",
     "Match",

@@ -57,3 +57,8 @@ class RerankerError(EbrError):
 class TuningError(EbrError):
     """An ANN sweep (``ebr tune``) that cannot run on what it was given: unreadable or
     inconsistent vectors, queries or ground truth, or settings the data cannot support."""
+
+
+class IndexDamagedError(StoreError):
+    """A local index whose files are damaged: it is refused rather than served (the message
+    names what is damaged and how to rebuild it)."""

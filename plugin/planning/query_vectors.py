@@ -20,8 +20,15 @@ def query_vector(key: str, vectors: Vectors, schema: Schema | None = None) -> np
     v = vectors.get(key)
     if v is None:
         raise PlanError(f"no query embedding for key {key!r}")
-    arr = np.asarray(v, dtype=np.float32)
+    try:
+        arr = np.asarray(v, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise PlanError(f"query embedding for key {key!r} must be an array of numbers, got "
+                        f"{type(v).__name__}") from None
     if arr.ndim != 1:
+        if arr.ndim == 0 or sum(n != 1 for n in arr.shape) > 1:  # (1, d) is one vector, (2, 2) not
+            raise PlanError(f"query embedding for key {key!r} must be one vector, got shape "
+                            f"{arr.shape}")
         arr = arr.ravel()
     # One sum of squares settles it: in float64 the squares of float32 values neither overflow
     # nor underflow, so it is positive and finite exactly when every element is finite and
@@ -45,8 +52,8 @@ def query_vector_values(key: str, vectors: Vectors, schema: Schema) -> list[floa
     message (or accepted, as a key missing from the schema is)."""
     vector = vectors.get(key)
     spec = schema.key(key)
-    if vector is not None and spec is not None:
-        values: list[float] = np.asarray(vector, dtype=np.float32).ravel().tolist()
+    if isinstance(vector, np.ndarray) and vector.ndim == 1 and spec is not None:
+        values: list[float] = vector.astype(np.float32, copy=False).tolist()
         # A sum of float32 values cannot overflow a double, so it is finite exactly when every
         # value is; any() then says one is non-zero.
         if len(values) == spec.dimension and math.isfinite(sum(values)) and any(values):

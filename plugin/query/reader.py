@@ -164,6 +164,14 @@ def read(text: str, limits: Limits = DEFAULT_LIMITS) -> Form:
 
 def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     """Read every top-level form of ``text``."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            # lone surrogates (bytes that were not UTF-8, under 'surrogateescape'): ingest
+            # refuses them in terms, so a query must not match on them either
+            raise QuerySyntaxError(f"not valid UTF-8 text ({e.reason})", Span(e.start, e.end),
+                                   text) from None
     top: list[Form] = []
     stack: list[tuple[int, list[Form]]] = []  # (offset of "(", items so far)
     items = top

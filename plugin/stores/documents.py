@@ -176,7 +176,7 @@ def _prepare(schema: Schema, doc: IndexDocument, doc_id: str, position: int) -> 
 
     rank = doc.rank
     if (not isinstance(rank, Real) or isinstance(rank, bool)
-            or not math.isfinite(float(rank))):
+            or not math.isfinite(_float(rank))):
         raise InvalidDocumentError(doc_id, position, "rank",
                                    f"expected a finite number, got {rank!r}")
     return PreparedDocument(doc_id, tuple(sorted(terms)), vectors, float(rank),
@@ -260,6 +260,14 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
     return v32
 
 
+def _float(value: Real) -> float:
+    """``float(value)``, or NaN for a number no float holds (``10**400``)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
 def _source_json(source: object, doc_id: str, position: int) -> str:
     if not isinstance(source, Mapping):
         raise InvalidDocumentError(doc_id, position, "source",
@@ -270,6 +278,21 @@ def _source_json(source: object, doc_id: str, position: int) -> str:
     except (TypeError, ValueError) as e:
         raise InvalidDocumentError(doc_id, position, "source",
                                    f"not serialisable as JSON: {e}") from None
+    except RecursionError:
+        raise InvalidDocumentError(doc_id, position, "source",
+                                   "nested too deeply to serialise as JSON") from None
+    # json.dumps turns the key 1 into "1": {1: "x", "1": "y"} would read back as one key
+    stack: list[object] = [source]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            bad = [k for k in value if type(k) is not str]
+            if bad:
+                raise InvalidDocumentError(doc_id, position, "source",
+                                           f"object keys must be strings, got {bad[0]!r}")
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
     _utf8(text, doc_id, position, "source")
     return text
 

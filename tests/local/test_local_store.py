@@ -4,6 +4,7 @@ training, ordering, explanations, failures mid-write, locking and life cycle."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -296,10 +297,10 @@ def test_a_write_failing_inside_the_transaction_changes_nothing(
 
     def insert_then_fail(*args: Any) -> None:
         real(*args)  # rows written inside the transaction, then the failure
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(database, "insert_documents", insert_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="the disk is full"):
         trained.add(synthetic(5, seed=8, start=900) + [dataclasses.replace(synthetic(1)[0],
                                                                            rank=9.0)])
     monkeypatch.undo()

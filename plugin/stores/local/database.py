@@ -7,6 +7,16 @@ centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation o
 Cluster terms are not rows of ``terms``: they are derived from ``embeddings.cluster``, so
 retraining rewrites one column.
 
+Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``
+and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta`` one of the
+schema; all are verified as the rows load (open reads every row), a mismatch raises
+:class:`~ebr.errors.IndexDamagedError`.  ``meta.commits`` counts write transactions; under
+``synchronous=FULL`` the writer also records the count in ``index.sqlite-commits`` after each
+commit, so an open that finds fewer commits in the database than recorded (a WAL damaged or
+cut short: SQLite silently stops replaying it at the first bad frame) refuses the index.
+Indexes written before checksums (no ``meta.checksums`` row) get the columns on their first
+writable open; rows written before stay unverified (NULL).
+
 Durability: WAL journal, ``synchronous=FULL`` by default.  In WAL mode every commit is
 atomic whatever the setting; FULL also syncs the log at each commit, so a batch that
 returned survives a power cut, not only a killed process.  Ingest commits a batch at a
@@ -23,54 +33,110 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import struct
 import threading
 import urllib.parse
+import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from ebr.errors import SchemaError, StoreError
+from ebr.errors import IndexDamagedError, SchemaError, StoreError
 from ebr.mappings.schema import Schema, cluster_term
 from ebr.stores.documents import PreparedDocument
+from ebr.stores.local.failures import REBUILD
 
 FORMAT = "1"
+#: ``PRAGMA application_id`` of an ebr index ("EBR1"): how ``drop`` tells it from other databases.
+APPLICATION_ID = 0x45425231
 DB_FILE = "index.sqlite"
 Synchronous = Literal["FULL", "NORMAL"]
 
 _DDL = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT NULL)
-    WITHOUT ROWID;
+CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT NULL,
+    checksum INTEGER) WITHOUT ROWID;
 CREATE TABLE terms (id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (id, term)) WITHOUT ROWID;
 CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
-    cluster INTEGER, code BLOB, PRIMARY KEY (id, key)) WITHOUT ROWID;
+    cluster INTEGER, code BLOB, checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
 CREATE TABLE quantizers (key TEXT PRIMARY KEY, nlist INTEGER NOT NULL,
     dimension INTEGER NOT NULL, centroids BLOB NOT NULL, pq_m INTEGER NOT NULL DEFAULT 0,
-    codebooks BLOB, rotation BLOB) WITHOUT ROWID;
+    codebooks BLOB, rotation BLOB, checksum INTEGER) WITHOUT ROWID;
 """
 #: Columns added after the first indexes were written: (table, column, declaration).
 _ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
                   ("quantizers", "pq_m", "INTEGER NOT NULL DEFAULT 0"),
-                  ("quantizers", "codebooks", "BLOB"), ("quantizers", "rotation", "BLOB"))
+                  ("quantizers", "codebooks", "BLOB"), ("quantizers", "rotation", "BLOB"),
+                  ("documents", "checksum", "INTEGER"), ("embeddings", "checksum", "INTEGER"),
+                  ("quantizers", "checksum", "INTEGER"))
+#: The file where a FULL-synchronous writer records ``meta.commits`` after each commit.
+COMMITS_FILE = DB_FILE + "-commits"
 _CHUNK = 500  # ids per IN (...) query
 
 
 def connect(path: Path, *, readonly: bool = False,
             synchronous: Synchronous = "FULL") -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit)."""
+    """A connection in autocommit mode (transactions are explicit).
+
+    Read-only, on media where SQLite cannot create the WAL's shared-memory file (a read-only
+    directory or mount), the file is opened ``immutable``: SQLite then reads the database
+    file alone, so an index whose last commits are still in its WAL is refused."""
     if readonly:
-        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = _connect_uri(path, "mode=ro")
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.Error as e:
+            conn.close()
+            if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+                raise
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"the index in {path.parent} is on read-only media but its last commits "
+                    f"are still in {wal.name}, which SQLite cannot read there; open it once "
+                    "where it is writable (closing it folds them into the database)") from None
+            conn = _connect_uri(path, "immutable=1")
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=10000")
+    try:
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _connect_uri(path: Path, query: str) -> sqlite3.Connection:
+    uri = f"file:{urllib.parse.quote(str(path))}?{query}"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def is_ebr_index(path: Path) -> bool:
+    """Whether the file at ``path`` is an ebr index: an SQLite database marked with ebr's
+    ``application_id`` (indexes written before it carry 0) holding the format and schema
+    rows.  Never writes to the file."""
+    try:
+        conn = connect(path, readonly=True)
+    except (sqlite3.Error, StoreError):
+        return False
+    try:
+        (app,) = conn.execute("PRAGMA application_id").fetchone()
+        if app not in (APPLICATION_ID, 0):
+            return False
+        rows = dict(conn.execute(
+            "SELECT name, value FROM meta WHERE name IN ('format', 'schema')").fetchall())
+        return set(rows) == {"format", "schema"}
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def create(directory: Path, schema: Schema) -> None:
@@ -83,8 +149,12 @@ def create(directory: Path, schema: Schema) -> None:
         # The file is not the index until renamed: no per-statement syncs, one fsync below.
         conn.execute("PRAGMA synchronous=OFF")
         conn.executescript(f"BEGIN; {_DDL} COMMIT;")
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        text = schema.to_json()
         conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                         [("format", FORMAT), ("schema", schema.to_json())])
+                         [("format", FORMAT), ("schema", text),
+                          ("schema_checksum", str(checksum(text))), ("checksums", "1"),
+                          ("commits", "0")])
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is WAL
     finally:
         conn.close()
@@ -110,19 +180,100 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
     if rows.get("format") != FORMAT:
         raise StoreError(f"{where}: index format {rows.get('format')!r}; this ebr reads "
                          f"format {FORMAT}")
+    if "schema_checksum" in rows and rows["schema_checksum"] != str(
+            checksum(rows.get("schema"))):
+        raise damaged(where, "its stored schema")
     try:
         return Schema.from_json(rows["schema"])
     except (KeyError, SchemaError) as e:
         raise StoreError(f"{where}: the stored schema cannot be read: {e}") from None
 
 
+def checksum(*values: bytes | str | float | None) -> int:
+    """The CRC-32 of a row's values (each length-prefixed, so boundaries count)."""
+    parts: list[bytes] = []
+    for v in values:
+        if v is None:
+            parts.append(_NULL)
+            continue
+        data = (v if isinstance(v, bytes) else
+                v.encode("utf-8", "surrogatepass") if isinstance(v, str) else
+                struct.pack("<d", v))
+        parts.append(len(data).to_bytes(8, "little"))
+        parts.append(data)
+    return zlib.crc32(b"".join(parts))
+
+
+_NULL = b"\xff" * 8  # no length is this long
+
+
+def document_checksum(doc_id: str, rank: float, source: str, terms: Sequence[str]) -> int:
+    """A document row's checksum, over its terms (sorted) too."""
+    return checksum(doc_id, rank, source, *sorted(terms))
+
+
+def embedding_checksum(doc_id: str, key: str, vector: bytes, cluster: int | None,
+                       code: bytes | None) -> int:
+    return checksum(doc_id, key, vector, None if cluster is None else float(cluster), code)
+
+
+def damaged(where: Path, what: str) -> IndexDamagedError:
+    return IndexDamagedError(f"the index in {where} is damaged: {what} does not match what "
+                             f"was written; {REBUILD}")
+
+
+def bump_commits(conn: sqlite3.Connection) -> int | None:
+    """Inside a write transaction: count it in ``meta.commits``; the new count."""
+    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'commits'")
+    return stored_commits(conn)
+
+
+def stored_commits(conn: sqlite3.Connection) -> int | None:
+    """``meta.commits`` (None: an index from before the counter, opened read-only)."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'commits'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def recorded_commits(directory: Path) -> int | None:
+    """The count a FULL-synchronous writer last recorded (read before the database, so a
+    commit landing meanwhile cannot make the database look behind)."""
+    try:
+        return int((directory / COMMITS_FILE).read_text() or "0")
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise damaged(directory, COMMITS_FILE) from None
+
+
+def check_commits(directory: Path, recorded: int | None, commits: int | None) -> None:
+    """Refuse a database holding fewer commits than its writer recorded."""
+    if recorded is not None and commits is not None and recorded > commits:
+        raise IndexDamagedError(
+            f"the index in {directory} is damaged: its database holds {commits} commits but "
+            f"{recorded} were made (its write-ahead log {DB_FILE}-wal is damaged or was cut "
+            f"short); {REBUILD.split('; ')[0]}")
+
+
+def record_commits(directory: Path, commits: int) -> None:
+    """After a commit synced to disk: the count it reached (not synced itself: a lost
+    record only weakens the check, it never makes a sound index look damaged)."""
+    with contextlib.suppress(OSError):  # e.g. a full disk: the write itself was committed
+        fd = os.open(directory / COMMITS_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, f"{commits:020d}".encode(), 0)
+        finally:
+            os.close(fd)
+
+
 def add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Give an index written before PQ codes existed their (NULL, i.e. no codes) columns."""
+    """Give an index written before PQ codes or checksums existed their (NULL, i.e. no
+    codes, not verified) columns, and its commit counter."""
     missing = [(t, c, decl) for t, c, decl in _ADDED_COLUMNS if c not in _columns(conn, t)]
-    if missing:
+    if missing or stored_commits(conn) is None:
         with transaction(conn, write=True):
             for table, column, decl in missing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', '0')")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -131,13 +282,19 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
-    """One transaction: committed when the block ends, rolled back if it raises.  A write
-    transaction takes the write lock at once (``BEGIN IMMEDIATE``) rather than on first write."""
+    """One transaction: committed when the block ends, rolled back if it raises (an
+    interrupt included).  A write transaction takes the write lock at once (``BEGIN
+    IMMEDIATE``) rather than on first write.  A read inside a transaction already open on
+    ``conn`` joins it."""
+    if not write and conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -160,24 +317,52 @@ class Contents:
         # per key with PQ codes: codebooks (m, 256, d/m) and OPQ rotation (d, d) or None
         self.products: dict[str, tuple[npt.NDArray[np.float32],
                                        npt.NDArray[np.float32] | None]] = {}
+        self.commits: int | None = None  # meta.commits (None: an index from before it)
 
 
 def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Contents:
+    """Every row, each verified against its checksum as it loads."""
     c = Contents()
-    # An index opened read-only may predate the code columns: read NULL in their place.
-    code = "code" if "code" in _columns(conn, "embeddings") else "NULL"
-    pq = ("pq_m, codebooks, rotation" if "pq_m" in _columns(conn, "quantizers")
-          else "0, NULL, NULL")
+    # An index opened read-only may predate the code and checksum columns: NULL for them.
+    emb, quant, docs = (_columns(conn, t) for t in ("embeddings", "quantizers", "documents"))
+    code = "code" if "code" in emb else "NULL"
+    pq = "pq_m, codebooks, rotation" if "pq_m" in quant else "0, NULL, NULL"
+    sums = [f"{t}.checksum" if "checksum" in cols else "NULL"
+            for t, cols in (("documents", docs), ("embeddings", emb), ("quantizers", quant))]
     with transaction(conn, write=False):
+        strict = conn.execute(
+            "SELECT 1 FROM meta WHERE name = 'checksums'").fetchone() is not None
+
+        def verify(stored: int | None, what: str, compute: Callable[..., int],
+                   *values: Any) -> None:
+            if strict if stored is None else stored != compute(*values):
+                raise damaged(where, what)
+
         docnum: dict[str, int] = {}
-        for doc_id, rank in conn.execute("SELECT id, rank FROM documents"):
-            docnum[doc_id] = len(c.ids)
+        terms = conn.execute("SELECT id, term FROM terms")
+        pending = next(terms, None)
+        for doc_id, rank, source, stored in conn.execute(
+                f"SELECT id, rank, source, {sums[0]} FROM documents"):
+            n = docnum[doc_id] = len(c.ids)
             c.ids.append(doc_id)
             c.ranks.append(rank)
-        for doc_id, term in conn.execute("SELECT id, term FROM terms"):
-            c.terms[term].append(docnum[doc_id])
-        for doc_id, key, blob, cluster, pq_code in conn.execute(
-                f"SELECT id, key, vector, cluster, {code} FROM embeddings"):
+            mine = []
+            if pending is not None and pending[0] < doc_id:  # both in id order
+                raise damaged(where, f"the terms of {pending[0]!r}, a missing document,")
+            while pending is not None and pending[0] == doc_id:
+                mine.append(pending[1])
+                c.terms[pending[1]].append(n)
+                pending = next(terms, None)
+            verify(stored, f"document {doc_id!r}", document_checksum, doc_id, rank, source,
+                   mine)
+        if pending is not None:
+            raise damaged(where, f"the terms of {pending[0]!r}")
+        for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
+                f"SELECT id, key, vector, cluster, {code}, {sums[1]} FROM embeddings"):
+            verify(stored, f"embedding {key!r} of {doc_id!r}", embedding_checksum, doc_id, key,
+                   blob, cluster, pq_code)
+            if doc_id not in docnum:
+                raise damaged(where, f"embedding {key!r} of {doc_id!r}, a missing document,")
             spec = schema.key(key)
             if spec is None or len(blob) != 4 * spec.dimension:
                 raise StoreError(f"{where}: stored embedding {key!r} of {doc_id!r} does not "
@@ -187,8 +372,10 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             blobs.append(blob)
             clusters.append(-1 if cluster is None else cluster)
             codes.append(pq_code)
-        for key, nlist, dimension, blob, pq_m, codebooks, rotation in conn.execute(
-                f"SELECT key, nlist, dimension, centroids, {pq} FROM quantizers"):
+        for key, nlist, dimension, blob, pq_m, codebooks, rotation, stored in conn.execute(
+                f"SELECT key, nlist, dimension, centroids, {pq}, {sums[2]} FROM quantizers"):
+            verify(stored, f"the quantizer of {key!r}", quantizer_checksum, key, nlist,
+                   dimension, blob, pq_m, codebooks, rotation)
             c.centroids[key] = np.frombuffer(blob, np.float32).reshape(nlist, dimension).copy()
             if pq_m:
                 c.products[key] = (
@@ -196,7 +383,14 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
                     .copy(),
                     None if rotation is None else
                     np.frombuffer(rotation, np.float32).reshape(dimension, dimension).copy())
+        c.commits = stored_commits(conn)
     return c
+
+
+def quantizer_checksum(key: str, nlist: int, dimension: int, centroids: bytes, pq_m: int,
+                       codebooks: bytes | None, rotation: bytes | None) -> int:
+    return checksum(key, float(nlist), float(dimension), centroids, float(pq_m), codebooks,
+                    rotation)
 
 
 # -- writes (inside a write transaction) ------------------------------------------------------
@@ -226,54 +420,73 @@ def delete_documents(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
 def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
                      clusters: Sequence[Mapping[str, int]],
                      codes: Sequence[Mapping[str, bytes]]) -> None:
-    conn.executemany("INSERT INTO documents (id, rank, source) VALUES (?, ?, ?)",
-                     [(d.id, d.rank, d.source_json) for d in docs])
+    conn.executemany("INSERT INTO documents (id, rank, source, checksum) VALUES (?, ?, ?, ?)",
+                     [(d.id, d.rank, d.source_json,
+                       document_checksum(d.id, d.rank, d.source_json, d.terms)) for d in docs])
     conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
                      [(d.id, t) for d in docs for t in d.terms])
+    rows = [(d.id, key, v.tobytes(), c.get(key), p.get(key))
+            for d, c, p in zip(docs, clusters, codes, strict=True) for key, v in d.vectors.items()]
     conn.executemany(
-        "INSERT INTO embeddings (id, key, vector, cluster, code) VALUES (?, ?, ?, ?, ?)",
-        [(d.id, key, v.tobytes(), c.get(key), p.get(key))
-         for d, c, p in zip(docs, clusters, codes, strict=True) for key, v in d.vectors.items()])
+        "INSERT INTO embeddings (id, key, vector, cluster, code, checksum) "
+        "VALUES (?, ?, ?, ?, ?, ?)", [(*row, embedding_checksum(*row)) for row in rows])
 
 
 def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[np.float32],
-                    assignments: Iterable[tuple[int, bytes | None, str]],
+                    assignments: Iterable[tuple[int, bytes | None, str, bytes]],
                     product: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]
                     | None = None) -> None:
     """Store ``key``'s centroids, its PQ ``product`` (codebooks, rotation or None) if it
-    keeps codes, and every document's cluster and code ``(cluster, code, id)``."""
+    keeps codes, and every document's cluster and code ``(cluster, code, id, vector)``."""
     codebooks, rotation = product if product is not None else (None, None)
+    row = (key, centroids.shape[0], centroids.shape[1],
+           np.ascontiguousarray(centroids, np.float32).tobytes(),
+           0 if codebooks is None else codebooks.shape[0],
+           None if codebooks is None else codebooks.tobytes(),
+           None if rotation is None else rotation.tobytes())
     conn.execute("INSERT OR REPLACE INTO quantizers (key, nlist, dimension, centroids, pq_m, "
-                 "codebooks, rotation) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 (key, centroids.shape[0], centroids.shape[1],
-                  np.ascontiguousarray(centroids, np.float32).tobytes(),
-                  0 if codebooks is None else codebooks.shape[0],
-                  None if codebooks is None else codebooks.tobytes(),
-                  None if rotation is None else rotation.tobytes()))
-    conn.executemany("UPDATE embeddings SET cluster = ?, code = ? WHERE id = ? AND key = ?",
-                     [(c, code, i, key) for c, code, i in assignments])
+                 "codebooks, rotation, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (*row, quantizer_checksum(*row)))
+    conn.executemany(
+        "UPDATE embeddings SET cluster = ?, code = ?, checksum = ? WHERE id = ? AND key = ?",
+        [(c, code, embedding_checksum(i, key, vector, c, code), i, key)
+         for c, code, i, vector in assignments])
 
 
 # -- reads for fetch ---------------------------------------------------------------------------
 
 
-def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str]
+def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
                     ) -> dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]]:
-    """rank, source JSON, terms and embeddings ``(key, blob, cluster)`` of the stored ids."""
+    """rank, source JSON, terms and embeddings ``(key, blob, cluster)`` of the stored ids,
+    verified against their checksums."""
     found: dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]] = {}
+    sums: dict[str, int | None] = {}
+    doc_sum = "checksum" if "checksum" in _columns(conn, "documents") else "NULL"
+    emb_sum, code = (("checksum", "code") if "checksum" in _columns(conn, "embeddings")
+                     else ("NULL", "NULL"))
     with transaction(conn, write=False):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            for doc_id, rank, source in conn.execute(
-                    f"SELECT id, rank, source FROM documents WHERE id IN ({marks})", chunk):
+            for doc_id, rank, source, stored in conn.execute(
+                    f"SELECT id, rank, source, {doc_sum} FROM documents WHERE id IN ({marks})",
+                    chunk):
                 found[doc_id] = (rank, source, [], [])
+                sums[doc_id] = stored
             for doc_id, term in conn.execute(
                     f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
                 found[doc_id][2].append(term)
-            for doc_id, key, blob, cluster in conn.execute(
-                    f"SELECT id, key, vector, cluster FROM embeddings WHERE id IN ({marks})",
-                    chunk):
+            for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
+                    f"SELECT id, key, vector, cluster, {code}, {emb_sum} FROM embeddings "
+                    f"WHERE id IN ({marks})", chunk):
+                if stored is not None and stored != embedding_checksum(doc_id, key, blob,
+                                                                       cluster, pq_code):
+                    raise damaged(where, f"embedding {key!r} of {doc_id!r}")
                 found[doc_id][3].append((key, blob, cluster))
+    for doc_id, (rank, source, terms, _) in found.items():
+        stored = sums[doc_id]
+        if stored is not None and stored != document_checksum(doc_id, rank, source, terms):
+            raise damaged(where, f"document {doc_id!r}")
     return found
 
 
@@ -306,6 +519,8 @@ class ReadConnections:
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.in_transaction:
+            conn.execute("ROLLBACK")  # left by an interrupted read: it would pin an old commit
         if conn is None:
             conn = connect(self.path, readonly=True)
             self._local.conn = conn

@@ -3,11 +3,16 @@
 ``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`); everything a
 search touches is in memory (:mod:`ebr.stores.local.snapshot`), rebuilt from the database on open.
 
-Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on ``<dir>/lock``
-so a second process cannot open the index for writing).  A batch is checked whole
-(:mod:`ebr.stores.documents`), written in one SQLite transaction, and the next snapshot, built
-during that transaction, is published only after the commit: a failed or interrupted
-batch leaves neither the database nor memory changed.
+Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on the index
+directory itself, which no one deletes by accident, so a second process cannot open the
+index for writing).  A batch is checked whole (:mod:`ebr.stores.documents`), written in one
+SQLite transaction, and the next snapshot, built during that transaction, is published only
+after the commit.  A write that fails or is interrupted anywhere (``KeyboardInterrupt``
+included) is rolled back and memory is reloaded from the database, so the two never
+disagree and the next write works.  A writer that finds another connection committed since
+(``PRAGMA data_version``: another program writing the file) reloads before acting.
+SQLite and operating-system failures surface as :class:`~ebr.errors.StoreError`
+(:mod:`ebr.stores.local.failures`).
 
 Reads: a search takes the current snapshot and uses nothing else, so searches running while
 a writer commits each see one whole commit.  Fetching documents reads the database (each
@@ -22,15 +27,17 @@ missed (as one in an unprobed cluster is).  ``refine_margin`` and ``refine_facto
 options of :meth:`LocalStore.open` and :meth:`LocalStore.create`.
 
 Opening read-only (``readonly=True``) takes no lock and loads the index as of that moment;
-it does not follow later commits by another process.  Training a quantizer holds the write
-lock (writes wait; searches do not).  ``close`` must not race with calls still running in
-other threads.  Besides the database the directory holds only ``lock``, which carries no
-data; the database itself is created under a temporary name and renamed into place.
+it does not follow later commits by another process; it works on read-only media too.
+Training a quantizer holds the write lock (writes wait; searches do not).  ``close`` must
+not race with calls still running in other threads.  The database is created under a
+temporary name and renamed into place; ``drop`` deletes only a database that identifies
+itself as an ebr index.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import json
@@ -41,25 +48,25 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 from pyroaring import FrozenBitMap
 
-from ebr.errors import PlanError, StoreError
+from ebr.errors import IndexDamagedError, StoreError
 from ebr.mappings.schema import EmbeddingKey, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign, unit_rows
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import ProductCodes, train_key_product
 from ebr.query.nodes import Node, named_branches
-from ebr.stores.arguments import checked_centroids, schema_key
+from ebr.stores.arguments import check_size, checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.local import database
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
+from ebr.stores.local.failures import REBUILD, failures
 from ebr.stores.local.hits import build_hits
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
@@ -74,8 +81,9 @@ from ebr.stores.protocol import (
     WriteResult,
 )
 
-LOCK_FILE = "lock"
-_OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp", LOCK_FILE)
+LEGACY_LOCK_FILE = "lock"  # the lock of indexes written before the directory lock; dropped with them
+_OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp",
+              database.COMMITS_FILE, LEGACY_LOCK_FILE)
 
 
 class LocalStore:
@@ -83,7 +91,7 @@ class LocalStore:
     :meth:`open`; close it (or use it as a context manager) to release the directory."""
 
     def __init__(self, directory: Path, conn: sqlite3.Connection, schema: Schema,
-                 snapshot: Snapshot, lock: IO[bytes] | None, exact_threshold: int,
+                 snapshot: Snapshot, lock: int | None, exact_threshold: int,
                  refine: Refine) -> None:
         self.directory = directory
         self.exact_threshold = exact_threshold
@@ -91,11 +99,16 @@ class LocalStore:
         self._conn = conn
         self._schema = schema
         self._snapshot = snapshot
-        self._lock_file = lock
+        self._lock_fd = lock
         self._write_lock = threading.Lock()
         self._readers = ReadConnections(directory / DB_FILE)
         # id -> docnum of the live version; the writer's alone (searches never need it)
         self._docnums = {snapshot.ids[d]: d for d in snapshot.live}
+        # True while memory may disagree with the database (a write under way, or one that
+        # failed and could not reload): the next write reloads first
+        self._stale = False
+        self._data_version = self._read_data_version()
+        self._record = False  # whether commits are recorded (database.record_commits)
         self._closed = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -114,14 +127,13 @@ class LocalStore:
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise StoreError(f"cannot create an index in {directory}: it exists and is not an "
                              "empty directory (open it, or drop it first)")
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = _lock(directory)
-        try:
-            database.create(directory, schema)
-        except BaseException:
-            lock.close()
-            raise
-        lock.close()
+        with failures(directory, "creating"):
+            directory.mkdir(parents=True, exist_ok=True)
+            lock = _lock(directory)
+            try:
+                database.create(directory, schema)
+            finally:
+                os.close(lock)
         return cls.open(directory, synchronous=synchronous, exact_threshold=exact_threshold,
                         refine_margin=refine_margin, refine_factor=refine_factor)
 
@@ -145,25 +157,39 @@ class LocalStore:
         if not db_path.is_file():
             raise StoreError(f"no local index in {directory} (missing {DB_FILE}); create one "
                              "first")
-        lock = None if readonly else _lock(directory)
-        try:
+        with failures(directory, "opening"):
+            lock = None if readonly else _lock(directory)
             try:
-                conn = database.connect(db_path, readonly=readonly, synchronous=synchronous)
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"{directory} is not an ebr local index: {e}") from None
-            try:
-                if not readonly:
-                    database.add_missing_columns(conn)
-                schema = database.read_schema(conn, directory)
-                snapshot = _load(database.read_contents(conn, schema, directory), schema)
+                try:
+                    conn = database.connect(db_path, readonly=readonly, synchronous=synchronous)
+                except sqlite3.DatabaseError as e:
+                    if getattr(e, "sqlite_errorcode", None) not in (sqlite3.SQLITE_NOTADB,
+                                                                    None):
+                        raise
+                    raise StoreError(f"{directory} is not an ebr local index: {e}") from None
+                try:
+                    if not readonly:
+                        database.add_missing_columns(conn)
+                    recorded = database.recorded_commits(directory)
+                    schema = database.read_schema(conn, directory)
+                    with _undecodable(directory):
+                        contents = database.read_contents(conn, schema, directory)
+                        snapshot = _load(contents, schema)
+                    database.check_commits(directory, recorded, contents.commits)
+                    if not readonly and synchronous != "FULL":
+                        # commits not synced at once may be lost by a power cut: no record
+                        (directory / database.COMMITS_FILE).unlink(missing_ok=True)
+                    store = cls(directory, conn, schema, snapshot, lock, exact_threshold,
+                                refine)
+                    store._record = synchronous == "FULL"
+                    return store
+                except BaseException:
+                    conn.close()
+                    raise
             except BaseException:
-                conn.close()
+                if lock is not None:
+                    os.close(lock)
                 raise
-        except BaseException:
-            if lock is not None:
-                lock.close()
-            raise
-        return cls(directory, conn, schema, snapshot, lock, exact_threshold, refine)
 
     @staticmethod
     def drop(path: str | os.PathLike[str]) -> None:
@@ -172,16 +198,42 @@ class LocalStore:
         directory = Path(path)
         if not (directory / DB_FILE).is_file():
             raise StoreError(f"no local index in {directory} to drop")
-        lock = _lock(directory)
-        try:
-            for name in _OWN_FILES:
-                if name != LOCK_FILE:
+        with failures(directory, "dropping"):
+            lock = _lock(directory)
+            try:
+                if not database.is_ebr_index(directory / DB_FILE):
+                    raise StoreError(f"not dropping {directory}: its {DB_FILE} is not an ebr "
+                                     "index (another program's database?); remove it yourself "
+                                     "if you mean to")
+                for name in _OWN_FILES:
                     (directory / name).unlink(missing_ok=True)
-        finally:
-            lock.close()
-        (directory / LOCK_FILE).unlink(missing_ok=True)
+            finally:
+                os.close(lock)
         with contextlib.suppress(OSError):  # other files of the user's stay, with the folder
             directory.rmdir()
+
+    @classmethod
+    def check(cls, path: str | os.PathLike[str]) -> IndexStats:
+        """A full check of the index in ``path``, read-only: SQLite's ``integrity_check``,
+        every row against its checksum and every stored source; its stats if sound, else
+        :class:`~ebr.errors.IndexDamagedError` naming what is damaged."""
+        directory = Path(path)
+        if not (directory / DB_FILE).is_file():
+            raise StoreError(f"no local index in {directory} (missing {DB_FILE})")
+        with failures(directory, "checking"):
+            conn = database.connect(directory / DB_FILE, readonly=True)
+            try:
+                problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
+            finally:
+                conn.close()
+        if problems != ["ok"]:
+            raise database.damaged(directory, "its SQLite structure (" + "; ".join(
+                str(p).replace("\n", " ") for p in problems) + ")")
+        with cls.open(directory, readonly=True) as store:
+            ids = [store._snapshot.ids[d] for d in store._snapshot.live]
+            for start in range(0, len(ids), 1000):
+                store.get_documents(ids[start:start + 1000])
+            return store.stats()
 
     def close(self) -> None:
         if self._closed:
@@ -190,8 +242,8 @@ class LocalStore:
             self._closed = True
             self._readers.close()
             self._conn.close()
-            if self._lock_file is not None:
-                self._lock_file.close()  # releases the flock
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
 
     def __enter__(self) -> LocalStore:
         return self
@@ -224,8 +276,12 @@ class LocalStore:
             terms=len(snap.postings),
             quantizers={k.name: (q.nlist if (q := snap.quantizers.get(k.name)) else None)
                         for k in self._schema.keys},
-            disk_bytes=sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file()),
+            disk_bytes=self._disk_bytes(),
         )
+
+    def _disk_bytes(self) -> int:
+        with failures(self.directory, "measuring"):
+            return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -245,32 +301,78 @@ class LocalStore:
     def _write(self, docs: list[PreparedDocument], deletes: list[str]) -> WriteResult:
         with self._write_lock:
             self._check_writable()
-            replaced = [d.id for d in docs if d.id in self._docnums]
-            deleted = [i for i in deletes if i in self._docnums]
-            if not docs and not deleted:
-                return WriteResult()  # nothing changes: no commit to wait for
-            snap = self._snapshot
-            clusters, codes = self._clusters(snap, docs)
-            gone = replaced + deleted
-            edit = SnapshotEdit(snap)
-            with transaction(self._conn, write=True):
-                old_terms = database.stored_terms(self._conn, gone)
-                for doc_id in gone:
-                    edit.remove(self._docnums[doc_id], old_terms[doc_id])
-                database.delete_documents(self._conn, gone)
-                database.insert_documents(
-                    self._conn, docs, clusters,
-                    [{k: c.tobytes() for k, (c, _) in p.items()} for p in codes])
-                numbers = [edit.add(d, c, p) for d, c, p in zip(docs, clusters, codes,
-                                                                strict=True)]
-                new = edit.build()
-            # Committed: publish.  Nothing below can fail short of the interpreter dying.
-            for doc_id in deleted:
-                del self._docnums[doc_id]
-            self._docnums.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
-            self._snapshot = new
+            with self._writing("writing to"):
+                with transaction(self._conn, write=True):
+                    self._catch_up()
+                    replaced = [d.id for d in docs if d.id in self._docnums]
+                    deleted = [i for i in deletes if i in self._docnums]
+                    if not docs and not deleted:
+                        return WriteResult()  # nothing changes
+                    snap = self._snapshot
+                    clusters, codes = self._clusters(snap, docs)
+                    gone = replaced + deleted
+                    edit = SnapshotEdit(snap)
+                    old_terms = database.stored_terms(self._conn, gone)
+                    for doc_id in gone:
+                        edit.remove(self._docnums[doc_id], old_terms[doc_id])
+                    database.delete_documents(self._conn, gone)
+                    database.insert_documents(
+                        self._conn, docs, clusters,
+                        [{k: c.tobytes() for k, (c, _) in p.items()} for p in codes])
+                    numbers = [edit.add(d, c, p) for d, c, p in zip(docs, clusters, codes,
+                                                                    strict=True)]
+                    new = edit.build()
+                    commits = database.bump_commits(self._conn)
+                self._committed(commits)
+                # Committed: publish (an interrupt from here on is mended by _writing).
+                for doc_id in deleted:
+                    del self._docnums[doc_id]
+                self._docnums.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
+                self._snapshot = new
             return WriteResult(added=len(docs) - len(replaced), replaced=len(replaced),
                                deleted=len(deleted))
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        """Around a write transaction: SQLite and OS failures as StoreError, and memory made
+        to agree with the database again if the block fails or is interrupted anywhere."""
+        with failures(self.directory, doing):
+            if self._stale:
+                self._recover()
+            self._stale = True
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(Exception):  # else _stale stays: the next write retries
+                    self._recover()
+                raise
+            self._stale = False
+
+    def _recover(self) -> None:
+        """After a failed or interrupted write: roll back what it left open, reload."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._reload()
+        self._stale = False
+
+    def _catch_up(self) -> None:
+        """Inside the write transaction: reload if another connection committed since memory
+        was loaded (another process writing the file without ebr's lock)."""
+        if self._read_data_version() != self._data_version:
+            self._reload()
+
+    def _reload(self) -> None:
+        """Memory rebuilt from the database (inside the caller's transaction if one is open)."""
+        with _undecodable(self.directory):
+            snap = _load(database.read_contents(self._conn, self._schema, self.directory),
+                         self._schema)
+        self._docnums = {snap.ids[d]: d for d in snap.live}
+        self._snapshot = dataclasses.replace(snap, version=self._snapshot.version + 1)
+        self._data_version = self._read_data_version()
+
+    def _read_data_version(self) -> int:
+        version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return version
 
     @staticmethod
     def _clusters(snap: Snapshot, docs: Sequence[PreparedDocument]
@@ -337,33 +439,42 @@ class LocalStore:
     def _install(self, key: str, centroids: npt.NDArray[np.float32],
                  product: ProductCodes | None = None) -> None:
         quantizer = CentroidQuantizer(centroids)
-        snap = self._snapshot
-        table = snap.tables[key]
-        clusters = assign(quantizer, table.matrix[: table.rows])
-        live = table.row_of(to_array(table.present))
-        ids = (snap.ids[d] for d in table.docnums[live].tolist())
-        coded = None
-        if product is None:
-            triples = zip(clusters[live].tolist(), itertools.repeat(None), ids, strict=False)
-        else:
-            codes, norms = _encode(product, table.matrix[: table.rows], clusters)
-            coded = (product, codes, norms)
-            triples = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]), ids,
-                          strict=True)
-        with transaction(self._conn, write=True):
-            database.write_quantizer(
-                self._conn, key, quantizer.centroids, triples,
-                None if product is None else (product.codebooks, product.rotation))
-            new = snap.with_quantizer(key, quantizer, clusters, coded)
-        self._snapshot = new
+        with self._writing("training a quantizer in"):
+            with transaction(self._conn, write=True):
+                self._catch_up()
+                snap = self._snapshot
+                table = snap.tables[key]
+                clusters = assign(quantizer, table.matrix[: table.rows])
+                live = table.row_of(to_array(table.present))
+                ids = [snap.ids[d] for d in table.docnums[live].tolist()]
+                vectors = (v.tobytes() for v in table.matrix[live])
+                coded = None
+                if product is None:
+                    rows = zip(clusters[live].tolist(), itertools.repeat(None), ids, vectors,
+                               strict=False)
+                else:
+                    codes, norms = _encode(product, table.matrix[: table.rows], clusters)
+                    coded = (product, codes, norms)
+                    rows = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]),
+                               ids, vectors, strict=True)
+                database.write_quantizer(
+                    self._conn, key, quantizer.centroids, rows,
+                    None if product is None else (product.codebooks, product.rotation))
+                new = snap.with_quantizer(key, quantizer, clusters, coded)
+                commits = database.bump_commits(self._conn)
+            self._committed(commits)
+            self._snapshot = new
+
+    def _committed(self, commits: int | None) -> None:
+        if self._record and commits is not None:
+            database.record_commits(self.directory, commits)
 
     # -- reads --------------------------------------------------------------------------------
 
     def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
         """Execute a plan from :func:`ebr.plan` made with :attr:`quantizers`; its first
         ``size`` hits in first-stage order (:mod:`ebr.stores.local.hits`), each explained."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise PlanError(f"size must be a whole number >= 0, got {size!r}")
+        check_size(size)
         self._check_open()
         start = time.perf_counter()
         ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold, self.refine)
@@ -382,7 +493,8 @@ class LocalStore:
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
-        found = database.fetch_documents(self._reader(), list(ids))
+        with failures(self.directory, "reading"):
+            found = database.fetch_documents(self._reader(), list(ids), self.directory)
         out: list[StoredDocument | None] = []
         for doc_id in ids:
             row = found.get(doc_id)
@@ -399,14 +511,16 @@ class LocalStore:
                 vectors[key] = np.frombuffer(blob, np.float32).copy()
                 if cluster is not None:
                     by_ns[cluster_namespace(key)] = [str(cluster)]
-            out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
-                                      vectors, rank, json.loads(source)))
+            with _undecodable(self.directory):
+                out.append(StoredDocument(doc_id, {ns: tuple(v) for ns, v in by_ns.items()},
+                                          vectors, rank, json.loads(source)))
         return out
 
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, npt.NDArray[np.float32]]:
         self._check_open()
         self._key(key)
-        blobs = database.fetch_vectors(self._reader(), list(ids), key)
+        with failures(self.directory, "reading"):
+            blobs = database.fetch_vectors(self._reader(), list(ids), key)
         return {i: np.frombuffer(b, np.float32).copy() for i, b in blobs.items()}
 
     def all_vectors(self, key: str) -> tuple[list[str], npt.NDArray[np.float32]]:
@@ -435,21 +549,34 @@ class LocalStore:
 
     def _check_writable(self) -> None:
         self._check_open()
-        if self._lock_file is None:
+        if self._lock_fd is None:
             raise StoreError(f"the index in {self.directory} was opened read-only")
 
 
-def _lock(directory: Path) -> IO[bytes]:
-    """The exclusive write lock on ``directory``; released when the file is closed (or the
-    process dies)."""
-    f = open(directory / LOCK_FILE, "ab")  # noqa: SIM115 - held until close()
+@contextlib.contextmanager
+def _undecodable(directory: Path) -> Iterator[None]:
+    """Values read from the database that cannot be what ebr wrote (only a damaged file, or
+    one from before checksums, gets past the checksums with such values)."""
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        raise IndexDamagedError(f"the index in {directory} is damaged: a stored value cannot "
+                                f"be read ({type(e).__name__}: {e}); {REBUILD}") from None
+
+
+def _lock(directory: Path) -> int:
+    """The exclusive write lock: an ``flock`` on the index directory itself (no file to
+    delete by accident), released when the descriptor is closed (or the process dies).  Not
+    on the database file: closing any descriptor of that file would drop SQLite's own
+    POSIX locks held by this process."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.close()
+        os.close(fd)
         raise StoreError(f"the index in {directory} is open for writing by another process "
                          "(or another store in this one)") from None
-    return f
+    return fd
 
 
 def _encode(product: ProductCodes, matrix: npt.NDArray[np.float32],

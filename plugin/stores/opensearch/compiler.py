@@ -65,6 +65,7 @@ from ebr.query.nodes import (
     walk,
 )
 from ebr.query.printer import to_text
+from ebr.stores.arguments import check_size
 from ebr.stores.bm25 import K1
 from ebr.stores.opensearch.versions import (
     BM25_WITHOUT_K1_FACTOR,
@@ -113,8 +114,8 @@ def compile_search(
     ``start``: hits to skip (``from``).  ``tie_break``: order equal scores by static rank,
     then id, as the local store does (needs the ``id`` field of ebr's own indices)."""
     require_supported(version)
-    if size < 0 or start < 0:
-        raise PlanError(f"size and start must be >= 0, got {size} and {start}")
+    check_size(size)
+    check_size(start, "start")
     query, scores = _Compiler(schema, vectors, resolved or {}, version).clause(plan, "q", True)
     body: Json = {"size": size, "query": query if scores else _without_score(plan, query)}
     if start:
