@@ -1,0 +1,47 @@
+"""A small local index of product titles for the request API and ``ebr eval`` tests: a
+``title`` text namespace, a ``country`` term namespace and the trigram projection of each
+title under ``KEY``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ebr.encoders.features.trigram_projection import TrigramProjection
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.request import ProjectionEmbedder
+from ebr.stores.local import LocalStore
+from ebr.stores.protocol import IndexDocument
+
+KEY = "title-trigrams"
+DIM = 32
+NLIST = 4
+TITLES = [
+    ("p01", "cordless drill 18v", "us"), ("p02", "cordless drill kit", "ca"),
+    ("p03", "hammer drill bits", "us"), ("p04", "claw hammer", "us"),
+    ("p05", "deck paint gallon", "ca"), ("p06", "exterior deck stain", "us"),
+    ("p07", "paint roller cover", "us"), ("p08", "wood screws box", "ca"),
+    ("p09", "drywall screws", "us"), ("p10", "garden hose 50 ft", "us"),
+    ("p11", "hose nozzle", "ca"), ("p12", "led light bulb", "us"),
+    ("p13", "light switch cover", "us"), ("p14", "ceiling fan light kit", "ca"),
+    ("p15", "circular saw blade", "us"), ("p16", "miter saw", "us"),
+]
+SCHEMA = Schema.create("products", (Namespace("title", "standard"), Namespace("country", "keyword")),
+                       (EmbeddingKey(KEY, DIM, CoarseQuantizerSpec(nlist=NLIST)),))
+
+
+def projection() -> TrigramProjection:
+    return TrigramProjection(DIM)
+
+
+def embedder() -> ProjectionEmbedder:
+    return ProjectionEmbedder(KEY, projection())
+
+
+def build(path: Path) -> LocalStore:
+    p = projection()
+    store = LocalStore.create(path, SCHEMA, synchronous="NORMAL")
+    store.add(IndexDocument(i, {"country": [c]}, {"title": t}, {KEY: p.embed_one(t)},
+                            rank=float(n % 3), source={"title": t})
+              for n, (i, t, c) in enumerate(TITLES))
+    store.train_quantizers(seed=0)
+    return store
