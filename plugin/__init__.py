@@ -39,8 +39,8 @@ from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.reference import ReferenceDocument, reference_matches
 
 if TYPE_CHECKING:
-    from ebr.stores.local.store import LocalStore
     from ebr.request.searcher import Searcher, search
+    from ebr.stores.local.store import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
 #: The names these had before they said what they are (kept working).
