@@ -21,6 +21,7 @@ from ebr.query.nodes import NN, Node, Term, walk
 from ebr.stores.local.database import DB_FILE
 
 if TYPE_CHECKING:
+    from ebr.encoders.serving.query_encoder import QueryEncoder
     from ebr.stores.local import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -95,6 +96,20 @@ def fill_with_stand_ins(schema: Schema, vectors: dict[str, F32],
                  f"centroids (seed {i})")
             c = rng.standard_normal((key.quantizer.nlist, key.dimension)).astype(np.float32)
             quantizers[key.name] = CentroidQuantizer(c / np.linalg.norm(c, axis=1, keepdims=True))
+
+
+def query_encoders(paths: tuple[Path, ...], command: str) -> dict[str, QueryEncoder]:
+    """The query towers of the model directories ``paths`` by embedding key (torch is
+    imported only when a model is given)."""
+    if not paths:
+        return {}
+    from ebr.cli.torch_extra import require_torch
+
+    require_torch(command)
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+
+    models = [QueryEncoder(p) for p in paths]
+    return {m.key: m for m in models}
 
 
 def open_store(where: str, index: str | None, *, readonly: bool = False,

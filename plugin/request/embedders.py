@@ -96,3 +96,16 @@ def check_embedder(schema: Schema, embedder: TextEmbedder) -> None:
     if declared.dimension != embedder.dimension:
         raise PlanError(f"the embedder for {embedder.key} gives {embedder.dimension}-d embeddings "
                         f"but the index declares {declared.dimension}-d")
+
+
+def embedders_for(schema: Schema, models: Mapping[str, QueryEncoder]) -> list[TextEmbedder]:
+    """An embedder for every key of ``schema``: the model whose key it is, else the trigram
+    projection (what ``ebr quickstart`` indexes; a trained key needs its model)."""
+    embedders: list[TextEmbedder] = []
+    for key in schema.keys:
+        model = models.get(key.name)
+        embedders.append(ModelEmbedder(model) if model is not None
+                         else ProjectionEmbedder(key.name, TrigramProjection(key.dimension)))
+    for embedder in embedders:
+        check_embedder(schema, embedder)
+    return embedders

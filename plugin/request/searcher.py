@@ -114,6 +114,10 @@ class Searcher:
         keys = list(self.embedders) or [k.name for k in store.schema.keys]
         self.key = key if key is not None else (keys[0] if len(keys) == 1 else None)
 
+    def render(self, expression: str, text: str = "", context: Mapping[str, str] | None = None) -> str:
+        """``expression`` (a query or a template) filled with a request's text and context."""
+        return _template(expression).render(Filling(text, self.key, context or {}))
+
     def search(self, expression: str, *, text: str = "", context: Mapping[str, str] | None = None,
                size: int = 10, page: int = 1, vectors: Mapping[str, npt.ArrayLike] | None = None,
                nn: NNSettings | None = None, rerank: bool = True) -> SearchResponse:
@@ -126,7 +130,7 @@ class Searcher:
         context = dict(context or {})
         timings = dict.fromkeys(PHASES, 0.0)
         started = time.perf_counter()
-        query = _template(expression).render(Filling(text, self.key, context))
+        query = self.render(expression, text, context)
         ast = (nn or self.pages.for_page(page)).apply(parse(query, self.store.schema))
         timings["plan"] = time.perf_counter() - started
 
