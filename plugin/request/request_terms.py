@@ -25,13 +25,13 @@ def match_terms(text: str, schema: Schema) -> dict[str, tuple[str, ...]]:
         items = form.items
         if (len(items) >= 3 and type(items[0]) is Symbol and items[0].name == "match"
                 and type(items[1]) in (Symbol, String) and type(items[2]) in (Symbol, String)):
-            ns = _atom(items[1])
+            ns = _text(items[1])
             declared = schema.namespace(ns)
             analyzer = ANALYZERS[declared.analyzer if declared else "standard"]
-            found.setdefault(ns, {}).update(dict.fromkeys(analyzer(_atom(items[2]))))
+            found.setdefault(ns, {}).update(dict.fromkeys(analyzer(_text(items[2]))))
         stack.extend(reversed(items))
     return {ns: tuple(terms) for ns, terms in found.items()}
 
 
-def _atom(form: Form) -> str:
-    return form.name if type(form) is Symbol else form.value  # type: ignore[union-attr]
+def _text(form: Form) -> str:
+    return form.name if isinstance(form, Symbol) else str(form.value)  # type: ignore[union-attr]

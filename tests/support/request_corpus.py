@@ -10,7 +10,7 @@ from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.request import ProjectionEmbedder
 from ebr.stores.local import LocalStore
-from ebr.stores.protocol import IndexDocument
+from ebr.stores.protocol import IndexDocument, Store
 
 KEY = "title-trigrams"
 DIM = 32
@@ -37,11 +37,21 @@ def embedder() -> ProjectionEmbedder:
     return ProjectionEmbedder(KEY, projection())
 
 
-def build(path: Path) -> LocalStore:
+def documents() -> list[IndexDocument]:
     p = projection()
+    return [IndexDocument(i, {"country": [c]}, {"title": t}, {KEY: p.embed_one(t)},
+                          rank=float(n % 3), source={"title": t})
+            for n, (i, t, c) in enumerate(TITLES)]
+
+
+def fill(store: Store) -> None:
+    """The corpus into ``store``, clustered around the embeddings of four unlike titles (the
+    same quantizer in every store)."""
+    store.set_quantizer(KEY, projection().embed([TITLES[i][1] for i in (0, 4, 9, 14)]))  # type: ignore[attr-defined]
+    store.add(documents())
+
+
+def build(path: Path) -> LocalStore:
     store = LocalStore.create(path, SCHEMA, synchronous="NORMAL")
-    store.add(IndexDocument(i, {"country": [c]}, {"title": t}, {KEY: p.embed_one(t)},
-                            rank=float(n % 3), source={"title": t})
-              for n, (i, t, c) in enumerate(TITLES))
-    store.train_quantizers(seed=0)
+    fill(store)
     return store
