@@ -30,7 +30,7 @@ from ebr.request.embedding_cache import EmbeddingCache
 from ebr.request.nn_settings import NNSettings, PageSettings
 from ebr.request.request_terms import match_terms
 from ebr.request.templates import Filling, Template
-from ebr.stores.protocol import SearchStats, Store
+from ebr.stores.protocol import Hit, SearchStats, Store
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -84,6 +84,22 @@ class SearchResponse:
         return lines
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """A request's first stage (:meth:`Searcher.retrieve`): the filled ``query``, the ``plan``
+    executed, the ``request`` a reranker is given, the store's ``hits`` in first-stage order
+    and ``stats``, the seconds of the embed, plan and retrieve phases, and which embeddings
+    came from the cache."""
+
+    query: str
+    plan: Node
+    request: RerankRequest
+    hits: tuple[Hit, ...]
+    stats: SearchStats
+    timings: Mapping[str, float]
+    cached: Mapping[str, bool]
+
+
 @functools.lru_cache(maxsize=1024)
 def _template(text: str) -> Template:
     return Template(text)
@@ -127,16 +143,37 @@ class Searcher:
         skips the reranker (the first-stage order)."""
         if size < 0 or page < 1:
             raise PlanError(f"size must be >= 0 and page >= 1; got size {size}, page {page}")
+        reranker = self.reranker if rerank else None
+        wanted = page * size
+        found = self.retrieve(expression, text=text, context=context,
+                              size=max(wanted, self.candidates) if reranker else wanted,
+                              vectors=vectors, nn=nn or self.pages.for_page(page),
+                              for_reranker=reranker is not None)
+        started = time.perf_counter()
+        if reranker is not None:
+            ranked = reranker.rerank(found.request, found.hits, self.store)
+        else:
+            ranked = [RankedHit(h, h.score, {}, {}) for h in found.hits]
+        timings = {**found.timings, "rerank": time.perf_counter() - started}
+        return SearchResponse(tuple(ranked[wanted - size: wanted]), found.query, found.plan,
+                              found.stats, timings, found.cached, page, size)
+
+    def retrieve(self, expression: str, *, text: str = "", context: Mapping[str, str] | None = None,
+                 size: int = DEFAULT_CANDIDATES, vectors: Mapping[str, npt.ArrayLike] | None = None,
+                 nn: NNSettings | None = None, for_reranker: bool = True) -> Retrieval:
+        """The first stage of :meth:`search`: the first ``size`` hits in the store's order and
+        the request as a reranker sees it (what serving reranks, and so what a reranker is
+        trained on).  ``for_reranker`` embeds every key the searcher can, for the cosine
+        features, not only the keys the query's ``nn`` clauses use."""
         context = dict(context or {})
-        timings = dict.fromkeys(PHASES, 0.0)
+        timings = dict.fromkeys(PHASES[:3], 0.0)
         started = time.perf_counter()
         query = self.render(expression, text, context)
-        ast = (nn or self.pages.for_page(page)).apply(parse(query, self.store.schema))
+        ast = (nn or NNSettings()).apply(parse(query, self.store.schema))
         timings["plan"] = time.perf_counter() - started
 
-        reranker = self.reranker if rerank else None
         needed = {n.key for n in walk(ast) if type(n) is NN}
-        if reranker is not None:  # its cosine features want every key the request can embed
+        if for_reranker:
             needed |= set(self.embedders) | set(vectors or {})
         started = time.perf_counter()
         embedded, cached = self._embed(sorted(needed), text, context, vectors or {})
@@ -146,21 +183,11 @@ class Searcher:
         executable = make_plan(ast, embedded, self.store.quantizers, self.store.schema)
         timings["plan"] += time.perf_counter() - started
 
-        wanted = page * size
         started = time.perf_counter()
-        result = self.store.search(executable, embedded,
-                                   max(wanted, self.candidates) if reranker else wanted)
+        result = self.store.search(executable, embedded, size)
         timings["retrieve"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        if reranker is not None:
-            request = RerankRequest(embedded, match_terms(query, self.store.schema), context)
-            ranked = reranker.rerank(request, result.hits, self.store)
-        else:
-            ranked = [RankedHit(h, h.score, {}, {}) for h in result.hits]
-        timings["rerank"] = time.perf_counter() - started
-        return SearchResponse(tuple(ranked[wanted - size: wanted]), query, executable,
-                              result.stats, timings, cached, page, size)
+        request = RerankRequest(embedded, match_terms(query, self.store.schema), context)
+        return Retrieval(query, executable, request, result.hits, result.stats, timings, cached)
 
     def _embed(self, keys: list[str], text: str, context: Mapping[str, str],
                given: Mapping[str, npt.ArrayLike]) -> tuple[dict[str, FloatArray], dict[str, bool]]:
