@@ -161,7 +161,7 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
         searcher = Searcher(store, embedders_for(store.schema, models), candidates=candidates, key=key)
         paths = _paths(path_specs) or default_paths(_text_namespace(store.schema, namespace),
                                                     radius=radius, nprobe=nprobe, reranked=False)
-        swept = [p for p in paths if radii and has_radius_nn(searcher, p, queries[0])]
+        swept = [p for p in paths if radii and not p.rerank and has_radius_nn(searcher, p)]
         with tqdm(total=len(queries) * (len(paths) + len(swept) * len(radii)), unit="query",
                   disable=quiet, desc="eval", dynamic_ncols=True, file=sys.stderr) as bar:
             runs = {p.name: run_path(searcher, p, queries, depth=max(KS), progress=bar.update)

@@ -107,9 +107,10 @@ def score(run: PathRun, qrels: Mapping[str, Mapping[str, float]], *, ks: Sequenc
     return evaluate_rankings(run.ranked, qrels, ks, relevant_at=relevant_at, min_relevance=min_relevance)
 
 
-def has_radius_nn(searcher: Searcher, path: EvalPath, text: str) -> bool:
-    """Whether ``path``'s query (filled with ``text``) holds a radius-mode ``nn`` clause."""
-    query = searcher.render(path.template, text)
+def has_radius_nn(searcher: Searcher, path: EvalPath) -> bool:
+    """Whether ``path``'s query holds a radius-mode ``nn`` clause (filled with a stand-in
+    text: which clauses a query has does not depend on its text)."""
+    query = searcher.render(path.template, "x")
     return any(type(n) is NN and n.radius is not None for n in walk(parse(query, searcher.store.schema)))
 
 

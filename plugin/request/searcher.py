@@ -127,6 +127,9 @@ class Searcher:
         self.candidates = candidates
         self.pages = pages if isinstance(pages, PageSettings) else PageSettings(pages)
         self.cache = cache if cache is not None else EmbeddingCache()
+        if key is not None and store.schema.key(key) is None:
+            raise PlanError(f"the index has no embedding key {key!r} (it has: "
+                            f"{', '.join(k.name for k in store.schema.keys) or 'none'})")
         keys = list(self.embedders) or [k.name for k in store.schema.keys]
         self.key = key if key is not None else (keys[0] if len(keys) == 1 else None)
 
