@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support.request_corpus import SCHEMA, build, embedder, fill
 from test_eval import JUDGED
 from test_opensearch_store import fresh_index
 from test_request import HYBRID, CosineReranker
@@ -20,6 +19,7 @@ from ebr.cli.main import cli
 from ebr.request import NNSettings, Searcher
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import OpenSearchStore
+from support.request_corpus import SCHEMA, build, embedder, fill
 
 pytestmark = pytest.mark.opensearch
 
