@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,3 +287,38 @@ def test_one_searcher_serves_many_threads(store: LocalStore) -> None:
     distinct = len({t for t, _ in requests})
     assert distinct <= counting.calls <= 8 * distinct  # each text embedded at most once per thread
     assert s.cache.stats().size == distinct
+
+
+# -- a model's query tower -------------------------------------------------------------------
+
+
+def test_a_model_embedder_reads_the_text_and_its_categorical_context(tmp_path: Path) -> None:
+    import torch
+
+    from ebr.encoders.encoder_config import CategoricalChannel, CharTrigramChannel, EncoderConfig, TowerConfig
+    from ebr.encoders.model.towers import TwoTowerModel
+    from ebr.encoders.serving.model_directory import save_model_directory
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.mappings import EmbeddingKey, Namespace, Schema
+    from ebr.request import ModelEmbedder
+    from ebr.request.embedders import embedders_for
+
+    config = EncoderConfig(
+        query=TowerConfig((CharTrigramChannel("trigrams", "text", 997, 8),
+                           CategoricalChannel("country", "country", 31, 4)), hidden_dim=8),
+        doc=TowerConfig((CharTrigramChannel("trigrams", "title", 997, 8),), hidden_dim=8), output_dim=8)
+    torch.manual_seed(0)
+    info = save_model_directory(tmp_path / "model", TwoTowerModel(config).eval(), None, {})
+    encoder = QueryEncoder(tmp_path / "model")
+    model = ModelEmbedder(encoder)
+    assert model.key == info.key and model.dimension == 8 and model.context_fields == ("country",)
+    us = model.embed("drill", {"country": "us", "other": "x"})
+    assert np.array_equal(us, encoder.encode({"text": "drill", "country": "us"}))
+    assert not np.allclose(us, model.embed("drill", {"country": "fr"}))
+    assert np.array_equal(model.embed("drill", {}), encoder.encode({"text": "drill"}))
+    schema = Schema.create("s", (Namespace("title"),), (EmbeddingKey(info.key, 8), EmbeddingKey("other", 16)))
+    kinds = {e.key: type(e).__name__ for e in embedders_for(schema, {info.key: encoder})}
+    assert kinds == {info.key: "ModelEmbedder", "other": "ProjectionEmbedder"}
+    wrong = Schema.create("s", (Namespace("title"),), (EmbeddingKey(info.key, 12),))
+    with pytest.raises(PlanError, match="gives 8-d embeddings but the index declares 12-d"):
+        embedders_for(wrong, {info.key: encoder})
