@@ -134,7 +134,7 @@ def main() -> None:
     paths = {"terms": f"(match {TEXT} $q)",
              "nn": f"(nn $key :k 1000 :nprobe {args.nprobe})",
              "hybrid": hybrid,
-             "hybrid top-K": f"(or (match {TEXT} $q) (nn $key :k 1000 :nprobe {args.nprobe}))"}
+             "hybrid-topk": f"(or (match {TEXT} $q) (nn $key :k 1000 :nprobe {args.nprobe}))"}
     started = time.perf_counter()
     _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
          "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
 from ebr.request.embedders import embedders_for
 from ebr.request.searcher import DEFAULT_CANDIDATES, Searcher
 
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 #: Analyzers that keep a text whole: a namespace with one is not free text for ``match``.
 _WHOLE_VALUE = ("keyword", "lowercase")
 
@@ -65,6 +67,10 @@ def _radii(value: str | None) -> list[float]:
 def _paths(specs: tuple[str, ...]) -> list[EvalPath]:
     paths = [EvalPath(*key_value(s, "--path")) for s in specs]
     names = [p.name for p in paths]
+    bad = [n for n in names if not _NAME.fullmatch(n)]
+    if bad:
+        raise click.BadParameter(f"a path name is a file name and a TREC run tag: letters, digits and "
+                                 f"_ . + - only; got {', '.join(map(repr, bad))}", param_hint="--path")
     if len(set(names)) != len(names):
         raise click.BadParameter(f"path names must differ; got {', '.join(names)}", param_hint="--path")
     return paths
@@ -155,6 +161,9 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
     radii = _radii(sweep)
     judgments = read_judgments(judged, format=judged_format)
     qrels, queries = judgments.qrels, judgments.queries
+    if not any(g >= relevant_at for judged_grades in qrels.values() for g in judged_grades.values()):
+        raise click.UsageError(f"no judged query has a document graded >= {relevant_at:g} (relevant): "
+                               "nothing to measure; set --relevant-at for your grades")
     with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
         judgments.check_ids(store)
         models = query_encoders(model_paths, "ebr eval --model")

@@ -163,6 +163,8 @@ def test_queries_that_fail_are_counted_and_scored_empty(index: Path, tmp_path: P
     (["--radius-sweep", "3"], "radii must be between 0 and 2"),
     (["--namespace", "nowhere"], "the index has no namespace 'nowhere'"),
     (["--path", 'x=(match title "$q")'], "write it unquoted"),
+    (["--path", "a b=(term country:ca)"], "a path name is a file name and a TREC run tag"),
+    (["--relevant-at", "4"], "no judged query has a document graded >= 4"),
     (["--key", "nokey"], "the index has no embedding key 'nokey' (it has: title-trigrams)"),
 ])
 def test_bad_arguments_are_one_line_errors(index: Path, judged: Path, args: list[str], message: str) -> None:
