@@ -10,8 +10,8 @@ baselines measured in the same run, and the request API's latency per request.
    hybrid with a top-K nn, with a radius sweep (``--sweep``); its table is printed as is.
 3. BM25, all-MiniLM-L6-v2 and their RRF (``homedepot_baselines.py``) on the same queries.
 4. The request API: one :class:`ebr.Searcher` (the model's query tower, a cold cache: every
-   query distinct), the hybrid path, 100 candidates, one request at a time on one thread;
-   p50/p99 of the whole request and of each phase.
+   query distinct), the hybrid path, 10 hits (no reranker yet: the first stage's 10), one
+   request at a time on one thread; p50/p99 of the whole request and of each phase.
 
 Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them).
 
@@ -102,8 +102,8 @@ def request_latency(index: Path, model: Path, queries: Sequence[str], template: 
             total[i] = time.perf_counter() - started
             for p in PHASES:
                 phases[p][i] = response.timings[p]
-    print(f"request API, {template} with the query tower, size 10 of 100 candidates, no reranker, "
-          f"{len(measured)} distinct queries one at a time on 1 thread:")
+    print(f"request API, {template} with the query tower, size 10 (no reranker here, so 10 "
+          f"first-stage hits), {len(measured)} distinct queries one at a time on 1 thread:")
     for name, times in [("whole request", total), *phases.items()]:
         ms = times * 1e3
         print(f"  {name}: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
