@@ -25,6 +25,7 @@ from ebr.stores.local.database import DB_FILE
 from ebr.stores.opensearch.client import PASSWORD_ENV, USER_ENV, AuthenticationFailed
 
 if TYPE_CHECKING:
+    from ebr.encoders.serving.query_encoder import QueryEncoder
     from ebr.stores.local import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -165,6 +166,20 @@ def query_text(query: str) -> str:
     except UnicodeDecodeError as e:
         raise click.UsageError(f"the query on stdin is not valid UTF-8 text (byte {e.start}: "
                                f"{e.reason})") from None
+
+
+def query_encoders(paths: tuple[Path, ...], command: str) -> dict[str, QueryEncoder]:
+    """The query towers of the model directories ``paths`` by embedding key (torch is
+    imported only when a model is given)."""
+    if not paths:
+        return {}
+    from ebr.cli.torch_extra import require_torch
+
+    require_torch(command)
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+
+    models = [QueryEncoder(p) for p in paths]
+    return {m.key: m for m in models}
 
 
 def open_store(where: str, index: str | None, *, readonly: bool = False,

@@ -8,6 +8,7 @@ import click
 
 from ebr.cli.doctor_command import doctor_command
 from ebr.cli.encode_command import encode_command
+from ebr.cli.eval_command import eval_command
 from ebr.cli.explain_command import explain_command
 from ebr.cli.index_command import index_group
 from ebr.cli.ingest_command import ingest_command
@@ -41,6 +42,7 @@ cli.add_command(train_command)
 cli.add_command(encode_command)
 cli.add_command(doctor_command)
 cli.add_command(tune_command)
+cli.add_command(eval_command)
 
 
 def main() -> None:

@@ -17,14 +17,14 @@ from ebr.cli.inputs import (
     cluster_options,
     key_value,
     open_store,
+    query_encoders,
     query_text,
     vector_options,
 )
-from ebr.cli.torch_extra import require_torch
-from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.mappings.schema import Schema
 from ebr.query.nodes import NN, walk
 from ebr.query.parser import parse
+from ebr.request.embedders import embedders_for
 from ebr.stores.protocol import SearchResult, StoredDocument, search_text
 
 if TYPE_CHECKING:  # torch is imported only when a model is given
@@ -34,29 +34,12 @@ if TYPE_CHECKING:  # torch is imported only when a model is given
 def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
                  ) -> tuple[str, npt.NDArray[np.float32]]:
     key, text = key_value(spec, "--text")
-    declared = schema.key(key)
-    if declared is None:
+    embedders = {e.key: e for e in embedders_for(schema, models)}
+    if key not in embedders:
         names = ", ".join(k.name for k in schema.keys) or "none"
         raise click.BadParameter(f"the index has no embedding key {key!r} (it has: {names})",
                                  param_hint="--text")
-    model = models.get(key)
-    if model is None:  # no trained model for the key: the quickstart's training-free projection
-        return key, TrigramProjection(declared.dimension).embed_one(text)
-    if model.config.output_dim != declared.dimension:
-        raise click.BadParameter(f"model {key} gives {model.config.output_dim}-d embeddings but the index "
-                                 f"declares {declared.dimension}-d", param_hint="--model")
-    fields = sorted({c.field for c in model.config.query.channels if c.kind != "categorical"})
-    return key, model.encode(dict.fromkeys(fields, text))
-
-
-def _models(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
-    if not paths:
-        return {}
-    require_torch("ebr query --model")
-    from ebr.encoders.serving.query_encoder import QueryEncoder
-
-    models = [QueryEncoder(p) for p in paths]
-    return {m.key: m for m in models}
+    return key, embedders[key].embed(text, {})
 
 
 def _hit_json(result: SearchResult, docs: list[StoredDocument | None]) -> dict[str, Any]:
@@ -120,7 +103,7 @@ def query_command(where: str, query: str, vector_specs: tuple[str, ...], text_sp
     text = query_text(query)
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         vectors = vector_options(vector_specs)
-        models = _models(model_paths)
+        models = query_encoders(model_paths, "ebr query --model")
         vectors.update(_text_vector(store.schema, s, models) for s in text_specs)
         missing = sorted({n.key for n in walk(parse(text, store.schema))
                           if isinstance(n, NN)} - set(vectors))

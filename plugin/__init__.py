@@ -4,8 +4,11 @@ The query side: read and parse Unicorn-style s-expressions (:mod:`ebr.query`), r
 into a plan (:mod:`ebr.planning`), execute plans exactly (the reference evaluator) or in a
 store (:mod:`ebr.stores`), and compile them for OpenSearch (:mod:`ebr.stores.opensearch`).
 
-The two stores, :class:`LocalStore` and :class:`OpenSearchStore`, resolve on first use
-(PEP 562), so ``import ebr`` loads neither SQLite, Faiss nor opensearch-py.
+The request API for app backends, :func:`search` and :class:`Searcher` (:mod:`ebr.request`),
+fills a query template with a request, embeds, plans, retrieves and reranks in one call.
+
+The two stores, :class:`LocalStore` and :class:`OpenSearchStore`, and the request API resolve
+on first use (PEP 562), so ``import ebr`` loads neither SQLite, Faiss nor opensearch-py.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -49,6 +52,7 @@ from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.reference import ReferenceDocument, reference_matches
 
 if TYPE_CHECKING:
+    from ebr.request.searcher import Searcher, search
     from ebr.stores.local.store import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -56,15 +60,16 @@ if TYPE_CHECKING:
 Document = ReferenceDocument
 evaluate = reference_matches
 
-_STORES = {"LocalStore": "ebr.stores.local.store", "OpenSearchStore": "ebr.stores.opensearch.store"}
+_LAZY = {"LocalStore": "ebr.stores.local.store", "OpenSearchStore": "ebr.stores.opensearch.store",
+         "Searcher": "ebr.request.searcher", "search": "ebr.request.searcher"}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _STORES:
+    if name not in _LAZY:
         raise AttributeError(f"module 'ebr' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(_STORES[name]), name)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 
@@ -93,6 +98,7 @@ __all__ = [
     "ReferenceDocument",
     "RerankerError",
     "SchemaError",
+    "Searcher",
     "ServerVersion",
     "StoreError",
     "Term",
@@ -110,5 +116,6 @@ __all__ = [
     "pretty",
     "read",
     "reference_matches",
+    "search",
     "to_text",
 ]

@@ -1,0 +1,155 @@
+"""Every retrieval path through ``ebr eval`` on the Home Depot validation split, beside the
+baselines measured in the same run, and the request API's latency per request.
+
+1. The 54,667 titles go into a local store through ``ebr ingest`` with a trained model's
+   document tower (``--model``: a model directory, e.g. from
+   ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
+   (``NLIST`` clusters, PQ codes of d/4 bytes); ``--work DIR`` keeps the index for the next run.
+2. ``ebr eval`` runs the validation judgments (written as a judged TSV) through the paths:
+   terms only, nn only (top-K, IVF, ``--nprobe``), hybrid with a radius nn (``--radius``) and
+   hybrid with a top-K nn, with a radius sweep (``--sweep``); its table is printed as is.
+3. BM25, all-MiniLM-L6-v2 and their RRF (``homedepot_baselines.py``) on the same queries.
+4. The request API: one :class:`ebr.Searcher` (the model's query tower, a cold cache: every
+   query distinct), the hybrid path, 10 hits (no reranker yet: the first stage's 10), one
+   request at a time on one thread; p50/p99 of the whole request and of each phase.
+
+Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them).
+
+    python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
+        [--radius 0.6] [--sweep 0.5,0.6,0.7] [--latency-queries 1000] [--no-baselines]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+from homedepot_baselines import baseline_runs, markdown_table, torch_threads  # noqa: E402
+from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
+
+from ebr.cli.main import cli  # noqa: E402
+from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
+from ebr.evaluation.metrics import evaluate_rankings  # noqa: E402
+from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
+from ebr.request import ModelEmbedder, Searcher  # noqa: E402
+from ebr.request.searcher import PHASES  # noqa: E402
+from ebr.stores.local import LocalStore  # noqa: E402
+from ebr.stores.local.database import DB_FILE  # noqa: E402
+
+NLIST = 256  # about sqrt(54,667), as homedepot_train.py
+TEXT = "title"
+
+
+def _ebr(*args: str) -> None:
+    """An ``ebr`` command in this process (its errors end the script with their message)."""
+    cli.main(list(args), standalone_mode=False)
+
+
+def build_index(data: HomeDepot, model: Path, work: Path) -> Path:
+    """The titles in a local IVF-PQ index under ``work`` (reused when already there)."""
+    index = work / "index"
+    if (index / DB_FILE).exists():
+        print(f"index: reusing {index}")
+        return index
+    info = read_model_info(model)
+    key, dim = info.key, info.output_dim
+    schema = Schema.create("homedepot", (Namespace(TEXT, "standard"),),
+                           (EmbeddingKey(key, dim, CoarseQuantizerSpec(nlist=NLIST, pq_m=dim // 4)),))
+    (work / "schema.json").write_text(schema.to_json(), encoding="utf-8")
+    products = work / "products.jsonl"
+    with products.open("w", encoding="utf-8") as out:
+        for uid, title in zip(data.product_ids, data.titles, strict=True):
+            out.write(json.dumps({"id": uid, TEXT: title}) + "\n")
+    started = time.perf_counter()
+    _ebr("ingest", str(products), "--store", f"local:{index}", "--schema", str(work / "schema.json"),
+         "--model", str(model), "--quiet", "--checkpoint", str(work / "ingest.checkpoint"))
+    print(f"index: {len(data.titles):,} titles ingested in {time.perf_counter() - started:.1f} s "
+          f"(key {key}, {dim}-d, nlist {NLIST}, PQ {dim // 4} bytes)")
+    return index
+
+
+def write_judged(data: HomeDepot, path: Path) -> dict[str, dict[str, float]]:
+    qrels = data.qrels("validation")
+    with path.open("w", encoding="utf-8") as out:
+        out.write("query\tdoc_id\tgrade\n")
+        for query, judged in qrels.items():
+            out.writelines(f"{query}\t{uid}\t{grade:g}\n" for uid, grade in judged.items())
+    return qrels
+
+
+def request_latency(index: Path, model: Path, queries: Sequence[str], template: str, n: int) -> None:
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+
+    with LocalStore.open(index, readonly=True) as store, torch_threads(1):
+        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
+        for q in queries[:20]:  # warm-up; these stay cached, the measured queries are others
+            searcher.search(template, text=q)
+        measured = list(queries[20:20 + n])
+        total = np.empty(len(measured))
+        phases = {p: np.empty(len(measured)) for p in PHASES}
+        for i, q in enumerate(measured):
+            started = time.perf_counter()
+            response = searcher.search(template, text=q, size=10)
+            total[i] = time.perf_counter() - started
+            for p in PHASES:
+                phases[p][i] = response.timings[p]
+    print(f"request API, {template} with the query tower, size 10 (no reranker here, so 10 "
+          f"first-stage hits), {len(measured)} distinct queries one at a time on 1 thread:")
+    for name, times in [("whole request", total), *phases.items()]:
+        ms = times * 1e3
+        print(f"  {name}: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+              f"mean {ms.mean():.2f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(ap)
+    ap.add_argument("--model", type=Path, required=True, help="A model directory (ebr train).")
+    ap.add_argument("--work", type=Path, help="Keep the index, judged file and runs here.")
+    ap.add_argument("--nprobe", type=int, default=64)
+    ap.add_argument("--radius", type=float, default=0.6)
+    ap.add_argument("--sweep", default="0.4,0.5,0.6,0.7")
+    ap.add_argument("--latency-queries", type=int, default=1000)
+    ap.add_argument("--no-baselines", action="store_true")
+    args = ap.parse_args()
+    data = load_or_exit(args.data)
+    work_dir = args.work or Path(tempfile.mkdtemp(prefix="ebr-homedepot-eval-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; corpus {len(data.titles):,} titles; validation queries "
+          f"{len(data.queries('validation')):,} ({len(data.queries('validation', with_relevant=True)):,} "
+          f"with a relevant product); work {work_dir}", flush=True)
+    index = build_index(data, args.model, work_dir)
+    qrels = write_judged(data, work_dir / "judged.tsv")
+    hybrid = f"(or (match {TEXT} $q) (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
+    paths = {"terms": f"(match {TEXT} $q)",
+             "nn": f"(nn $key :k 1000 :nprobe {args.nprobe})",
+             "hybrid": hybrid,
+             "hybrid-topk": f"(or (match {TEXT} $q) (nn $key :k 1000 :nprobe {args.nprobe}))"}
+    started = time.perf_counter()
+    _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
+         "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),
+         "--json", str(work_dir / "eval.json"), "--quiet",
+         *(a for name, t in paths.items() for a in ("--path", f"{name}={t}")))
+    print(f"ebr eval: {len(paths)} paths + the sweep in {time.perf_counter() - started:.0f} s", flush=True)
+    if not args.no_baselines:
+        queries = list(qrels)
+        reports = {name: evaluate_rankings(runs, qrels)
+                   for name, runs in baseline_runs(data, queries).items()}
+        print("\nbaselines, same queries, same run")
+        print(markdown_table(reports))
+    request_latency(index, args.model, data.queries("validation"), hybrid, args.latency_queries)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
