@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import itertools
 import json
 import os
@@ -225,6 +226,12 @@ class LocalStore:
                         for k in self._schema.keys},
             disk_bytes=sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file()),
         )
+
+    def sample_terms(self, namespace: str, limit: int) -> list[str]:
+        self._check_open()
+        prefix = namespace + ":"
+        found = [(-len(b), t) for t, b in self._snapshot.postings.items() if t.startswith(prefix)]
+        return [t[len(prefix):] for _, t in heapq.nsmallest(limit, found)]
 
     # -- writes -------------------------------------------------------------------------------
 
