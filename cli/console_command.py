@@ -13,7 +13,6 @@ from ebr.console.terminal import default_history, run
 from ebr.request.embedders import embedders_for
 from ebr.request.searcher import Searcher
 from ebr.stores.local import LocalStore
-from ebr.stores.opensearch.versions import MINIMUM
 
 
 @click.command("console")
@@ -43,5 +42,8 @@ def console_command(where: str, index: str | None, ca_certs: str | None,
     with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
         models = query_encoders(model_paths, "ebr console --model")
         searcher = Searcher(store, embedders_for(store.schema, models))
-        version = MINIMUM if isinstance(store, LocalStore) else store.version
-        run(Session(searcher, version=version), history or default_history())
+        if isinstance(store, LocalStore):
+            session = Session(searcher)
+        else:
+            session = Session(searcher, version=store.version, index=store.index)
+        run(session, history or default_history())

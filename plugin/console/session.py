@@ -81,12 +81,14 @@ class _Last:
 
 
 class Session:
-    """One console session on ``searcher``'s store.  ``version`` is the OpenSearch release
-    ``:request`` compiles for."""
+    """One console session on ``searcher``'s store.  ``:request`` compiles for the
+    OpenSearch release ``version`` and index ``index`` (default: the schema's index name)."""
 
-    def __init__(self, searcher: Searcher, *, version: ServerVersion = MINIMUM) -> None:
+    def __init__(self, searcher: Searcher, *, version: ServerVersion = MINIMUM,
+                 index: str | None = None) -> None:
         self.searcher = searcher
         self.version = version
+        self.index = index or searcher.store.schema.index
         self.settings = Settings()
         self.last: _Last | None = None
         self._commands: dict[str, Callable[[str], str]] = {
@@ -233,7 +235,7 @@ class Session:
         store = self.searcher.store
         explained = explain(found.query, store.schema, found.request.vectors, store.quantizers,
                             size=s.page * s.size, version=self.version)
-        return (f"POST /{store.schema.index}/_search\n"
+        return (f"POST /{self.index}/_search\n"
                 + json.dumps(explained.compiled.body, indent=2, ensure_ascii=False))
 
     def _explain(self, args: str) -> str:

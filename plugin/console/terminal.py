@@ -29,7 +29,7 @@ def default_history() -> Path:
     return platformdirs.user_data_path("ebr") / "console_history"
 
 
-def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> StyleAndTextTuples:
+def _continuation(width: int, line_number: int, is_soft_wrap: int) -> StyleAndTextTuples:
     return [("", CONTINUATION.rjust(width))]
 
 
