@@ -116,7 +116,7 @@ class Session:
         except IncompleteInputError:
             return False
         except QuerySyntaxError:
-            return True
+            pass
         return True
 
     def handle(self, line: str) -> Reply:
