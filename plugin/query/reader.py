@@ -228,6 +228,12 @@ def read_all(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Form]:
     return top
 
 
+def token_spans(text: str) -> list[tuple[int, str]]:
+    """Each token of ``text`` with its offset, comments and an unterminated string included,
+    never raising (for a console's highlighting and completion of text still being typed)."""
+    return [(m.start(), m.group()) for m in _TOKEN.finditer(text)]
+
+
 def _tokens(text: str) -> list[str]:
     """The tokens of ``text`` in order, comments included.
 

@@ -241,6 +241,11 @@ class Store(Protocol):
 
     def stats(self) -> IndexStats: ...
 
+    def sample_terms(self, namespace: str, limit: int) -> list[str]:
+        """Up to ``limit`` values of ``namespace`` held by documents, the most frequent first
+        (what a console offers to complete a term with)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import heapq
 import itertools
 import json
 import os
@@ -282,6 +283,12 @@ class LocalStore:
     def _disk_bytes(self) -> int:
         with failures(self.directory, "measuring"):
             return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+
+    def sample_terms(self, namespace: str, limit: int) -> list[str]:
+        self._check_open()
+        prefix = namespace + ":"
+        found = [(-len(b), t) for t, b in self._snapshot.postings.items() if t.startswith(prefix)]
+        return [t[len(prefix):] for _, t in heapq.nsmallest(limit, found)]
 
     # -- writes -------------------------------------------------------------------------------
 

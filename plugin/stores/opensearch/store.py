@@ -334,6 +334,12 @@ class OpenSearchStore:
                         for k in self._schema.keys},
             disk_bytes=disk)
 
+    def sample_terms(self, namespace: str, limit: int) -> list[str]:
+        self._check_open()
+        found = self._search({"size": 0, "aggs": {"values": {"terms": {
+            "field": self._schema.term_field(namespace), "size": limit}}}})
+        return [str(b["key"]) for b in found["aggregations"]["values"]["buckets"]]
+
     # -- writes -------------------------------------------------------------------------------
 
     def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
