@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from ebr.cli.inputs import key_value, open_store, query_encoders
+from ebr.cli.inputs import (
+    key_value,
+    load_reranker_option,
+    open_store,
+    query_encoders,
+    reranker_option,
+)
 from ebr.evaluation.judgments import read_judgments
 from ebr.evaluation.metrics import MIN_RELEVANCE, RELEVANT_AT, RetrievalReport
 from ebr.evaluation.retrieval_paths import (
@@ -124,6 +130,7 @@ def _report_json(paths: list[EvalPath], reports: dict[str, RetrievalReport], run
 @click.option("--key", help="The embedding key $key stands for (default: the index's only key).")
 @click.option("--candidates", default=DEFAULT_CANDIDATES, show_default=True, type=click.IntRange(1),
               help="First-stage hits a reranker reorders.")
+@reranker_option("Also run the default hybrid path through this reranker")
 @click.option("--radius-sweep", "sweep", metavar="R1,R2,..",
               help="Run each path holding a radius nn at these radii: documents matched against "
                    "recall (Que2Search 6.3).")
@@ -143,7 +150,8 @@ def _report_json(paths: list[EvalPath], reports: dict[str, RetrievalReport], run
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespace: str | None,
                  radius: float, nprobe: int, model_paths: tuple[Path, ...], key: str | None,
-                 candidates: int, sweep: str | None, relevant_at: float, min_grade: float,
+                 candidates: int, reranker_spec: str | None, sweep: str | None,
+                 relevant_at: float, min_grade: float,
                  judged_format: str | None, json_path: Path | None, runs_dir: Path | None,
                  index: str | None, ca_certs: str | None, quiet: bool) -> None:
     """Run the judged queries of JUDGED (TSV or CSV with a header naming query, doc_id and
@@ -167,9 +175,12 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
     with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
         judgments.check_ids(store)
         models = query_encoders(model_paths, "ebr eval --model")
-        searcher = Searcher(store, embedders_for(store.schema, models), candidates=candidates, key=key)
+        reranker = load_reranker_option(reranker_spec, store.schema)
+        searcher = Searcher(store, embedders_for(store.schema, models), candidates=candidates,
+                            key=key, reranker=reranker)
         paths = _paths(path_specs) or default_paths(_text_namespace(store.schema, namespace),
-                                                    radius=radius, nprobe=nprobe, reranked=False)
+                                                    radius=radius, nprobe=nprobe,
+                                                    reranked=reranker is not None)
         swept = [p for p in paths if radii and not p.rerank and has_radius_nn(searcher, p)]
         with tqdm(total=len(queries) * (len(paths) + len(swept) * len(radii)), unit="query",
                   disable=quiet, desc="eval", dynamic_ncols=True, file=sys.stderr) as bar:

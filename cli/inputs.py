@@ -26,6 +26,7 @@ from ebr.stores.opensearch.client import PASSWORD_ENV, USER_ENV, AuthenticationF
 
 if TYPE_CHECKING:
     from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.ranking import Reranker
     from ebr.stores.local import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -166,6 +167,23 @@ def query_text(query: str) -> str:
     except UnicodeDecodeError as e:
         raise click.UsageError(f"the query on stdin is not valid UTF-8 text (byte {e.start}: "
                                f"{e.reason})") from None
+
+
+def reranker_option(what: str) -> Callable[[C], C]:
+    """``--reranker FILE|linear``: a file from ``ebr train-reranker``, or the linear default."""
+    return click.option("--reranker", "reranker_spec", metavar="FILE|linear",
+                        help=f"{what}: a file from `ebr train-reranker`, or 'linear' (the "
+                             "default weights, no training).")
+
+
+def load_reranker_option(spec: str | None, schema: Schema) -> Reranker | None:
+    """The reranker ``--reranker`` names (refused when trained for other features)."""
+    if spec is None:
+        return None
+    from ebr.ranking import LinearReranker
+    from ebr.ranking.lambdarank import load_reranker
+
+    return LinearReranker() if spec == "linear" else load_reranker(spec, schema)
 
 
 def query_encoders(paths: tuple[Path, ...], command: str) -> dict[str, QueryEncoder]:

@@ -16,6 +16,7 @@ from ebr.cli.ingest_command import ingest_command
 from ebr.cli.query_command import query_command
 from ebr.cli.quickstart_command import quickstart_command
 from ebr.cli.train_command import train_command
+from ebr.cli.train_reranker_command import train_reranker_command
 from ebr.cli.tune_command import tune_command
 from ebr.errors import EbrError
 
@@ -44,6 +45,7 @@ cli.add_command(encode_command)
 cli.add_command(doctor_command)
 cli.add_command(tune_command)
 cli.add_command(eval_command)
+cli.add_command(train_reranker_command)
 cli.add_command(console_command)
 
 

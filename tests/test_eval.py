@@ -231,3 +231,32 @@ def test_a_path_whose_every_query_fails_raises(index: Path, judged: Path) -> Non
     with LocalStore.open(index, readonly=True) as store:
         with pytest.raises(Exception, match="needs an embedding for"):
             run_path(Searcher(store), EvalPath("nn", "(nn title-trigrams :k 5)"), ["a", "b"])
+
+
+def test_a_reranker_trained_on_judged_queries_is_evaluated_beside_the_paths(
+        index: Path, judged: Path, tmp_path: Path) -> None:
+    """`ebr train-reranker` writes a LambdaRank file from the hybrid path's candidates; `ebr
+    eval --reranker` adds the hybrid path through it, and 'linear' needs no file."""
+    pytest.importorskip("lightgbm")
+    hybrid = default_paths("title", radius=0.9, nprobe=4, reranked=False)[-1].template
+    output = tmp_path / "reranker.json"
+    trained = CliRunner().invoke(cli, ["train-reranker", str(index), str(judged), "--path", hybrid,
+                                       "--output", str(output), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    assert output.exists() and "trained on 3 queries" in trained.output
+    for spec in (str(output), "linear"):
+        got = figures(index, judged, "--radius", 0.9, "--nprobe", 4, "--reranker", spec)["paths"]
+        assert list(got) == ["terms", "nn", "hybrid", RERANKED]
+        assert got[RERANKED]["template"] == got["hybrid"]["template"]
+        assert got[RERANKED]["reranked"] and got[RERANKED]["queries"] == got["hybrid"]["queries"]
+        # a reranker reorders the candidates: recall at the deepest cut-off cannot change
+        assert got[RERANKED]["recall@1000"] == got["hybrid"]["recall@1000"]
+
+
+def test_a_reranker_file_for_another_index_is_refused(index: Path, judged: Path,
+                                                     tmp_path: Path) -> None:
+    bogus = tmp_path / "reranker.json"
+    bogus.write_text("{}", encoding="utf-8")
+    result = run_eval(index, judged, "--reranker", bogus)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "reranker" in result.output.lower()
