@@ -130,7 +130,8 @@ def _report_json(paths: list[EvalPath], reports: dict[str, RetrievalReport], run
 @click.option("--key", help="The embedding key $key stands for (default: the index's only key).")
 @click.option("--candidates", default=DEFAULT_CANDIDATES, show_default=True, type=click.IntRange(1),
               help="First-stage hits a reranker reorders.")
-@reranker_option("Also run the default hybrid path through this reranker")
+@reranker_option("Also run the last path (by default the hybrid) through this reranker, as "
+                 "NAME+reranker")
 @click.option("--radius-sweep", "sweep", metavar="R1,R2,..",
               help="Run each path holding a radius nn at these radii: documents matched against "
                    "recall (Que2Search 6.3).")
@@ -179,8 +180,9 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
         searcher = Searcher(store, embedders_for(store.schema, models), candidates=candidates,
                             key=key, reranker=reranker)
         paths = _paths(path_specs) or default_paths(_text_namespace(store.schema, namespace),
-                                                    radius=radius, nprobe=nprobe,
-                                                    reranked=reranker is not None)
+                                                    radius=radius, nprobe=nprobe, reranked=False)
+        if reranker is not None:  # the last path (the default hybrid) again, reranked
+            paths.append(EvalPath(f"{paths[-1].name}+reranker", paths[-1].template, rerank=True))
         swept = [p for p in paths if radii and not p.rerank and has_radius_nn(searcher, p)]
         with tqdm(total=len(queries) * (len(paths) + len(swept) * len(radii)), unit="query",
                   disable=quiet, desc="eval", dynamic_ncols=True, file=sys.stderr) as bar:
