@@ -3,13 +3,13 @@ example requests (:mod:`ebr.quickstart`)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 from pathlib import Path
 
 import click
 
+from ebr.cli.torch_extra import has_torch
 from ebr.encoders.serving.model_files import MODEL_FILE
 from ebr.quickstart import build_quickstart, render, run_examples
 from ebr.stores.local import LocalStore
@@ -61,7 +61,7 @@ def quickstart_command(path: Path, limit: int | None, small: bool, epochs: int |
     started = time.perf_counter()
     model_dir = _model_dir(path)
     train = not no_train
-    if train and importlib.util.find_spec("torch") is None:
+    if train and not has_torch():
         click.echo("note: PyTorch is not installed, so no model is trained: names are embedded with the "
                    "training-free trigram projection (--no-train). For the trained model: "
                    "pip install 'ebr[encoders]'", err=True)

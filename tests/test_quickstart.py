@@ -136,14 +136,15 @@ def test_training_pairs_follow_the_rule_and_leave_out_the_held_out_alias() -> No
     ids = {str(c["geonameid"]): c for c in rows}
     homonyms = Homonyms(rows)
     assert not any(p.query["text"] == "bombay" for p in pairs)
-    named = [p for p in pairs if p.query["text"] in {fold(c["name"]) for c in rows}]
-    for p in named:  # a city's exact name: the city the rule says
-        assert ids[p.doc["id"]] is homonyms.intended(p.query["text"], p.query["country"])
-    for_cr = [p for p in named if p.query == {"text": "san jose", "country": "cr"}]
-    assert for_cr and {ids[p.doc["id"]]["countrycode"] for p in for_cr} == {"CR"}
-    every = {p.doc["id"] for p in pairs}
-    assert all(str(homonyms.intended(c["name"], c["countrycode"].lower())["geonameid"]) in every
-               for c in rows)
+    targets: dict[tuple[str, str], set[str]] = {}
+    for p in pairs:
+        targets.setdefault((p.query["text"], p.query["country"]), set()).add(p.doc["id"])
+    for city in rows:  # each city's name typed in its country: the city the rule says
+        country = city["countrycode"].lower()
+        intended = str(homonyms.intended(city["name"], country)["geonameid"])
+        assert intended in targets[(fold(city["name"]), country)]
+    assert {ids[i]["countrycode"] for i in targets[("san jose", "cr")]} == {"CR"}
+    assert {ids[i]["countrycode"] for i in targets[("san jose", "us")]} == {"US"}
 
 
 # -- the cities -----------------------------------------------------------------------------
@@ -278,3 +279,22 @@ def test_the_projection_finds_the_cities_but_ignores_the_country(
             assert "does not read the searcher's country" in "\n".join(render([r]))
         else:
             assert r.found, "\n".join(render([r]))
+
+
+def test_via_counts_only_the_ors_that_offer_terms_and_nn(projected: Quickstart) -> None:
+    from ebr.planning.planner import plan
+    from ebr.query.parser import parse
+    from ebr.quickstart.examples import via
+
+    store = projected.store
+    vectors = {PROJECTION_KEY: TrigramProjection().embed_one("springfield")}
+    query = ("(and (or (term region:us.il) (term region:us.mo)) "
+             f"(or (match name springfield) (nn {PROJECTION_KEY} :radius 0.5 :nprobe 16)))")
+    root = plan(parse(query, store.schema), vectors, store.quantizers, store.schema)
+    hits = store.search(root, vectors, 10).hits
+    assert {h.branches for h in hits} == {("q", "q.0", "q.0.0", "q.1", "q.1.0", "q.1.1"),
+                                          ("q", "q.0", "q.0.1", "q.1", "q.1.0", "q.1.1")}
+    # the region or is a constraint, not a way of matching; the name or is one
+    assert via(root, hits[0].branches) == "both"
+    assert via(root, ("q", "q.0", "q.0.1", "q.1", "q.1.1")) == "nn"
+    assert via(root, ("q", "q.0", "q.0.1", "q.1", "q.1.0")) == "terms"

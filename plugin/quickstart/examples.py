@@ -185,16 +185,20 @@ def _has_vector(node: Node) -> bool:
 
 def via(plan_root: Node, branches: Sequence[str]) -> str:
     """Whether a hit matched the plan through vector branches, term branches or both: the
-    alternatives of every ``or`` it satisfied, split by whether they hold a vector clause."""
+    alternatives it satisfied of every ``or`` that offers both kinds (an ``or`` of terms
+    alone, like a location constraint, is not a way of matching, and neither is one of
+    vector clauses alone)."""
     names = named_branches(plan_root)
     matched = set(branches)
     kinds: set[str] = set()
     for name, node in names.items():
-        if isinstance(node, Or) and name in matched:
-            for i, child in enumerate(node.children):
-                if f"{name}.{i}" in matched:
-                    kinds.add("nn" if _has_vector(child) else "terms")
-    if not kinds:  # no or: the hit satisfied everything, vector clauses included
+        if not isinstance(node, Or) or name not in matched:
+            continue
+        alternatives = {f"{name}.{i}": "nn" if _has_vector(child) else "terms"
+                        for i, child in enumerate(node.children)}
+        if len(set(alternatives.values())) == 2:
+            kinds.update(kind for branch, kind in alternatives.items() if branch in matched)
+    if not kinds:  # no such or: the hit satisfied everything, vector clauses included
         kinds.add("nn" if _has_vector(plan_root) else "terms")
     return "both" if len(kinds) == 2 else kinds.pop()
 
