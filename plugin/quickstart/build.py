@@ -48,11 +48,12 @@ def build_quickstart(path: str | os.PathLike[str], *, limit: int | None = None,
     encoder there first (torch needed) and embed with it; without, use the trigram
     projection."""
     rows = cities(limit, example_city_names() if limit is not None else ())
-    if model_dir is not None:
-        train_city_model(rows, model_dir, epochs=epochs, held_out=HELD_OUT_ALIASES,
+    model = Path(model_dir) if model_dir is not None else None
+    if model is not None:
+        train_city_model(rows, model, epochs=epochs, held_out=HELD_OUT_ALIASES,
                          progress=progress, log=log)
-        embedding = model_embedding(model_dir)
-        embeddings = _model_embeddings(Path(model_dir), rows, progress)
+        embedding = model_embedding(model)
+        embeddings = _model_embeddings(model, rows, progress)
     else:
         embedding = projection_embedding()
         embeddings = _projection_embeddings(rows, progress)
@@ -60,7 +61,7 @@ def build_quickstart(path: str | os.PathLike[str], *, limit: int | None = None,
     with bar:
         store = build_cities_index(path, rows, embedding.key, embeddings,
                                    progress=lambda done, _: bar.update(done - bar.n))
-    return Quickstart(store, embedding, Path(model_dir) if model_dir is not None else None, len(rows))
+    return Quickstart(store, embedding, model, len(rows))
 
 
 def _bar(total: int, label: str, shown: bool):  # type: ignore[no-untyped-def]  # tqdm is untyped
