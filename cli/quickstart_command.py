@@ -12,11 +12,9 @@ import click
 from ebr.cli.torch_extra import has_torch
 from ebr.encoders.serving.model_files import MODEL_FILE
 from ebr.quickstart import build_quickstart, render, run_examples
+from ebr.quickstart.build import SMALL_LIMIT
+from ebr.quickstart.model import SMALL_TRAINING, TRAINING
 from ebr.stores.local import LocalStore
-
-#: The reduced mode's cities (besides the examples' own): CI runs it in well under a minute.
-SMALL = 500
-SMALL_EPOCHS = 6
 
 
 def _model_dir(path: Path) -> Path:
@@ -44,9 +42,9 @@ def _clear(path: Path, model_dir: Path, force: bool) -> None:
               help="Index only the N most populous cities and the examples' cities "
                    "(default: all ~34k).")
 @click.option("--small", is_flag=True,
-              help=f"The reduced mode: --limit {SMALL} and {SMALL_EPOCHS} short epochs (under a minute).")
+              help=f"The reduced mode: --limit {SMALL_LIMIT} and {SMALL_TRAINING.epochs} short epochs.")
 @click.option("--epochs", type=click.IntRange(1, 100), default=None,
-              help="Training epochs (default 2, or 6 with --small).")
+              help=f"Training epochs (default {TRAINING.epochs}, or {SMALL_TRAINING.epochs} with --small).")
 @click.option("--no-train", is_flag=True,
               help="Embed names with the training-free trigram projection instead of training a model.")
 @click.option("--force", is_flag=True, help="Replace an existing quickstart index (and model) in PATH.")
@@ -66,12 +64,12 @@ def quickstart_command(path: Path, limit: int | None, small: bool, epochs: int |
                    "training-free trigram projection (--no-train). For the trained model: "
                    "pip install 'ebr[encoders]'", err=True)
         train = False
+    training = SMALL_TRAINING if small else TRAINING
     if small:
-        limit = limit or SMALL
-        epochs = epochs or SMALL_EPOCHS
+        limit = limit or SMALL_LIMIT
     _clear(path, model_dir, force)
     quickstart = build_quickstart(path, limit=limit, model_dir=model_dir if train else None,
-                                  epochs=epochs, progress=True,
+                                  training=training.replace(epochs=epochs), progress=True,
                                   log=lambda line: click.echo(line, err=True))
     with quickstart.store as store:
         stats = store.stats()

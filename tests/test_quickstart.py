@@ -28,12 +28,11 @@ from ebr.quickstart import (
     run_examples,
 )
 from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, fill
+from ebr.quickstart.build import SMALL_LIMIT as SMALL
+from ebr.quickstart.model import SMALL_TRAINING
 from ebr.quickstart.queries import Homonyms, fold, misspell, partial, training_pairs
 from ebr.stores.protocol import search_text
 
-#: The reduced mode (`ebr quickstart --small`).
-SMALL = 500
-SMALL_EPOCHS = 6
 NAMES = ["san francisco", "san fransisco", "marseille", "marseile", "Zürich"]
 
 
@@ -188,7 +187,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
     pytest.importorskip("torch", reason="training needs torch (the encoders extra)")
     root = tmp_path_factory.mktemp("qs")
     quickstart = build_quickstart(root / "cities", limit=SMALL, model_dir=root / "cities-model",
-                                  epochs=SMALL_EPOCHS)
+                                  training=SMALL_TRAINING)
     with quickstart.store:
         yield quickstart
 

@@ -19,14 +19,18 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.encoders.features.trigram_projection import TrigramProjection
+from ebr.encoders.training.config import TrainConfig
 from ebr.quickstart.cities import build_cities_index, cities
 from ebr.quickstart.embeddings import PROJECTION_DIMENSION, model_embedding, projection_embedding
 from ebr.quickstart.examples import HELD_OUT_ALIASES, QueryEmbedding, example_city_names
-from ebr.quickstart.model import doc_record, train_city_model
+from ebr.quickstart.model import TRAINING, doc_record, train_city_model
 from ebr.quickstart.queries import City
 from ebr.stores.local import LocalStore
 
 Log = Callable[[str], None]
+#: The reduced mode's cities, besides the examples' own (``ebr quickstart --small``, with
+#: :data:`~ebr.quickstart.model.SMALL_TRAINING`): what CI runs.
+SMALL_LIMIT = 500
 
 
 @dataclass
@@ -41,16 +45,17 @@ class Quickstart:
 
 
 def build_quickstart(path: str | os.PathLike[str], *, limit: int | None = None,
-                     model_dir: str | os.PathLike[str] | None = None, epochs: int | None = None,
-                     progress: bool = False, log: Log | None = None) -> Quickstart:
+                     model_dir: str | os.PathLike[str] | None = None,
+                     training: TrainConfig = TRAINING, progress: bool = False,
+                     log: Log | None = None) -> Quickstart:
     """Index the cities in ``path`` (a missing or empty directory): all of them, or the
     ``limit`` most populous and the examples' cities.  With ``model_dir``, train the city
-    encoder there first (torch needed) and embed with it; without, use the trigram
-    projection."""
+    encoder there first with ``training`` (torch needed) and embed with it; without, use the
+    trigram projection."""
     rows = cities(limit, example_city_names() if limit is not None else ())
     model = Path(model_dir) if model_dir is not None else None
     if model is not None:
-        train_city_model(rows, model, epochs=epochs, held_out=HELD_OUT_ALIASES,
+        train_city_model(rows, model, config=training, held_out=HELD_OUT_ALIASES,
                          progress=progress, log=log)
         embedding = model_embedding(model)
         embeddings = _model_embeddings(model, rows, progress)
