@@ -27,8 +27,8 @@ from ebr.quickstart import (
     render,
     run_examples,
 )
-from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, fill
 from ebr.quickstart.build import SMALL_LIMIT as SMALL
+from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, fill
 from ebr.quickstart.model import SMALL_TRAINING
 from ebr.quickstart.queries import Homonyms, fold, misspell, partial, training_pairs
 from ebr.stores.protocol import search_text
