@@ -9,7 +9,8 @@ The layout (written by :func:`ebr.encoders.serving.model_directory.save_model_di
     sentencepiece.model   the vocabulary, when a tower has a text transformer channel
 
 This module imports neither the towers nor the training code, so the serving path
-(:mod:`ebr.encoders.serving.query_encoder`) stays light, nor torch until a tokenizer is made.
+(:mod:`ebr.encoders.serving.query_encoder`) stays light; nor torch until a tokenizer is made,
+so reading a model directory's description needs no torch.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,6 @@ def build_cities_index(path: str | os.PathLike[str], rows: Sequence[City], key: 
     return store
 
 
-def city_label(source: dict[str, Any] | Any) -> str:
+def city_label(source: Mapping[str, Any]) -> str:
     """``Springfield, US.MO``: a city as the examples print it."""
     return f"{source.get('name', '?')}, {str(source.get('region', '?')).upper()}"
