@@ -33,6 +33,9 @@ def _clear(path: Path, model_dir: Path, force: bool) -> None:
         shutil.rmtree(model_dir)
     if path in taken:
         LocalStore.drop(path)  # only an ebr index: anything else refuses with a message
+    checkpoint = model_dir.with_name(model_dir.name + ".training")  # an interrupted training's
+    if force and checkpoint.is_dir():
+        shutil.rmtree(checkpoint)
 
 
 @click.command("quickstart")
