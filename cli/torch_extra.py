@@ -7,8 +7,12 @@ import importlib.util
 import click
 
 
+def has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
 def require_torch(command: str) -> None:
     """Stop ``command`` with an install hint when torch is missing (not a traceback)."""
-    if importlib.util.find_spec("torch") is None:
+    if not has_torch():
         raise click.ClickException(f"{command} needs PyTorch, which this install lacks: "
                                    "pip install 'ebr[encoders]'")

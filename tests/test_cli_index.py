@@ -172,23 +172,42 @@ def test_round_trip_ends_with_drop(index: Path) -> None:
     assert run("index", "stats", str(index)).exit_code == 1
 
 
-def test_quickstart(tmp_path: Path) -> None:
+def test_quickstart_without_training(tmp_path: Path) -> None:
     path = tmp_path / "qs"
-    result = run("quickstart", str(path), "--limit", "3000")
+    result = run("quickstart", str(path), "--small", "--no-train")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for city in ("San Francisco found via nn", "San Francisco found via both",
-                 "Marseille found via nn", "Mumbai found via terms"):
-        assert city in out
-    assert "NOT found" not in out
-    assert "indexed 3,000 cities" in result.stderr
-    assert f"ebr query {path} --text name-trigrams=" in out
+    for found in ("San Francisco, US.CA found via nn", "Mumbai, IN.16 found via terms",
+                  "Springfield, US.MO found via nn", "does not read the searcher's country"):
+        assert found in out
+    assert "NOT" not in out
+    assert "embedded names with the trigram projection; indexed 5" in result.stderr
+    assert f"ebr console {path}\n" in out and f"ebr query {path} --text name-trigrams=" in out
+    assert "total " in out
 
-    again = run("quickstart", str(path), "--limit", "50")
+    again = run("quickstart", str(path), "--limit", "50", "--no-train")
     assert again.exit_code == 1 and "pass --force" in again.stderr
-    forced = run("quickstart", str(path), "--limit", "50", "--force")
+    forced = run("quickstart", str(path), "--limit", "50", "--no-train", "--force")
     assert forced.exit_code == 0, forced.output
-    assert "indexed 50 cities" in forced.stderr
+    assert "indexed 70 cities" in forced.stderr  # the 50 most populous and the examples' cities
+
+
+def test_quickstart_falls_back_to_the_projection_without_torch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ebr.cli.quickstart_command.has_torch", lambda: False)
+    result = run("quickstart", str(tmp_path / "qs"), "--limit", "50")
+    assert result.exit_code == 0, result.output
+    assert "PyTorch is not installed" in result.stderr and "--no-train" in result.stderr
+    assert "embedded names with the trigram projection" in result.stderr
+    assert not (tmp_path / "qs-model").exists()
+
+
+def test_quickstart_refuses_to_replace_what_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "qs-model").mkdir()
+    (tmp_path / "qs-model" / "notes.txt").write_text("mine")
+    result = run("quickstart", str(tmp_path / "qs"), "--limit", "50", "--force")
+    assert result.exit_code == 1 and "not a model directory" in result.stderr
+    assert (tmp_path / "qs-model" / "notes.txt").read_text() == "mine"
 
 
 def test_quickstart_force_keeps_other_files(tmp_path: Path) -> None:

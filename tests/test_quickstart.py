@@ -1,7 +1,9 @@
-"""The trigram projection and the quickstart's cities index and example queries."""
+"""The quickstart: the trigram projection, the training queries, the cities index, and the
+example requests in the reduced mode, with the trained model and with the projection."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,19 +17,26 @@ from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.errors import StoreError
 from ebr.quickstart import (
     EXAMPLES,
-    KEY,
+    PROJECTION_KEY,
     ExampleResult,
+    Quickstart,
     build_cities_index,
+    build_quickstart,
     cities,
     nlist_for,
     render,
     run_examples,
 )
-from ebr.stores.local import LocalStore
+from ebr.quickstart.build import SMALL_LIMIT as SMALL
+from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, fill
+from ebr.quickstart.model import SMALL_TRAINING
+from ebr.quickstart.queries import Homonyms, fold, misspell, partial, training_pairs
 from ebr.stores.protocol import search_text
 
-LIMIT = 3000
 NAMES = ["san francisco", "san fransisco", "marseille", "marseile", "Zürich"]
+
+
+# -- the trigram projection -----------------------------------------------------------------
 
 
 def test_projection_is_deterministic_across_processes() -> None:
@@ -74,95 +83,19 @@ TORCH_FREE = (
     "from ebr.ingest import read_records\n"
     "from ebr.encoders import CharTrigramFeaturizer, TrigramProjection, char_trigrams, hash_bucket, "
     "normalize_text\n"
+    "from ebr.quickstart import build_quickstart, run_examples\n"
     "assert callable(char_trigrams)\n"
     "assert CharTrigramFeaturizer(50).ids('drill') == [hash_bucket(g, 50) for g in char_trigrams('drill')]\n"
     "assert TrigramProjection(dimension=8).embed([normalize_text('Paris')]).shape == (1, 8)\n"
 )
 
 
-def test_featurizers_and_projection_import_without_torch() -> None:
+def test_featurizers_projection_and_quickstart_import_without_torch() -> None:
     loaded = "import sys\n" + TORCH_FREE + "assert 'torch' not in sys.modules, 'torch was imported'\n"
     subprocess.run([sys.executable, "-c", loaded], check=True)
     # As if torch were not installed: importing it raises ImportError.
     absent = "import sys\nsys.modules['torch'] = None\n" + TORCH_FREE
     subprocess.run([sys.executable, "-c", absent], check=True)
-
-
-def test_limit_keeps_the_most_populous() -> None:
-    rows = cities(LIMIT)
-    assert len(rows) == LIMIT
-    populations = [r["population"] for r in rows]
-    assert populations == sorted(populations, reverse=True)
-    names = {(r["name"], r["countrycode"]) for r in rows}
-    for example in EXAMPLES:
-        assert example.expect in names
-
-
-def test_nlist_is_about_the_square_root() -> None:
-    assert [nlist_for(n) for n in (1, 3000, 34000, 10**7)] == [1, 55, 184, 256]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
-    reports: list[tuple[int, int]] = []
-    with build_cities_index(tmp_path_factory.mktemp("qs") / "cities", limit=LIMIT,
-                            progress=lambda done, total: reports.append((done, total))) as s:
-        assert reports[-1] == (LIMIT, LIMIT)
-        yield s
-
-
-@pytest.fixture(scope="module")
-def results(store: LocalStore) -> list[ExampleResult]:
-    return run_examples(store)
-
-
-def test_index_holds_the_cities(store: LocalStore) -> None:
-    stats = store.stats()
-    assert stats.documents == LIMIT
-    assert stats.quantizers == {KEY: nlist_for(LIMIT)}
-    doc = store.get_documents(["5391959"])[0]  # San Francisco's GeoNames id
-    assert doc is not None and doc.source["name"] == "San Francisco"
-    assert doc.terms["country"] == ("us",) and doc.terms["continent"] == ("na",)
-    assert "frisco" in doc.terms["alias"]
-    assert doc.rank == pytest.approx(np.log10(827526 + 1))
-
-
-@pytest.mark.parametrize("n", range(len(EXAMPLES)), ids=[e.text for e in EXAMPLES])
-def test_examples_find_their_city_through_the_expected_branch(
-        results: list[ExampleResult], n: int) -> None:
-    r = results[n]
-    assert r.example is EXAMPLES[n]
-    assert r.found is not None, list(render([r]))
-    if r.example.via in ("nn", "both"):
-        assert r.expected_distance is not None and r.found.distance == pytest.approx(
-            r.expected_distance, abs=1e-5)
-
-
-def test_the_misspelling_is_missed_by_the_terms_alone(store: LocalStore) -> None:
-    assert search_text(store, '(and (term country:us) (match name "san fransisco"))', {}).ids == []
-    assert search_text(store, '(and (term country:us) (match name "san francisco"))', {}).ids
-
-
-def test_radius_leaves_room_around_the_measured_distances(results: list[ExampleResult]) -> None:
-    # The radius examples use 0.3: the misspelling must sit well inside it and the alias
-    # example's embedding well outside (so "via terms" is not luck).
-    typo, _, _, bombay = results
-    assert typo.expected_distance is not None and typo.expected_distance < 0.25
-    assert bombay.expected_distance is not None and bombay.expected_distance > 0.6
-
-
-def test_render_says_how_each_hit_matched(results: list[ExampleResult]) -> None:
-    text = "\n".join(render(results))
-    assert "San Francisco found via nn" in text and "Marseille found via nn" in text
-    assert "NOT found" not in text
-    assert "probe rank 0" in text and "vectors verified" in text
-
-
-def test_build_refuses_a_non_empty_directory(tmp_path: Path) -> None:
-    (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(StoreError, match="not an empty directory"):
-        build_cities_index(tmp_path, limit=10)
-    assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def test_projection_docstring_example() -> None:
@@ -171,3 +104,196 @@ def test_projection_docstring_example() -> None:
     import ebr.encoders.features.trigram_projection as module
 
     assert doctest.testmod(module).failed == 0
+
+
+# -- the training queries -------------------------------------------------------------------
+
+
+def test_fold_misspell_partial() -> None:
+    assert fold("Córdoba") == "cordoba" and fold("SAN JOSÉ") == "san jose"
+    rng = random.Random(3)
+    slips = {misspell("springfield", rng) for _ in range(200)}
+    assert "springfield" not in slips
+    assert all(s[0] == "s" and abs(len(s) - len("springfield")) <= 1 for s in slips)
+    assert len(slips) > 30
+    assert partial("marseille") == "marsei" and partial("rome") == "rome"
+
+
+def test_the_searchers_country_decides_between_cities_of_one_name() -> None:
+    rows = cities(SMALL, example_city_names())
+    homonyms = Homonyms(rows)
+    assert (homonyms.intended("san jose", "cr")["countrycode"],
+            homonyms.intended("San José", "us")["countrycode"],
+            homonyms.intended("san jose", "de")["countrycode"]) == ("CR", "US", "US")
+    assert homonyms.intended("Springfield", "us")["admin1code"] == "MO"  # the largest
+
+
+def test_training_pairs_follow_the_rule_and_leave_out_the_held_out_alias() -> None:
+    rows = cities(SMALL, example_city_names())
+    pairs = training_pairs(rows, held_out=HELD_OUT_ALIASES)
+    assert pairs == training_pairs(rows, held_out=HELD_OUT_ALIASES)  # seeded
+    ids = {str(c["geonameid"]): c for c in rows}
+    homonyms = Homonyms(rows)
+    assert not any(p.query["text"] == "bombay" for p in pairs)
+    targets: dict[tuple[str, str], set[str]] = {}
+    for p in pairs:
+        targets.setdefault((p.query["text"], p.query["country"]), set()).add(p.doc["id"])
+    for city in rows:  # each city's name typed in its country: the city the rule says
+        country = city["countrycode"].lower()
+        intended = str(homonyms.intended(city["name"], country)["geonameid"])
+        assert intended in targets[(fold(city["name"]), country)]
+    assert {ids[i]["countrycode"] for i in targets[("san jose", "cr")]} == {"CR"}
+    assert {ids[i]["countrycode"] for i in targets[("san jose", "us")]} == {"US"}
+
+
+# -- the cities -----------------------------------------------------------------------------
+
+
+def test_limit_keeps_the_most_populous_and_the_examples_cities() -> None:
+    rows = cities(SMALL, example_city_names())
+    populations = [r["population"] for r in rows[:SMALL]]
+    assert populations == sorted(populations, reverse=True)
+    assert {r["name"] for r in rows[SMALL:]} <= set(example_city_names())
+    labels = {f"{r['name']}, {r['countrycode']}.{r['admin1code']}" for r in rows}
+    for example in EXAMPLES:
+        assert set(example.expect) <= labels
+    assert len(cities()) > 30_000
+
+
+def test_nlist_is_about_the_square_root() -> None:
+    assert [nlist_for(n) for n in (1, 3000, 34000, 10**7)] == [1, 55, 184, 256]
+
+
+def test_build_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    rows = cities(10)
+    with pytest.raises(StoreError, match="not an empty directory"):
+        build_cities_index(tmp_path, rows, PROJECTION_KEY, TrigramProjection().embed(
+            [r["name"] for r in rows]))
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_fill_quotes_the_text() -> None:
+    assert fill('(and (term country:$ctx.country) (match name $q) (nn $key :k 3))', 'say "hi"',
+                "m", {"country": "us"}) == \
+        '(and (term country:us) (match name "say \\"hi\\"") (nn m :k 3))'
+
+
+# -- the reduced mode, trained and not ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
+    pytest.importorskip("torch", reason="training needs torch (the encoders extra)")
+    root = tmp_path_factory.mktemp("qs")
+    quickstart = build_quickstart(root / "cities", limit=SMALL, model_dir=root / "cities-model",
+                                  training=SMALL_TRAINING)
+    with quickstart.store:
+        yield quickstart
+
+
+@pytest.fixture(scope="module")
+def projected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
+    quickstart = build_quickstart(tmp_path_factory.mktemp("qs") / "cities", limit=SMALL)
+    with quickstart.store:
+        yield quickstart
+
+
+@pytest.fixture(scope="module")
+def trained_results(trained: Quickstart) -> list[ExampleResult]:
+    return run_examples(trained.store, trained.embedding)
+
+
+@pytest.fixture(scope="module")
+def projected_results(projected: Quickstart) -> list[ExampleResult]:
+    return run_examples(projected.store, projected.embedding)
+
+
+def test_the_index_holds_the_cities_and_the_models_key(trained: Quickstart) -> None:
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+
+    stats = trained.store.stats()
+    assert stats.documents == trained.cities == len(cities(SMALL, example_city_names()))
+    key = QueryEncoder(trained.model_dir).key  # type: ignore[arg-type]
+    assert trained.embedding.key == key and stats.quantizers == {key: nlist_for(stats.documents)}
+    doc = trained.store.get_documents(["5391959"])[0]  # San Francisco's GeoNames id
+    assert doc is not None and doc.source["name"] == "San Francisco"
+    assert doc.terms["country"] == ("us",) and doc.terms["region"] == ("us.ca",)
+    assert doc.terms["continent"] == ("na",) and "frisco" in doc.terms["alias"]
+    assert doc.rank == pytest.approx(np.log10(827526 + 1))
+
+
+@pytest.mark.parametrize("n", range(len(EXAMPLES)), ids=[e.text for e in EXAMPLES])
+def test_each_example_finds_its_city_through_its_branch(trained_results: list[ExampleResult],
+                                                        n: int) -> None:
+    r = trained_results[n]
+    assert r.example is EXAMPLES[n]
+    assert r.found, "\n".join(render([r]))
+    for run in r.runs:
+        hit = run.found(r.example.via, r.example.first)
+        assert hit is not None
+        if r.example.via in ("nn", "both"):
+            assert run.expected_distance is not None
+            assert hit.distance == pytest.approx(run.expected_distance, abs=1e-5)
+
+
+def test_two_searcher_countries_rank_different_cities_first(
+        trained_results: list[ExampleResult]) -> None:
+    [context] = [r for r in trained_results if r.example.first]
+    firsts = [run.hits[0].label for run in context.runs]
+    assert len(set(firsts)) == len(firsts) == 2, firsts
+    assert firsts == list(context.example.expect)
+
+
+def test_the_radius_leaves_room_around_the_measured_distances(
+        trained_results: list[ExampleResult]) -> None:
+    radius = trained_results[0].embedding.radius
+    typo, alias, _, location = trained_results
+    for r in (typo, location):  # the misspellings well inside
+        assert r.runs[0].expected_distance is not None and r.runs[0].expected_distance < radius - 0.03
+    # the held-out old name well outside: "via terms" is not luck
+    assert alias.runs[0].expected_distance is not None and alias.runs[0].expected_distance > radius + 0.03
+
+
+def test_the_misspelling_is_missed_by_the_terms_alone(trained: Quickstart) -> None:
+    store = trained.store
+    assert search_text(store, '(and (term country:us) (match name "san franciso"))', {}).ids == []
+    assert search_text(store, '(and (term country:us) (match name "san francisco"))', {}).ids
+
+
+def test_render_says_how_each_hit_matched_and_scored(trained_results: list[ExampleResult]) -> None:
+    text = "\n".join(render(trained_results))
+    assert "San Francisco, US.CA found via nn" in text and "Mumbai, IN.16 found via terms" in text
+    assert "first ranked by searcher country: US: San Jose, US.CA / CR: San José, CR.08" in text
+    assert "NOT" not in text
+    assert "= nn " in text and "= bm25 " in text and "probe rank 0" in text
+
+
+def test_the_projection_finds_the_cities_but_ignores_the_country(
+        projected: Quickstart, projected_results: list[ExampleResult]) -> None:
+    assert projected.embedding.key == PROJECTION_KEY and projected.model_dir is None
+    for r in projected_results:
+        if r.example.first:  # the same cities whatever the searcher's country
+            assert [h.label for h in r.runs[0].hits] == [h.label for h in r.runs[1].hits]
+            assert "does not read the searcher's country" in "\n".join(render([r]))
+        else:
+            assert r.found, "\n".join(render([r]))
+
+
+def test_via_counts_only_the_ors_that_offer_terms_and_nn(projected: Quickstart) -> None:
+    from ebr.planning.planner import plan
+    from ebr.query.parser import parse
+    from ebr.quickstart.examples import via
+
+    store = projected.store
+    vectors = {PROJECTION_KEY: TrigramProjection().embed_one("springfield")}
+    query = ("(and (or (term region:us.il) (term region:us.mo)) "
+             f"(or (match name springfield) (nn {PROJECTION_KEY} :radius 0.5 :nprobe 16)))")
+    root = plan(parse(query, store.schema), vectors, store.quantizers, store.schema)
+    hits = store.search(root, vectors, 10).hits
+    assert {h.branches for h in hits} == {("q", "q.0", "q.0.0", "q.1", "q.1.0", "q.1.1"),
+                                          ("q", "q.0", "q.0.1", "q.1", "q.1.0", "q.1.1")}
+    # the region or is a constraint, not a way of matching; the name or is one
+    assert via(root, hits[0].branches) == "both"
+    assert via(root, ("q", "q.0", "q.0.1", "q.1", "q.1.1")) == "nn"
+    assert via(root, ("q", "q.0", "q.0.1", "q.1", "q.1.0")) == "terms"

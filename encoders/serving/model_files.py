@@ -9,7 +9,8 @@ The layout (written by :func:`ebr.encoders.serving.model_directory.save_model_di
     sentencepiece.model   the vocabulary, when a tower has a text transformer channel
 
 This module imports neither the towers nor the training code, so the serving path
-(:mod:`ebr.encoders.serving.query_encoder`) stays light.
+(:mod:`ebr.encoders.serving.query_encoder`) stays light; nor torch until a tokenizer is made,
+so reading a model directory's description needs no torch.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebr.config_files import load_json_object
 from ebr.encoders.encoder_config import EncoderConfig, TextTransformerChannel
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+
+if TYPE_CHECKING:  # the tokenizer imports torch; reading model.json must not need it
+    from ebr.encoders.features.tokenizer import SentencePieceTokenizer
 
 MODEL_FORMAT = 1
 MODEL_FILE = "model.json"
@@ -79,4 +82,6 @@ def tokenizer_for(config: EncoderConfig, vocabulary: bytes | None) -> SentencePi
         return None
     if vocabulary is None:
         raise EncoderConfigError("the encoder has a text_transformer channel but no SentencePiece model")
+    from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+
     return SentencePieceTokenizer(vocabulary, max(lengths))

@@ -1,9 +1,11 @@
 """How a hit matched the plan: through term branches, ``nn`` branches or both.
 
-A hit matched through a kind of branch when, at some ``or`` it satisfied, it satisfied an
-alternative of that kind: one holding a vector clause (``nn``/``within``) is an ``nn``
-alternative, any other a ``terms`` one.  A plan without ``or`` is matched whole, through
-``nn`` if it holds a vector clause.  Both stores name branches alike, so both agree.
+A hit matched through a kind of branch when, at some ``or`` offering both kinds that it
+satisfied, it satisfied an alternative of that kind: one holding a vector clause
+(``nn``/``within``) is an ``nn`` alternative, any other a ``terms`` one.  An ``or`` of one kind
+(a location constraint ``(or (term loc:a) (term loc:b))``) is no choice of how to match.
+Without such an ``or`` a hit matched the plan whole, through ``nn`` if it holds a vector
+clause.  Both stores name branches alike, so both agree.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ class BranchKinds:
     """The kinds of every ``or`` alternative of one plan, found once, asked per hit."""
 
     def __init__(self, plan: Node) -> None:
-        self._alternatives: list[tuple[str, str, MatchKind]] = [
-            (name, f"{name}.{i}", _kind(child))
-            for name, node in named_branches(plan).items() if isinstance(node, Or)
-            for i, child in enumerate(node.children)]
+        self._alternatives: list[tuple[str, str, MatchKind]] = []
+        for name, node in named_branches(plan).items():
+            if isinstance(node, Or):
+                kinds = [_kind(child) for child in node.children]
+                if len(set(kinds)) == 2:
+                    self._alternatives += [(name, f"{name}.{i}", kind)
+                                           for i, kind in enumerate(kinds)]
         self._whole: MatchKind = _kind(plan)
 
     def of(self, branches: Collection[str]) -> frozenset[MatchKind]:
