@@ -207,6 +207,17 @@ def test_a_terms_only_query_is_still_embedded_for_the_reranker(store: LocalStore
     assert sorted(response.ids) == ["p01", "p02", "p03"]
 
 
+def test_a_request_without_text_is_not_embedded_for_the_reranker(store: LocalStore) -> None:
+    """Nothing to embed: a terms-only query with no text is reranked without cosines (the
+    trigram projection would refuse an empty text)."""
+    from ebr.ranking import LinearReranker
+
+    response = Searcher(store, [embedder()], reranker=LinearReranker()).search(
+        "(match title drill)")
+    assert sorted(response.ids) == ["p01", "p02", "p03"] and response.cached == {}
+    assert all(r.features["cosine:" + KEY] == 0.0 for r in response.hits)
+
+
 # -- the embedding cache ---------------------------------------------------------------------
 
 

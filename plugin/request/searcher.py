@@ -176,8 +176,8 @@ class Searcher:
         timings["plan"] = time.perf_counter() - started
 
         needed = {n.key for n in walk(ast) if type(n) is NN}
-        if for_reranker:
-            needed |= set(self.embedders) | set(vectors or {})
+        if for_reranker:  # the cosine features: every key there is a request text for
+            needed |= (set(self.embedders) if text else set()) | set(vectors or {})
         started = time.perf_counter()
         embedded, cached = self._embed(sorted(needed), text, context, vectors or {})
         timings["embed"] = time.perf_counter() - started
