@@ -28,7 +28,7 @@ from ebr.quickstart import (
     run_examples,
 )
 from ebr.quickstart.build import SMALL_LIMIT as SMALL
-from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, fill
+from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, run_request, searcher
 from ebr.quickstart.model import SMALL_TRAINING
 from ebr.quickstart.queries import Homonyms, fold, misspell, partial, training_pairs
 from ebr.stores.protocol import search_text
@@ -173,10 +173,6 @@ def test_build_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
-def test_fill_quotes_the_text() -> None:
-    assert fill('(and (term country:$ctx.country) (match name $q) (nn $key :k 3))', 'say "hi"',
-                "m", {"country": "us"}) == \
-        '(and (term country:us) (match name "say \\"hi\\"") (nn m :k 3))'
 
 
 # -- the reduced mode, trained and not ------------------------------------------------------
@@ -267,6 +263,19 @@ def test_render_says_how_each_hit_matched_and_scored(trained_results: list[Examp
     assert "first ranked by searcher country: US: San Jose, US.CA / CR: San José, CR.08" in text
     assert "NOT" not in text
     assert "= nn " in text and "= bm25 " in text and "probe rank 0" in text
+    assert "reranked " in text and "cosine:" in text  # the reranker's score and its makings
+
+
+def test_a_request_goes_through_the_request_api_and_is_reranked(projected: Quickstart) -> None:
+    requests = searcher(projected.store, projected.embedding)
+    response = run_request(requests, "(and (term country:$ctx.country) "
+                                     "(or (match name $q) (nn $key :k 3)))",
+                           'say "hi"', {"country": "us"}, 3)
+    assert response.query == ('(and (term country:us) (or (match name "say \\"hi\\"") '
+                              f"(nn {PROJECTION_KEY} :k 3)))")  # the text quoted, never a form
+    assert len(response.hits) == 3 and all(h.features for h in response.hits)
+    scores = [h.score for h in response.hits]
+    assert scores == sorted(scores, reverse=True)  # in the reranker's order
 
 
 def test_the_projection_finds_the_cities_but_ignores_the_country(

@@ -2,14 +2,15 @@
 
 Each :class:`Example` is a request as an app would send it: a query template in the request
 API's notation (``$q`` the text typed, ``$key`` the index's embedding key, ``$ctx.country``
-the searcher's country), the text, and the searcher's country.  :func:`run_request` is the
-one place a request is executed: today it fills the template and calls :func:`ebr.plan` and
-the store directly; it is where ``ebr.search`` (the request API, with the reranker) goes.
+the searcher's country), the text, and the searcher's country.  :func:`run_request` runs it
+as an app backend would: through the request API (:class:`ebr.request.Searcher`), which
+embeds the text with the searcher's context, retrieves the first-stage candidates and
+reranks them with the linear reranker (:class:`ebr.ranking.LinearReranker`).
 
 A hit says how it matched (:func:`via`: through the terms, the ``nn`` branch, or both) and why
-it ranks where it does: its first-stage score is the sum of its ``nn`` score (``2 -
-distance`` for a radius clause, ``1 - distance / 2`` for a top-K one) and its ``match``
-clauses' BM25; ties go to the larger city (the static rank, log10 of the population).
+it ranks where it does: its first-stage score (the sum of its ``nn`` score, ``2 - distance``
+for a radius clause or ``1 - distance / 2`` for a top-K one, and its ``match`` clauses'
+BM25), then the reranker's score and the features that made most of it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ebr.planning.planner import plan
 from ebr.query.nodes import Node
-from ebr.query.parser import parse
 from ebr.query.printer import atom_text
 from ebr.quickstart.cities import city_label
+from ebr.ranking import LinearReranker, RankedHit
 from ebr.ranking.branches import BranchKinds
-from ebr.stores.protocol import Hit, SearchResult, Store, search_text
+from ebr.request.searcher import Searcher, SearchResponse
+from ebr.stores.protocol import Hit, Store, search_text
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -96,35 +97,37 @@ def example_city_names() -> list[str]:
 
 
 @dataclass(frozen=True)
-class Response:
-    """What one request did: the query the template became, the plan the store ran, and
-    the store's hits and figures."""
+class _Embedder:
+    """A :class:`QueryEmbedding` as the request API's embedder of its key."""
 
-    query: str
-    plan: Node
-    result: SearchResult
+    embedding: QueryEmbedding
+    dimension: int
+
+    @property
+    def key(self) -> str:
+        return self.embedding.key
+
+    @property
+    def context_fields(self) -> tuple[str, ...]:
+        return ("country",) if self.embedding.contextual else ()
+
+    def embed(self, text: str, context: Mapping[str, str]) -> FloatArray:
+        return self.embedding.embed(text, context)
 
 
-def fill(template: str, text: str, key: str, context: Mapping[str, str]) -> str:
-    """``template`` with ``$q``, ``$key`` and ``$ctx.NAME`` put in (text quoted)."""
-    query = template.replace("$q", atom_text(text)).replace("$key", key)
-    for name, value in context.items():
-        query = query.replace(f"$ctx.{name}", atom_text(value))
-    return query
+def searcher(store: Store, embedding: QueryEmbedding) -> Searcher:
+    """The request API over the cities index: ``embedding`` for its key, reranked by the
+    linear reranker (no training)."""
+    spec = store.schema.key(embedding.key)
+    dimension = spec.dimension if spec is not None else 0
+    return Searcher(store, [_Embedder(embedding, dimension)], reranker=LinearReranker())
 
 
-def run_request(store: Store, embedding: QueryEmbedding, template: str, text: str,
-                context: Mapping[str, str], size: int) -> Response:
-    """One request: the template filled with the text and the searcher's context, the text
-    embedded with the context, planned with the store's quantizers, searched.
-
-    When the request API is on main, this body becomes ``ebr.search(store, template,
-    text=text, context=context, size=size, embedders=[...], reranker=...)``.
-    """
-    query = fill(template, text, embedding.key, context)
-    vectors = {embedding.key: embedding.embed(text, context)}
-    root = plan(parse(query, store.schema), vectors, store.quantizers, store.schema)
-    return Response(query, root, store.search(root, vectors, size))
+def run_request(requests: Searcher, template: str, text: str, context: Mapping[str, str],
+                size: int) -> SearchResponse:
+    """One request, as an app backend sends it: the template filled with the text and the
+    searcher's context, embedded, retrieved, reranked, its first ``size`` hits."""
+    return requests.search(template, text=text, context=context, size=size)
 
 
 # -- explaining the hits --------------------------------------------------------------------
@@ -132,12 +135,16 @@ def run_request(store: Store, embedding: QueryEmbedding, template: str, text: st
 
 @dataclass(frozen=True)
 class ExampleHit:
-    hit: Hit
+    ranked: RankedHit
     label: str  # "San Francisco, US.CA"
     population: int
     via: str  # "nn", "terms" or "both"
     distance: float | None
     probe_rank: int | None
+
+    @property
+    def hit(self) -> Hit:
+        return self.ranked.hit
 
     @property
     def bm25(self) -> float:
@@ -155,7 +162,7 @@ class ExampleRun:
 
     country: str
     expect: str
-    response: Response
+    response: SearchResponse
     hits: tuple[ExampleHit, ...]
     #: Cosine distance from the request's embedding to the expected city's.
     expected_distance: float | None
@@ -190,16 +197,18 @@ def via(plan_root: Node, branches: Sequence[str]) -> str:
 def run_example(store: Store, embedding: QueryEmbedding, example: Example,
                 size: int = 5) -> ExampleResult:
     template = example.template.replace("{radius}", f"{embedding.radius:g}")
+    requests = searcher(store, embedding)
     runs = []
     for country, expect in zip(example.countries, example.expect, strict=True):
         context = {"country": country}
-        response = run_request(store, embedding, template, example.text, context, size)
-        documents = store.get_documents(response.result.ids)
+        response = run_request(requests, template, example.text, context, size)
+        documents = store.get_documents(response.ids)
         hits = []
-        for hit, doc in zip(response.result.hits, documents, strict=True):
+        for ranked, doc in zip(response.hits, documents, strict=True):
+            hit = ranked.hit
             source: dict[str, Any] = dict(doc.source) if doc else {}
             clause = hit.clauses[0] if hit.clauses else None
-            hits.append(ExampleHit(hit, city_label(source), int(source.get("population", 0)),
+            hits.append(ExampleHit(ranked, city_label(source), int(source.get("population", 0)),
                                    via(response.plan, hit.branches),
                                    clause.distance if clause else None,
                                    clause.probe_rank if clause else None))
@@ -246,15 +255,22 @@ def render(results: Sequence[ExampleResult]) -> Iterator[str]:
                     parts.append(f"bm25 {h.bm25:.3f}")
                 why = " + ".join(parts) or "terms only"
                 yield (f"   {i}. {h.label:<26} pop {h.population:>10,}  via {h.via:<5}  "
-                       f"score {h.hit.score:.3f} = {why}")
+                       f"first stage {h.hit.score:.3f} = {why}")
+                yield f"      reranked {h.ranked.score:.3f} = {_contributions(h.ranked)}"
             if not run.hits:
                 yield "   (no hits)"
-            s = run.response.result.stats
+            s = run.response.stats
             yield (f"   {s.total} matched, {s.documents_scanned} postings scanned, "
-                   f"{s.candidates_verified} vectors verified, "
-                   f"{sum(s.seconds.values()) * 1000:.2f} ms")
+                   f"{s.candidates_verified} vectors verified; request "
+                   f"{sum(run.response.timings.values()) * 1000:.2f} ms")
         yield "   -> " + _verdict(r)
         yield ""
+
+
+def _contributions(ranked: RankedHit, most: int = 3) -> str:
+    """The features that gave most of the reranker's score."""
+    shares = sorted(((v, k) for k, v in ranked.contributions.items() if v), reverse=True)
+    return " + ".join(f"{k} {v:.3f}" for v, k in shares[:most]) or "0"
 
 
 def _verdict(r: ExampleResult) -> str:
