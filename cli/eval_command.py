@@ -34,12 +34,11 @@ from ebr.evaluation.retrieval_paths import (
 from ebr.evaluation.trec import query_ids, write_qrels, write_run
 from ebr.mappings.schema import Schema
 from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
+from ebr.mappings.text_analysis import WORD_ANALYZERS
 from ebr.request.embedders import embedders_for
 from ebr.request.searcher import DEFAULT_CANDIDATES, Searcher
 
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-#: Analyzers that keep a text whole: a namespace with one is not free text for ``match``.
-_WHOLE_VALUE = ("keyword", "lowercase")
 
 
 def _text_namespace(schema: Schema, given: str | None) -> str:
@@ -47,7 +46,7 @@ def _text_namespace(schema: Schema, given: str | None) -> str:
         if schema.namespace(given) is None:
             raise click.BadParameter(f"the index has no namespace {given!r}", param_hint="--namespace")
         return given
-    text = [ns.name for ns in schema.namespaces if ns.analyzer not in _WHOLE_VALUE]
+    text = [ns.name for ns in schema.namespaces if ns.analyzer in WORD_ANALYZERS]
     if len(text) != 1:
         raise click.UsageError(f"the default paths match the query text in one namespace; the index "
                                f"has {len(text)} free-text namespaces ({', '.join(text) or 'none'}): "

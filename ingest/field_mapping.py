@@ -25,10 +25,9 @@ from typing import Any
 from ebr.config_files import ConfigReader, load_json_object
 from ebr.errors import SchemaError
 from ebr.mappings.schema import Schema
+from ebr.mappings.text_analysis import WORD_ANALYZERS
 from ebr.stores.protocol import IndexDocument
 
-#: Analyzers whose namespaces hold words (read from free text); the others hold whole values.
-_TEXT_ANALYZERS = ("standard",)
 #: ``source`` naming every field of the record.
 ALL_FIELDS = "*"
 
@@ -50,7 +49,7 @@ class FieldMapping:
 
     @classmethod
     def for_schema(cls, schema: Schema) -> FieldMapping:
-        text = {n.name: n.name for n in schema.namespaces if n.analyzer in _TEXT_ANALYZERS}
+        text = {n.name: n.name for n in schema.namespaces if n.analyzer in WORD_ANALYZERS}
         terms = {n.name: n.name for n in schema.namespaces if n.name not in text}
         return cls(text=text, terms=terms, vectors={k.name: k.name for k in schema.keys})
 

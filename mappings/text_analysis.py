@@ -51,6 +51,11 @@ def english(text: str) -> list[str]:
     return list(dict.fromkeys(stemmer.stemWords(words)))
 
 
+#: The analyzers that split text into words: their namespaces hold free text (ingest reads a
+#: field of that name as text, ``ebr eval``'s default paths match the query there); the
+#: others keep a value whole.
+WORD_ANALYZERS = frozenset({"standard", "english"})
+
 ANALYZERS: dict[str, Callable[[str], list[str]]] = {
     "keyword": keyword,
     "lowercase": lowercase,

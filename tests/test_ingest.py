@@ -239,3 +239,17 @@ def test_a_killed_ingest_resumes(tmp_path: Path) -> None:
     with LocalStore.open(tmp_path / "idx", readonly=True) as store:
         assert store.stats().documents == 3000
     assert not checkpoint.exists()
+
+
+def test_by_default_a_field_named_like_a_word_namespace_is_read_as_text() -> None:
+    """A namespace whose analyzer splits words (standard, english) takes the field of its name
+    as free text, analysed; the others take whole values."""
+    from ebr.ingest.field_mapping import FieldMapping
+    from ebr.mappings import Namespace, Schema
+
+    schema = Schema.create("m", (Namespace("title", "english"), Namespace("body"),
+                                 Namespace("brand", "lowercase"), Namespace("sku", "keyword")))
+    mapping = FieldMapping.for_schema(schema)
+    assert set(mapping.text) == {"title", "body"} and set(mapping.terms) == {"brand", "sku"}
+    doc = mapping.document({"id": "1", "title": "Cordless Drills", "brand": "Bosch"})
+    assert doc.text == {"title": "Cordless Drills"} and doc.terms == {"brand": ["Bosch"]}
