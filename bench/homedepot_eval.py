@@ -1,24 +1,31 @@
-"""Every retrieval path through ``ebr eval`` on the Home Depot validation split, beside the
-baselines measured in the same run, and the request API's latency per request.
+"""Every retrieval path through ``ebr eval`` on the Home Depot validation split, the hybrid
+reranked by LambdaRank trained on the train split, beside the baselines measured in the same
+run, and the request API's latency per request.
 
 1. The 54,667 titles go into a local store through ``ebr ingest`` with a trained model's
    document tower (``--model``: a model directory, e.g. from
    ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
-   (``NLIST`` clusters, PQ codes of d/4 bytes); ``--work DIR`` keeps the index for the next run.
-2. ``ebr eval`` runs the validation judgments (written as a judged TSV) through the paths:
-   terms only, nn only (top-K, IVF, ``--nprobe``), hybrid with a radius nn (``--radius``) and
-   hybrid with a top-K nn, with a radius sweep (``--sweep``); its table is printed as is.
-3. BM25, all-MiniLM-L6-v2 and their RRF (``homedepot_baselines.py``) on the same queries.
-4. The request API: one :class:`ebr.Searcher` (the model's query tower, a cold cache: every
-   query distinct), the hybrid path, 10 hits (no reranker yet: the first stage's 10), one
-   request at a time on one thread; p50/p99 of the whole request and of each phase.
+   (``NLIST`` clusters, PQ codes of d/4 bytes) and an ``english``-analyzed title namespace;
+   ``--work DIR`` keeps the index for the next run.
+2. ``ebr train-reranker`` trains LambdaRank on the train split's judged queries: the
+   ``--candidates`` first-stage hits of the pool path (BM25's top ``--pool`` or nn's top
+   ``--pool``) for each query, as serving retrieves them.
+3. ``ebr eval`` runs the validation judgments (written as a judged TSV) through the paths:
+   terms only (BM25 top 1000), nn only (top-K, IVF, ``--nprobe``), hybrid with a radius nn
+   (``--radius``), the pool, and the pool reranked, with a radius sweep (``--sweep``); its
+   table is printed as is.
+4. BM25, all-MiniLM-L6-v2 and their RRF (``homedepot_baselines.py``) on the same queries.
+5. The request API: one :class:`ebr.Searcher` (the model's query tower, a cold cache: every
+   query distinct), the pool path, 100 candidates reranked, 10 hits, one request at a time
+   on one thread; p50/p99 of the whole request and of each phase.
 
-Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them).
+Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) and the
+``rerank`` extra.
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
-        [--radius 0.6] [--sweep 0.5,0.6,0.7] [--latency-queries 1000] [--no-baselines]
+        [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 100] [--candidates 200]
+        [--latency-queries 1000] [--no-baselines]
 """
-
 from __future__ import annotations
 
 import argparse
@@ -34,12 +41,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 from homedepot_baselines import baseline_runs, markdown_table, torch_threads  # noqa: E402
-from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
+from homedepot_data import HomeDepot, Split, add_data_argument, load_or_exit  # noqa: E402
 
 from ebr.cli.main import cli  # noqa: E402
 from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
 from ebr.evaluation.metrics import evaluate_rankings  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
+from ebr.ranking.lambdarank import load_reranker  # noqa: E402
 from ebr.request import ModelEmbedder, Searcher  # noqa: E402
 from ebr.request.searcher import PHASES  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
@@ -62,7 +70,7 @@ def build_index(data: HomeDepot, model: Path, work: Path) -> Path:
         return index
     info = read_model_info(model)
     key, dim = info.key, info.output_dim
-    schema = Schema.create("homedepot", (Namespace(TEXT, "standard"),),
+    schema = Schema.create("homedepot", (Namespace(TEXT, "english"),),
                            (EmbeddingKey(key, dim, CoarseQuantizerSpec(nlist=NLIST, pq_m=dim // 4)),))
     (work / "schema.json").write_text(schema.to_json(), encoding="utf-8")
     products = work / "products.jsonl"
@@ -77,8 +85,9 @@ def build_index(data: HomeDepot, model: Path, work: Path) -> Path:
     return index
 
 
-def write_judged(data: HomeDepot, path: Path) -> dict[str, dict[str, float]]:
-    qrels = data.qrels("validation")
+def write_judged(data: HomeDepot, path: Path, split: Split = "validation"
+                 ) -> dict[str, dict[str, float]]:
+    qrels = data.qrels(split)
     with path.open("w", encoding="utf-8") as out:
         out.write("query\tdoc_id\tgrade\n")
         for query, judged in qrels.items():
@@ -86,11 +95,13 @@ def write_judged(data: HomeDepot, path: Path) -> dict[str, dict[str, float]]:
     return qrels
 
 
-def request_latency(index: Path, model: Path, queries: Sequence[str], template: str, n: int) -> None:
+def request_latency(index: Path, model: Path, queries: Sequence[str], template: str, n: int,
+                    reranker: Path, candidates: int) -> None:
     from ebr.encoders.serving.query_encoder import QueryEncoder
 
     with LocalStore.open(index, readonly=True) as store, torch_threads(1):
-        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
+        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))],
+                            reranker=load_reranker(reranker, store.schema), candidates=candidates)
         for q in queries[:20]:  # warm-up; these stay cached, the measured queries are others
             searcher.search(template, text=q)
         measured = list(queries[20:20 + n])
@@ -102,8 +113,8 @@ def request_latency(index: Path, model: Path, queries: Sequence[str], template: 
             total[i] = time.perf_counter() - started
             for p in PHASES:
                 phases[p][i] = response.timings[p]
-    print(f"request API, {template} with the query tower, size 10 (no reranker here, so 10 "
-          f"first-stage hits), {len(measured)} distinct queries one at a time on 1 thread:")
+    print(f"request API, {template} with the query tower, {candidates} candidates reranked by "
+          f"LambdaRank, size 10, {len(measured)} distinct queries one at a time on 1 thread:")
     for name, times in [("whole request", total), *phases.items()]:
         ms = times * 1e3
         print(f"  {name}: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
@@ -118,6 +129,10 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=64)
     ap.add_argument("--radius", type=float, default=0.6)
     ap.add_argument("--sweep", default="0.4,0.5,0.6,0.7")
+    ap.add_argument("--pool", type=int, default=100,
+                    help="The k of each branch of the reranked path (BM25 top k or nn top k).")
+    ap.add_argument("--candidates", type=int, default=200,
+                    help="First-stage candidates the reranker reorders (and trains on).")
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
     args = ap.parse_args()
@@ -130,24 +145,37 @@ def main() -> None:
           f"with a relevant product); work {work_dir}", flush=True)
     index = build_index(data, args.model, work_dir)
     qrels = write_judged(data, work_dir / "judged.tsv")
-    hybrid = f"(or (match {TEXT} $q) (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
-    paths = {"terms": f"(match {TEXT} $q)",
+    write_judged(data, work_dir / "train.tsv", "train")
+    match = f"(match {TEXT} $q :minimum-should-match 1 :k 1000)"
+    hybrid = f"(or {match} (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
+    pool = (f"(or (match {TEXT} $q :minimum-should-match 1 :k {args.pool}) "
+            f"(nn $key :k {args.pool} :nprobe {args.nprobe}))")
+    paths = {"terms": match,
              "nn": f"(nn $key :k 1000 :nprobe {args.nprobe})",
              "hybrid": hybrid,
-             "hybrid-topk": f"(or (match {TEXT} $q) (nn $key :k 1000 :nprobe {args.nprobe}))"}
+             "pool": pool}  # last: ebr eval runs it again through the reranker
+    reranker = work_dir / "reranker.json"
+    started = time.perf_counter()
+    _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
+         "--candidates", str(args.candidates), "--model", str(args.model), "--output",
+         str(reranker), "--quiet")
+    print(f"reranker trained on the train split in {time.perf_counter() - started:.0f} s", flush=True)
     started = time.perf_counter()
     _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
          "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),
-         "--json", str(work_dir / "eval.json"), "--quiet",
+         "--json", str(work_dir / "eval.json"), "--quiet", "--reranker", str(reranker),
+         "--candidates", str(args.candidates),
          *(a for name, t in paths.items() for a in ("--path", f"{name}={t}")))
-    print(f"ebr eval: {len(paths)} paths + the sweep in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"ebr eval: {len(paths) + 1} paths + the sweep in {time.perf_counter() - started:.0f} s",
+          flush=True)
     if not args.no_baselines:
         queries = list(qrels)
         reports = {name: evaluate_rankings(runs, qrels)
                    for name, runs in baseline_runs(data, queries).items()}
         print("\nbaselines, same queries, same run")
         print(markdown_table(reports))
-    request_latency(index, args.model, data.queries("validation"), hybrid, args.latency_queries)
+    request_latency(index, args.model, data.queries("validation"), pool, args.latency_queries,
+                    reranker, min(args.candidates, 100))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
