@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ebr.cli.inputs import (
+    cluster_options,
     key_value,
     load_reranker_option,
     open_store,
@@ -145,15 +146,15 @@ def _report_json(paths: list[EvalPath], reports: dict[str, RetrievalReport], run
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write a TREC run file per path (NAME.run), qrels.txt and queries.tsv here.")
 @click.option("--index", help="The OpenSearch index, when STORE is a cluster URL.")
-@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle of an OpenSearch cluster over TLS (or EBR_OPENSEARCH_CA).")
+@cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespace: str | None,
                  radius: float, nprobe: int, model_paths: tuple[Path, ...], key: str | None,
                  candidates: int, reranker_spec: str | None, sweep: str | None,
                  relevant_at: float, min_grade: float,
                  judged_format: str | None, json_path: Path | None, runs_dir: Path | None,
-                 index: str | None, ca_certs: str | None, quiet: bool) -> None:
+                 index: str | None, ca_certs: str | None, user: str | None,
+                 quiet: bool) -> None:
     """Run the judged queries of JUDGED (TSV or CSV with a header naming query, doc_id and
     grade, or JSONL objects with those fields) through retrieval paths on STORE (a local
     index directory, or a cluster URL with --index) and report recall@10/100/1000, ndcg@10
@@ -172,7 +173,7 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
     if not any(g >= relevant_at for judged_grades in qrels.values() for g in judged_grades.values()):
         raise click.UsageError(f"no judged query has a document graded >= {relevant_at:g} (relevant): "
                                "nothing to measure; set --relevant-at for your grades")
-    with open_store(where, index, readonly=True, ca_certs=ca_certs) as store:
+    with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         judgments.check_ids(store)
         models = query_encoders(model_paths, "ebr eval --model")
         reranker = load_reranker_option(reranker_spec, store.schema)
