@@ -495,9 +495,10 @@ def measure(engine: Engine, w: Workload, exact: Answers, work: Path) -> Figures:
     finally:
         opened.close()
     shutil.rmtree(directory, ignore_errors=True)
+    imported = "numpy, Faiss, ebr" + (", LanceDB" if engine.name == "lancedb" else "")
     print(f"  {engine.label}: build {build:.1f} s, open {reopened['open']:.2f} s, "
-          f"{reopened['rss']:,.0f} MiB ({reopened['rss_before']:,.0f} MiB before opening, "
-          f"with numpy, Faiss, ebr{', LanceDB' if engine.name == 'lancedb' else ''} imported); hybrid radius {hybrid_radius.text()}, radius "
+          f"{reopened['rss']:,.0f} MiB ({reopened['rss_before']:,.0f} MiB before opening, with "
+          f"{imported} imported); hybrid radius {hybrid_radius.text()}, radius "
           f"{radius.text()}, hybrid top-{w.settings.k} {hybrid_topk.text()}", flush=True)
     return Figures(build, reopened["open"], reopened["rss"], hybrid_radius, radius, hybrid_topk)
 
@@ -515,8 +516,8 @@ def table(w: Workload, figures: dict[str, Figures], at_scale: bool) -> str:
     base = figures.get("faiss")
     ebr = figures.get("ebr")
     k = w.settings.k
-    header = ["figure", *(ENGINES[n].label for n in names),
-              *(f"{ENGINES[n].short} / Faiss" for n in names if n != "faiss" and base), "target for ebr", "ebr meets it"]
+    ratios = [f"{ENGINES[n].short} / Faiss" for n in names if n != "faiss" and base]
+    header = ["figure", *(ENGINES[n].label for n in names), *ratios, "target for ebr", "ebr meets it"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def row(label: str, cell: Callable[[Figures], str], value: Callable[[Figures], float],
