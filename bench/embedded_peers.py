@@ -28,7 +28,9 @@ a location namespace with Zipf-skewed frequencies; the query's location is its s
 document's) and ``homedepot`` (the titles embedded by ``--model``'s document tower, the queries
 -- judged Home Depot queries -- by its query tower; the constraint is a title's first word,
 the query's that of its exact nearest title; the radius is the median distance of the 200th
-nearest title, so a radius query returns about 200 like the synthetic one).
+nearest title, so a radius query returns about 200 like the synthetic one).  The homedepot
+workload also prints the model's file sizes and its query tower's p50/p99 (one query at a
+time, 1 thread), the issue's model figures.
 
     python bench/embedded_peers.py [--workload synthetic|homedepot|both] [--docs 1000000]
         [--dim 128] [--clusters 1000] [--queries 200] [--radius 0.25] [--nprobe 16]
@@ -179,6 +181,7 @@ def first_word(title: str) -> str:
 
 
 def homedepot(model: Path, data: Path, queries: int, nprobe: int) -> Workload:
+    from homedepot_baselines import torch_threads
     from homedepot_data import load_or_exit
 
     from ebr.encoders.serving.model_directory import EncoderModel
@@ -193,9 +196,21 @@ def homedepot(model: Path, data: Path, queries: int, nprobe: int) -> Workload:
     del encoder
     embedder = ModelEmbedder(QueryEncoder(model))
     texts = list(np.random.default_rng(7).permutation(sorted(hd.judgments))[: queries + WARMUP])
-    q = np.stack([embedder.embed(t, {}) for t in texts]).astype(np.float32)
+    q = np.empty((len(texts), vectors.shape[1]), np.float32)
+    seconds = []
+    with torch_threads(1):
+        for i, text in enumerate(texts):  # one at a time, as a query service embeds
+            began = time.perf_counter()
+            q[i] = embedder.embed(text, {})
+            seconds.append(time.perf_counter() - began)
     print(f"homedepot: {len(vectors):,} titles and {len(q)} queries embedded by {model.name} in "
           f"{time.perf_counter() - started:.0f} s (not part of any engine's figures)")
+    ms = np.array(seconds[WARMUP:]) * 1e3
+    files = ", ".join(f"{f.name} {f.stat().st_size / 2**20:,.0f} MiB"
+                      for f in sorted(model.iterdir()) if f.is_file() and f.stat().st_size > 2**20)
+    print(f"model {model.name}: {files}; query tower (ebr.request.ModelEmbedder, 1 thread) "
+          f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms over {len(ms)} "
+          f"queries after {WARMUP}")
     words = [first_word(t) for t in hd.titles]
     values = sorted(set(words))
     index = {v: i for i, v in enumerate(values)}
