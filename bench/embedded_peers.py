@@ -64,6 +64,7 @@ from typing import Any, Protocol  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
+from local_store import LOCATIONS, Corpus, rss_mb  # noqa: E402  (rss_mb: VmRSS, what a map touched)
 
 from ebr import parse, plan  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
@@ -157,7 +158,6 @@ def mean_recall(found: Sequence[Ids], exact: Sequence[Ids]) -> float:
 def synthetic(docs: int, dim: int, clusters: int, queries: int, radius: float,
               nprobe: int) -> Workload:
     """bench/local_store.py's corpus and queries (a document's vector plus noise; its location)."""
-    from local_store import LOCATIONS, Corpus
 
     corpus = Corpus(docs, dim, clusters)
     vectors = np.empty((docs, dim), np.float32)
@@ -468,20 +468,11 @@ def probe(engine: str, directory: Path, settings: Settings, term: str) -> dict[s
     if engine == "lancedb":
         import lancedb  # noqa: F401
     q = np.load(directory.parent / PROBE_QUERY)
-    before = vm_rss()
+    before = rss_mb()
     started = time.perf_counter()
     opened = ENGINES[engine].open(directory, settings)
     opened.hybrid_topk(q, term)
-    return {"open": time.perf_counter() - started, "rss": vm_rss(), "rss_before": before}
-
-
-def vm_rss() -> float:
-    """This process's resident memory in MiB (a memory map counts what it touched)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return {"open": time.perf_counter() - started, "rss": rss_mb(), "rss_before": before}
 
 
 def open_in_subprocess(engine: str, directory: Path, w: Workload) -> dict[str, float]:
