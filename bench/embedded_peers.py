@@ -158,7 +158,6 @@ def mean_recall(found: Sequence[Ids], exact: Sequence[Ids]) -> float:
 def synthetic(docs: int, dim: int, clusters: int, queries: int, radius: float,
               nprobe: int) -> Workload:
     """bench/local_store.py's corpus and queries (a document's vector plus noise; its location)."""
-
     corpus = Corpus(docs, dim, clusters)
     vectors = np.empty((docs, dim), np.float32)
     for start in range(0, docs, BATCH):
@@ -181,6 +180,7 @@ def first_word(title: str) -> str:
 
 
 def homedepot(model: Path, data: Path, queries: int, nprobe: int) -> Workload:
+    """The titles by the model's document tower, judged queries by its query tower (timed)."""
     from homedepot_baselines import torch_threads
     from homedepot_data import load_or_exit
 
