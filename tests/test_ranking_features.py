@@ -51,7 +51,8 @@ def search(store: LocalStore) -> tuple[RerankRequest, list[Hit]]:
 def test_feature_names_follow_the_schema_and_are_fingerprinted() -> None:
     names = FeatureSet.for_schema(SCHEMA)
     assert names.names == ("cosine:m", "bm25:title", "bm25:country", "via_terms", "via_nn",
-                           "query_terms_held", "context_match", "static_rank")
+                           "query_terms_held", "term_trigrams", "query_terms", "document_terms",
+                           "context_match", "static_rank")
     assert len(names.fingerprint) == 16
     assert names.fingerprint == FeatureSet.for_schema(SCHEMA).fingerprint
     assert FeatureSet(names.names[::-1]).fingerprint != names.fingerprint
@@ -67,6 +68,10 @@ def test_every_feature_of_a_real_search(store: LocalStore) -> None:
     # BM25 of "red drill" (both held by 4 of the 5 titles; 13 title terms in all) for the
     # three-term titles holding both; d3 matched through nn only, so its match scored nothing.
     both = 2 * math.log(1 + 1.5 / 4.5) / (1 + 1.2 * (0.25 + 0.75 * 3 / (13 / 5)))
+    # Trigrams of " red " (3) and " drill " (5); d1 adds " cordless " (8), d3 " hammer " (6),
+    # d4 " saw " (3), d5 " press " (5).
+    trigrams = {"d1": 8 / 16, "d3": 3 / 14, "d4": 8 / 11, "d5": 8 / 13}
+    terms = {"d1": 3, "d3": 2, "d4": 3, "d5": 3}
     expected = {
         "d1": {"cosine:m": 1.0, "via_terms": 1, "via_nn": 1, "query_terms_held": 1.0,
                "context_match": 1, "static_rank": 0.0, "bm25:title": both},
@@ -79,7 +84,9 @@ def test_every_feature_of_a_real_search(store: LocalStore) -> None:
                "context_match": 0, "static_rank": math.log(10), "bm25:title": both},
     }
     for doc_id, values in expected.items():
-        assert rows[doc_id] == pytest.approx({**values, "bm25:country": 0.0}, abs=1e-12), doc_id
+        assert rows[doc_id] == pytest.approx(
+            {**values, "bm25:country": 0.0, "term_trigrams": trigrams[doc_id], "query_terms": 2,
+             "document_terms": terms[doc_id]}, abs=1e-12), doc_id
 
 
 def test_bm25_sums_the_hit_s_match_clauses_per_namespace(store: LocalStore) -> None:
@@ -109,8 +116,9 @@ def test_a_bare_request_reads_no_terms_and_an_empty_search_has_no_rows(store: Lo
     col = FeatureSet.for_schema(SCHEMA).columns
     assert not values[:, col["query_terms_held"]].any()
     assert not values[:, col["context_match"]].any()
+    assert not values[:, col["term_trigrams"]].any() and not values[:, col["query_terms"]].any()
     assert values[:, col["cosine:m"]].max() == pytest.approx(1.0)
-    assert compute_features(request, [], store).values.shape == (0, 8)
+    assert compute_features(request, [], store).values.shape == (0, 11)
 
 
 @pytest.mark.parametrize("query, branches, kinds", [

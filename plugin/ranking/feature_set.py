@@ -10,6 +10,12 @@ Per index (its :class:`~ebr.mappings.schema.Schema`), in this order:
 - ``via_terms``, ``via_nn``: 1 when the hit matched through a term branch, an ``nn`` branch
   (:mod:`ebr.ranking.branches`);
 - ``query_terms_held``: the fraction of the request's analyzed terms the document holds;
+- ``term_trigrams``: the Jaccard similarity of the character trigrams of the request's
+  analyzed terms and of the document's terms in the same namespaces — a fuzzy overlap that
+  still sees a misspelled or run-together word (Que2Search §3.1's trigram intuition);
+- ``query_terms``, ``document_terms``: how many analyzed terms the request has, and the
+  document holds in the namespaces the request matched (a trained scorer weighs overlap by
+  them; constant within one request, so a linear scorer gives them no weight);
 - ``context_match``: the fraction of the request's context entries (``ns -> value``) the
   document holds as terms (0 without context);
 - ``static_rank``: the document's rank as ``sign(r) * log1p(|r|)`` (ranks such as populations
@@ -29,17 +35,21 @@ from ebr.errors import RerankerError
 from ebr.mappings.schema import Schema
 
 #: Bump when a feature's definition changes, so rerankers trained on the old one are refused.
-DEFINITIONS_VERSION = 1
+DEFINITIONS_VERSION = 2
 
 COSINE = "cosine"
 BM25 = "bm25"
 VIA_TERMS = "via_terms"
 VIA_NN = "via_nn"
 QUERY_TERMS_HELD = "query_terms_held"
+TERM_TRIGRAMS = "term_trigrams"
+QUERY_TERMS = "query_terms"
+DOCUMENT_TERMS = "document_terms"
 CONTEXT_MATCH = "context_match"
 STATIC_RANK = "static_rank"
 #: The features every index has, after its per-key and per-namespace ones.
-COMMON = (VIA_TERMS, VIA_NN, QUERY_TERMS_HELD, CONTEXT_MATCH, STATIC_RANK)
+COMMON = (VIA_TERMS, VIA_NN, QUERY_TERMS_HELD, TERM_TRIGRAMS, QUERY_TERMS, DOCUMENT_TERMS,
+          CONTEXT_MATCH, STATIC_RANK)
 
 
 def cosine_feature(key: str) -> str:

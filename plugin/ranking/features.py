@@ -8,7 +8,7 @@ request has terms or context, once for the hits' terms (``get_documents``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +18,11 @@ from ebr.planning.query_vectors import query_vector
 from ebr.ranking.branches import BranchKinds
 from ebr.ranking.feature_set import (
     CONTEXT_MATCH,
+    DOCUMENT_TERMS,
+    QUERY_TERMS,
     QUERY_TERMS_HELD,
     STATIC_RANK,
+    TERM_TRIGRAMS,
     VIA_NN,
     VIA_TERMS,
     FeatureSet,
@@ -75,9 +78,8 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
         values[:, col[VIA_TERMS]] = [not h.clauses for h in hits]
 
     if request.terms or request.context:
-        held, context = _term_overlap(request, store, ids)
-        values[:, col[QUERY_TERMS_HELD]] = held
-        values[:, col[CONTEXT_MATCH]] = context
+        for name, column in _term_overlap(request, store, ids).items():
+            values[:, col[name]] = column
 
     ranks = np.array([h.rank for h in hits], np.float64)
     values[:, col[STATIC_RANK]] = np.sign(ranks) * np.log1p(np.abs(ranks))
@@ -108,19 +110,34 @@ def _cosines(hits: tuple[Hit, ...], key: str, query: npt.NDArray[np.float32],
     return out
 
 
-def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> tuple[F64, F64]:
-    """Per id: the fraction of the request's terms it holds, and of its context entries."""
+def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> dict[str, F64]:
+    """Per id, the features of the request's terms and context against the document's terms:
+    the fraction of the request's terms it holds, their trigram similarity, the counts of
+    terms on each side, and the fraction of the context entries it holds."""
     asked = {(ns, t) for ns, terms in request.terms.items() for t in terms}
+    asked_grams = _trigrams(t for _, t in asked)
     context = set(request.context.items())
-    held = np.zeros(len(ids), np.float64)
-    matched = np.zeros(len(ids), np.float64)
-    namespaces = {ns for ns, _ in asked | context}
+    columns = {name: np.zeros(len(ids), np.float64) for name in (
+        QUERY_TERMS_HELD, TERM_TRIGRAMS, DOCUMENT_TERMS, CONTEXT_MATCH)}
+    columns[QUERY_TERMS] = np.full(len(ids), float(len(asked)))
+    text_namespaces = {ns for ns, _ in asked}
+    namespaces = text_namespaces | {ns for ns, _ in context}
     for i, doc in enumerate(store.get_documents(ids)):
         if doc is None:
             continue
         holds = {(ns, value) for ns in namespaces for value in doc.terms.get(ns, ())}
         if asked:
-            held[i] = len(asked & holds) / len(asked)
+            own = [t for ns in sorted(text_namespaces) for t in doc.terms.get(ns, ())]
+            grams = _trigrams(own)
+            columns[QUERY_TERMS_HELD][i] = len(asked & holds) / len(asked)
+            columns[TERM_TRIGRAMS][i] = len(asked_grams & grams) / max(len(asked_grams | grams), 1)
+            columns[DOCUMENT_TERMS][i] = len(own)
         if context:
-            matched[i] = len(context & holds) / len(context)
-    return held, matched
+            columns[CONTEXT_MATCH][i] = len(context & holds) / len(context)
+    return columns
+
+
+def _trigrams(terms: Iterable[str]) -> set[str]:
+    """The character trigrams of each of ``terms`` with a space around it (so the set does
+    not depend on the order the terms are held in)."""
+    return {f" {t} "[i:i + 3] for t in terms for i in range(len(t))}

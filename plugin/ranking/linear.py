@@ -7,7 +7,8 @@ BM25 is unbounded (a strong multi-term title match scores about 10), so 0.01 per
 such a match worth a 0.1 cosine gain; holding all the query's terms is worth 0.1; matching
 the searcher's context 0.05; the static rank 0.01 per ``log1p`` unit (a 100x more popular
 document gains about 0.05).  Having matched through ``nn`` adds nothing by itself: the cosine
-already says how well.
+already says how well.  The trigram similarity and the term counts are for trained scorers
+(weight 0 here): the counts are constant within a request, the trigrams overlap the terms held.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from ebr.ranking.feature_set import (
     BM25,
     CONTEXT_MATCH,
     COSINE,
+    DOCUMENT_TERMS,
+    QUERY_TERMS,
     QUERY_TERMS_HELD,
     STATIC_RANK,
+    TERM_TRIGRAMS,
     VIA_NN,
     VIA_TERMS,
     FeatureSet,
@@ -38,7 +42,8 @@ from ebr.stores.protocol import Hit, Store
 #: Weight per feature family (``cosine`` applies to every ``cosine:<key>``).
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     COSINE: 1.0, BM25: 0.01, VIA_TERMS: 0.02, VIA_NN: 0.0, QUERY_TERMS_HELD: 0.1,
-    CONTEXT_MATCH: 0.05, STATIC_RANK: 0.01,
+    TERM_TRIGRAMS: 0.0, QUERY_TERMS: 0.0, DOCUMENT_TERMS: 0.0, CONTEXT_MATCH: 0.05,
+    STATIC_RANK: 0.01,
 }
 
 
