@@ -234,6 +234,13 @@ def stored_commits(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
+def commits_and_documents(conn: sqlite3.Connection) -> tuple[int | None, int]:
+    """``meta.commits`` and the number of documents, as of one commit."""
+    with transaction(conn, write=False):
+        (documents,) = conn.execute("SELECT count(*) FROM documents").fetchone()
+        return stored_commits(conn), int(documents)
+
+
 def recorded_commits(directory: Path) -> int | None:
     """The count a FULL-synchronous writer last recorded (read before the database, so a
     commit landing meanwhile cannot make the database look behind)."""
