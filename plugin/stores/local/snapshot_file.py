@@ -124,7 +124,7 @@ class _Writer:
         if a.dtype.hasobject:
             raise TypeError(f"cannot save an array of {a.dtype}")
         a = np.ascontiguousarray(a)
-        data = memoryview(a.reshape(-1).view(np.uint8)) if a.size else b""
+        data = a.reshape(-1).view(np.uint8).data if a.size else b""
         return {"array": self.section(data), "dtype": a.dtype.str,
                 "shape": list(a.shape)}
 
@@ -306,10 +306,11 @@ class _Reader:
         values = {k: self.value(v) for k, v in fields.items()}
         if set(values) != set(_attributes(cls)):
             raise ValueError(f"the fields saved for {name} are not its fields")
+        make: Any = cls  # a class found at run time, called with its own fields
         if not dataclasses.is_dataclass(cls):
-            return cls(**values)
+            return make(**values)
         init = {f.name for f in dataclasses.fields(cls) if f.init}
-        obj = cls(**{k: v for k, v in values.items() if k in init})
+        obj = make(**{k: v for k, v in values.items() if k in init})
         for k, v in values.items():
             if k not in init:
                 object.__setattr__(obj, k, v)

@@ -188,6 +188,7 @@ class LocalStore:
                     schema = database.read_schema(conn, directory)
                     mapped, problem = (_mapped(directory, conn, schema) if snapshot
                                        else (None, "not asked for"))
+                    commits: int | None
                     if mapped is not None:
                         state, commits = mapped
                     else:
