@@ -1,7 +1,15 @@
 """The local store: one directory per index, no server.
 
 ``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`); everything a
-search touches is in memory (:mod:`ebr.stores.local.snapshot`), rebuilt from the database on open.
+search touches is in memory (:mod:`ebr.stores.local.snapshot`).  Open maps it from
+``<dir>/index.snapshot`` when that file stands for the database (same commit counter, number
+of documents and schema, its hash intact: :mod:`ebr.stores.local.snapshot_file`), else
+rebuilds it from every row of the database; a writer that could not use the file deletes it
+(before any new commit could make a stale file's stamp match again).  A writer saves the file
+at :meth:`LocalStore.close` (or :meth:`LocalStore.save_snapshot`), when it holds commits the
+file does not: saving a million documents costs seconds, too much after every commit, so a
+writer killed before closing leaves a stale file and the next open rebuilds.  Opening
+rebuilds the writer's id -> document map lazily, on its first write.
 
 Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on the index
 directory itself, which no one deletes by accident, so a second process cannot open the
