@@ -227,12 +227,15 @@ def test_read_only_opens_map_the_file_and_never_write(tmp_path: Path) -> None:
     assert (path / SNAPSHOT_FILE).stat().st_size == 100
 
 
-def test_a_store_opened_without_the_file_neither_reads_nor_writes_it(tmp_path: Path) -> None:
+def test_a_writer_opened_without_the_file_deletes_it_and_saves_none(tmp_path: Path) -> None:
     path = tmp_path / "i"
     with LocalStore.create(path, SCHEMA, synchronous="NORMAL") as store:
         store.add(documents(50))
-    (path / SNAPSHOT_FILE).unlink()
+    with LocalStore.open(path, readonly=True, snapshot=False) as store:
+        assert store.snapshot_problem == "not asked for"
+    assert (path / SNAPSHOT_FILE).exists()
     with LocalStore.open(path, snapshot=False) as store:
+        assert not (path / SNAPSHOT_FILE).exists()
         store.add(documents(5, start=50))
     assert not (path / SNAPSHOT_FILE).exists()
     with LocalStore.open(path) as store:  # a writer without a file saves one at close

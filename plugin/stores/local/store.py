@@ -164,8 +164,8 @@ class LocalStore:
              snapshot: bool = True) -> LocalStore:
         """The index in ``path``, loaded into memory: mapped from its snapshot file when
         that stands for the database (:mod:`ebr.stores.local.snapshot_file`), else rebuilt
-        from every row of the database (``snapshot=False``: always; the file is then
-        neither read nor written).
+        from every row of the database (``snapshot=False``: always; a writer then deletes
+        the file, which its commits would leave stale, and saves none).
 
         ``exact_threshold``: admitted documents up to which top-K is exact rather than
         probed (:mod:`ebr.stores.local.execution`).  For keys with PQ codes: ``refine_margin``,
@@ -204,7 +204,7 @@ class LocalStore:
                             contents = database.read_contents(conn, schema, directory)
                             state = _load(contents, schema)
                         commits = contents.commits
-                        if snapshot and not readonly:
+                        if not readonly:
                             # unusable: gone before new commits could make its stamp match
                             (directory / SNAPSHOT_FILE).unlink(missing_ok=True)
                     database.check_commits(directory, recorded, commits)
