@@ -270,3 +270,15 @@ def test_drop_removes_the_snapshot_files(tmp_path: Path) -> None:
     (path / TEMPORARY_FILE).write_bytes(b"left by a killed save")
     LocalStore.drop(path)
     assert not path.exists()
+
+
+def test_a_value_the_file_cannot_hold_is_refused_whole(tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    store = LocalStore.create(path, SCHEMA)
+    store.add(documents(20))
+    store._snapshot = dataclasses.replace(store._snapshot, lengths={"tag": {1, 2}})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="cannot save a builtins.set"):
+        store.close()
+    assert not (path / SNAPSHOT_FILE).exists() and not (path / TEMPORARY_FILE).exists()
+    with LocalStore.open(path) as again:  # closed all the same: the lock was released
+        assert again.stats().documents == 20

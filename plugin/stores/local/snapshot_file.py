@@ -19,7 +19,8 @@ or the quantizers are saved with no change to this module:
   lists) as one block of names and one of bitmaps.
 - Lists of strings (document ids): one UTF-8 text and each string's length.
 - Dataclasses and classes whose constructor takes its attributes by name (the quantizers),
-  from :data:`PACKAGES` only; mappings; tuples; JSON scalars.
+  from :data:`PACKAGES` only; mappings with string keys; lists; tuples; JSON scalars.
+  Anything else is refused (``TypeError``) when saving, never saved half.
 
 Layout: ``MAGIC``, the sections, the header (JSON: the stamp, the tree of values naming
 their sections, the hash of everything before it), then a footer (the header's offset,
@@ -143,10 +144,10 @@ class _Writer:
         if isinstance(v, BitMap | FrozenBitMap):
             return {"bitmap": self.section(v.serialize()),
                     "frozen": isinstance(v, FrozenBitMap)}
-        if isinstance(v, list) and all(isinstance(s, str) for s in v):
+        if isinstance(v, list) and v and all(isinstance(s, str) for s in v):
             return self.strings(v)
-        if isinstance(v, tuple):
-            return {"tuple": [self.value(x) for x in v]}
+        if isinstance(v, list | tuple):
+            return {type(v).__name__: [self.value(x) for x in v]}
         if isinstance(v, Mapping) and all(isinstance(k, str) for k in v):
             if v and all(isinstance(b, FrozenBitMap) for b in v.values()):
                 return self.bitmaps(v)
@@ -287,6 +288,8 @@ class _Reader:
             return self.strings(node)
         if "tuple" in node:
             return tuple(self.value(x) for x in node["tuple"])
+        if "list" in node:
+            return [self.value(x) for x in node["list"]]
         if "mapping" in node:
             return {k: self.value(x) for k, x in node["mapping"].items()}
         if "bitmaps" in node:
