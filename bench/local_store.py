@@ -22,7 +22,8 @@ recall then use compressed verification, and the lines also give the candidates 
 codes and verified exactly (run once without the flag for the figures without codes).
 
     python bench/local_store.py [--docs 1000000] [--dim 128] [--clusters 1000] [--queries 200]
-                                [--pq-m 32] [--opq]
+                                [--pq-m 32] [--opq] [--dir DIR]
+    python bench/local_store.py --dir DIR --opens-only 3   # the opens again, of DIR's index
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ with LocalStore.open(sys.argv[1], readonly=True, snapshot=mapped) as store:
           f"{after:,.0f} MB ({after - before:,.0f} MB above the interpreter with ebr "
           f"imported), peak while opening {peak:,.0f} MB")
 """
+
+
+def measure_opens(directory: str) -> None:
+    """Open the index read-only in a fresh process, rebuilt then mapped; print both."""
+    opens = {}
+    for how in ("database", "snapshot"):
+        probe = subprocess.run(
+            [sys.executable, "-c", OPEN_AND_MEASURE, directory, how], capture_output=True,
+            text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        print(probe.stdout.strip())
+        opens[how] = float(probe.stdout.split(": ")[1].split(" s;")[0])
+    print(f"open: snapshot file / rebuild ratio {opens['snapshot'] / opens['database']:.3f} "
+          "(targets: <= 1 s and <= 800 MB resident at 1M x 128)", flush=True)
 
 
 def rss_mb() -> float:
@@ -147,7 +161,16 @@ def main() -> None:
     ap.add_argument("--pq-m", type=int, default=0,
                     help="keep PQ codes of M bytes per vector (0: none; EBR: about dim/4)")
     ap.add_argument("--opq", action="store_true", help="learn an OPQ rotation before PQ")
+    ap.add_argument("--opens-only", type=int, default=0, metavar="ROUNDS",
+                    help="only measure ROUNDS pairs of opens of the index an earlier run "
+                         "left in --dir (both ways, alternating)")
     args = ap.parse_args()
+    if args.opens_only:
+        if not args.dir:
+            ap.error("--opens-only needs --dir")
+        for _ in range(args.opens_only):
+            measure_opens(args.dir)
+        return
     faiss.omp_set_num_threads(1)
     codes = (f"PQ codes {args.pq_m} bytes{' with OPQ' if args.opq else ''}" if args.pq_m
              else "no PQ codes")
@@ -183,15 +206,7 @@ def main() -> None:
     del corpus.words
     # The store's own memory, measured in a fresh process that only opens the index (this
     # process also holds the benchmark's copy of the vectors for raw Faiss).
-    opens = {}
-    for how in ("database", "snapshot"):
-        probe = subprocess.run(
-            [sys.executable, "-c", OPEN_AND_MEASURE, directory, how], capture_output=True,
-            text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        print(probe.stdout.strip())
-        opens[how] = float(probe.stdout.split(": ")[1].split(" s;")[0])
-    print(f"open: snapshot file / rebuild ratio {opens['snapshot'] / opens['database']:.3f} "
-          "(targets: <= 1 s and <= 800 MB resident at 1M x 128)")
+    measure_opens(directory)
     start = time.perf_counter()
     store = LocalStore.open(directory)
     print(f"reopen for writing (mapped from the snapshot file): "
