@@ -47,6 +47,7 @@ import numpy as np
 import xxhash
 from pyroaring import BitMap, FrozenBitMap
 
+from ebr.stores.local.database import fsync_directory
 from ebr.stores.local.snapshot import Snapshot
 
 SNAPSHOT_FILE = "index.snapshot"
@@ -94,11 +95,7 @@ def save(directory: Path, snapshot: Snapshot, stamp: Stamp) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, final)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename itself survives a power cut
-    finally:
-        os.close(fd)
+    fsync_directory(directory)
 
 
 class _Writer:
