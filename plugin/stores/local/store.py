@@ -8,8 +8,10 @@ rebuilds it from every row of the database; a writer that could not use the file
 (before any new commit could make a stale file's stamp match again).  A writer saves the file
 at :meth:`LocalStore.close` (or :meth:`LocalStore.save_snapshot`), when it holds commits the
 file does not: saving a million documents costs seconds, too much after every commit, so a
-writer killed before closing leaves a stale file and the next open rebuilds.  Opening
-rebuilds the writer's id -> document map lazily, on its first write.
+writer killed before closing leaves a stale file and the next open rebuilds.  A writer's
+first write after a mapped open builds its id -> document map and copies the mapped
+append-only buffers (the matrices included) into memory: what the rebuild paid at open, paid
+by writers only, once.
 
 Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on the index
 directory itself, which no one deletes by accident, so a second process cannot open the
