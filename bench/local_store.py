@@ -5,8 +5,11 @@ vectors of ``--dim`` dimensions around ``--clusters`` random centres, a location
 with Zipf-skewed frequencies and a text namespace of Zipf-distributed words.  Prints one line
 per figure (targets: hybrid p50 <= 1 ms and <= 2x raw Faiss at the same nprobe):
 
-- build: ingest throughput (batches of 10k, synchronous=NORMAL), quantizer training, reopen;
-- resident memory after reopening (VmRSS) and the peak;
+- build: ingest throughput (batches of 10k, synchronous=NORMAL), quantizer training, the
+  close that saves the snapshot file;
+- open, in a fresh process, read-only: its time, resident memory (VmRSS) and the peak, once
+  rebuilt from the database and once mapped from the snapshot file (targets: <= 1 s,
+  <= 800 MB at 1M x 128);
 - the paper's hybrid query shape, single-threaded, p50/p99:
   ``(and (or (term location:a) (term location:b)) (or (and (term text:x) (term text:y))
   (nn key :radius r :nprobe 16)))``, beside raw Faiss ``range_search`` on an IndexIVFFlat
@@ -19,7 +22,8 @@ recall then use compressed verification, and the lines also give the candidates 
 codes and verified exactly (run once without the flag for the figures without codes).
 
     python bench/local_store.py [--docs 1000000] [--dim 128] [--clusters 1000] [--queries 200]
-                                [--pq-m 32] [--opq]
+                                [--pq-m 32] [--opq] [--dir DIR]
+    python bench/local_store.py --dir DIR --opens-only 3   # the opens again, of DIR's index
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import numpy as np  # noqa: E402
 from ebr import parse, plan  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
+from ebr.stores.local.snapshot_file import SNAPSHOT_FILE  # noqa: E402
 from ebr.stores.protocol import IndexDocument, SearchStats  # noqa: E402
 
 KEY = "emb"
@@ -52,20 +57,38 @@ VOCABULARY = 5000
 
 
 OPEN_AND_MEASURE = """
-import sys
+import sys, time
 from ebr.stores.local import LocalStore
 def status(field):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 before = status("VmRSS")
-with LocalStore.open(sys.argv[1], readonly=True) as store:
+mapped = sys.argv[2] == "snapshot"
+start = time.perf_counter()
+with LocalStore.open(sys.argv[1], readonly=True, snapshot=mapped) as store:
+    seconds = time.perf_counter() - start
     after = status("VmRSS")
     peak = status("VmHWM")
-    print(f"store memory (fresh process, index opened read-only): resident {after:,.0f} MB "
-          f"({after - before:,.0f} MB above the interpreter with ebr imported), "
-          f"peak while opening {peak:,.0f} MB")
+    assert (store.snapshot_problem is None) == mapped, store.snapshot_problem
+    how = "mapped from the snapshot file" if mapped else "rebuilt from the database"
+    print(f"open, {how} (fresh process, read-only): {seconds:.2f} s; resident "
+          f"{after:,.0f} MB ({after - before:,.0f} MB above the interpreter with ebr "
+          f"imported), peak while opening {peak:,.0f} MB")
 """
+
+
+def measure_opens(directory: str) -> None:
+    """Open the index read-only in a fresh process, rebuilt then mapped; print both."""
+    opens = {}
+    for how in ("database", "snapshot"):
+        probe = subprocess.run(
+            [sys.executable, "-c", OPEN_AND_MEASURE, directory, how], capture_output=True,
+            text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        print(probe.stdout.strip())
+        opens[how] = float(probe.stdout.split(": ")[1].split(" s;")[0])
+    print(f"open: snapshot file / rebuild ratio {opens['snapshot'] / opens['database']:.3f} "
+          "(targets: <= 1 s and <= 800 MB resident at 1M x 128)", flush=True)
 
 
 def rss_mb() -> float:
@@ -138,7 +161,16 @@ def main() -> None:
     ap.add_argument("--pq-m", type=int, default=0,
                     help="keep PQ codes of M bytes per vector (0: none; EBR: about dim/4)")
     ap.add_argument("--opq", action="store_true", help="learn an OPQ rotation before PQ")
+    ap.add_argument("--opens-only", type=int, default=0, metavar="ROUNDS",
+                    help="only measure ROUNDS pairs of opens of the index an earlier run "
+                         "left in --dir (both ways, alternating)")
     args = ap.parse_args()
+    if args.opens_only:
+        if not args.dir:
+            ap.error("--opens-only needs --dir")
+        for _ in range(args.opens_only):
+            measure_opens(args.dir)
+        return
     faiss.omp_set_num_threads(1)
     codes = (f"PQ codes {args.pq_m} bytes{' with OPQ' if args.opq else ''}" if args.pq_m
              else "no PQ codes")
@@ -166,17 +198,19 @@ def main() -> None:
         start = time.perf_counter()
         store.train_quantizers(seed=0)
         print(f"quantizer training + cluster re-assignment: {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+    saved = os.path.getsize(os.path.join(directory, SNAPSHOT_FILE)) / 2**20
+    print(f"close (saves the snapshot file, {saved:,.0f} MB): "
+          f"{time.perf_counter() - start:.1f} s")
 
     del corpus.words
     # The store's own memory, measured in a fresh process that only opens the index (this
     # process also holds the benchmark's copy of the vectors for raw Faiss).
-    probe = subprocess.run(
-        [sys.executable, "-c", OPEN_AND_MEASURE, directory], capture_output=True, text=True,
-        check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    print(probe.stdout.strip())
+    measure_opens(directory)
     start = time.perf_counter()
     store = LocalStore.open(directory)
-    print(f"reopen (load into memory): {time.perf_counter() - start:.1f} s")
+    print(f"reopen for writing (mapped from the snapshot file): "
+          f"{time.perf_counter() - start:.2f} s")
 
     centroids = store.quantizers[KEY].centroids
     rng = np.random.default_rng(7)

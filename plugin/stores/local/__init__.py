@@ -1,7 +1,9 @@
 """The local store: an index in a directory, no server.
 
 SQLite holds the documents, terms, embeddings and quantizers; searches run on roaring
-bitmaps and float32 matrices rebuilt in memory on open (:mod:`ebr.stores.local.store`).
+bitmaps and float32 matrices, mapped on open from the snapshot file a writer saves at close
+(:mod:`ebr.stores.local.snapshot_file`), else rebuilt from the database
+(:mod:`ebr.stores.local.store`).
 
 >>> import tempfile
 >>> import numpy as np

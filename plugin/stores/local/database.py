@@ -161,10 +161,11 @@ def create(directory: Path, schema: Schema) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` survive a power cut."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -232,6 +233,13 @@ def stored_commits(conn: sqlite3.Connection) -> int | None:
     """``meta.commits`` (None: an index from before the counter, opened read-only)."""
     row = conn.execute("SELECT value FROM meta WHERE name = 'commits'").fetchone()
     return None if row is None else int(row[0])
+
+
+def commits_and_documents(conn: sqlite3.Connection) -> tuple[int | None, int]:
+    """``meta.commits`` and the number of documents, as of one commit."""
+    with transaction(conn, write=False):
+        (documents,) = conn.execute("SELECT count(*) FROM documents").fetchone()
+        return stored_commits(conn), int(documents)
 
 
 def recorded_commits(directory: Path) -> int | None:
@@ -475,19 +483,28 @@ def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
                 sums[doc_id] = stored
             for doc_id, term in conn.execute(
                     f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
-                found[doc_id][2].append(term)
+                _of(found, doc_id, where, "the terms")[2].append(term)
             for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
                     f"SELECT id, key, vector, cluster, {code}, {emb_sum} FROM embeddings "
                     f"WHERE id IN ({marks})", chunk):
                 if stored is not None and stored != embedding_checksum(doc_id, key, blob,
                                                                        cluster, pq_code):
                     raise damaged(where, f"embedding {key!r} of {doc_id!r}")
-                found[doc_id][3].append((key, blob, cluster))
+                _of(found, doc_id, where, f"embedding {key!r}")[3].append((key, blob, cluster))
     for doc_id, (rank, source, terms, _) in found.items():
         stored = sums[doc_id]
         if stored is not None and stored != document_checksum(doc_id, rank, source, terms):
             raise damaged(where, f"document {doc_id!r}")
     return found
+
+
+def _of(found: dict[str, Any], doc_id: str, where: Path, what: str) -> Any:
+    """A fetched document's row, for one of its terms or embeddings (a damaged database can
+    return a row under an id that no document has: the open's full read once caught it,
+    the snapshot file's open does not read the rows)."""
+    if doc_id not in found:
+        raise damaged(where, f"{what} of {doc_id!r}, a missing document,")
+    return found[doc_id]
 
 
 def fetch_vectors(conn: sqlite3.Connection, ids: Sequence[str], key: str) -> dict[str, bytes]:

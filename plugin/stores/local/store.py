@@ -1,7 +1,17 @@
 """The local store: one directory per index, no server.
 
 ``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`); everything a
-search touches is in memory (:mod:`ebr.stores.local.snapshot`), rebuilt from the database on open.
+search touches is in memory (:mod:`ebr.stores.local.snapshot`).  Open maps it from
+``<dir>/index.snapshot`` when that file stands for the database (same commit counter, number
+of documents and schema, its hash intact: :mod:`ebr.stores.local.snapshot_file`), else
+rebuilds it from every row of the database; a writer that could not use the file deletes it
+(before any new commit could make a stale file's stamp match again).  A writer saves the file
+at :meth:`LocalStore.close` (or :meth:`LocalStore.save_snapshot`), when it holds commits the
+file does not: saving a million documents costs seconds, too much after every commit, so a
+writer killed before closing leaves a stale file and the next open rebuilds.  A writer's
+first write after a mapped open builds its id -> document map and copies the mapped
+append-only buffers (the matrices included) into memory: what the rebuild paid at open, paid
+by writers only, once.
 
 Writes: one writer at a time (a lock per store, and an exclusive ``flock`` on the index
 directory itself, which no one deletes by accident, so a second process cannot open the
@@ -63,7 +73,7 @@ from ebr.quantization.product import ProductCodes, train_key_product
 from ebr.query.nodes import Node, named_branches
 from ebr.stores.arguments import check_size, checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
-from ebr.stores.local import database
+from ebr.stores.local import database, snapshot_file
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
@@ -71,6 +81,7 @@ from ebr.stores.local.failures import REBUILD, failures
 from ebr.stores.local.hits import build_hits
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
+from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp, Unusable
 from ebr.stores.local.vectors import VectorTable
 from ebr.stores.protocol import (
     IndexDocument,
@@ -84,7 +95,7 @@ from ebr.stores.protocol import (
 
 LEGACY_LOCK_FILE = "lock"  # the lock of indexes written before the directory lock; dropped with them
 _OWN_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + ".tmp",
-              database.COMMITS_FILE, LEGACY_LOCK_FILE)
+              database.COMMITS_FILE, SNAPSHOT_FILE, TEMPORARY_FILE, LEGACY_LOCK_FILE)
 
 
 class LocalStore:
@@ -93,7 +104,8 @@ class LocalStore:
 
     def __init__(self, directory: Path, conn: sqlite3.Connection, schema: Schema,
                  snapshot: Snapshot, lock: int | None, exact_threshold: int,
-                 refine: Refine) -> None:
+                 refine: Refine, commits: int | None, snapshots: bool,
+                 problem: str | None) -> None:
         self.directory = directory
         self.exact_threshold = exact_threshold
         self.refine = refine
@@ -103,8 +115,15 @@ class LocalStore:
         self._lock_fd = lock
         self._write_lock = threading.Lock()
         self._readers = ReadConnections(directory / DB_FILE)
-        # id -> docnum of the live version; the writer's alone (searches never need it)
-        self._docnums = {snapshot.ids[d]: d for d in snapshot.live}
+        # id -> docnum of the live version; the writer's alone (searches never need it),
+        # built by its first write (a million ids take a third of a second)
+        self._docnums: dict[str, int] | None = None
+        self._commits = commits  # meta.commits as of memory
+        self._snapshots = snapshots  # whether the snapshot file is read and written
+        #: why memory was not mapped from the snapshot file (None: it was)
+        self.snapshot_problem = problem
+        # the commits of the snapshot file known to hold memory's state (None: none does)
+        self._saved = commits if problem is None else None
         # True while memory may disagree with the database (a write under way, or one that
         # failed and could not reload): the next write reloads first
         self._stale = False
@@ -143,8 +162,12 @@ class LocalStore:
              synchronous: Synchronous = "FULL",
              exact_threshold: int = EXACT_THRESHOLD,
              refine_margin: float = REFINE_MARGIN,
-             refine_factor: int = REFINE_FACTOR) -> LocalStore:
-        """The index in ``path``, loaded into memory.
+             refine_factor: int = REFINE_FACTOR,
+             snapshot: bool = True) -> LocalStore:
+        """The index in ``path``, loaded into memory: mapped from its snapshot file when
+        that stands for the database (:mod:`ebr.stores.local.snapshot_file`), else rebuilt
+        from every row of the database (``snapshot=False``: always; a writer then deletes
+        the file, which its commits would leave stale, and saves none).
 
         ``exact_threshold``: admitted documents up to which top-K is exact rather than
         probed (:mod:`ebr.stores.local.execution`).  For keys with PQ codes: ``refine_margin``,
@@ -173,15 +196,25 @@ class LocalStore:
                         database.add_missing_columns(conn)
                     recorded = database.recorded_commits(directory)
                     schema = database.read_schema(conn, directory)
-                    with _undecodable(directory):
-                        contents = database.read_contents(conn, schema, directory)
-                        snapshot = _load(contents, schema)
-                    database.check_commits(directory, recorded, contents.commits)
+                    mapped, problem = (_mapped(directory, conn, schema) if snapshot
+                                       else (None, "not asked for"))
+                    commits: int | None
+                    if mapped is not None:
+                        state, commits = mapped
+                    else:
+                        with _undecodable(directory):
+                            contents = database.read_contents(conn, schema, directory)
+                            state = _load(contents, schema)
+                        commits = contents.commits
+                        if not readonly:
+                            # unusable: gone before new commits could make its stamp match
+                            (directory / SNAPSHOT_FILE).unlink(missing_ok=True)
+                    database.check_commits(directory, recorded, commits)
                     if not readonly and synchronous != "FULL":
                         # commits not synced at once may be lost by a power cut: no record
                         (directory / database.COMMITS_FILE).unlink(missing_ok=True)
-                    store = cls(directory, conn, schema, snapshot, lock, exact_threshold,
-                                refine)
+                    store = cls(directory, conn, schema, state, lock, exact_threshold,
+                                refine, commits, snapshot, problem)
                     store._record = synchronous == "FULL"
                     return store
                 except BaseException:
@@ -230,21 +263,50 @@ class LocalStore:
         if problems != ["ok"]:
             raise database.damaged(directory, "its SQLite structure (" + "; ".join(
                 str(p).replace("\n", " ") for p in problems) + ")")
-        with cls.open(directory, readonly=True) as store:
+        with cls.open(directory, readonly=True, snapshot=False) as store:
             ids = [store._snapshot.ids[d] for d in store._snapshot.live]
             for start in range(0, len(ids), 1000):
                 store.get_documents(ids[start:start + 1000])
             return store.stats()
 
     def close(self) -> None:
+        """Release the index; a writer first saves the snapshot file if its commits since
+        opening are not in it (a failure to save only costs the next open a rebuild)."""
         if self._closed:
             return
         with self._write_lock:
-            self._closed = True
-            self._readers.close()
-            self._conn.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the flock
+            try:
+                if self._lock_fd is not None and self._snapshots:
+                    with contextlib.suppress(StoreError):
+                        self._save_snapshot()
+            finally:
+                self._closed = True
+                self._readers.close()
+                self._conn.close()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # releases the flock
+
+    def save_snapshot(self) -> None:
+        """Save the snapshot file now (:meth:`close` does), so that a writer killed later
+        leaves an index that the next open maps rather than rebuilds, as long as nothing
+        is written meanwhile."""
+        with self._write_lock:
+            self._check_writable()
+            self._save_snapshot()
+
+    def _save_snapshot(self) -> None:
+        if (self._stale or self._commits is None or self._saved == self._commits
+                or self._read_data_version() != self._data_version):
+            return  # in the file already, or memory may not be the database's state
+        snap = self._snapshot
+        stamp = Stamp(self._commits, len(snap.live), database.checksum(self._schema.to_json()))
+        with failures(self.directory, "saving the snapshot of"):
+            try:
+                snapshot_file.save(self.directory, snap, stamp)
+            except BaseException:
+                (self.directory / TEMPORARY_FILE).unlink(missing_ok=True)
+                raise
+        self._saved = self._commits
 
     def __enter__(self) -> LocalStore:
         return self
@@ -311,8 +373,9 @@ class LocalStore:
             with self._writing("writing to"):
                 with transaction(self._conn, write=True):
                     self._catch_up()
-                    replaced = [d.id for d in docs if d.id in self._docnums]
-                    deleted = [i for i in deletes if i in self._docnums]
+                    live = self._live_docnums()
+                    replaced = [d.id for d in docs if d.id in live]
+                    deleted = [i for i in deletes if i in live]
                     if not docs and not deleted:
                         return WriteResult()  # nothing changes
                     snap = self._snapshot
@@ -321,7 +384,7 @@ class LocalStore:
                     edit = SnapshotEdit(snap)
                     old_terms = database.stored_terms(self._conn, gone)
                     for doc_id in gone:
-                        edit.remove(self._docnums[doc_id], old_terms[doc_id])
+                        edit.remove(live[doc_id], old_terms[doc_id])
                     database.delete_documents(self._conn, gone)
                     database.insert_documents(
                         self._conn, docs, clusters,
@@ -333,8 +396,8 @@ class LocalStore:
                 self._committed(commits)
                 # Committed: publish (an interrupt from here on is mended by _writing).
                 for doc_id in deleted:
-                    del self._docnums[doc_id]
-                self._docnums.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
+                    del live[doc_id]
+                live.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
                 self._snapshot = new
             return WriteResult(added=len(docs) - len(replaced), replaced=len(replaced),
                                deleted=len(deleted))
@@ -371,11 +434,18 @@ class LocalStore:
     def _reload(self) -> None:
         """Memory rebuilt from the database (inside the caller's transaction if one is open)."""
         with _undecodable(self.directory):
-            snap = _load(database.read_contents(self._conn, self._schema, self.directory),
-                         self._schema)
-        self._docnums = {snap.ids[d]: d for d in snap.live}
+            contents = database.read_contents(self._conn, self._schema, self.directory)
+            snap = _load(contents, self._schema)
+        self._docnums = None
+        self._commits = contents.commits
         self._snapshot = dataclasses.replace(snap, version=self._snapshot.version + 1)
         self._data_version = self._read_data_version()
+
+    def _live_docnums(self) -> dict[str, int]:
+        if self._docnums is None:
+            snap = self._snapshot
+            self._docnums = {snap.ids[d]: d for d in snap.live}
+        return self._docnums
 
     def _read_data_version(self) -> int:
         version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -473,6 +543,7 @@ class LocalStore:
             self._snapshot = new
 
     def _committed(self, commits: int | None) -> None:
+        self._commits = commits
         if self._record and commits is not None:
             database.record_commits(self.directory, commits)
 
@@ -601,6 +672,21 @@ def _encode(product: ProductCodes, matrix: npt.NDArray[np.float32],
 
 
 _ENCODE_BLOCK = 65536
+
+
+def _mapped(directory: Path, conn: sqlite3.Connection, schema: Schema
+            ) -> tuple[tuple[Snapshot, int] | None, str | None]:
+    """The snapshot mapped from the file and the commits it stands for, if the file stands
+    for the database; else None and why not."""
+    commits, documents = database.commits_and_documents(conn)
+    if commits is None:
+        return None, "the database has no commit counter (written by an older ebr)"
+    stamp = Stamp(commits, documents, database.checksum(schema.to_json()))
+    try:
+        snap = snapshot_file.load(directory, stamp)
+    except Unusable as e:
+        return None, str(e)
+    return (dataclasses.replace(snap, version=0), commits), None
 
 
 def _load(contents: database.Contents, schema: Schema) -> Snapshot:

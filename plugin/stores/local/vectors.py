@@ -48,9 +48,10 @@ def margin(dimension: int) -> float:
 def append(buffer: npt.NDArray[np.generic], used: int,
            new: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     """``buffer[:used]`` followed by ``new``: written in place past ``used`` when it fits
-    (nobody reads past their own ``used``), else into a new buffer twice as large."""
+    (nobody reads past their own ``used``), else into a new buffer twice as large; a
+    read-only buffer (mapped from the snapshot file) is always copied first."""
     end = used + len(new)
-    if end > len(buffer):
+    if end > len(buffer) or not buffer.flags.writeable:
         grown = np.empty((max(2 * len(buffer), end, 1024), *buffer.shape[1:]), buffer.dtype)
         grown[:used] = buffer[:used]
         buffer = grown
