@@ -49,9 +49,7 @@ import orjson
 from ebr.errors import PlanError, StoreError, UnsupportedError
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
-from ebr.mappings.space import Space
 from ebr.planning.query_vectors import Vectors
-from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import KSUB, ProductCodes, train_key_product
@@ -59,29 +57,23 @@ from ebr.query.nodes import (
     NN,
     Match,
     Node,
-    Within,
-    branch_order,
     is_top_k,
-    named_branches,
-    subtracted,
     walk,
 )
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
+from ebr.stores.opensearch.hits import HitExplainer
 from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
-    ClauseMatch,
-    Hit,
     IndexDocument,
     IndexStats,
     SearchResult,
     SearchStats,
     Store,
     StoredDocument,
-    TextMatch,
     WriteResult,
 )
 
@@ -99,6 +91,11 @@ RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 SCROLL_SIZE = 1000
 #: The most failures a BulkWriteError lists in its message (all are in ``failures``).
 SHOWN_FAILURES = 5
+#: What a search leaves out of the response (``filter_path``): each hit's index name and sort
+#: values would make up a quarter of a large response's JSON, parsed while the caller waits
+#: (excluded rather than the rest listed: a shorter URL, quoted a character at a time).  The
+#: cluster also leaves out ``hits.hits`` when there are no hits.
+_HIT_FILTER = "-hits.hits._index,-hits.hits.sort"
 
 
 #: The metadata index's documents: the schema and engine, and per key its quantizer, its
@@ -587,21 +584,22 @@ class OpenSearchStore:
             if is_top_k(node) and node not in resolved:
                 body = compile_top_k(node, self._schema, vectors,  # type: ignore[arg-type]
                                      version=self.version)
-                found = self._search(body, **text)
+                found = self._search(body, filter_path=_HIT_FILTER, **text)
                 server += found["took"] / 1000
-                resolved[node] = [h["_id"] for h in found["hits"]["hits"]]  # type: ignore[index]
+                resolved[node] = [h["_id"] for h in  # type: ignore[index]
+                                  found["hits"].get("hits", ())]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
         # Each matched branch comes back with its score, from which a vector clause's distance
-        # follows exactly (docs/architecture.md): the hits need not carry their vectors.
-        found = self._search(compiled.body, track_total_hits=True,
-                             include_named_queries_score=True,
-                             _source_includes=["clusters", self._schema.rank_field], **text)
+        # follows exactly (docs/architecture.md, .hits): the hits need not carry their vectors.
+        # Options go in the body where the cluster reads them there: urllib3 quotes the URL a
+        # character at a time in Python (the named scores are only read from the URL).
+        found = self._search({**compiled.body, "track_total_hits": True,
+                              "_source": ["clusters", self._schema.rank_field]},
+                             include_named_queries_score=True, filter_path=_HIT_FILTER, **text)
         server += found["took"] / 1000
-        branches = named_branches(plan)
-        unscored = subtracted(plan)
-        scored = {name: n for name, n in branches.items() if id(n) not in unscored}
-        hits = tuple(self._hit(h, branches, scored) for h in found["hits"]["hits"])
+        explainer = HitExplainer(plan, self._schema.rank_field)
+        hits = tuple(map(explainer.hit, found["hits"].get("hits", ())))
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -616,35 +614,6 @@ class OpenSearchStore:
             raise StoreError(f"search of index {self.index!r} failed on some shards: "
                              f"{found['_shards'].get('failures')}")
         return found
-
-    def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
-             scored: Mapping[str, Node]) -> Hit:
-        """A hit as the local store explains it: its branches in tree order, each vector
-        clause's distance from the score the server gave that clause, and the BM25 of each
-        ``match`` clause that scores (``scored``: under a ``must_not`` the cluster reports a
-        shard's own statistics, not the whole index's)."""
-        source = hit.get("_source") or {}
-        scores: dict[str, float] = hit.get("matched_queries") or {}
-        matched = sorted(scores, key=branch_order)
-        clauses = []
-        texts = []
-        for name in matched:
-            node = branches.get(name)
-            if isinstance(node, Match) and name in scored:
-                texts.append(TextMatch(name, node.namespace, float(scores[name])))
-            elif isinstance(node, Within):
-                probes = probe_list(node.key, node.candidates)
-                cluster = source.get("clusters", {}).get(node.key)
-                rank = (probes.index(int(cluster)) if probes is not None and cluster is not None
-                        and int(cluster) in probes else None)
-                clauses.append(ClauseMatch(name, node.key,
-                                           Space.script_score_to_distance(scores[name]), rank))
-            elif isinstance(node, NN):
-                clauses.append(ClauseMatch(name, node.key,
-                                           Space.knn_score_to_distance(scores[name])))
-        return Hit(hit["_id"], float(hit["_score"] or 0.0),
-                   float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses),
-                   tuple(texts))
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
