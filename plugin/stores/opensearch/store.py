@@ -202,14 +202,14 @@ class OpenSearchStore:
                                  "version": str(version), "untrained": untrained},
                     **{_MODEL_DOC + k: doc for k, doc in models.items()}}
             with cluster_errors(client, f"create index {index!r}"):
-                client.indices.create(index=meta_index(index), body={
+                _create_index(client, meta_index(index), {
                     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
                     "mappings": {"dynamic": False}})
                 try:
                     for doc_id, doc in meta.items():
                         client.index(index=meta_index(index), id=doc_id, body=doc)
                     client.indices.refresh(index=meta_index(index))
-                    client.indices.create(index=index, body=body)
+                    _create_index(client, index, body)
                 except BaseException:
                     client.indices.delete(index=meta_index(index), ignore_unavailable=True)
                     raise
@@ -701,6 +701,20 @@ def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[O
     if isinstance(cluster, str):
         return connect(cluster, **connection), True
     return cluster, False
+
+
+def _create_index(client: OpenSearch, index: str, body: dict[str, Any]) -> None:
+    """Create ``index``, which :meth:`OpenSearchStore.create` has just seen absent.  The
+    client retries a request that timed out (``retry_on_timeout``): when the first attempt
+    made the index and only its answer was lost, the retry is refused with
+    ``resource_already_exists_exception``, and the index is the one this call made."""
+    from opensearchpy.exceptions import RequestError
+
+    try:
+        client.indices.create(index=index, body=body)
+    except RequestError as err:
+        if err.error != "resource_already_exists_exception":
+            raise
 
 
 def _model_id(key: EmbeddingKey) -> str:
