@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -47,6 +48,7 @@ import numpy.typing as npt
 import orjson
 
 from ebr.errors import PlanError, StoreError, UnsupportedError
+from ebr.ingest.prefetch import prefetched
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
@@ -96,6 +98,8 @@ SHOWN_FAILURES = 5
 #: (excluded rather than the rest listed: a shorter URL, quoted a character at a time).  The
 #: cluster also leaves out ``hits.hits`` when there are no hits.
 _HIT_FILTER = "-hits.hits._index,-hits.hits.sort"
+#: What a bulk write reads of each item of the answer (a third of its JSON).
+_BULK_ITEM_FIELDS = "items.*._id,items.*.status,items.*.result,items.*.error"
 
 
 #: The metadata index's documents: the schema and engine, and per key its quantizer, its
@@ -346,9 +350,17 @@ class OpenSearchStore:
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         self._refuse_untrained(docs)
-        clusters = self._clusters(docs)
-        return self._bulk(({"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
-                           for d, c in zip(docs, clusters, strict=True)), "write")
+        # Each chunk's clusters and JSON are made in a thread while the chunk before is sent:
+        # one request is in flight at a time, and the cluster does not wait for the client.
+        with prefetched(self._index_actions(docs)) as chunks:
+            return self._bulk(itertools.chain.from_iterable(chunks), "write")
+
+    def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[list[dict[str, Any]]]:
+        """The bulk actions writing ``docs``, a chunk at a time."""
+        for start in range(0, len(docs), CHUNK_DOCUMENTS):
+            chunk = docs[start:start + CHUNK_DOCUMENTS]
+            yield [{"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
+                   for d, c in zip(chunk, self._clusters(chunk), strict=True)]
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids; ids not in the index are ignored."""
@@ -408,15 +420,22 @@ class OpenSearchStore:
 
         added = replaced = deleted = 0
         failures: list[tuple[str, int, str]] = []
-        pending = list(actions)
+        by_id: dict[str, dict[str, Any]] = {}
+
+        def recorded(actions: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for action in actions:  # streamed as sent: the first chunk goes out at once
+                by_id[action["_id"]] = action
+                yield action
+
+        pending: Iterable[dict[str, Any]] = recorded(actions)
         with cluster_errors(self.client, f"{doing} index {self.index!r}"):
             for attempt in range(BULK_RETRIES + 1):
-                by_id = {a["_id"]: a for a in pending}
                 again: list[dict[str, Any]] = []
                 for ok, item in helpers.streaming_bulk(
                         self.client, pending, index=self.index, chunk_size=CHUNK_DOCUMENTS,
                         max_chunk_bytes=CHUNK_BYTES, max_retries=BULK_RETRIES, initial_backoff=1,
-                        raise_on_error=False, raise_on_exception=True):
+                        raise_on_error=False, raise_on_exception=True,
+                        filter_path=_BULK_ITEM_FIELDS):
                     (op, result), = item.items()
                     outcome = result.get("result")
                     status = int(result.get("status", 0))
