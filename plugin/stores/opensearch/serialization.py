@@ -5,8 +5,8 @@ The client's own serializer is the standard library's ``json``, which spends mos
 search's client time writing the query vector's floats and reading the hits (measured by
 ``bench/opensearch_store.py``: about 0.2 ms to write a 128-d radius query, orjson 0.01 ms).
 The output is the same JSON: UTF-8 text without ASCII escapes, the values opensearch-py
-accepts (its ``default`` still converts dates, decimals and the like), strings passed through
-unchanged (bodies already serialised, such as the store's bulk sources).  One difference:
+accepts (its ``default`` still converts dates, decimals and the like), text and bytes
+passed through unchanged (bodies already serialised, such as the store's bulk sources).  One difference:
 orjson writes NaN and infinities as ``null`` where ``json`` writes invalid JSON, which the
 cluster refuses either way (query vectors are checked finite before they are sent).
 """
@@ -27,7 +27,7 @@ class OrjsonSerializer(JSONSerializer):
     """opensearch-py's :class:`~opensearchpy.serializer.JSONSerializer`, by orjson."""
 
     def dumps(self, data: Any) -> Any:
-        if isinstance(data, str):
+        if isinstance(data, str | bytes):
             return data
         try:
             return orjson.dumps(data, default=self.default, option=_OPTIONS).decode()
