@@ -19,7 +19,10 @@ location term; the embedding of each title is ebr's training-free trigram projec
   opensearch-py's connection: sending the body, the server, receiving the response; it holds
   ``took``).  **Client time** is the wall time minus the HTTP exchange: everything ebr does
   (embed, read + plan + compile, opensearch-py serialising the request and parsing the JSON
-  response, mapping hits).  The target compares it with ``took``;
+  response, mapping hits).  The target compares it with ``took``.  Beside it, the same span's
+  CPU time (the thread's, so other processes' load does not count), and the client's whole
+  CPU time per request, which adds what urllib3 and http.client do inside the exchange
+  (headers, the socket calls): client work too, though not ebr's;
 - for each ``--nprobes`` value: the query's recall of every match against the exact answer
   (the local store, ``:exact true``), ``took`` and wall p50, beside the engine's own radial
   ``knn`` search (``min_score``) with the same filter; then the smallest nprobe whose recall
@@ -189,21 +192,25 @@ def settle(client: Any, timeout: float = 120.0) -> None:
 
 
 class NetworkClock:
-    """Seconds spent inside the client's connections (send, the server, receive): the HTTP
-    exchange, apart from what opensearch-py and ebr do around it."""
+    """Seconds spent inside the client's connections (urllib3 sending, the server, urllib3
+    receiving): the HTTP exchange, apart from what opensearch-py and ebr do around it; and
+    the CPU time this thread spent in there (urllib3's and http.client's work, the socket
+    calls), which is the client's too."""
 
     def __init__(self, client: Any) -> None:
         self.seconds = 0.0
+        self.cpu = 0.0
         for connection in client.transport.connection_pool.connections:
             connection.perform_request = self._timed(connection.perform_request)
 
     def _timed(self, perform: Any) -> Any:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
             try:
                 return perform(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - began
+                self.cpu += time.thread_time() - cpu
         return timed
 
 
@@ -220,18 +227,21 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         scope = ":exact true" if nprobe is None else f":nprobe {nprobe}"
         return f"(and (term loc:{loc}) (nn {KEY} :radius {radius} {scope}))"
 
-    def through_ebr(words: str, loc: str, nprobe: int, size: int,
-                    radius: float = args.radius) -> tuple[Any, float, float]:
-        """The result, its wall time and the time inside the HTTP exchange."""
-        network = clock.seconds
-        start = time.perf_counter()
+    def through_ebr(words: str, loc: str, nprobe: int, size: int, radius: float = args.radius
+                    ) -> tuple[Any, float, float, float, float]:
+        """The result, its wall time, the time inside the HTTP exchange, the thread's CPU
+        time in all and inside the HTTP exchange."""
+        network, network_cpu = clock.seconds, clock.cpu
+        start, cpu = time.perf_counter(), time.thread_time()
         vector = {KEY: projection.embed_one(words)}
         executable = plan(parse(paper_query(loc, nprobe, radius), remote.schema), vector,
                           remote.quantizers, remote.schema)
         result = remote.search(executable, vector, size=size)
-        return result, time.perf_counter() - start, clock.seconds - network
+        return (result, time.perf_counter() - start, clock.seconds - network,
+                time.thread_time() - cpu, clock.cpu - network_cpu)
 
-    timed: dict[str, list[tuple[float, float, float]]] = {}  # (wall, took, http) per request
+    # (wall, took, http[, cpu, http cpu]) per request
+    timed: dict[str, list[tuple[float, ...]]] = {}
     hits: dict[int, list[int]] = {size: [] for size in sizes}
     recalls: dict[str, list[float]] = {}
     for _ in range(args.queries):
@@ -240,9 +250,9 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         truth = set(local.search(plan(parse(paper_query(loc, None), local.schema), vector,
                                       local.quantizers, local.schema), vector, 10_000).ids)
         for size, radius in sizes.items():
-            result, wall, http = through_ebr(words, loc, nprobes[0], size, radius)
+            result, wall, http, cpu, http_cpu = through_ebr(words, loc, nprobes[0], size, radius)
             timed.setdefault(f"size {size}", []).append(
-                (wall, result.stats.seconds["server"], http))
+                (wall, result.stats.seconds["server"], http, cpu, http_cpu))
             hits[size].append(len(result.hits))
         network = clock.seconds
         start = time.perf_counter()
@@ -255,7 +265,7 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         recalls.setdefault("native", []).append(
             recall(truth, {h["_id"] for h in native["hits"]["hits"]}))
         for nprobe in nprobes:
-            result, wall, http = through_ebr(words, loc, nprobe, 10_000)
+            result, wall, http, _, _ = through_ebr(words, loc, nprobe, 10_000)
             timed.setdefault(f"nprobe {nprobe}", []).append(
                 (wall, result.stats.seconds["server"], http))
             recalls.setdefault(f"nprobe {nprobe}", []).append(recall(truth, set(result.ids)))
@@ -265,14 +275,18 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
 
     for size, radius in sizes.items():
         name = f"size {size}"
-        client = [wall - http for wall, _, http in timed[name]]
-        took = [t for _, t, _ in timed[name]]
+        client = [t[0] - t[2] for t in timed[name]]
+        client_cpu = [t[3] - t[4] for t in timed[name]]
+        took = [t[1] for t in timed[name]]
         print(f"hybrid radius query through ebr, size {size} (radius {radius}, nprobe {nprobes[0]}, "
               f"{args.queries} queries, {np.mean(hits[size]):.0f} hits on average): wall p50 "
               f"{p50(name, 0):.2f} ms; server took p50 {p50(name, 1):.2f} / p99 "
-              f"{ms(took, 99):.2f} ms; HTTP exchange p50 {p50(name, 2):.2f} ms; client p50 "
-              f"{ms(client, 50):.2f} / p99 {ms(client, 99):.2f} ms; client / took "
-              f"{np.median(client) / max(np.median(took), 1e-9):.2f}")
+              f"{ms(took, 99):.2f} ms; HTTP exchange p50 {p50(name, 2):.2f} ms (of which "
+              f"urllib3's CPU p50 {p50(name, 4):.2f} ms); client p50 {ms(client, 50):.2f} / p99 "
+              f"{ms(client, 99):.2f} ms (its CPU time p50 {ms(client_cpu, 50):.2f} ms); "
+              f"client / took {np.median(client) / max(np.median(took), 1e-9):.2f} (CPU "
+              f"{np.median(client_cpu) / max(np.median(took), 1e-9):.2f}); the client's whole "
+              f"CPU time, urllib3's included, p50 {p50(name, 3):.2f} ms")
     native_recall = float(np.mean(recalls["native"]))
     print(f"native knn radial (min_score) with the same filter, every match: recall vs exact "
           f"{native_recall:.3f}, took p50 {p50('native', 1):.2f} ms, wall p50 "

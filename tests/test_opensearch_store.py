@@ -270,6 +270,39 @@ def test_life_cycle(opensearch_url: str) -> None:
         OpenSearchStore.open(opensearch_url, index)
 
 
+def test_create_survives_a_retry_after_a_lost_answer(opensearch_url: str) -> None:
+    """The client retries a request that timed out: here each index creation reaches the
+    cluster and its answer is lost, as a timeout loses it, so the retry finds the index made."""
+    from opensearchpy.exceptions import ConnectionTimeout
+
+    from ebr.stores.opensearch.client import connect
+
+    index = fresh_index()
+    client = connect(opensearch_url)
+    connection = client.transport.connection_pool.connections[0]
+    perform = connection.perform_request
+    lost: list[str] = []
+
+    def answer_lost_once(method: str, url: str, *args: object, **kwargs: object) -> object:
+        answer = perform(method, url, *args, **kwargs)
+        if method == "PUT" and url.count("/") == 1 and url not in lost:  # PUT /<index>
+            lost.append(url)
+            raise ConnectionTimeout("TIMEOUT", "the answer was lost", None)
+        return answer
+
+    connection.perform_request = answer_lost_once
+    try:
+        with OpenSearchStore.create(client, index, SCHEMA, engine="lucene") as store:
+            store.add(corpus(8)[:10])
+            assert store.stats().documents == 10
+        assert sorted(lost) == sorted([f"/{index}", f"/{index}.ebr-meta"])
+        assert OpenSearchStore.open(client, index).schema == SCHEMA
+    finally:
+        connection.perform_request = perform
+        OpenSearchStore.drop(client, index)
+        client.close()
+
+
 def test_an_index_ebr_did_not_make_is_left_alone(opensearch_url: str) -> None:
     index = fresh_index("other")
     with OpenSearchStore.create(opensearch_url, fresh_index(), SCHEMA, engine="lucene") as store:

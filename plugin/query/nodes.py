@@ -162,11 +162,14 @@ def walk(node: Node) -> Iterator[Node]:
     while stack:
         n = stack.pop()
         yield n
-        if isinstance(n, NN | Match) and n.constraint is not None:
+        if type(n) is Term:  # most nodes: nothing below
+            continue
+        if type(n) is And or type(n) is Or or type(n) is Difference:
+            stack.extend(reversed(n.operands))
+        elif (type(n) is NN or type(n) is Match) and n.constraint is not None:
             stack.append(n.constraint)
-        elif isinstance(n, Within) and n.candidates is not None:
+        elif type(n) is Within and n.candidates is not None:
             stack.append(n.candidates)
-        stack.extend(reversed(n.children))
 
 
 def size(node: Node) -> int:

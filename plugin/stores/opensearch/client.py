@@ -42,6 +42,8 @@ def connect(url: str, *, user: str | None = None, password: str | None = None,
     except ImportError:
         raise StoreError("the OpenSearch store needs opensearch-py: pip install 'ebr[opensearch]'"
                          ) from None
+    from ebr.stores.opensearch.serialization import OrjsonSerializer
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise StoreError(f"not an OpenSearch URL: {shown(url)!r} (expected http(s)://host:port)")
@@ -50,7 +52,7 @@ def connect(url: str, *, user: str | None = None, password: str | None = None,
     ca_certs = ca_certs or os.environ.get(CA_ENV)
     options: dict[str, Any] = {
         "timeout": timeout, "max_retries": 3, "retry_on_timeout": True,
-        "retry_on_status": (502, 503, 504),
+        "retry_on_status": (502, 503, 504), "serializer": OrjsonSerializer(),
     }
     if user:
         options["http_auth"] = (user, password or "")

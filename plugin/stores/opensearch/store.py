@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -47,11 +48,10 @@ import numpy.typing as npt
 import orjson
 
 from ebr.errors import PlanError, StoreError, UnsupportedError
+from ebr.ingest.prefetch import prefetched
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
-from ebr.mappings.space import Space
 from ebr.planning.query_vectors import Vectors
-from ebr.planning.rules.expand_nn import probe_list
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import KSUB, ProductCodes, train_key_product
@@ -59,29 +59,23 @@ from ebr.query.nodes import (
     NN,
     Match,
     Node,
-    Within,
-    branch_order,
     is_top_k,
-    named_branches,
-    subtracted,
     walk,
 )
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
 from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
+from ebr.stores.opensearch.hits import HitExplainer
 from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
-    ClauseMatch,
-    Hit,
     IndexDocument,
     IndexStats,
     SearchResult,
     SearchStats,
     Store,
     StoredDocument,
-    TextMatch,
     WriteResult,
 )
 
@@ -99,6 +93,13 @@ RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 SCROLL_SIZE = 1000
 #: The most failures a BulkWriteError lists in its message (all are in ``failures``).
 SHOWN_FAILURES = 5
+#: What a search leaves out of the response (``filter_path``): each hit's index name and sort
+#: values would make up a quarter of a large response's JSON, parsed while the caller waits
+#: (excluded rather than the rest listed: a shorter URL, quoted a character at a time).  The
+#: cluster also leaves out ``hits.hits`` when there are no hits.
+_HIT_FILTER = "-hits.hits._index,-hits.hits.sort"
+#: What a bulk write reads of each item of the answer (a third of its JSON).
+_BULK_ITEM_FIELDS = "items.*._id,items.*.status,items.*.result,items.*.error"
 
 
 #: The metadata index's documents: the schema and engine, and per key its quantizer, its
@@ -205,14 +206,14 @@ class OpenSearchStore:
                                  "version": str(version), "untrained": untrained},
                     **{_MODEL_DOC + k: doc for k, doc in models.items()}}
             with cluster_errors(client, f"create index {index!r}"):
-                client.indices.create(index=meta_index(index), body={
+                _create_index(client, meta_index(index), {
                     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas}},
                     "mappings": {"dynamic": False}})
                 try:
                     for doc_id, doc in meta.items():
                         client.index(index=meta_index(index), id=doc_id, body=doc)
                     client.indices.refresh(index=meta_index(index))
-                    client.indices.create(index=index, body=body)
+                    _create_index(client, index, body)
                 except BaseException:
                     client.indices.delete(index=meta_index(index), ignore_unavailable=True)
                     raise
@@ -349,9 +350,17 @@ class OpenSearchStore:
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         self._refuse_untrained(docs)
-        clusters = self._clusters(docs)
-        return self._bulk(({"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
-                           for d, c in zip(docs, clusters, strict=True)), "write")
+        # Each chunk's clusters and JSON are made in a thread while the chunk before is sent:
+        # one request is in flight at a time, and the cluster does not wait for the client.
+        with prefetched(self._index_actions(docs)) as chunks:
+            return self._bulk(itertools.chain.from_iterable(chunks), "write")
+
+    def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[list[dict[str, Any]]]:
+        """The bulk actions writing ``docs``, a chunk at a time."""
+        for start in range(0, len(docs), CHUNK_DOCUMENTS):
+            chunk = docs[start:start + CHUNK_DOCUMENTS]
+            yield [{"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
+                   for d, c in zip(chunk, self._clusters(chunk), strict=True)]
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids; ids not in the index are ignored."""
@@ -411,15 +420,22 @@ class OpenSearchStore:
 
         added = replaced = deleted = 0
         failures: list[tuple[str, int, str]] = []
-        pending = list(actions)
+        by_id: dict[str, dict[str, Any]] = {}
+
+        def recorded(actions: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for action in actions:  # streamed as sent: the first chunk goes out at once
+                by_id[action["_id"]] = action
+                yield action
+
+        pending: Iterable[dict[str, Any]] = recorded(actions)
         with cluster_errors(self.client, f"{doing} index {self.index!r}"):
             for attempt in range(BULK_RETRIES + 1):
-                by_id = {a["_id"]: a for a in pending}
                 again: list[dict[str, Any]] = []
                 for ok, item in helpers.streaming_bulk(
                         self.client, pending, index=self.index, chunk_size=CHUNK_DOCUMENTS,
                         max_chunk_bytes=CHUNK_BYTES, max_retries=BULK_RETRIES, initial_backoff=1,
-                        raise_on_error=False, raise_on_exception=True):
+                        raise_on_error=False, raise_on_exception=True,
+                        filter_path=_BULK_ITEM_FIELDS):
                     (op, result), = item.items()
                     outcome = result.get("result")
                     status = int(result.get("status", 0))
@@ -587,21 +603,22 @@ class OpenSearchStore:
             if is_top_k(node) and node not in resolved:
                 body = compile_top_k(node, self._schema, vectors,  # type: ignore[arg-type]
                                      version=self.version)
-                found = self._search(body, **text)
+                found = self._search(body, filter_path=_HIT_FILTER, **text)
                 server += found["took"] / 1000
-                resolved[node] = [h["_id"] for h in found["hits"]["hits"]]  # type: ignore[index]
+                resolved[node] = [h["_id"] for h in  # type: ignore[index]
+                                  found["hits"].get("hits", ())]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
         # Each matched branch comes back with its score, from which a vector clause's distance
-        # follows exactly (docs/architecture.md): the hits need not carry their vectors.
-        found = self._search(compiled.body, track_total_hits=True,
-                             include_named_queries_score=True,
-                             _source_includes=["clusters", self._schema.rank_field], **text)
+        # follows exactly (docs/architecture.md, .hits): the hits need not carry their vectors.
+        # Options go in the body where the cluster reads them there: urllib3 quotes the URL a
+        # character at a time in Python (the named scores are only read from the URL).
+        found = self._search({**compiled.body, "track_total_hits": True,
+                              "_source": ["clusters", self._schema.rank_field]},
+                             include_named_queries_score=True, filter_path=_HIT_FILTER, **text)
         server += found["took"] / 1000
-        branches = named_branches(plan)
-        unscored = subtracted(plan)
-        scored = {name: n for name, n in branches.items() if id(n) not in unscored}
-        hits = tuple(self._hit(h, branches, scored) for h in found["hits"]["hits"])
+        explainer = HitExplainer(plan, self._schema.rank_field)
+        hits = tuple(map(explainer.hit, found["hits"].get("hits", ())))
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -616,35 +633,6 @@ class OpenSearchStore:
             raise StoreError(f"search of index {self.index!r} failed on some shards: "
                              f"{found['_shards'].get('failures')}")
         return found
-
-    def _hit(self, hit: dict[str, Any], branches: Mapping[str, Node],
-             scored: Mapping[str, Node]) -> Hit:
-        """A hit as the local store explains it: its branches in tree order, each vector
-        clause's distance from the score the server gave that clause, and the BM25 of each
-        ``match`` clause that scores (``scored``: under a ``must_not`` the cluster reports a
-        shard's own statistics, not the whole index's)."""
-        source = hit.get("_source") or {}
-        scores: dict[str, float] = hit.get("matched_queries") or {}
-        matched = sorted(scores, key=branch_order)
-        clauses = []
-        texts = []
-        for name in matched:
-            node = branches.get(name)
-            if isinstance(node, Match) and name in scored:
-                texts.append(TextMatch(name, node.namespace, float(scores[name])))
-            elif isinstance(node, Within):
-                probes = probe_list(node.key, node.candidates)
-                cluster = source.get("clusters", {}).get(node.key)
-                rank = (probes.index(int(cluster)) if probes is not None and cluster is not None
-                        and int(cluster) in probes else None)
-                clauses.append(ClauseMatch(name, node.key,
-                                           Space.script_score_to_distance(scores[name]), rank))
-            elif isinstance(node, NN):
-                clauses.append(ClauseMatch(name, node.key,
-                                           Space.knn_score_to_distance(scores[name])))
-        return Hit(hit["_id"], float(hit["_score"] or 0.0),
-                   float(source.get(self._schema.rank_field, 0.0)), tuple(matched), tuple(clauses),
-                   tuple(texts))
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
@@ -732,6 +720,20 @@ def _client(cluster: str | OpenSearch, connection: Mapping[str, Any]) -> tuple[O
     if isinstance(cluster, str):
         return connect(cluster, **connection), True
     return cluster, False
+
+
+def _create_index(client: OpenSearch, index: str, body: dict[str, Any]) -> None:
+    """Create ``index``, which :meth:`OpenSearchStore.create` has just seen absent.  The
+    client retries a request that timed out (``retry_on_timeout``): when the first attempt
+    made the index and only its answer was lost, the retry is refused with
+    ``resource_already_exists_exception``, and the index is the one this call made."""
+    from opensearchpy.exceptions import RequestError
+
+    try:
+        client.indices.create(index=index, body=body)
+    except RequestError as err:
+        if err.error != "resource_already_exists_exception":
+            raise
 
 
 def _model_id(key: EmbeddingKey) -> str:

@@ -1,0 +1,82 @@
+"""A ``_search`` response's hits as the local store explains them (:class:`Hit`).
+
+Everything a hit's explanation needs from the plan (each branch's place in tree order, what
+it is, the clusters a radius clause probed) is worked out once per search
+(:class:`HitExplainer`), so that mapping a hit is a few dictionary look-ups: a search can
+return thousands of hits, and this runs on the client while the caller waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ebr.mappings.space import Space
+from ebr.planning.rules.expand_nn import probe_list
+from ebr.query.nodes import NN, Match, Node, Within, branch_order, named_branches, subtracted
+from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
+
+
+class HitExplainer:
+    """Maps the hits of one plan's search.  Each hit's ``matched_queries`` holds the score the
+    server gave each branch it matched (``include_named_queries_score``): a vector clause's
+    distance follows exactly from it (:class:`~ebr.mappings.space.Space`); a ``match``
+    clause's score is its BM25, reported unless the clause is under a subtracted operand of
+    ``difference`` (there the cluster scores with a shard's own statistics, not the whole
+    index's).  ``_source`` carries the document's clusters (for a radius clause's probe rank)
+    and its static rank."""
+
+    __slots__ = ("_clauses", "_order", "_rank_field", "_texts")
+
+    def __init__(self, plan: Node, rank_field: str) -> None:
+        branches = named_branches(plan)
+        unscored = subtracted(plan)
+        self._rank_field = rank_field
+        #: Each branch name's position in tree order (``q``, ``q.0``, ``q.0.1``, ``q.1``...).
+        self._order = {name: i for i, name in
+                       enumerate(sorted(branches, key=branch_order))}
+        #: Each vector clause's explanation: (hit's source, its score) -> its ClauseMatch.
+        self._clauses: dict[str, Callable[[dict[str, Any], float], ClauseMatch]] = {}
+        #: Each scoring ``match`` clause's namespace.
+        self._texts: dict[str, str] = {}
+        for name, node in branches.items():
+            if isinstance(node, Match) and id(node) not in unscored:
+                self._texts[name] = node.namespace
+            elif isinstance(node, Within):
+                self._clauses[name] = _radius(name, node.key,
+                                              probe_list(node.key, node.candidates))
+            elif isinstance(node, NN):
+                self._clauses[name] = _top_k(name, node.key)
+
+    def hit(self, hit: dict[str, Any]) -> Hit:
+        source = hit.get("_source") or {}
+        scores: dict[str, float] = hit.get("matched_queries") or {}
+        matched = sorted(scores, key=self._order.__getitem__)
+        clauses = []
+        texts = []
+        for name in matched:
+            explain = self._clauses.get(name)
+            if explain is not None:
+                clauses.append(explain(source, scores[name]))
+            elif name in self._texts:
+                texts.append(TextMatch(name, self._texts[name], float(scores[name])))
+        return Hit(hit["_id"], float(hit["_score"] or 0.0),
+                   float(source.get(self._rank_field, 0.0)), tuple(matched), tuple(clauses),
+                   tuple(texts))
+
+
+def _radius(name: str, key: str, probes: tuple[int, ...] | None
+            ) -> Callable[[dict[str, Any], float], ClauseMatch]:
+    """A ``within`` clause: the distance from its script's score, and where the document's
+    cluster stood among the clusters probed (None when it probed none: exact)."""
+    rank_of = {cluster: rank for rank, cluster in enumerate(probes or ())}
+
+    def explain(source: dict[str, Any], score: float) -> ClauseMatch:
+        cluster = source.get("clusters", {}).get(key) if probes is not None else None
+        return ClauseMatch(name, key, Space.script_score_to_distance(score),
+                           None if cluster is None else rank_of.get(int(cluster)))
+    return explain
+
+
+def _top_k(name: str, key: str) -> Callable[[dict[str, Any], float], ClauseMatch]:
+    return lambda source, score: ClauseMatch(name, key, Space.knn_score_to_distance(score))
