@@ -141,7 +141,9 @@ TopKStrategy = Literal["exact", "probe"]
 @dataclass(frozen=True)
 class TopKChoice:
     """How a top-K ``nn`` clause was executed: ``exact`` over every admitted document, or
-    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query."""
+    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query;
+    ``admitted``: how many documents it chose among (when its clusters were scanned in
+    place, :class:`ProbeChoice`, the estimate of how many of their rows are admitted)."""
 
     branch: str
     strategy: TopKStrategy

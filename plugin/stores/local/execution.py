@@ -86,6 +86,18 @@ class Refine:
 
 
 @dataclass(frozen=True)
+class Scanned:
+    """A probing clause's clusters read in place: their rows, the rows' float32 distances
+    (empty when the key keeps codes), the documents admitted (None: all present ones) and
+    how many of the rows the constraint is estimated to admit."""
+
+    rows: Rows
+    dist: F64
+    allowed: Bits | None
+    expected: int
+
+
+@dataclass(frozen=True)
 class TextScores:
     """What a ``match`` node matched: document numbers ascending and their BM25 scores."""
 
@@ -254,21 +266,21 @@ class Execution:
         scan = None
         if split is not None and table.body:
             constraint = sorted((self.bitmap(c) for c in split[1]), key=len)
-            allowed = reduce(lambda a, b: a & b, constraint, table.present) if constraint \
-                else None
-            scan = self._scan(node, table, distances, split[0], allowed)
+            admitted: Bits | None = reduce(lambda a, b: a & b, constraint, table.present) \
+                if constraint else None
+            scan = self._scan(node, table, distances, split[0], admitted)
         start = time.perf_counter()
         if scan is not None:
-            rows, dist, allowed = scan
+            rows, dist = scan.rows, scan.dist
             approx = self._approximate(node.key, table, distances, rows)
             if approx is None:  # scanned exactly: verify only the rows near the radius
                 near = dist <= node.radius + distances.margin
                 rows, dist = rows[near], dist[near]
-                keep = distances.admitted(rows, allowed)
+                keep = distances.admitted(rows, scan.allowed)
                 rows, dist = rows[keep], dist[keep]
             else:
                 rows = rows[approx <= node.radius + self.refine.margin]
-                rows = rows[distances.admitted(rows, allowed)]
+                rows = rows[distances.admitted(rows, scan.allowed)]
                 dist = distances.screen(rows)
             inside, exact = distances.decide(rows, dist, node.radius)
             found = table.docnums[rows[inside]]
@@ -292,7 +304,7 @@ class Execution:
 
     def _scan(self, node: Within | NN, table: VectorTable, distances: QueryDistances,
               probes: tuple[int, ...], allowed: Bits | None
-              ) -> tuple[Rows, F64, Bits | None] | None:
+              ) -> Scanned | None:
         """The probed clusters' rows, their float32 distances (none when the key keeps
         codes: those decide first) and ``allowed`` (the present documents the constraint
         admits, None: all), when scanning the clusters is estimated cheaper than gathering
@@ -310,9 +322,9 @@ class Execution:
         if table.coded:
             rows = np.concatenate([*(np.arange(a, b, dtype=np.int64) for a, b in slices),
                                    tail])
-            return rows, np.empty(0), allowed
+            return Scanned(rows, np.empty(0), allowed, expected)
         rows, dist = distances.scan(slices, tail)
-        return rows, dist, allowed
+        return Scanned(rows, dist, allowed, expected)
 
     def _top_k(self, node: NN) -> Bits:
         if node.k is None:
@@ -330,6 +342,7 @@ class Execution:
         ids, docnums = self.snapshot.ids, table.docnums
         id_of = lambda row: ids[int(docnums[row])]  # noqa: E731
         chosen_rows: Rows | None = None
+        count = len(admitted)  # reported: the documents it chose among
         if quantizer is not None and not node.exact and len(admitted) > self.exact_threshold:
             spec = self.schema.key(node.key)
             nprobe = node.nprobe or (spec.quantizer.default_nprobe if spec else 1)
@@ -341,12 +354,13 @@ class Execution:
                 found = self._scan_top_k(node, table, distances, scan)
                 if found is not None:
                     strategy, probes, (chosen_rows, dist) = "probe", chosen, found
+                    count = scan.expected
             else:
                 lists = [self.snapshot.term(cluster_term(node.key, c)) for c in chosen]
                 self.documents_scanned += sum(len(b) for b in lists)
                 probed = BitMap.union(*lists) & admitted
                 if len(probed) >= node.k:
-                    strategy, probes, admitted = "probe", chosen, probed
+                    strategy, probes, admitted, count = "probe", chosen, probed, len(probed)
         if chosen_rows is None:
             rows = table.row_of(to_array(admitted))
             keep = self.refine.keep(node.k)
@@ -359,17 +373,17 @@ class Execution:
         order = np.argsort(found_docs, kind="stable")
         chosen_docs, chosen_dist = found_docs[order], dist[order]
         self._matches[id(node)] = VectorMatch(node.key, chosen_docs, chosen_dist, probes, topk=True)
-        self.topk.append((node, strategy, len(admitted), distances.verified - verified_before,
+        self.topk.append((node, strategy, count, distances.verified - verified_before,
                           nprobe if strategy == "probe" else None))
         self.verify_seconds += time.perf_counter() - start
         return from_array(chosen_docs)
 
     def _scan_top_k(self, node: NN, table: VectorTable, distances: QueryDistances,
-                    scan: tuple[Rows, F64, Bits | None]) -> tuple[Rows, F64] | None:
+                    scan: Scanned) -> tuple[Rows, F64] | None:
         """The ``k`` nearest admitted rows among the scanned ones, None when fewer than
         ``k`` are admitted (then the search is exact)."""
         assert node.k is not None
-        rows, dist, allowed = scan
+        rows, dist, allowed = scan.rows, scan.dist, scan.allowed
         ids, docnums = self.snapshot.ids, table.docnums
         if table.coded:  # the codes choose the rows verified
             keep = self.refine.keep(node.k)

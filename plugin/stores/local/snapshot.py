@@ -173,5 +173,5 @@ class SnapshotEdit:
         new = len(self.new_ranks)
         added = {ns: counts + [0] * (new - len(counts)) for ns, counts in self.new_lengths.items()}
         lengths = updated_lengths(base.lengths, base.count, added, self.removed_docs, count)
-        return replace(base, version=base.version + 1, count=count, ranks=ranks,  # type: ignore[arg-type]
+        return replace(base, version=base.version + 1, count=count, ranks=ranks,
                        live=live, postings=postings, tables=tables, lengths=lengths)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, cast
 
 import faiss
 import numpy as np
@@ -42,6 +43,7 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 Rows = npt.NDArray[np.int64]
+Buffer = TypeVar("Buffer", bound=npt.NDArray[Any])
 I32 = npt.NDArray[np.int32]
 
 _U32 = 2.0 ** -24
@@ -54,15 +56,14 @@ def margin(dimension: int) -> float:
     return 2.0 * (dimension + 2) * _U32
 
 
-def append(buffer: npt.NDArray[np.generic], used: int,
-           new: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+def append(buffer: Buffer, used: int, new: npt.NDArray[Any]) -> Buffer:
     """``buffer[:used]`` followed by ``new``: written in place past ``used`` when it fits
     (nobody reads past their own ``used``), else into a new buffer twice as large."""
     end = used + len(new)
     if end > len(buffer):
         grown = np.empty((max(2 * len(buffer), end, 1024), *buffer.shape[1:]), buffer.dtype)
         grown[:used] = buffer[:used]
-        buffer = grown
+        buffer = cast(Buffer, grown)
     buffer[used:end] = new
     return buffer
 
@@ -253,8 +254,9 @@ class QueryDistances:
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
         query, at = faiss.swig_ptr(self.q32), 0
         for a, b in slices:
-            faiss.fvec_inner_products_ny(faiss.swig_ptr(dots[at:]), query,
-                                         faiss.swig_ptr(t.matrix[a:b]), t.dimension, b - a)
+            faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
+                faiss.swig_ptr(dots[at:]), query, faiss.swig_ptr(t.matrix[a:b]), t.dimension,
+                b - a)
             at += b - a
         if len(tail):
             dots[at:] = np.einsum("ij,j->i", t.matrix[tail], self.q32)
