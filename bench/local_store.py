@@ -23,7 +23,7 @@ recall then use compressed verification, and the lines also give the candidates 
 codes and verified exactly (run once without the flag for the figures without codes).
 
     python bench/local_store.py [--docs 1000000] [--dim 128] [--clusters 1000] [--queries 200]
-                                [--pq-m 32] [--opq]
+                                [--pq-m 32] [--opq] [--dir DIR [--reuse]]
 """
 
 from __future__ import annotations
@@ -132,6 +132,22 @@ def radius_search(store: LocalStore, schema: Schema, q: np.ndarray,
     return set(result.ids), result.stats
 
 
+def build(directory: str, schema: Schema, corpus: Corpus, all_vectors: np.ndarray) -> None:
+    """Ingest the corpus (its vectors copied into ``all_vectors``) and train the quantizer."""
+    start = time.perf_counter()
+    with LocalStore.create(directory, schema, synchronous="NORMAL") as store:
+        done = 0
+        for vecs, batch in corpus.batches(10_000):
+            store.add(batch)
+            all_vectors[done:done + len(batch)] = vecs
+            done += len(batch)
+        ingest = time.perf_counter() - start
+        print(f"ingest: {corpus.docs} docs in {ingest:.1f} s ({corpus.docs / ingest:,.0f} docs/s)")
+        start = time.perf_counter()
+        store.train_quantizers(seed=0)
+        print(f"quantizer training + cluster re-assignment: {time.perf_counter() - start:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=1_000_000)
@@ -140,6 +156,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--radius", type=float, default=0.25)
     ap.add_argument("--dir", default=None, help="index directory (default: a temporary one)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep an index already in --dir (built by a run with the same data "
+                         "options): skip the build and measure again")
     ap.add_argument("--pq-m", type=int, default=0,
                     help="keep PQ codes of M bytes per vector (0: none; EBR: about dim/4)")
     ap.add_argument("--opq", action="store_true", help="learn an OPQ rotation before PQ")
@@ -152,25 +171,20 @@ def main() -> None:
           f"{LOCATIONS} Zipf locations; {codes}; 1 thread")
 
     directory = args.dir or tempfile.mkdtemp(prefix="ebr-bench-")
-    shutil.rmtree(directory, ignore_errors=True)
     schema = Schema.create("bench", (Namespace("location", "keyword"), Namespace("text", "keyword")),
                            (EmbeddingKey(KEY, args.dim, CoarseQuantizerSpec(
                                nlist=args.clusters, pq_m=args.pq_m, opq=args.opq)),))
     corpus = Corpus(args.docs, args.dim, args.clusters)
     all_vectors = np.empty((args.docs, args.dim), np.float32)
 
-    start = time.perf_counter()
-    with LocalStore.create(directory, schema, synchronous="NORMAL") as store:
-        done = 0
-        for vecs, batch in corpus.batches(10_000):
-            store.add(batch)
-            all_vectors[done:done + len(batch)] = vecs
-            done += len(batch)
-        ingest = time.perf_counter() - start
-        print(f"ingest: {args.docs} docs in {ingest:.1f} s ({args.docs / ingest:,.0f} docs/s)")
-        start = time.perf_counter()
-        store.train_quantizers(seed=0)
-        print(f"quantizer training + cluster re-assignment: {time.perf_counter() - start:.1f} s")
+    if args.reuse and os.path.exists(os.path.join(directory, "index.sqlite")):
+        for start in range(0, args.docs, 10_000):  # the generator is seeded: same vectors
+            all_vectors[start:start + 10_000] = corpus.vectors(start, min(start + 10_000,
+                                                                          args.docs))
+        print(f"build: skipped (--reuse: the index in {directory})")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+        build(directory, schema, corpus, all_vectors)
 
     del corpus.words
     print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -74,8 +74,7 @@ class VectorTable:
 
     ``docnums[r]`` is row ``r``'s document number (ascending in the tail: documents are
     numbered and appended in the same order), ``clusters[r]`` its coarse cluster (-1 before
-    training),
-    ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
+    training), ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
     (:mod:`ebr.quantization.product`; ``codes`` has no columns when the key keeps no codes),
     ``row_by_doc[n]`` the row of document ``n`` (-1 for none; ``span`` entries in use),
     ``present`` the documents whose row is live (a replaced or deleted document's row stays
@@ -124,7 +123,7 @@ class VectorTable:
             docnums, matrix, clusters, codes, code_norms, nlist)
 
     def laid_out(self, docnums: DocNums, matrix: F32, clusters: I32, codes: U8,
-               code_norms: F32, nlist: int) -> VectorTable:
+                 code_norms: F32, nlist: int) -> VectorTable:
         """This table with all its rows replaced by these (in new arrays: older tables keep
         theirs), sorted by (cluster, document number) when ``nlist``, else by document
         number; ``present`` and ``span`` stay."""
@@ -188,7 +187,7 @@ class VectorTable:
         if codes is None or code_norms is None:
             codes, code_norms = np.empty((n, 0), np.uint8), np.empty(n, np.float32)
         return self.laid_out(self.docnums[:n], self.matrix[:n], clusters, codes, code_norms,
-                           nlist)
+                             nlist)
 
     def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
         """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""
@@ -260,7 +259,7 @@ class QueryDistances:
             at += b - a
         if len(tail):
             dots[at:] = np.einsum("ij,j->i", t.matrix[tail], self.q32)
-        rows = np.concatenate([*(np.arange(a, b, dtype=np.int64) for a, b in slices), tail])
+        rows = np.concatenate([slice_rows(slices), tail])
         self.verified += len(rows)
         return rows, 1.0 - dots / (self.qnorm * t.norms[rows])
 
@@ -330,6 +329,17 @@ class QueryDistances:
             return np.ones(len(rows), np.bool_)
         docs = t.docnums[rows]
         return np.isin(docs, to_array(from_array(docs) & allowed))
+
+
+def slice_rows(slices: list[tuple[int, int]]) -> Rows:
+    """The rows of ``slices`` (``[a, b)`` ranges), in order, in a few NumPy calls."""
+    if not slices:
+        return np.empty(0, np.int64)
+    bounds = np.array(slices, np.int64)
+    lengths = bounds[:, 1] - bounds[:, 0]
+    shift = bounds[:, 0] - (np.cumsum(lengths) - lengths)  # each slice's start minus its offset
+    rows: Rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(shift, lengths)
+    return rows
 
 
 def _norms(matrix: F32) -> F64:
