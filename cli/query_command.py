@@ -67,6 +67,9 @@ def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str
     for t in s.topk:
         how = f"probed {t.nprobe} clusters" if t.strategy == "probe" else "exact"
         lines.append(f"top-K {t.branch}: {how} over {t.admitted} admitted, {t.verified} verified")
+    for p in s.probes:
+        lines.append(f"probes {p.branch}: read by {p.read} ({p.rows} rows in the probed clusters, "
+                     f"about {p.expected} admitted)")
     return lines
 
 

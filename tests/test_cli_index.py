@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,8 @@ def test_query_explains_hits_and_stats(index: Path) -> None:
     assert lines[2] == '   {"name": "Paris"}'
     assert lines[3].startswith("2. lyon")
     assert "2 of 2 matching documents" in result.stdout and "vectors verified" in result.stdout
+    assert re.search(r"^probes q\.1\.1: read by (bitmap|scan) \(\d+ rows in the probed clusters",
+                     result.stdout, re.M), result.stdout
 
 
 def test_query_json(index: Path, tmp_path: Path) -> None:

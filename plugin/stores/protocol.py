@@ -141,13 +141,34 @@ TopKStrategy = Literal["exact", "probe"]
 @dataclass(frozen=True)
 class TopKChoice:
     """How a top-K ``nn`` clause was executed: ``exact`` over every admitted document, or
-    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query."""
+    ``probe`` over the admitted documents in the ``nprobe`` clusters nearest the query;
+    ``admitted``: how many documents it chose among (when its clusters were scanned in
+    place, :class:`ProbeChoice`, the estimate of how many of their rows are admitted)."""
 
     branch: str
     strategy: TopKStrategy
     admitted: int
     verified: int
     nprobe: int | None = None
+
+
+ProbeRead = Literal["bitmap", "scan"]
+
+
+@dataclass(frozen=True)
+class ProbeChoice:
+    """How a probing vector clause (a radius ``within`` over probe clusters, or a top-K
+    ``nn`` that probes) read its clusters, the cheaper way by estimate: ``bitmap``
+    intersects the clusters' posting lists with the constraint and verifies the survivors
+    (cheap when the constraint is tight), ``scan`` computes the distance of every row of
+    the probed clusters where it lies and checks the constraint only on the near ones
+    (cheap when it is weak or absent).  ``rows``: rows in the probed clusters;
+    ``expected``: how many of them the constraint is estimated to admit."""
+
+    branch: str
+    read: ProbeRead
+    rows: int
+    expected: int
 
 
 @dataclass(frozen=True)
@@ -159,7 +180,8 @@ class SearchStats:
     ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
     (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
     explaining the hits); ``candidates_by_codes``: approximate distances computed from PQ
-    codes to choose which candidates to verify (0 for keys without codes).
+    codes to choose which candidates to verify (0 for keys without codes); ``probes``: how
+    each probing vector clause read its clusters (stores that decide it).
     """
 
     total: int
@@ -168,6 +190,7 @@ class SearchStats:
     topk: tuple[TopKChoice, ...] = ()
     seconds: Mapping[str, float] = field(default_factory=dict)
     candidates_by_codes: int = 0
+    probes: tuple[ProbeChoice, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Literal
 
 import numpy as np
 from hypothesis import strategies as st
@@ -43,12 +44,15 @@ def index_document(doc: ReferenceDocument, rank: float = 0.0) -> IndexDocument:
 class History:
     """How a world reaches the store: documents in ``order`` (indices into world.docs) over
     two batches split at ``split``, after decoy versions of the ``churn`` documents (later
-    replaced) and ``extras`` documents that are deleted again."""
+    replaced) and ``extras`` documents that are deleted again; after the first batch the
+    vectors are laid out by cluster (``layout``: by training the same centroids again, or
+    by reopening the store) or not (then every row lies in the append tail)."""
 
     order: tuple[int, ...] = ()
     split: int = 0
     churn: frozenset[int] = frozenset()
     extras: int = 0
+    layout: Literal["none", "retrain", "reopen"] = "none"
 
 
 @st.composite
@@ -56,7 +60,8 @@ def histories(draw: st.DrawFn, n: int) -> History:
     order = tuple(draw(st.permutations(range(n))))
     return History(order, draw(st.integers(0, n)),
                    frozenset(draw(st.sets(st.integers(0, max(0, n - 1)), max_size=n))) if n
-                   else frozenset(), draw(st.integers(0, 3)))
+                   else frozenset(), draw(st.integers(0, 3)),
+                   draw(st.sampled_from(["none", "retrain", "reopen"])))
 
 
 def _decoy(doc_id: str, i: int) -> IndexDocument:
@@ -83,6 +88,12 @@ def world_store(world: World, ranks: dict[str, float] | None = None,
             store.add([_decoy(world.docs[i].id, i) for i in sorted(h.churn)]
                       + [_decoy(x, i) for i, x in enumerate(extras)])
             store.add(docs[: h.split])
+            if h.layout == "retrain":
+                store.set_quantizer(KEY, world.quantizer.centroids)
+            elif h.layout == "reopen":
+                store.close()
+                store = LocalStore.open(Path(tmp) / "index", synchronous="NORMAL",
+                                        **options)  # type: ignore[arg-type]
             store.delete(extras)
             store.add(docs[h.split:])
             yield store

@@ -5,6 +5,7 @@ satisfies, with the distances and probe ranks the reference computes."""
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -14,12 +15,16 @@ from local_corpus import expected_score, histories, world_store
 from ebr import NN, And, Match, Or, Term, Within, named_branches, plan
 from ebr.mappings.schema import cluster_namespace
 from ebr.query.nodes import Node, subtracted
+from ebr.stores.local import execution
 from ebr.stores.reference import cosine_distance, reference_bm25, reference_matches
 from support.strategies import KEY, NAMESPACES, VALUES, World, expressions, worlds
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 MORE = settings(SETTINGS, max_examples=300)
+#: The cost of a gathered row against a scanned one, as the probing clauses weigh their two
+#: ways of reading clusters: never scan, the store's own, always scan.
+_GATHER_COSTS = st.sampled_from([0, execution.GATHER_COST, 10**9])
 
 
 def _cluster(world: World, doc_id: str) -> int | None:
@@ -34,7 +39,9 @@ def test_store_matches_reference(expr: Node, world: World, data: st.DataObject) 
     ranks = {d.id: data.draw(st.sampled_from([0.0, 1.0, 2.5]), label=f"rank {d.id}")
              for d in world.docs}
     history = data.draw(histories(len(world.docs)), label="history")
-    with world_store(world, ranks, history) as store:
+    gather = data.draw(_GATHER_COSTS, label="gather cost")
+    with world_store(world, ranks, history) as store, \
+            mock.patch.object(execution, "GATHER_COST", gather):
         # Precondition: the store assigned exactly the world's cluster terms.
         stored = store.get_documents([d.id for d in world.docs])
         for doc, got in zip(world.docs, stored, strict=True):
@@ -113,14 +120,18 @@ _constraint = st.one_of(st.none(), st.builds(Term, st.sampled_from(NAMESPACES),
 
 
 @SETTINGS
-@given(worlds(), st.integers(1, 5), st.integers(1, 4), _constraint)
+@given(worlds(), st.integers(1, 5), st.integers(1, 4), _constraint, _GATHER_COSTS,
+       st.data())
 def test_probed_top_k_is_exact_over_the_probed_clusters(
-        world: World, k: int, nprobe: int, constraint: Node | None) -> None:
+        world: World, k: int, nprobe: int, constraint: Node | None, gather: int,
+        data: st.DataObject) -> None:
     """With probing forced (no exact threshold), top-K returns the k nearest among the
     admitted documents in the nprobe nearest clusters, or falls back to exact when those
-    hold fewer than k."""
+    hold fewer than k; whichever way the clusters are read (bitmap or scan, reported)."""
     node = NN(KEY, k=k, nprobe=nprobe, constraint=constraint)
-    with world_store(world, exact_threshold=0) as store:
+    history = data.draw(histories(len(world.docs)), label="history")
+    with world_store(world, history=history, exact_threshold=0) as store, \
+            mock.patch.object(execution, "GATHER_COST", gather):
         result = store.search(node, world.vectors, size=100)
     probes = world.quantizer.probe(world.vectors[KEY], nprobe)
     admitted = reference_matches(constraint, world.docs, world.vectors) if constraint else {

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ebr.stores.local import vectors
+from ebr.stores.local.bitmaps import from_array
 from ebr.stores.local.vectors import QueryDistances, VectorTable
 from ebr.stores.reference import cosine_distance
 
@@ -77,3 +78,42 @@ def test_load_orders_rows_by_document() -> None:
     assert table.docnums[: table.rows].tolist() == [2, 5, 7]
     assert table.row_of(np.array([7, 2], np.uint32)).tolist() == [2, 0]
     assert table.matrix[2, 0] == 7 and table.clusters[: table.rows].tolist() == [-1, 0, 1]
+
+
+def _laid_out(n: int, d: int, nlist: int, seed: int) -> tuple[VectorTable, np.ndarray, np.ndarray]:
+    """A table of ``n`` random rows over ``nlist`` clusters, its body sorted by cluster."""
+    table, q, truth = _table(n, d, seed)
+    clusters = np.random.default_rng(seed).integers(0, nlist, n).astype(np.int32)
+    return table.with_clusters(clusters, nlist), q, truth
+
+
+@pytest.mark.parametrize("d", [3, 128])
+def test_scanned_slices_are_within_the_margin(d: int) -> None:
+    table, q, truth = _laid_out(500, d, nlist=6, seed=d)
+    slices, tail = table.probed((4, 0, 5))
+    rows, dist = QueryDistances(table, q).scan(slices, tail)
+    assert sorted(rows.tolist()) == np.flatnonzero(
+        np.isin(table.clusters[:500], (4, 0, 5))).tolist()
+    docs = table.docnums[rows]  # documents were numbered as the rows of _table
+    assert np.max(np.abs(dist - truth[docs])) <= vectors.margin(d) / 2
+
+
+def test_nearest_admitted_is_the_nearest_among_the_admitted() -> None:
+    table, q, truth = _laid_out(600, 16, nlist=5, seed=11)
+    slices, tail = table.probed((1, 2, 3))
+    rng = np.random.default_rng(0)
+    ids = [f"id{r:03d}" for r in range(600)]
+    for share in (1.0, 0.3, 0.02):
+        admitted = from_array(np.flatnonzero(rng.random(600) < share))
+        query = QueryDistances(table, q)
+        rows, dist = query.scan(slices, tail)
+        pool = [r for r in rows.tolist() if int(table.docnums[r]) in admitted]
+        for k in (1, 7, 40):
+            got = query.nearest_admitted(rows, dist, admitted, k,
+                                         lambda r: ids[int(table.docnums[r])])
+            if len(pool) < k:
+                assert got is None
+                continue
+            assert got is not None
+            want = sorted((truth[table.docnums[r]], ids[table.docnums[r]], r) for r in pool)[:k]
+            assert sorted(got[0].tolist()) == sorted(r for _, _, r in want), (share, k)

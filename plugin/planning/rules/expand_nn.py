@@ -58,15 +58,24 @@ def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:
     """The clusters a planned ``within`` probes, nearest first: the planner puts them first
     among its candidates, as one cluster term or an ``or`` of them (the inverse of
     :func:`expand_nn`, for the stores' explanations)."""
+    split = probe_split(key, candidates)
+    return None if split is None else split[0]
+
+
+def probe_split(key: str, candidates: Node | None) -> tuple[tuple[int, ...],
+                                                             tuple[Node, ...]] | None:
+    """:func:`probe_list`, and the other operands of ``candidates`` (the constraint pushed
+    down beside the probes, all of which a candidate must match)."""
     if candidates is None:
         return None
     ns = cluster_namespace(key)
     parts = candidates.operands if isinstance(candidates, And) else (candidates,)
-    for part in parts:
+    for i, part in enumerate(parts):
         terms = part.operands if isinstance(part, Or) else (part,)
         if all(isinstance(t, Term) and t.namespace == ns
                 and t.value.isascii() and t.value.isdigit() for t in terms):
-            return tuple(int(t.value) for t in terms)  # type: ignore[attr-defined]
+            return (tuple(int(t.value) for t in terms),  # type: ignore[attr-defined]
+                    parts[:i] + parts[i + 1:])
     return None
 
 
@@ -81,4 +90,4 @@ def _default_nprobe(schema: Schema | None, key: str) -> int:
     return spec.quantizer.default_nprobe if spec else DEFAULT_NPROBE
 
 
-__all__ = ["expand_nn", "probe_list"]
+__all__ = ["expand_nn", "probe_list", "probe_split"]

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from pyroaring import BitMap, FrozenBitMap
 
 DocNums = npt.NDArray[np.uint32]
+Bits = BitMap | FrozenBitMap
 
 EMPTY = FrozenBitMap()
 
@@ -20,7 +21,6 @@ EMPTY = FrozenBitMap()
 def from_array(docnums: npt.ArrayLike) -> BitMap:
     a = np.ascontiguousarray(docnums, dtype=np.uint32)
     return BitMap(array.array("I", a.tobytes()))
-
 
 
 def to_array(bitmap: BitMap | FrozenBitMap) -> DocNums:

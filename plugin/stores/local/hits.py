@@ -34,8 +34,8 @@ from ebr.query.nodes import (
     named_branches,
     subtracted,
 )
-from ebr.stores.local.bitmaps import DocNums, from_array, to_array
-from ebr.stores.local.execution import Bits, Execution
+from ebr.stores.local.bitmaps import Bits, DocNums, to_array
+from ebr.stores.local.execution import Execution
 from ebr.stores.local.selection import select
 from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
 
@@ -59,13 +59,14 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
 
     named = sorted(named_branches(plan).items(), key=lambda item: branch_order(item[0]))
     chosen_docs = docs[np.array(chosen, np.intp)]
-    picked = from_array(chosen_docs)
     unscored = subtracted(plan)
     # Per branch, which of the chosen documents it matched, and (for a scoring clause) how:
     # worked out for all of them at once.
     matches: list[tuple[str, npt.NDArray[np.bool_], list[ClauseMatch | TextMatch | None]]] = []
+    chosen_list = chosen_docs.tolist()
     for name, node in named:
-        member = np.isin(chosen_docs, to_array(ex.bitmap(node) & picked))
+        matched = ex.bitmap(node)  # a few look-ups: cheaper than np.isin on small arrays
+        member = np.fromiter((d in matched for d in chosen_list), np.bool_, len(chosen_list))
         details: list[ClauseMatch | TextMatch | None] = [None] * len(chosen)
         rows = np.flatnonzero(member)
         found: Sequence[ClauseMatch | TextMatch] = ()

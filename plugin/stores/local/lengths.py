@@ -65,7 +65,7 @@ def updated_lengths(base: Mapping[str, NamespaceLengths], used: int,
             lengths = np.zeros(used, np.uint32)
         old = lengths[gone] if len(gone) else np.zeros(0, np.uint32)
         new = np.asarray(added.get(namespace) or np.zeros(count - used), np.uint32)
-        lengths = append(lengths, used, new)  # type: ignore[assignment]
+        lengths = append(lengths, used, new)
         out[namespace] = NamespaceLengths(
             lengths,
             current.documents - int(np.count_nonzero(old)) + int(np.count_nonzero(new)),

@@ -57,15 +57,16 @@ class Snapshot:
                        coded: tuple[ProductCodes, npt.NDArray[np.uint8],
                                     npt.NDArray[np.float32]] | None = None) -> Snapshot:
         """Every row of ``key`` re-assigned to ``quantizer``'s clusters (``clusters[r]`` for
-        row ``r``) and, given ``coded`` (product quantizer, codes, reconstruction norms),
-        to its codes (else the key keeps none); the key's cluster postings rebuilt from the
-        live rows."""
+        row ``r``; the rows are then laid out by cluster) and, given ``coded`` (product
+        quantizer, codes, reconstruction norms), to its codes (else the key keeps none); the
+        key's cluster postings rebuilt from the live rows."""
         products = {k: p for k, p in self.products.items() if k != key}
         if coded is None:
-            table = self.tables[key].with_clusters(clusters)
+            table = self.tables[key].with_clusters(clusters, quantizer.nlist)
         else:
             products[key] = coded[0]
-            table = self.tables[key].with_clusters(clusters, coded[1], coded[2])
+            table = self.tables[key].with_clusters(clusters, quantizer.nlist, coded[1],
+                                                   coded[2])
         previous = self.quantizers.get(key)  # its cluster terms go
         old = {cluster_term(key, c) for c in range(previous.nlist)} if previous else set()
         postings = {t: b for t, b in self.postings.items() if t not in old}
@@ -172,5 +173,5 @@ class SnapshotEdit:
         new = len(self.new_ranks)
         added = {ns: counts + [0] * (new - len(counts)) for ns, counts in self.new_lengths.items()}
         lengths = updated_lengths(base.lengths, base.count, added, self.removed_docs, count)
-        return replace(base, version=base.version + 1, count=count, ranks=ranks,  # type: ignore[arg-type]
+        return replace(base, version=base.version + 1, count=count, ranks=ranks,
                        live=live, postings=postings, tables=tables, lengths=lengths)

@@ -566,7 +566,7 @@ class LocalStore:
             candidates_verified=ex.candidates_verified, topk=ex.topk_choices(names),
             seconds={"match": matched - start - ex.verify_seconds,
                      "verify": ex.verify_seconds, "order": ordered - matched},
-            candidates_by_codes=ex.candidates_by_codes)
+            candidates_by_codes=ex.candidates_by_codes, probes=ex.probe_choices(names))
         return SearchResult(hits, stats)
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
@@ -713,8 +713,10 @@ def _load(contents: database.Contents, schema: Schema) -> Snapshot:
             code_matrix = np.frombuffer(b"".join(codes),  # type: ignore[arg-type]
                                         np.uint8).reshape(len(nums), product.m)
             norms = product.norms(code_matrix, assigned)
+        centroids = contents.centroids.get(spec.name)
         tables[spec.name] = VectorTable.load(spec.dimension, np.array(nums, np.uint32), matrix,
-                                             assigned, code_matrix, norms)
+                                             assigned, code_matrix, norms,
+                                             0 if centroids is None else len(centroids))
         postings.update(cluster_postings(spec.name, tables[spec.name]))
     quantizers = {k: CentroidQuantizer(c) for k, c in contents.centroids.items()}
     live = FrozenBitMap(range(count)) if count else EMPTY

@@ -13,6 +13,13 @@ The float32 error bound: a dot product of ``d`` terms accumulated in float32 is 
 most ``d * u * sum |q_i d_i| <= d * u * |q| |d|`` (``u = 2**-24``, any summation order), so
 the float32 distance is within ``(d + 2) * u`` of the float64 one; :data:`margin` doubles it.
 
+Layout: the rows ``[0, body)`` are sorted by coarse cluster (then document number), cluster
+``c`` at ``[starts[c], starts[c + 1])``, so probing a cluster is a sequential scan of one
+slice (Faiss's own inner-product kernel, as IVFFlat scans its inverted lists) rather than a
+gather of scattered rows; rows appended since (``[body, rows)``, the tail) are in document
+order and scanned by their cluster column.  The body is sorted when the table is loaded
+(reopen) and when its clusters are re-assigned (training), each time into new arrays.
+
 Buffers grow by appending only: rows ``[0, rows)`` of a table never change, so an older
 table (held by a search running on an older snapshot) stays valid while a writer appends
 rows past its end into the same buffer.
@@ -22,18 +29,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, cast
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 from pyroaring import BitMap, FrozenBitMap
 
-from ebr.stores.local.bitmaps import EMPTY, DocNums, from_array
+from ebr.stores.local.bitmaps import EMPTY, Bits, DocNums, from_array, to_array
 from ebr.stores.reference import cosine_distance
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 Rows = npt.NDArray[np.int64]
+Buffer = TypeVar("Buffer", bound=npt.NDArray[Any])
+I32 = npt.NDArray[np.int32]
 
 _U32 = 2.0 ** -24
 #: Rows per block in the float32 screen: bounds the gathered copy to a few MB.
@@ -45,8 +56,7 @@ def margin(dimension: int) -> float:
     return 2.0 * (dimension + 2) * _U32
 
 
-def append(buffer: npt.NDArray[np.generic], used: int,
-           new: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+def append(buffer: Buffer, used: int, new: npt.NDArray[Any]) -> Buffer:
     """``buffer[:used]`` followed by ``new``: written in place past ``used`` when it fits
     (nobody reads past their own ``used``), else into a new buffer twice as large; a
     read-only buffer (mapped from the snapshot file) is always copied first."""
@@ -54,7 +64,7 @@ def append(buffer: npt.NDArray[np.generic], used: int,
     if end > len(buffer) or not buffer.flags.writeable:
         grown = np.empty((max(2 * len(buffer), end, 1024), *buffer.shape[1:]), buffer.dtype)
         grown[:used] = buffer[:used]
-        buffer = grown
+        buffer = cast(Buffer, grown)
     buffer[used:end] = new
     return buffer
 
@@ -63,13 +73,15 @@ def append(buffer: npt.NDArray[np.generic], used: int,
 class VectorTable:
     """One key's embeddings: ``rows`` rows in use of append-only buffers.
 
-    ``docnums[r]`` is row ``r``'s document number (ascending: documents are numbered and
-    appended in the same order), ``clusters[r]`` its coarse cluster (-1 before training),
-    ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
+    ``docnums[r]`` is row ``r``'s document number (ascending in the tail: documents are
+    numbered and appended in the same order), ``clusters[r]`` its coarse cluster (-1 before
+    training), ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
     (:mod:`ebr.quantization.product`; ``codes`` has no columns when the key keeps no codes),
     ``row_by_doc[n]`` the row of document ``n`` (-1 for none; ``span`` entries in use),
     ``present`` the documents whose row is live (a replaced or deleted document's row stays
-    until the index is reopened, outside ``present``).
+    until the index is reopened, outside ``present``); rows ``[0, body)`` are sorted by
+    cluster, cluster ``c`` at rows ``[starts[c], starts[c + 1])`` (``starts`` empty when
+    there is no body).
     """
 
     dimension: int
@@ -83,6 +95,8 @@ class VectorTable:
     present: FrozenBitMap
     codes: U8 = field(default_factory=lambda: np.empty((0, 0), np.uint8))
     code_norms: F32 = field(default_factory=lambda: np.empty(0, np.float32))
+    body: int = 0
+    starts: Rows = field(default_factory=lambda: np.empty(0, np.int64))
 
     @classmethod
     def empty(cls, dimension: int, code_width: int = 0) -> VectorTable:
@@ -91,17 +105,43 @@ class VectorTable:
                    EMPTY, np.empty((0, code_width), np.uint8), np.empty(0, np.float32))
 
     @classmethod
-    def load(cls, dimension: int, docnums: DocNums, matrix: F32,
-             clusters: npt.NDArray[np.int32], codes: U8 | None = None,
-             code_norms: F32 | None = None) -> VectorTable:
-        if np.any(docnums[1:] < docnums[:-1]):  # rows usually arrive in document order
-            order = np.argsort(docnums, kind="stable")
-            docnums, matrix, clusters = docnums[order], matrix[order], clusters[order]
-            if codes is not None and code_norms is not None:
-                codes, code_norms = codes[order], code_norms[order]
+    def load(cls, dimension: int, docnums: DocNums, matrix: F32, clusters: I32,
+             codes: U8 | None = None, code_norms: F32 | None = None,
+             nlist: int = 0) -> VectorTable:
+        """The table of these rows (any order), its body sorted by cluster when the key
+        has a quantizer of ``nlist`` clusters."""
         width = 0 if codes is None else codes.shape[1]
-        return cls.empty(dimension, width).appended(docnums, matrix, clusters, codes,
-                                                    code_norms)
+        table = cls.empty(dimension, width)
+        if not len(docnums):
+            return table
+        if codes is None or code_norms is None:
+            codes = np.empty((len(docnums), width), np.uint8)
+            code_norms = np.empty(len(docnums), np.float32)
+        span = int(docnums.max()) + 1
+        return replace(table, rows=len(docnums), span=span,
+                       present=FrozenBitMap(from_array(np.sort(docnums))),
+                       row_by_doc=np.full(span, -1, np.int32)).laid_out(
+            docnums, matrix, clusters, codes, code_norms, nlist)
+
+    def laid_out(self, docnums: DocNums, matrix: F32, clusters: I32, codes: U8,
+                 code_norms: F32, nlist: int) -> VectorTable:
+        """This table with all its rows replaced by these (in new arrays: older tables keep
+        theirs), sorted by (cluster, document number) when ``nlist``, else by document
+        number; ``present`` and ``span`` stay."""
+        order = (np.lexsort((docnums, clusters)) if nlist
+                 else np.argsort(docnums, kind="stable"))
+        docnums, clusters = docnums[order], np.ascontiguousarray(clusters[order], np.int32)
+        matrix = np.ascontiguousarray(matrix[order], np.float32)
+        row_by_doc = np.full(self.span, -1, np.int32)
+        row_by_doc[docnums] = np.arange(len(docnums), dtype=np.int32)
+        starts = (np.searchsorted(clusters, np.arange(nlist + 1)).astype(np.int64) if nlist
+                  else np.empty(0, np.int64))
+        return replace(self, rows=len(docnums), matrix=matrix, norms=_norms(matrix),
+                       docnums=np.ascontiguousarray(docnums, np.uint32), clusters=clusters,
+                       row_by_doc=row_by_doc,
+                       codes=np.ascontiguousarray(codes[order], np.uint8),
+                       code_norms=np.ascontiguousarray(code_norms[order], np.float32),
+                       body=len(docnums) if nlist else 0, starts=starts)
 
     @property
     def coded(self) -> bool:
@@ -124,31 +164,42 @@ class VectorTable:
         span = int(docnums[-1]) + 1
         index = np.full(span - self.span, -1, np.int32)
         index[docnums.astype(np.int64) - self.span] = np.arange(n, n + len(docnums))
-        return VectorTable(
-            self.dimension, n + len(docnums),
-            append(self.matrix, n, matrix),  # type: ignore[arg-type]
-            append(self.norms, n, _norms(matrix)),  # type: ignore[arg-type]
-            append(self.docnums, n, docnums),  # type: ignore[arg-type]
-            append(self.clusters, n, clusters),  # type: ignore[arg-type]
-            span, append(self.row_by_doc, self.span, index),  # type: ignore[arg-type]
-            FrozenBitMap(self.present | from_array(docnums)),
-            append(self.codes, n, codes),  # type: ignore[arg-type]
-            append(self.code_norms, n, code_norms))  # type: ignore[arg-type]
+        return replace(
+            self, rows=n + len(docnums),
+            matrix=append(self.matrix, n, matrix),
+            norms=append(self.norms, n, _norms(matrix)),
+            docnums=append(self.docnums, n, docnums),
+            clusters=append(self.clusters, n, clusters),
+            span=span, row_by_doc=append(self.row_by_doc, self.span, index),
+            present=FrozenBitMap(self.present | from_array(docnums)),
+            codes=append(self.codes, n, codes),
+            code_norms=append(self.code_norms, n, code_norms))
 
     def without(self, docnums: BitMap) -> VectorTable:
         removed = self.present & docnums
         return self if not removed else replace(self, present=FrozenBitMap(self.present - removed))
 
-    def with_clusters(self, clusters: npt.NDArray[np.int32], codes: U8 | None = None,
+    def with_clusters(self, clusters: I32, nlist: int, codes: U8 | None = None,
                       code_norms: F32 | None = None) -> VectorTable:
-        """This table with every row's cluster and code replaced (new arrays: older tables
-        keep theirs); no ``codes``: the rows keep none."""
+        """This table with every row's cluster (``clusters[r]`` for row ``r``, of
+        ``nlist``) and code replaced and its rows sorted by cluster; no ``codes``: the rows
+        keep none."""
+        n = self.rows
         if codes is None or code_norms is None:
-            codes, code_norms = np.empty((len(clusters), 0), np.uint8), np.empty(
-                len(clusters), np.float32)
-        return replace(self, clusters=np.ascontiguousarray(clusters, dtype=np.int32),
-                       codes=np.ascontiguousarray(codes, np.uint8),
-                       code_norms=np.ascontiguousarray(code_norms, np.float32))
+            codes, code_norms = np.empty((n, 0), np.uint8), np.empty(n, np.float32)
+        return self.laid_out(self.docnums[:n], self.matrix[:n], clusters, codes, code_norms,
+                             nlist)
+
+    def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
+        """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""
+        limit = len(self.starts) - 1
+        slices = [(int(self.starts[c]), int(self.starts[c + 1])) for c in probes
+                  if 0 <= c < limit]
+        tail = np.empty(0, np.int64)
+        if self.rows > self.body:
+            found = np.isin(self.clusters[self.body:self.rows], probes)
+            tail = np.flatnonzero(found).astype(np.int64) + self.body
+        return [(a, b) for a, b in slices if b > a], tail
 
     def row_of(self, docnums: DocNums) -> Rows:
         """The rows of documents known to be ``present``."""
@@ -195,9 +246,30 @@ class QueryDistances:
         m = self.table.matrix
         return np.array([cosine_distance(self.q32, m[r]) for r in rows.tolist()], np.float64)
 
+    def scan(self, slices: list[tuple[int, int]], tail: Rows) -> tuple[Rows, F64]:
+        """The rows of body ``slices`` and ``tail`` rows (:meth:`VectorTable.probed`) and
+        their float32 distances, as :meth:`screen`'s: each slice read in place by Faiss's
+        inner-product kernel (one thread, any summation order is within the bound)."""
+        t = self.table
+        dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
+        query, at = faiss.swig_ptr(self.q32), 0
+        for a, b in slices:
+            faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
+                faiss.swig_ptr(dots[at:]), query, faiss.swig_ptr(t.matrix[a:b]), t.dimension,
+                b - a)
+            at += b - a
+        if len(tail):
+            dots[at:] = np.einsum("ij,j->i", t.matrix[tail], self.q32)
+        rows = np.concatenate([slice_rows(slices), tail])
+        self.verified += len(rows)
+        return rows, 1.0 - dots / (self.qnorm * t.norms[rows])
+
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do."""
-        dist = self.screen(rows)
+        return self.decide(rows, self.screen(rows), radius)
+
+    def decide(self, rows: Rows, dist: F64, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
+        """:meth:`within` given the rows' float32 distances ``dist``."""
         inside = dist <= radius
         close = np.abs(dist - radius) <= self.margin
         if close.any():
@@ -207,7 +279,11 @@ class QueryDistances:
     def nearest(self, rows: Rows, k: int, id_of: Callable[[int], str]) -> tuple[Rows, F64]:
         """The ``k`` rows nearest by (distance, id) — the reference's order — and their
         distances.  ``id_of`` gives a row's document id."""
-        dist = self.screen(rows)
+        return self.rank(rows, self.screen(rows), k, id_of)
+
+    def rank(self, rows: Rows, dist: F64, k: int,
+             id_of: Callable[[int], str]) -> tuple[Rows, F64]:
+        """:meth:`nearest` given the rows' float32 distances ``dist``."""
         if len(rows) > k:
             kth = float(np.partition(dist, k - 1)[k - 1])
             # The k-th exact distance is within margin of kth, each row's within margin of
@@ -220,6 +296,51 @@ class QueryDistances:
             chosen = [r for _, _, r in ranked[: k - int(surely.sum())]]
             rows = np.concatenate([rows[surely], np.array(chosen, np.int64)])
         return rows, self.exact(rows)
+
+    def nearest_admitted(self, rows: Rows, dist: F64, admitted: Bits | None, k: int,
+                         id_of: Callable[[int], str]) -> tuple[Rows, F64] | None:
+        """:meth:`rank` over those of scanned ``rows`` whose document ``admitted`` holds
+        (None: all), None when fewer than ``k`` are.  Admission is checked nearest first,
+        on ever more rows (4k, 16k, ...) until the rows looked at hold ``k`` admitted ones
+        and every row that could still rank (within twice the margin of the k-th) is among
+        them: a weak constraint costs a few bitmap look-ups, not one per row scanned."""
+        look = min(len(rows), 4 * k)
+        while True:
+            if look < len(rows):
+                cut = float(np.partition(dist, look - 1)[look - 1])
+                near = dist <= cut
+                seen, seen_dist = rows[near], dist[near]
+            else:
+                cut, seen, seen_dist = np.inf, rows, dist
+            keep = self.admitted(seen, admitted)
+            seen, seen_dist = seen[keep], seen_dist[keep]
+            if len(seen) >= k:
+                kth = float(np.partition(seen_dist, k - 1)[k - 1])
+                if kth + 2 * self.margin < cut:
+                    return self.rank(seen, seen_dist, k, id_of)
+            elif look >= len(rows):
+                return None
+            look = min(len(rows), 4 * look)
+
+    def admitted(self, rows: Rows, admitted: Bits | None) -> npt.NDArray[np.bool_]:
+        """Which ``rows`` hold a document ``admitted`` holds (None: every present one)."""
+        t = self.table
+        allowed = t.present if admitted is None else admitted
+        if admitted is None and len(t.present) == t.rows:  # no replaced or deleted rows
+            return np.ones(len(rows), np.bool_)
+        docs = t.docnums[rows]
+        return np.isin(docs, to_array(from_array(docs) & allowed))
+
+
+def slice_rows(slices: list[tuple[int, int]]) -> Rows:
+    """The rows of ``slices`` (``[a, b)`` ranges), in order, in a few NumPy calls."""
+    if not slices:
+        return np.empty(0, np.int64)
+    bounds = np.array(slices, np.int64)
+    lengths = bounds[:, 1] - bounds[:, 0]
+    shift = bounds[:, 0] - (np.cumsum(lengths) - lengths)  # each slice's start minus its offset
+    rows: Rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(shift, lengths)
+    return rows
 
 
 def _norms(matrix: F32) -> F64:
