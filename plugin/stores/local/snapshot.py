@@ -52,6 +52,15 @@ class Snapshot:
     def term(self, term: str) -> FrozenBitMap:
         return self.postings.get(term, EMPTY)
 
+    def compacted(self) -> Snapshot:
+        """The same commit with every key's table compacted (:meth:`VectorTable.compacted`):
+        saved so, a mapped open scans what a rebuilding open would."""
+        tables = {key: table.compacted(self.quantizers[key].nlist if key in self.quantizers
+                                       else 0) for key, table in self.tables.items()}
+        if all(tables[key] is table for key, table in self.tables.items()):
+            return self
+        return replace(self, tables=tables)
+
     def with_quantizer(self, key: str, quantizer: CentroidQuantizer,
                        clusters: npt.NDArray[np.int32],
                        coded: tuple[ProductCodes, npt.NDArray[np.uint8],

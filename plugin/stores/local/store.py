@@ -298,7 +298,8 @@ class LocalStore:
         if (self._stale or self._commits is None or self._saved == self._commits
                 or self._read_data_version() != self._data_version):
             return  # in the file already, or memory may not be the database's state
-        snap = self._snapshot
+        # The tail sorted into the body first: the file is what every later open scans.
+        snap = self._snapshot = self._snapshot.compacted()
         stamp = Stamp(self._commits, len(snap.live), database.checksum(self._schema.to_json()))
         with failures(self.directory, "saving the snapshot of"):
             try:

@@ -190,6 +190,17 @@ class VectorTable:
         return self.laid_out(self.docnums[:n], self.matrix[:n], clusters, codes, code_norms,
                              nlist)
 
+    def compacted(self, nlist: int) -> VectorTable:
+        """This table with its tail sorted into the body and the rows of deleted or replaced
+        documents dropped (what a reopen that rebuilds does): itself when already so."""
+        if self.rows == self.body and len(self.present) == self.rows or not self.rows:
+            return self
+        n = self.rows
+        rows = self.row_of(to_array(self.present))
+        return self.laid_out(self.docnums[:n][rows], self.matrix[:n][rows],
+                             self.clusters[:n][rows], self.codes[:n][rows],
+                             self.code_norms[:n][rows], nlist)
+
     def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
         """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""
         limit = len(self.starts) - 1
