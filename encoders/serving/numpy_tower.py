@@ -47,6 +47,7 @@ class NumpyTower:
         self._tables: list[npt.NDArray[Any]] = []
         self._to_hidden: list[tuple[FloatArray, FloatArray] | None] = []
         for i, c in enumerate(config.channels):
+            assert not isinstance(c, TextTransformerChannel)  # is_bag_only, above
             table = _parameter(weights, f"{prefix}channels.{i}.bag.weight", (c.buckets, c.dim))
             self._tables.append(table)
             self._to_hidden.append(None if c.dim == config.hidden_dim else

@@ -174,7 +174,8 @@ def test_a_format_1_directory_loads_and_converts_to_the_same_key(bag_model: Path
     result = CliRunner().invoke(cli, ["convert-model", str(legacy), "--output", str(tmp_path / "new")])
     assert result.exit_code == 0, result.output
     assert read_model_info(tmp_path / "new").key == read_model_info(bag_model).key
-    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["encoder.json", "model.json", WEIGHTS_FILE]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["encoder.json", "model.json",
+                                                                    WEIGHTS_FILE]
     half = CliRunner().invoke(cli, ["convert-model", str(legacy), "-o", str(tmp_path / "half"),
                                     "--tables", "float16"])
     assert half.exit_code == 0, half.output
