@@ -39,6 +39,7 @@ from ebr.encoders.serving.model_files import (
     ALIASES,
     CONFIG_FILE,
     MODEL_FILE,
+    QUERY_TOWER,
     TABLE_PRECISIONS,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
@@ -150,7 +151,7 @@ def _load_state(module: nn.Module, weights: Weights, prefix: str, where: Path) -
 def load_query_tower(path: Path, config: EncoderConfig, weights: Weights) -> QueryTower:
     """The query tower alone, in eval mode (what serves a model with a text transformer)."""
     tower = QueryTower(config.query, config.output_dim)
-    _load_state(tower, weights, "query_tower.", path)
+    _load_state(tower, weights, QUERY_TOWER, path)
     return tower.eval()
 
 

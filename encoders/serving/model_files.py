@@ -51,6 +51,8 @@ LEGACY_WEIGHTS_FILE = "weights.pt"
 TABLE_PRECISIONS = ("float32", "float16")
 #: The metadata entry of the weights file naming each shared parameter's stored name.
 ALIASES = "aliases"
+#: The state-dict prefix of the query tower's parameters.
+QUERY_TOWER = "query_tower."
 _TABLE_SUFFIX = ".bag.weight"
 _KEY_DIGITS = 9
 
@@ -104,23 +106,25 @@ def read_vocabulary(path: str | Path) -> bytes | None:
     return file.read_bytes() if file.is_file() else None
 
 
-def read_weights(path: str | Path) -> dict[str, npt.NDArray[Any]]:
-    """Every parameter of the model directory ``path`` by state-dict name, as stored; a shared
+def read_weights(path: str | Path, prefix: str = "") -> dict[str, npt.NDArray[Any]]:
+    """The parameters of the model directory ``path`` whose names start with ``prefix`` (all by
+    default; ``query_tower.`` for a query service), by state-dict name, as stored; a shared
     parameter is one array under each of its names."""
     path = Path(path)
     file = path / WEIGHTS_FILE
     if not file.is_file():
         if (path / LEGACY_WEIGHTS_FILE).is_file():
-            return _read_legacy_weights(path)
+            return {n: a for n, a in _read_legacy_weights(path).items() if n.startswith(prefix)}
         raise EncoderConfigError(f"{path}: no {WEIGHTS_FILE}; not a complete model directory")
     try:
         with safe_open(file, framework="numpy") as stored:
-            arrays: dict[str, npt.NDArray[Any]] = {name: stored.get_tensor(name) for name in stored.keys()}
             aliases = json.loads((stored.metadata() or {}).get(ALIASES, "{}"))
-        arrays.update({alias: arrays[name] for alias, name in aliases.items()})
+            wanted = {n: n for n in stored.keys() if n.startswith(prefix)}
+            wanted.update((a, n) for a, n in aliases.items() if a.startswith(prefix))
+            arrays = {n: stored.get_tensor(n) for n in set(wanted.values())}
     except (OSError, SafetensorError, ValueError, KeyError, AttributeError) as e:
         raise EncoderConfigError(f"{file}: cannot read the weights ({type(e).__name__}: {e})") from None
-    return arrays
+    return {name: arrays[stored_as] for name, stored_as in wanted.items()}
 
 
 def _read_legacy_weights(path: Path) -> dict[str, npt.NDArray[Any]]:

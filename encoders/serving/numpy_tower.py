@@ -38,8 +38,7 @@ def is_bag_only(tower: TowerConfig) -> bool:
 class NumpyTower:
     """A bag-only tower from the parameters stored under ``prefix`` (``query_tower.``)."""
 
-    def __init__(self, config: TowerConfig, output_dim: int, weights: Weights,
-                 prefix: str = "query_tower.") -> None:
+    def __init__(self, config: TowerConfig, output_dim: int, weights: Weights, prefix: str) -> None:
         if not is_bag_only(config):
             raise EncoderConfigError("the numpy tower serves bag channels only; this tower has a "
                                      "text_transformer channel")

@@ -22,6 +22,7 @@ from ebr.encoders.errors import EncoderConfigError
 from ebr.encoders.features.tower_featurizer import TowerFeaturizer
 from ebr.encoders.serving.model_files import (
     CONFIG_FILE,
+    QUERY_TOWER,
     ModelInfo,
     read_model_info,
     read_vocabulary,
@@ -50,11 +51,11 @@ class QueryEncoder:
                                      f"runs on PyTorch: {TORCH_EXTRA}")
         tokenizer = tokenizer_for(self.config, read_vocabulary(path))
         self.featurizer = TowerFeaturizer(self.config.query, self.config.hash_seed, tokenizer)
-        weights = read_weights(path)
+        weights = read_weights(path, QUERY_TOWER)
         self._numpy: NumpyTower | None = None
         self._torch: QueryTower | None = None
         if bag_only:
-            self._numpy = NumpyTower(self.config.query, self.config.output_dim, weights)
+            self._numpy = NumpyTower(self.config.query, self.config.output_dim, weights, QUERY_TOWER)
         else:
             from ebr.encoders.serving.model_directory import load_query_tower
 

@@ -141,6 +141,10 @@ def test_shared_tables_are_stored_once(bag_model: Path) -> None:
     assert set(weights) == set(model.state_dict())
     shared = weights["query_tower.channels.0.bag.weight"] is weights["doc_tower.channels.0.bag.weight"]
     assert shared == (bag_model.name != "none")
+    query = read_weights(bag_model, "query_tower.")  # what a query service holds
+    assert set(query) == {n for n in weights if n.startswith("query_tower.")}
+    for name, array in query.items():
+        np.testing.assert_array_equal(array, weights[name])
 
 
 def test_float16_tables_halve_the_file_and_serve_the_same_model(bag_model: Path, tmp_path: Path) -> None:
