@@ -20,10 +20,12 @@ Variants (``--variant``, repeatable; default ``default``):
 - ``hard_negatives``: ``default`` + offline hard negatives (ranks 101-500, easy:hard 1:1);
 - ``separate_towers``: ``default`` without weight sharing (EBR's separate towers).
 
-``--set NAME=JSON`` overrides a training setting and ``--dim`` the widths, for exploring.
+``--set NAME=JSON`` overrides a training setting, ``--dim`` the widths and ``--trigram-buckets`` the
+trigram table's rows (2^18; Home Depot's titles and queries hold about 11k distinct trigrams but
+171k word uni/bigrams, as ``bench/model_files.py`` counts), for exploring.
 
     python bench/homedepot_train.py [--data DIR] [--variant NAME ...] [--epochs N]
-                                    [--no-baselines] [--save DIR] [--threads 2]
+                                    [--no-baselines] [--save DIR] [--threads 2] [--trigram-buckets N]
 """
 
 from __future__ import annotations
@@ -71,9 +73,9 @@ NPROBES = (8, 16, 32, 64, 128)
 REFINE = 2
 
 
-def encoder_config(variant: str, dim: int = 256) -> EncoderConfig:
+def encoder_config(variant: str, dim: int = 256, trigram_buckets: int = BUCKETS) -> EncoderConfig:
     def tower(field: str) -> TowerConfig:
-        trigrams = CharTrigramChannel("trigrams", field, BUCKETS, dim)
+        trigrams = CharTrigramChannel("trigrams", field, trigram_buckets, dim)
         words = WordNgramChannel("words", field, BUCKETS, dim)
         text = TextTransformerChannel("text", field, VOCABULARY, max_length=32)
         channels: tuple[Any, ...] = {"text_only": (text,), "text_trigrams": (text, trigrams)}.get(
@@ -130,9 +132,10 @@ def ivfpq_runs(queries: Sequence[str], q: npt.NDArray[np.float32], docs: npt.NDA
 
 
 def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict[str, RetrievalReport]:
-    encoder = encoder_config(variant, args.dim)
+    encoder = encoder_config(variant, args.dim, args.trigram_buckets)
     config = train_config(variant, args.epochs, args.threads, _overrides(args.set))
-    extras = [*(args.set or ()), *([f"dim={args.dim}"] if args.dim != 256 else [])]
+    extras = [*(args.set or ()), *([f"dim={args.dim}"] if args.dim != 256 else []),
+              *([f"trigram_buckets={args.trigram_buckets}"] if args.trigram_buckets != BUCKETS else [])]
     label = variant + (f" [{', '.join(extras)}]" if extras else "")
     corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
     # Early stopping watches a slice of the train split's queries (validation_fraction), so the
@@ -187,6 +190,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dim", type=int, default=256, help="Channel, hidden and output width.")
+    parser.add_argument("--trigram-buckets", type=int, default=BUCKETS,
+                        help=f"Rows of the character trigram table (default {BUCKETS}).")
     parser.add_argument("--set", action="append", metavar="NAME=JSON",
                         help="Override a training setting (repeatable), e.g. random_negatives=1024.")
     parser.add_argument("--no-baselines", action="store_true", help="Skip BM25 and MiniLM.")

@@ -47,7 +47,7 @@ def console_command(where: str, index: str | None, ca_certs: str | None, user: s
       ...>     (nn $key :radius 0.3))
     """
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
-        models = query_encoders(model_paths, "ebr console --model")
+        models = query_encoders(model_paths)
         searcher = Searcher(store, embedders_for(store.schema, models),
                             reranker=load_reranker_option(reranker_spec, store.schema))
         if isinstance(store, LocalStore):

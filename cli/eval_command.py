@@ -175,7 +175,7 @@ def eval_command(where: str, judged: Path, path_specs: tuple[str, ...], namespac
                                "nothing to measure; set --relevant-at for your grades")
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         judgments.check_ids(store)
-        models = query_encoders(model_paths, "ebr eval --model")
+        models = query_encoders(model_paths)
         reranker = load_reranker_option(reranker_spec, store.schema)
         searcher = Searcher(store, embedders_for(store.schema, models), candidates=candidates,
                             key=key, reranker=reranker)

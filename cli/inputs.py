@@ -186,14 +186,11 @@ def load_reranker_option(spec: str | None, schema: Schema) -> Reranker | None:
     return LinearReranker() if spec == "linear" else load_reranker(spec, schema)
 
 
-def query_encoders(paths: tuple[Path, ...], command: str) -> dict[str, QueryEncoder]:
-    """The query towers of the model directories ``paths`` by embedding key (torch is
-    imported only when a model is given)."""
+def query_encoders(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
+    """The query towers of the model directories ``paths`` by embedding key (a bag-only model
+    needs no torch; one with a text transformer says so when torch is missing)."""
     if not paths:
         return {}
-    from ebr.cli.torch_extra import require_torch
-
-    require_torch(command)
     from ebr.encoders.serving.query_encoder import QueryEncoder
 
     models = [QueryEncoder(p) for p in paths]

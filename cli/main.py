@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ebr.cli.console_command import console_command
+from ebr.cli.convert_model_command import convert_model_command
 from ebr.cli.doctor_command import doctor_command
 from ebr.cli.encode_command import encode_command
 from ebr.cli.eval_command import eval_command
@@ -42,6 +43,7 @@ cli.add_command(ingest_command)
 cli.add_command(query_command)
 cli.add_command(train_command)
 cli.add_command(encode_command)
+cli.add_command(convert_model_command)
 cli.add_command(doctor_command)
 cli.add_command(tune_command)
 cli.add_command(eval_command)

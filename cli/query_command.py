@@ -106,7 +106,7 @@ def query_command(where: str, query: str, vector_specs: tuple[str, ...], text_sp
     text = query_text(query)
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         vectors = vector_options(vector_specs)
-        models = query_encoders(model_paths, "ebr query --model")
+        models = query_encoders(model_paths)
         vectors.update(_text_vector(store.schema, s, models) for s in text_specs)
         missing = sorted({n.key for n in walk(parse(text, store.schema))
                           if isinstance(n, NN)} - set(vectors))

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import click
 
+from ebr.encoders.torch_install import TORCH_EXTRA, has_torch
 
-def has_torch() -> bool:
-    return importlib.util.find_spec("torch") is not None
+__all__ = ["has_torch", "require_torch"]
 
 
 def require_torch(command: str) -> None:
     """Stop ``command`` with an install hint when torch is missing (not a traceback)."""
     if not has_torch():
-        raise click.ClickException(f"{command} needs PyTorch, which this install lacks: "
-                                   "pip install 'ebr[encoders]'")
+        raise click.ClickException(f"{command} needs PyTorch, which this install lacks: {TORCH_EXTRA}")

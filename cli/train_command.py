@@ -66,8 +66,8 @@ def train_command(pairs: Path, encoder_path: Path, output: Path, train_config_pa
                   validation_fraction: float | None, seed: int | None, threads: int | None, restart: bool,
                   quiet: bool) -> None:
     """Train a two-tower encoder on PAIRS (TSV or JSONL query–document pairs) and write the
-    model directory: config, weights, vocabulary, TorchScript query tower and the embedding
-    key (model-NNNNNNNNN) to declare in the index schema.
+    model directory: config, weights, vocabulary and the embedding key (model-NNNNNNNNN) to
+    declare in the index schema.
 
     An interrupted run resumes from its last completed epoch when started again with the same
     arguments (the checkpoint is kept in OUTPUT.training until the model is written).

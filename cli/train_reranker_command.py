@@ -49,7 +49,7 @@ def train_reranker_command(where: str, judged: Path, template: str, output: Path
     failed: dict[str, str] = {}
     with open_store(where, index, readonly=True, ca_certs=ca_certs, user=user) as store:
         judgments.check_ids(store)
-        models = query_encoders(model_paths, "ebr train-reranker --model")
+        models = query_encoders(model_paths)
         searcher = Searcher(store, embedders_for(store.schema, models), key=key)
         with tqdm(total=len(judgments.qrels), unit="query", disable=quiet, desc="candidates",
                   dynamic_ncols=True, file=sys.stderr) as bar:

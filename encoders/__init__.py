@@ -7,8 +7,8 @@ Featurizers turn texts and categorical values into tensors (:class:`BagBatch` fo
 ``encode_doc``; the losses train it; a :class:`WeightedConcatEnsemble` serves several
 models as one embedding.  :func:`train` (behind ``ebr train``) fits a model on query–document
 pairs; a model directory holds the result, which :class:`EncoderModel` loads for batched
-document encoding and :class:`QueryEncoder` serves one query at a time from its TorchScript
-query tower.
+document encoding and :class:`QueryEncoder` serves one query at a time from its query tower
+(in numpy, without torch, when the tower's channels are all hashed bags).
 
 The subpackages follow the data, from records to served embeddings:
 
@@ -19,8 +19,8 @@ The subpackages follow the data, from records to served embeddings:
   and ensembles;
 - :mod:`ebr.encoders.training`: pairs and negatives, the training configuration, the loop and
   its metrics;
-- :mod:`ebr.encoders.serving`: a trained model's directory, its TorchScript query tower and
-  the query encoder that serves it.
+- :mod:`ebr.encoders.serving`: a trained model's directory, its weights and the query encoder
+  that serves it.
 
 At the top sit what every group uses: the errors, the :class:`EncoderConfig` and the setting
 checks.
@@ -29,8 +29,8 @@ here too.
 
 Names resolve lazily (PEP 562): ``from ebr.encoders import hash_bucket`` or ``import
 ebr.encoders.features.trigrams`` imports only the module it needs, so the torch-free parts
-(hashing, trigrams, :mod:`ebr.encoders.features.trigram_projection`) work without torch
-installed.
+(hashing, trigrams, :mod:`ebr.encoders.features.trigram_projection`, the
+:class:`QueryEncoder` of a bag-only model) work without torch installed.
 No module is named like a public name, so importing one never hides a name.
 """
 

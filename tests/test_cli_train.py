@@ -91,6 +91,13 @@ def test_train_encode_index_and_query(tmp_path: Path) -> None:
     assert len(hits) == 5
     # Every title mentioning the query word holds its trigrams; the top hits should be among them.
     assert sum("ladder" in h["source"]["title"] for h in hits) >= 3
+    # An app backend without torch (the base install) serves the same query: the model's
+    # tower is all hashed channels, run in numpy.
+    args = ["query", str(index), query, "--model", str(model), "--text", f"{key}=ladder", "--json"]
+    script = f"import sys\nsys.modules['torch'] = None\nfrom ebr.cli.main import cli\ncli({args!r})"
+    without = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert without.returncode == 0, without.stderr
+    assert [h["id"] for h in json.loads(without.stdout)["hits"]] == [h["id"] for h in hits]
 
 
 @pytest.mark.parametrize(("args", "message"), [

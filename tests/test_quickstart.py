@@ -7,10 +7,14 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
 from ebr.encoders.features.trigram_projection import TrigramProjection
@@ -32,6 +36,10 @@ from ebr.quickstart.examples import HELD_OUT_ALIASES, example_city_names, run_re
 from ebr.quickstart.model import SMALL_TRAINING
 from ebr.quickstart.queries import Homonyms, fold, misspell, partial, training_pairs
 from ebr.stores.protocol import search_text
+
+if TYPE_CHECKING:
+    from ebr.encoders.serving.model_directory import EncoderModel
+    from ebr.encoders.serving.query_encoder import QueryEncoder
 
 NAMES = ["san francisco", "san fransisco", "marseille", "marseile", "Zürich"]
 
@@ -217,6 +225,27 @@ def test_the_index_holds_the_cities_and_the_models_key(trained: Quickstart) -> N
     assert doc.terms["country"] == ("us",) and doc.terms["region"] == ("us.ca",)
     assert doc.terms["continent"] == ("na",) and "frisco" in doc.terms["alias"]
     assert doc.rank == pytest.approx(np.log10(827526 + 1))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.characters(codec="utf-8"), max_size=40),
+       country=st.one_of(st.none(), st.sampled_from(["us", "cr", "in", "fr"])))
+def test_the_served_query_tower_is_the_trained_models(trained: Quickstart, text: str,
+                                                      country: str | None) -> None:
+    """The numpy query tower (what ebr query --model and the quickstart serve) against the
+    trained model's torch tower, on a real model."""
+    served, eager = _served_and_eager(trained.model_dir)  # type: ignore[arg-type]
+    assert served.runtime == "numpy"
+    record = {"text": text, "country": country}
+    np.testing.assert_allclose(served.encode(record), eager.encode_queries([record])[0], atol=1e-5)
+
+
+@cache
+def _served_and_eager(model_dir: Path) -> tuple[QueryEncoder, EncoderModel]:
+    from ebr.encoders.serving.model_directory import EncoderModel
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+
+    return QueryEncoder(model_dir), EncoderModel.load(model_dir)
 
 
 @pytest.mark.parametrize("n", range(len(EXAMPLES)), ids=[e.text for e in EXAMPLES])

@@ -7,7 +7,7 @@ sample's ids laid end to end, where each sample starts, and one weight per id.  
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -82,19 +82,3 @@ class TokenBatch:
 FeatureBatch = BagBatch | TokenBatch
 """What one channel of a tower consumes."""
 
-
-def flatten_features(
-    batch: Mapping[str, FeatureBatch], channel_names: Sequence[str]
-) -> tuple[torch.Tensor, ...]:
-    """The tensors of ``batch`` channel by channel, as the exported towers take them (see
-    :mod:`ebr.encoders.serving.tower_export`): a bag gives ``ids, offsets, weights``, tokens ``ids, mask``."""
-    flat: list[torch.Tensor] = []
-    for name in channel_names:
-        features = batch.get(name)
-        if isinstance(features, BagBatch):
-            flat += (features.ids, features.offsets, features.weights)
-        elif isinstance(features, TokenBatch):
-            flat += (features.ids, features.mask)
-        else:
-            raise EncoderInputError(f"channel {name!r}: no featurized input")
-    return tuple(flat)

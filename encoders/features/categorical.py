@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.features.batches import BagBatch
 from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
+
+if TYPE_CHECKING:  # torch: imported by featurize alone, so bags need no torch
+    from ebr.encoders.features.batches import BagBatch
 
 Scalar = str | int
 CategoricalValue = Scalar | Sequence[Scalar] | Mapping[Scalar, float] | None
@@ -50,6 +52,8 @@ class CategoricalFeaturizer:
         return [self._id(v) for v, _ in pairs], [w for _, w in pairs]
 
     def featurize(self, values: Sequence[CategoricalValue]) -> BagBatch:
+        from ebr.encoders.features.batches import BagBatch
+
         bags = [self.bag(v, i) for i, v in enumerate(values)]
         return BagBatch.from_bags([ids for ids, _ in bags], [ws for _, ws in bags])
 

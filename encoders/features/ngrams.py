@@ -8,11 +8,14 @@ never be mistaken for a unigram.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ebr.encoders.errors import EncoderConfigError
-from ebr.encoders.features.batches import BagBatch
 from ebr.encoders.features.hashing import DEFAULT_HASH_SEED, check_hashing, hash_bucket
 from ebr.encoders.features.words import split_words
+
+if TYPE_CHECKING:  # torch: imported by featurize alone, so n-grams and ids need no torch
+    from ebr.encoders.features.batches import BagBatch
 
 
 def word_ngrams(text: str, max_n: int = 2) -> list[str]:
@@ -39,4 +42,6 @@ class WordNgramFeaturizer:
         return [hash_bucket(g, self.buckets, self.seed) for g in word_ngrams(text, self.max_n)]
 
     def featurize(self, texts: Sequence[str]) -> BagBatch:
+        from ebr.encoders.features.batches import BagBatch
+
         return BagBatch.from_bags([self.ids(t) for t in texts])

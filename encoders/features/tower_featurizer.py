@@ -3,12 +3,16 @@
 A record is a mapping from field names to values (``{"text": "cordless drill", "country":
 "us"}``).  Text channels need their field to hold a string; a categorical field may be absent
 or ``None`` (unknown context is normal and featurizes as an empty bag).
+
+:meth:`TowerFeaturizer.bags` gives the hashed channels' id bags as plain lists, without torch
+(what the numpy query tower reads); :meth:`TowerFeaturizer.featurize` packs the same bags as
+tensors for the torch towers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebr.encoders.encoder_config import (
     CategoricalChannel,
@@ -18,14 +22,17 @@ from ebr.encoders.encoder_config import (
     WordNgramChannel,
 )
 from ebr.encoders.errors import EncoderConfigError, EncoderInputError
-from ebr.encoders.features.batches import FeatureBatch
 from ebr.encoders.features.categorical import CategoricalFeaturizer
 from ebr.encoders.features.hashing import DEFAULT_HASH_SEED
 from ebr.encoders.features.ngrams import WordNgramFeaturizer
-from ebr.encoders.features.tokenizer import SentencePieceTokenizer
 from ebr.encoders.features.trigrams import CharTrigramFeaturizer
 
-_TextFeaturizer = CharTrigramFeaturizer | WordNgramFeaturizer | SentencePieceTokenizer
+if TYPE_CHECKING:  # torch: imported by featurize alone, so bags need no torch
+    from ebr.encoders.features.batches import FeatureBatch
+    from ebr.encoders.features.tokenizer import SentencePieceTokenizer
+
+Bag = tuple[list[int], list[float]]
+"""One sample's hashed ids and their weights (the ``EmbeddingBag``'s ``per_sample_weights``)."""
 
 
 class TowerFeaturizer:
@@ -38,13 +45,14 @@ class TowerFeaturizer:
         tokenizer: SentencePieceTokenizer | None = None,
     ) -> None:
         self.tower = tower
-        self._text: dict[str, _TextFeaturizer] = {}
+        self._hashed: dict[str, CharTrigramFeaturizer | WordNgramFeaturizer] = {}
+        self._tokenizers: dict[str, SentencePieceTokenizer] = {}
         self._categorical: dict[str, CategoricalFeaturizer] = {}
         for c in tower.channels:
             if isinstance(c, CharTrigramChannel):
-                self._text[c.name] = CharTrigramFeaturizer(c.buckets, hash_seed)
+                self._hashed[c.name] = CharTrigramFeaturizer(c.buckets, hash_seed)
             elif isinstance(c, WordNgramChannel):
-                self._text[c.name] = WordNgramFeaturizer(c.buckets, hash_seed, c.max_n)
+                self._hashed[c.name] = WordNgramFeaturizer(c.buckets, hash_seed, c.max_n)
             elif isinstance(c, CategoricalChannel):
                 self._categorical[c.name] = CategoricalFeaturizer(
                     c.name, c.buckets, hash_seed, c.multi_valued, c.weighted)
@@ -56,23 +64,36 @@ class TowerFeaturizer:
                     raise EncoderConfigError(
                         f"channel {c.name!r}: vocab_size is {c.vocab_size} but the SentencePiece "
                         f"model has {tokenizer.vocab_size} pieces; make them equal")
-                self._text[c.name] = tokenizer.with_max_length(c.max_length)
+                self._tokenizers[c.name] = tokenizer.with_max_length(c.max_length)
+
+    def bags(self, records: Sequence[Mapping[str, Any]]) -> dict[str, list[Bag]]:
+        """The id bag of every record for each hashed channel (trigrams, word n-grams,
+        categorical), keyed by channel name; text transformer channels are left out."""
+        _check_records(records)
+        out: dict[str, list[Bag]] = {}
+        for c in self.tower.channels:
+            if c.name in self._categorical:
+                featurizer = self._categorical[c.name]
+                out[c.name] = [featurizer.bag(r.get(c.field), i) for i, r in enumerate(records)]
+            elif c.name in self._hashed:
+                hashed = self._hashed[c.name]
+                grams = [hashed.ids(t) for t in _texts(records, c.field, c.name)]
+                out[c.name] = [(ids, [1.0] * len(ids)) for ids in grams]
+        return out
 
     def featurize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, FeatureBatch]:
         """One entry per channel, keyed by channel name; row ``i`` of each is ``records[i]``."""
-        for i, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise EncoderInputError(f"record {i}: expected a mapping of field names to values, "
-                                        f"got {type(record).__name__}")
+        from ebr.encoders.features.batches import BagBatch
+
+        bags = self.bags(records)
         batch: dict[str, FeatureBatch] = {}
         for c in self.tower.channels:
-            if c.name in self._categorical:
-                batch[c.name] = self._categorical[c.name].featurize([r.get(c.field) for r in records])
+            if c.name in bags:
+                batch[c.name] = BagBatch.from_bags([ids for ids, _ in bags[c.name]],
+                                                   [weights for _, weights in bags[c.name]])
             else:
-                batch[c.name] = self._text[c.name].featurize(_texts(records, c.field, c.name))
+                batch[c.name] = self._tokenizers[c.name].featurize(_texts(records, c.field, c.name))
         return batch
-
-
 
 
 class RecordChecker:
@@ -100,6 +121,13 @@ class RecordChecker:
             elif not isinstance(value, str):
                 return _not_text(c.field, c.name, value)
         return None
+
+
+def _check_records(records: Sequence[Mapping[str, Any]]) -> None:
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise EncoderInputError(f"record {i}: expected a mapping of field names to values, "
+                                    f"got {type(record).__name__}")
 
 
 def _texts(records: Sequence[Mapping[str, Any]], field: str, channel: str) -> list[str]:

@@ -1,8 +1,8 @@
 """How the quickstart embeds requests: a trained model's query tower, or the trigram projection.
 
 The trained model (:mod:`ebr.quickstart.model`) reads the text and the searcher's country and
-is served from its model directory's TorchScript query tower (:class:`~ebr.encoders.QueryEncoder`,
-what ``ebr query --model`` uses).  The training-free
+is served from its model directory by :class:`~ebr.encoders.QueryEncoder` (in numpy: the
+tower is all hashed channels; what ``ebr query --model`` uses).  The training-free
 :class:`~ebr.encoders.features.trigram_projection.TrigramProjection` reads the text alone; it
 is what runs where torch is missing (``ebr quickstart --no-train``).
 """
@@ -40,7 +40,7 @@ def projection_embedding(projection: TrigramProjection | None = None) -> QueryEm
 
 
 def model_embedding(model_dir: str | Path) -> QueryEmbedding:
-    """The query tower of the quickstart model in ``model_dir`` (imports torch)."""
+    """The query tower of the quickstart model in ``model_dir`` (no torch needed)."""
     from ebr.encoders.serving.query_encoder import QueryEncoder
 
     encoder = QueryEncoder(model_dir)

@@ -7,8 +7,8 @@ searcher's country (a categorical channel); the document side reads the city's n
 city's country, land in one space from the first step.
 
 Training (:func:`train_city_model`) is :func:`ebr.encoders.train_model_directory` on the pairs of
-:mod:`ebr.quickstart.queries`: the same trainer, model directory and TorchScript query tower
-``ebr train`` makes.  Only :func:`train_city_model` imports torch.
+:mod:`ebr.quickstart.queries`: the same trainer and model directory ``ebr train`` makes.  Only
+:func:`train_city_model` imports torch.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from ebr.encoders.features.trigram_projection import TrigramProjection
 from ebr.errors import PlanError
 from ebr.mappings.schema import Schema
 
-if TYPE_CHECKING:  # torch is imported only by whoever loads a model
+if TYPE_CHECKING:  # the model files are read only by whoever loads a model
     from ebr.encoders.serving.query_encoder import QueryEncoder
 
 FloatArray = npt.NDArray[np.float32]
