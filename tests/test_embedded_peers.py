@@ -98,7 +98,6 @@ def test_engine_paths_are_exact_when_exhaustive(engine: str, workload: peers.Wor
 
 
 def test_lancedb_path_is_exact_when_exhaustive(workload: peers.Workload, tmp_path: Path) -> None:
-    pytest.importorskip("lancedb", reason="LanceDB is in the bench extra, not the test extra")
     check_exhaustive("lancedb", workload, tmp_path)
 
 

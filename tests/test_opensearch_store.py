@@ -303,6 +303,34 @@ def test_create_survives_a_retry_after_a_lost_answer(opensearch_url: str) -> Non
         client.close()
 
 
+def test_create_refuses_an_index_another_client_made_meanwhile(opensearch_url: str) -> None:
+    """Between create's check that the index is absent and its creation (model training can
+    take minutes), another client makes it: refused, not adopted, and that index untouched."""
+    from ebr.stores.opensearch.client import connect
+
+    index = fresh_index()
+    client = connect(opensearch_url)
+    connection = client.transport.connection_pool.connections[0]
+    perform = connection.perform_request
+
+    def another_client_first(method: str, url: str, *args: object, **kwargs: object) -> object:
+        if method == "PUT" and url == f"/{index}":
+            perform("PUT", url, body=b'{"mappings": {"properties": {"x": {"type": "keyword"}}}}')
+        return perform(method, url, *args, **kwargs)
+
+    connection.perform_request = another_client_first
+    try:
+        with pytest.raises(StoreError, match="created by another client"):
+            OpenSearchStore.create(client, index, SCHEMA, engine="lucene")
+        connection.perform_request = perform
+        assert not client.indices.exists(index=f"{index}.ebr-meta")  # its own undone
+        assert list(client.indices.get_mapping(index=index)[index]["mappings"]["properties"]) == ["x"]
+    finally:
+        connection.perform_request = perform
+        client.indices.delete(index=index, ignore_unavailable=True)
+        client.close()
+
+
 def test_an_index_ebr_did_not_make_is_left_alone(opensearch_url: str) -> None:
     index = fresh_index("other")
     with OpenSearchStore.create(opensearch_url, fresh_index(), SCHEMA, engine="lucene") as store:

@@ -244,8 +244,13 @@ def test_a_writer_opened_without_the_file_deletes_it_and_saves_none(tmp_path: Pa
         assert store.snapshot_problem is None and store.stats().documents == 55
 
 
-def test_a_file_naming_a_class_outside_the_store_is_refused(tmp_path: Path) -> None:
-    """Even with every hash right, a snapshot names only the store's own classes."""
+@pytest.mark.parametrize("name", [
+    "subprocess:Popen",
+    "ebr.stores.local.store:os.system",  # a path through a module of the store's own
+    "ebr.stores.local.store:LocalStore",  # a class of the store's, but not a value it saves
+])
+def test_a_file_naming_a_class_outside_the_store_is_refused(tmp_path: Path, name: str) -> None:
+    """Even with every hash right, a snapshot names only the classes it may hold."""
     path = tmp_path / "i"
     with LocalStore.create(path, SCHEMA) as store:
         store.add(documents(20))
@@ -255,12 +260,14 @@ def test_a_file_naming_a_class_outside_the_store_is_refused(tmp_path: Path) -> N
     offset, length, _, magic = footer.unpack(data[-footer.size:])
     header = json.loads(data[offset:offset + length])
     assert header["snapshot"]["object"] == "ebr.stores.local.snapshot:Snapshot"
-    header["snapshot"]["object"] = "subprocess:Popen"
+    header["snapshot"]["object"] = name
+    header["snapshot"]["fields"] = {"command": "touch " + str(tmp_path / "ran")}
     text = json.dumps(header).encode()
     (path / SNAPSHOT_FILE).write_bytes(data[:offset] + text + footer.pack(
         offset, len(text), xxhash.xxh3_64_intdigest(text), magic))
-    with pytest.raises(Unusable, match="subprocess:Popen is not a class a snapshot may hold"):
+    with pytest.raises(Unusable, match=f"{name} is not a class a snapshot may hold"):
         snapshot_file.load(path, stamp)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_drop_removes_the_snapshot_files(tmp_path: Path) -> None:
@@ -276,9 +283,33 @@ def test_a_value_the_file_cannot_hold_is_refused_whole(tmp_path: Path) -> None:
     path = tmp_path / "i"
     store = LocalStore.create(path, SCHEMA)
     store.add(documents(20))
-    store._snapshot = dataclasses.replace(store._snapshot, lengths={"tag": {1, 2}})  # type: ignore[dict-item]
+    store._snapshot = dataclasses.replace(store._snapshot, products={"e": {1, 2}})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="cannot save a builtins.set"):
         store.close()
     assert not (path / SNAPSHOT_FILE).exists() and not (path / TEMPORARY_FILE).exists()
     with LocalStore.open(path) as again:  # closed all the same: the lock was released
         assert again.stats().documents == 20
+
+
+def test_open_write_close_cycles_keep_the_file_bounded_and_the_numbers_dense(
+        tmp_path: Path) -> None:
+    """Each mapped open copies its buffers on the first append: the file must still hold
+    only the snapshot's part of them, and replaced documents' numbers must not pile up."""
+    path = tmp_path / "i"
+    with LocalStore.create(path, SCHEMA) as store:
+        store.add(documents(200))
+        store.train_quantizers(seed=0)
+    first = (path / SNAPSHOT_FILE).stat().st_size
+    for cycle in range(8):
+        with LocalStore.open(path) as store:
+            assert store.snapshot_problem is None
+            store.add(documents(100, seed=cycle + 1))  # replaces half the documents
+            expected = view(store)
+        with LocalStore.open(path, readonly=True) as reopened:
+            snap = reopened._snapshot
+            assert reopened.snapshot_problem is None and view(reopened) == expected
+            assert len(snap.ranks) == len(snap.ids) == snap.count <= 2 * len(snap.live)
+            assert all(len(n.lengths) == snap.count for n in snap.lengths.values())
+            table = snap.tables["e"]
+            assert table.body == table.rows == len(table.present) == len(table.matrix)
+    assert (path / SNAPSHOT_FILE).stat().st_size < 1.6 * first

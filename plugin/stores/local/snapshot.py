@@ -9,7 +9,8 @@ changes; the store publishes it only once the SQLite transaction has committed.
 
 Documents are numbered internally (``docnum``, uint32) in the order they were written:
 a replaced document gets a new number and its old one leaves ``live`` and every bitmap.
-Numbers are dense again after a reopen.
+Numbers are dense again after a reopen that rebuilds from the database; a snapshot file
+carries them over, and is saved from a rebuild when more than half of them are dead.
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ class Snapshot:
         return self.postings.get(term, EMPTY)
 
     def compacted(self) -> Snapshot:
-        """The same commit with every key's table compacted (:meth:`VectorTable.compacted`):
-        saved so, a mapped open scans what a rebuilding open would."""
-        tables = {key: table.compacted(self.quantizers[key].nlist if key in self.quantizers
-                                       else 0) for key, table in self.tables.items()}
-        if all(tables[key] is table for key, table in self.tables.items()):
-            return self
-        return replace(self, tables=tables)
+        """The same commit as a file should hold it: every key's table compacted
+        (:meth:`VectorTable.compacted`) and the shared append-only buffers cut to
+        ``count`` (a file holds only this snapshot's part of them)."""
+        count = self.count
+        return replace(
+            self, ids=self.ids[:count], ranks=self.ranks[:count],
+            lengths={ns: replace(n, lengths=n.lengths[:count]) for ns, n in self.lengths.items()},
+            tables={key: table.compacted(self.quantizers[key].nlist if key in self.quantizers
+                                         else 0) for key, table in self.tables.items()})
 
     def with_quantizer(self, key: str, quantizer: CentroidQuantizer,
                        clusters: npt.NDArray[np.int32],

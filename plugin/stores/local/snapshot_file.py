@@ -18,9 +18,11 @@ or the quantizers are saved with no change to this module:
 - Roaring bitmaps: their portable serialisation; a mapping of names to bitmaps (the posting
   lists) as one block of names and one of bitmaps.
 - Lists of strings (document ids): one UTF-8 text and each string's length.
-- Dataclasses and classes whose constructor takes its attributes by name (the quantizers),
-  from :data:`PACKAGES` only; mappings with string keys; lists; tuples; JSON scalars.
-  Anything else is refused (``TypeError``) when saving, never saved half.
+- Instances of the classes of :func:`classes` only (dataclasses, and the quantizers, whose
+  constructors take their attributes by name), named in the file by their qualified name
+  and looked up in that fixed list on load (never imported by name: a file could otherwise
+  name any callable); mappings with string keys; lists; tuples; JSON scalars.  Anything
+  else is refused (``TypeError``) when saving, never saved half.
 
 Layout: ``MAGIC``, the sections, the header (JSON: the stamp, the tree of values naming
 their sections, the hash of everything before it), then a footer (the header's offset,
@@ -32,7 +34,6 @@ refused) or none.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
 import mmap
@@ -54,11 +55,20 @@ SNAPSHOT_FILE = "index.snapshot"
 TEMPORARY_FILE = SNAPSHOT_FILE + ".tmp"
 MAGIC = b"EBRSNAP1"
 FORMAT = 1
-#: Where classes named in a snapshot may come from (nothing else is ever imported).
-PACKAGES = ("ebr.stores.local.", "ebr.quantization.")
 _ALIGN = 64
 _FOOTER = struct.Struct("<QQQ8s")  # header offset, header length, header hash, MAGIC
 _HASH_BLOCK = 16 << 20
+
+
+def classes() -> dict[str, type]:
+    """The only classes a snapshot file may hold, by the name the file gives them."""
+    from ebr.quantization.coarse import CentroidQuantizer
+    from ebr.quantization.product import ProductCodes
+    from ebr.stores.local.lengths import NamespaceLengths
+    from ebr.stores.local.vectors import VectorTable
+
+    return {f"{c.__module__}:{c.__qualname__}": c for c in (
+        Snapshot, VectorTable, NamespaceLengths, CentroidQuantizer, ProductCodes)}
 
 
 class Unusable(Exception):
@@ -149,10 +159,10 @@ class _Writer:
             if v and all(isinstance(b, FrozenBitMap) for b in v.values()):
                 return self.bitmaps(v)
             return {"mapping": {k: self.value(x) for k, x in v.items()}}
-        cls = type(v)
-        if not cls.__module__.startswith(PACKAGES):
+        cls, name = type(v), f"{type(v).__module__}:{type(v).__qualname__}"
+        if classes().get(name) is not cls:
             raise TypeError(f"cannot save a {cls.__module__}.{cls.__qualname__}")
-        return {"object": f"{cls.__module__}:{cls.__qualname__}",
+        return {"object": name,
                 "fields": {name: self.value(getattr(v, name)) for name in _attributes(cls)}}
 
     def bitmaps(self, named: Mapping[str, FrozenBitMap]) -> dict[str, Any]:
@@ -201,8 +211,7 @@ def load(directory: Path, stamp: Stamp) -> Snapshot:
         raise Unusable(f"{path.name} is damaged: its contents do not match their hash")
     try:
         snapshot = _Reader(mapped).value(header["snapshot"])
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError,
-            ImportError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         raise Unusable(f"{path.name} cannot be read back: {type(e).__name__}: {e}") from None
     if not isinstance(snapshot, Snapshot):
         raise Unusable(f"{path.name} does not hold a snapshot")
@@ -297,12 +306,9 @@ class _Reader:
         return self.instance(node["object"], node["fields"])
 
     def instance(self, name: str, fields: dict[str, Any]) -> Any:
-        module, _, qualname = name.partition(":")
-        if not module.startswith(PACKAGES):
+        cls = classes().get(name)
+        if cls is None:
             raise ValueError(f"{name} is not a class a snapshot may hold")
-        cls: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            cls = getattr(cls, part)
         values = {k: self.value(v) for k, v in fields.items()}
         if set(values) != set(_attributes(cls)):
             raise ValueError(f"the fields saved for {name} are not its fields")

@@ -17,8 +17,10 @@ Layout: the rows ``[0, body)`` are sorted by coarse cluster (then document numbe
 ``c`` at ``[starts[c], starts[c + 1])``, so probing a cluster is a sequential scan of one
 slice (Faiss's own inner-product kernel, as IVFFlat scans its inverted lists) rather than a
 gather of scattered rows; rows appended since (``[body, rows)``, the tail) are in document
-order and scanned by their cluster column.  The body is sorted when the table is loaded
-(reopen) and when its clusters are re-assigned (training), each time into new arrays.
+order and scanned by their cluster column.  The body is sorted when the table is rebuilt
+from the database (a reopen without a usable snapshot file), when its clusters are
+re-assigned (training) and when the snapshot file is saved (:meth:`VectorTable.compacted`),
+each time into new arrays.
 
 Buffers grow by appending only: rows ``[0, rows)`` of a table never change, so an older
 table (held by a search running on an older snapshot) stays valid while a writer appends
@@ -78,8 +80,8 @@ class VectorTable:
     training), ``codes[r]`` its PQ code and ``code_norms[r]`` the length of the code's reconstruction
     (:mod:`ebr.quantization.product`; ``codes`` has no columns when the key keeps no codes),
     ``row_by_doc[n]`` the row of document ``n`` (-1 for none; ``span`` entries in use),
-    ``present`` the documents whose row is live (a replaced or deleted document's row stays
-    until the index is reopened, outside ``present``); rows ``[0, body)`` are sorted by
+    ``present`` the documents whose row is live (a replaced or deleted document's row stays,
+    outside ``present``, until the table is compacted or rebuilt); rows ``[0, body)`` are sorted by
     cluster, cluster ``c`` at rows ``[starts[c], starts[c + 1])`` (``starts`` empty when
     there is no body).
     """
@@ -191,11 +193,15 @@ class VectorTable:
                              nlist)
 
     def compacted(self, nlist: int) -> VectorTable:
-        """This table with its tail sorted into the body and the rows of deleted or replaced
-        documents dropped (what a reopen that rebuilds does): itself when already so."""
-        if self.rows == self.body and len(self.present) == self.rows or not self.rows:
-            return self
+        """This table as a reopen that rebuilds would lay it out: the tail sorted into the
+        body, the rows of deleted or replaced documents dropped, and the buffers cut to the
+        rows in use (views when nothing else changes)."""
         n = self.rows
+        if (n == self.body or not nlist) and len(self.present) == n:
+            return replace(self, matrix=self.matrix[:n], norms=self.norms[:n],
+                           docnums=self.docnums[:n], clusters=self.clusters[:n],
+                           row_by_doc=self.row_by_doc[:self.span], codes=self.codes[:n],
+                           code_norms=self.code_norms[:n])
         rows = self.row_of(to_array(self.present))
         return self.laid_out(self.docnums[:n][rows], self.matrix[:n][rows],
                              self.clusters[:n][rows], self.codes[:n][rows],

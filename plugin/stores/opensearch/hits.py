@@ -51,7 +51,8 @@ class HitExplainer:
     def hit(self, hit: dict[str, Any]) -> Hit:
         source = hit.get("_source") or {}
         scores: dict[str, float] = hit.get("matched_queries") or {}
-        matched = sorted(scores, key=self._order.__getitem__)
+        # Tree order; a name the plan does not give (none expected) sorts after, by itself.
+        matched = sorted(scores, key=lambda n: (self._order.get(n, len(self._order)), n))
         clauses = []
         texts = []
         for name in matched:

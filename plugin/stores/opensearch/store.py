@@ -39,6 +39,7 @@ import base64
 import contextlib
 import itertools
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -726,14 +727,27 @@ def _create_index(client: OpenSearch, index: str, body: dict[str, Any]) -> None:
     """Create ``index``, which :meth:`OpenSearchStore.create` has just seen absent.  The
     client retries a request that timed out (``retry_on_timeout``): when the first attempt
     made the index and only its answer was lost, the retry is refused with
-    ``resource_already_exists_exception``, and the index is the one this call made."""
+    ``resource_already_exists_exception``.  A token in the mapping's ``_meta`` tells that
+    index from one another client made meanwhile (refused: it is not this call's)."""
     from opensearchpy.exceptions import RequestError
 
+    token = uuid.uuid4().hex
+    mappings = body.get("mappings", {})
+    body = {**body, "mappings": {**mappings, "_meta": {**mappings.get("_meta", {}),
+                                                        _CREATION: token}}}
     try:
         client.indices.create(index=index, body=body)
     except RequestError as err:
         if err.error != "resource_already_exists_exception":
             raise
+        made = client.indices.get_mapping(index=index).get(index, {}).get("mappings", {})
+        if made.get("_meta", {}).get(_CREATION) != token:
+            raise StoreError(f"index {index!r} was created by another client while this "
+                             "create ran; drop it or choose another name") from None
+
+
+#: The ``_meta`` entry of a mapping naming the create call that made the index.
+_CREATION = "ebr_creation"
 
 
 def _model_id(key: EmbeddingKey) -> str:
