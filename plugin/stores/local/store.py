@@ -295,17 +295,18 @@ class LocalStore:
             self._save_snapshot()
 
     def _save_snapshot(self) -> None:
-        if (self._stale or self._commits is None or self._saved == self._commits
-                or self._read_data_version() != self._data_version):
-            return  # in the file already, or memory may not be the database's state
-        if self._snapshot.count > 2 * len(self._snapshot.live):
-            # Mostly numbers of deleted or replaced documents: renumbered densely, as a
-            # rebuilding open would, rather than carried from file to file.
-            self._reload()
-        # The tail sorted into the body, the buffers cut: what every later open maps.
-        snap = self._snapshot = self._snapshot.compacted()
-        stamp = Stamp(self._commits, len(snap.live), database.checksum(self._schema.to_json()))
         with failures(self.directory, "saving the snapshot of"):
+            if (self._stale or self._commits is None or self._saved == self._commits
+                    or self._read_data_version() != self._data_version):
+                return  # in the file already, or memory may not be the database's state
+            if self._snapshot.count > 2 * len(self._snapshot.live):
+                # Mostly numbers of deleted or replaced documents: renumbered densely, as a
+                # rebuilding open would, rather than carried from file to file.
+                self._reload()
+            # The tail sorted into the body, the buffers cut: what every later open maps.
+            snap = self._snapshot = self._snapshot.compacted()
+            stamp = Stamp(self._commits, len(snap.live),
+                          database.checksum(self._schema.to_json()))
             try:
                 snapshot_file.save(self.directory, snap, stamp)
             except BaseException:
