@@ -34,6 +34,7 @@ refused) or none.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import mmap
@@ -60,6 +61,7 @@ _FOOTER = struct.Struct("<QQQ8s")  # header offset, header length, header hash, 
 _HASH_BLOCK = 16 << 20
 
 
+@functools.cache
 def classes() -> dict[str, type]:
     """The only classes a snapshot file may hold, by the name the file gives them."""
     from ebr.quantization.coarse import CentroidQuantizer
