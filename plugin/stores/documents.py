@@ -175,8 +175,8 @@ def _prepare(schema: Schema, doc: IndexDocument, doc_id: str, position: int) -> 
         vectors[key] = _vector(value, spec.dimension, doc_id, position, f"embeddings.{key}")
 
     rank = doc.rank
-    if (not isinstance(rank, Real) or isinstance(rank, bool)
-            or not math.isfinite(_float(rank))):
+    number = type(rank) is float or (isinstance(rank, Real) and not isinstance(rank, bool))
+    if not number or not math.isfinite(_float(rank)):
         raise InvalidDocumentError(doc_id, position, "rank",
                                    f"expected a finite number, got {rank!r}")
     return PreparedDocument(doc_id, tuple(sorted(terms)), vectors, float(rank),
@@ -184,7 +184,7 @@ def _prepare(schema: Schema, doc: IndexDocument, doc_id: str, position: int) -> 
 
 
 def _items(mapping: object, doc_id: str, position: int, where: str) -> list[tuple[str, Any]]:
-    if not isinstance(mapping, Mapping):
+    if type(mapping) is not dict and not isinstance(mapping, Mapping):
         raise InvalidDocumentError(doc_id, position, where,
                                    f"expected a mapping, got {type(mapping).__name__}")
     items = list(mapping.items())
@@ -247,6 +247,12 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
     if v32.shape != (dimension,):
         raise DimensionError(doc_id, position, where,
                              f"expected shape ({dimension},), got {v32.shape}")
+    # A finite, non-zero sum of squares proves every value finite (a square is never
+    # negative, so an infinite or NaN one cannot cancel): the common case in one call.
+    squares = float(v32.dot(v32))
+    if math.isfinite(squares) and squares:
+        v32.setflags(write=False)
+        return v32
     # NaN and infinities survive the cast, and values beyond float32's range become infinite.
     if not np.isfinite(v32).all():
         raise InvalidVectorError(doc_id, position, where,
@@ -268,13 +274,18 @@ def _float(value: Real) -> float:
         return math.nan
 
 
+#: How sources are stored (one encoder: ``json.dumps`` with options builds one per call).
+_SOURCE_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _source_json(source: object, doc_id: str, position: int) -> str:
     if not isinstance(source, Mapping):
         raise InvalidDocumentError(doc_id, position, "source",
                                    f"expected a JSON object, got {type(source).__name__}")
+    if not source:
+        return "{}"
     try:
-        text = json.dumps(dict(source), ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":"))
+        text = _SOURCE_JSON.encode(dict(source))
     except (TypeError, ValueError) as e:
         raise InvalidDocumentError(doc_id, position, "source",
                                    f"not serialisable as JSON: {e}") from None
