@@ -29,7 +29,7 @@ from ebr.quantization.product import ProductCodes
 from ebr.stores.documents import PreparedDocument
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.lengths import NamespaceLengths, updated_lengths
-from ebr.stores.local.vectors import VectorTable, append
+from ebr.stores.local.vectors import VectorTable, append, stacked
 
 
 @dataclass(frozen=True)
@@ -176,9 +176,9 @@ class SnapshotEdit:
             if rows:
                 coded = self.new_codes.get(key)
                 table = table.appended(np.array([r[0] for r in rows], np.uint32),
-                                       np.stack([r[1] for r in rows]),
+                                       stacked([r[1] for r in rows]),
                                        np.array([r[2] for r in rows], np.int32),
-                                       np.stack([c for c, _ in coded]) if coded else None,
+                                       stacked([c for c, _ in coded]) if coded else None,
                                        np.array([n for _, n in coded], np.float32)
                                        if coded else None)
             tables[key] = table

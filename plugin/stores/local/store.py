@@ -82,7 +82,7 @@ from ebr.stores.local.hits import build_hits
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp, Unusable
-from ebr.stores.local.vectors import VectorTable
+from ebr.stores.local.vectors import VectorTable, stacked
 from ebr.stores.protocol import (
     IndexDocument,
     IndexStats,
@@ -469,7 +469,7 @@ class LocalStore:
             having = [i for i, d in enumerate(docs) if key in d.vectors]
             if not having:
                 continue
-            vectors = np.stack([docs[i].vectors[key] for i in having])
+            vectors = stacked([docs[i].vectors[key] for i in having])
             ids = assign(quantizer, vectors)
             for i, c in zip(having, ids.tolist(), strict=True):
                 out[i][key] = c
