@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import numpy.typing as npt
@@ -270,7 +270,7 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
     return v32
 
 
-def _float(value: Real) -> float:
+def _float(value: SupportsFloat) -> float:
     """``float(value)``, or NaN for a number no float holds (``10**400``)."""
     try:
         return float(value)

@@ -450,11 +450,15 @@ def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
                        document_checksum(d.id, d.rank, d.source_json, d.terms)) for d in docs])
     conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
                      [(d.id, t) for d in docs for t in d.terms])
-    rows = [(d.id, key, v.tobytes(), c.get(key), p.get(key))
-            for d, c, p in zip(docs, clusters, codes, strict=True) for key, v in d.vectors.items()]
+    rows = []
+    for d, c, p in zip(docs, clusters, codes, strict=True):
+        for key, v in d.vectors.items():
+            blob, cluster, code = v.tobytes(), c.get(key), p.get(key)
+            rows.append((d.id, key, blob, cluster, code,
+                         embedding_checksum(d.id, key, blob, cluster, code)))
     conn.executemany(
         "INSERT INTO embeddings (id, key, vector, cluster, code, checksum) "
-        "VALUES (?, ?, ?, ?, ?, ?)", [(*row, embedding_checksum(*row)) for row in rows])
+        "VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[np.float32],
