@@ -200,9 +200,13 @@ def test_assign_in_chunks_equals_assign_at_once(monkeypatch: pytest.MonkeyPatch)
     q = CentroidQuantizer(rng.standard_normal((7, 5)).astype(np.float32))
     rows = rng.standard_normal((1000, 5)).astype(np.float32)
     whole = q.assign(rows)
+    stores = q.assign(ebr.quantization.coarse.unit_rows(rows))  # what the stores' assign is
     monkeypatch.setattr(ebr.quantization.coarse, "ASSIGN_CHUNK_FLOATS", 20)  # 2 rows per chunk
     assert q.assign(rows).tolist() == whole.tolist()
     assert q.assign(rows[3]).tolist() == [whole[3]]
+    assigned = ebr.quantization.coarse.assign(q, rows)
+    assert assigned.dtype == np.int32 and assigned.tolist() == stores.tolist()
+    assert ebr.quantization.coarse.assign(q, rows[:0]).shape == (0,)
 
 
 @pytest.mark.parametrize("vector", [
