@@ -158,6 +158,25 @@ def test_training_is_seeded(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(centroids[0], axis=1), 1.0, rtol=1e-5)
 
 
+def test_training_after_deletes_equals_training_on_the_live_documents(tmp_path: Path) -> None:
+    """Training reads the live rows in place when they are the matrix's first rows, else
+    gathers them: both see the same vectors in the same order."""
+    docs = synthetic(200)
+    centroids = []
+    with LocalStore.create(tmp_path / "gathered", SYNTHETIC_SCHEMA) as store:
+        store.add(docs)
+        store.delete([d.id for d in docs[::3]])
+        store.add(docs[1:6])  # replaced: new rows at the end, the old ones dead
+        store.train_quantizers(sample_size=100, nlist=4, seed=3)
+        centroids.append(store.quantizers["e"].centroids)
+    live = [d for n, d in enumerate(docs) if n % 3 and not 1 <= n < 6] + docs[1:6]
+    with LocalStore.create(tmp_path / "in_place", SYNTHETIC_SCHEMA) as store:
+        store.add(live)
+        store.train_quantizers(sample_size=100, nlist=4, seed=3)
+        centroids.append(store.quantizers["e"].centroids)
+    assert np.array_equal(centroids[0], centroids[1])
+
+
 def test_training_refusals(tmp_path: Path) -> None:
     with LocalStore.create(tmp_path / "i", SYNTHETIC_SCHEMA) as store:
         store.add(synthetic(5))
