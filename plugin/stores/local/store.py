@@ -499,7 +499,7 @@ class LocalStore:
             for key in list(keys) if keys is not None else [k.name for k in self._schema.keys]:
                 spec = self._key(key)
                 start = time.perf_counter()
-                vectors = _live_rows(self._snapshot.tables[key])
+                _, vectors = _live_rows(self._snapshot.tables[key])
                 clusters = nlist if nlist is not None else spec.quantizer.nlist
                 centroids, sample = train_centroids(key, vectors, clusters,
                                                     sample_size=sample_size, seed=seed,
@@ -528,9 +528,9 @@ class LocalStore:
                 snap = self._snapshot
                 table = snap.tables[key]
                 clusters = assign(quantizer, table.matrix[: table.rows])
-                live = table.row_of(to_array(table.present))
+                live, matrix = _live_rows(table)
                 ids = [snap.ids[d] for d in table.docnums[live].tolist()]
-                vectors = (v.tobytes() for v in table.matrix[live])
+                vectors = (v.tobytes() for v in matrix)
                 coded = None
                 if product is None:
                     rows = zip(clusters[live].tolist(), itertools.repeat(None), ids, vectors,
@@ -663,16 +663,16 @@ def _lock(directory: Path) -> int:
     return fd
 
 
-def _live_rows(table: VectorTable) -> npt.NDArray[np.float32]:
-    """The live rows in document-number order, read-only: a view of the matrix when they
-    are its first rows in that order (after an ingest, before training), else a copy (half
-    a gigabyte at a million 128-d rows)."""
+def _live_rows(table: VectorTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The rows of the live documents in document-number order, and their vectors: a
+    read-only view of the matrix when they are its first rows in that order (after an
+    ingest, before training), else a copy (half a gigabyte at a million 128-d rows)."""
     rows = table.row_of(to_array(table.present))
     if np.array_equal(rows, np.arange(len(rows))):
         view = table.matrix[:len(rows)]
         view.flags.writeable = False  # a view of a buffer writers append to
-        return view
-    return table.matrix[rows]
+        return rows, view
+    return rows, table.matrix[rows]
 
 
 def _encode(product: ProductCodes, matrix: npt.NDArray[np.float32],
