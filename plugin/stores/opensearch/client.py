@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,6 +79,18 @@ def server_version(client: OpenSearch, fallback: ServerVersion | None = None) ->
     version = ServerVersion.from_info(info)
     require_supported(version)
     return version
+
+
+def send(client: OpenSearch, method: str, path: str, params: Mapping[str, str] | None,
+         body: bytes) -> Any:
+    """One request through the client's transport: its connection pool, retries, error
+    classes and JSON decoding, without the API method's per-call work (rebuilding the path
+    and checking every keyword against the parameters it accepts), for requests the store
+    sends per search.  ``path`` is quoted, ``params`` are strings and ``body`` is serialised
+    already (:func:`~ebr.stores.opensearch.serialization.dumps`)."""
+    # The transport pops its own options from the parameters it is given: a copy each time
+    return client.transport.perform_request(method, path, params=dict(params) if params else None,
+                                            body=body)
 
 
 def shown(url: str) -> str:
