@@ -86,8 +86,11 @@ F32 = npt.NDArray[np.float32]
 #: Documents per bulk request, and the most bytes one may carry.
 CHUNK_DOCUMENTS = 500
 CHUNK_BYTES = 10 << 20
-#: Bulk requests in flight at once (``parallel_bulk``'s threads).
-BULK_IN_FLIGHT = 2
+#: Bulk requests in flight at once (``parallel_bulk``'s threads): the default of
+#: :attr:`OpenSearchStore.bulk_in_flight`.  One: the next chunk is made while one is indexed,
+#: so the node never waits for the client, and on a small node the client's work does not
+#: take the cores a second request would.
+BULK_IN_FLIGHT = 1
 #: Retries of documents the cluster refused for now (429, 503...), with doubling backoff.
 BULK_RETRIES = 5
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -154,6 +157,8 @@ class OpenSearchStore:
         self._owns_client = owns_client
         self._closed = False
         self._refresh_each_write = True
+        #: Bulk requests a write keeps in flight at once (more suit a cluster of many nodes).
+        self.bulk_in_flight = BULK_IN_FLIGHT
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
                           if (doc := meta.get(_QUANTIZER_DOC + k.name)) and doc.get("pq_m")}
@@ -420,8 +425,8 @@ class OpenSearchStore:
 
     def _bulk(self, actions: Iterable[BulkAction], doing: str) -> WriteResult:
         """Send ``actions`` in bulk chunks through opensearch-py's ``parallel_bulk``, with
-        :data:`BULK_IN_FLIGHT` requests in flight: the cluster indexes one chunk while the
-        next is made and sent (``actions`` is consumed in the helper's thread).  Documents
+        :attr:`bulk_in_flight` requests in flight: the helper's own thread consumes
+        ``actions`` and makes the next chunks while the cluster indexes one.  Documents
         refused with a passing status (a primary shard moving after a node left: 503; too
         many requests: 429, per document or for a whole request) are sent again, with
         doubling backoff, up to :data:`BULK_RETRIES` times; the rest are reported."""
@@ -441,8 +446,8 @@ class OpenSearchStore:
             for attempt in range(BULK_RETRIES + 1):
                 again: list[BulkAction] = []
                 for ok, item in helpers.parallel_bulk(
-                        self.client, pending, thread_count=BULK_IN_FLIGHT,
-                        queue_size=BULK_IN_FLIGHT, chunk_size=CHUNK_DOCUMENTS,
+                        self.client, pending, thread_count=self.bulk_in_flight,
+                        queue_size=2, chunk_size=CHUNK_DOCUMENTS,
                         max_chunk_bytes=CHUNK_BYTES, expand_action_callback=_expand,
                         raise_on_error=False, raise_on_exception=True,
                         ignore_status=(429,), index=self.index,
