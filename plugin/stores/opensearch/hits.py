@@ -87,7 +87,8 @@ def _radius(name: str, key: str, probes: tuple[int, ...] | None
             ) -> Callable[[dict[str, Any], float], ClauseMatch]:
     """A ``within`` clause: the distance from its script's score, and where the document's
     cluster stood among the clusters probed (None when it probed none: exact)."""
-    rank_of = {cluster: rank for rank, cluster in enumerate(probes or ())}
+    probed = probes or ()
+    rank_of = dict(zip(probed, range(len(probed)), strict=True))
 
     def explain(source: dict[str, Any], score: float) -> ClauseMatch:
         cluster = source.get("clusters", {}).get(key) if probes is not None else None

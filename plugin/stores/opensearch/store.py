@@ -19,8 +19,8 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 
 - a batch is checked whole before anything is sent (:mod:`ebr.stores.documents`): bad input
   writes nothing;
-- writes go through opensearch-py's bulk helper, chunked by count and bytes, 429s retried
-  with backoff (5xx by the client); a batch is **not atomic** in OpenSearch: documents the
+- writes go through opensearch-py's bulk helper (``parallel_bulk``), chunked by count and
+  bytes, 429s retried with backoff (5xx by the client); a batch is **not atomic** in OpenSearch: documents the
   cluster refuses are reported per document (:class:`BulkWriteError`), the others are written;
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
@@ -55,17 +55,11 @@ from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import KSUB, ProductCodes, train_key_product
-from ebr.query.nodes import (
-    NN,
-    Match,
-    Node,
-    is_top_k,
-    walk,
-)
+from ebr.query.nodes import NN, Match, Node
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, send, server_version, where
-from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
+from ebr.stores.opensearch.compiler import compile_search, compile_top_k, prerequisites
 from ebr.stores.opensearch.hits import HitExplainer
 from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
@@ -613,16 +607,14 @@ class OpenSearchStore:
         began = time.perf_counter()
         server = 0.0
         # BM25 over the whole index's term statistics, not each shard's
-        params = _DFS_SEARCH_PARAMS if needs_dfs(plan) else _SEARCH_PARAMS
+        top_k, text = prerequisites(plan)
+        params = _DFS_SEARCH_PARAMS if text else _SEARCH_PARAMS
         resolved: dict[NN | Match, list[str]] = {}
-        for node in walk(plan):
-            if is_top_k(node) and node not in resolved:
-                body = compile_top_k(node, self._schema, vectors,  # type: ignore[arg-type]
-                                     version=self.version)
-                found = self._search_request(body, params)
-                server += found["took"] / 1000
-                resolved[node] = [h["_id"] for h in  # type: ignore[index]
-                                  found["hits"].get("hits", ())]
+        for node in top_k:
+            found = self._search_request(compile_top_k(node, self._schema, vectors,
+                                                       version=self.version), params)
+            server += found["took"] / 1000
+            resolved[node] = [h["_id"] for h in found["hits"].get("hits", ())]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
         # Each matched branch comes back with its score, from which a vector clause's distance
@@ -634,8 +626,9 @@ class OpenSearchStore:
         body["_source"] = self._hit_source
         found = self._search_request(body, params)
         server += found["took"] / 1000
-        explainer = HitExplainer(plan, self._schema.rank_field)
-        hits = tuple(map(explainer.hit, found["hits"].get("hits", ())))
+        listed = found["hits"].get("hits")  # absent when there are none (filter_path)
+        hits = (tuple(map(HitExplainer(plan, self._schema.rank_field).hit, listed)) if listed
+                else ())
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
