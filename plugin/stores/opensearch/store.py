@@ -20,8 +20,9 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 - a batch is checked whole before anything is sent (:mod:`ebr.stores.documents`): bad input
   writes nothing;
 - writes go through opensearch-py's bulk helper (``parallel_bulk``), chunked by count and
-  bytes, 429s retried with backoff (5xx by the client); a batch is **not atomic** in OpenSearch: documents the
-  cluster refuses are reported per document (:class:`BulkWriteError`), the others are written;
+  bytes, 429s retried with backoff (5xx by the client); a batch is **not atomic** in
+  OpenSearch: documents the cluster refuses are reported per document
+  (:class:`BulkWriteError`), the others are written;
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
   the same branches per hit and the same distances (within float32: each follows from the
