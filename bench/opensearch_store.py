@@ -19,12 +19,11 @@ location term; the embedding of each title is ebr's training-free trigram projec
   they are held to are computed before any is timed: the local store's BLAS threads spin
   for a while after a search, taking cores from the client and the node) at ``--size``
   (10) and, with the wider ``--wide-radius`` (hundreds of hits), at ``--large-size``
-  (10,000), timed in three parts: the wall time
-  from the query text to the hits; the server's ``took``; the HTTP exchange (the time inside
-  opensearch-py's connection: sending the body, the server, receiving the response; it holds
-  ``took``).  **Client time** is the wall time minus the HTTP exchange: everything ebr does
-  (embed, read + plan + compile, opensearch-py serialising the request and parsing the JSON
-  response, mapping hits).  The target compares it with ``took``.  Beside it, the same span's
+  (10,000), timed in three parts: the wall time from the query text to the hits; the
+  server's ``took``; the HTTP exchange (the time inside opensearch-py's connection: sending
+  the body, the server, receiving the response; it holds ``took``).  **Client time** is the
+  wall time minus the HTTP exchange: everything ebr does (embed, read + plan + compile,
+  serialising the request and parsing the JSON response, mapping hits).  The target compares it with ``took``.  Beside it, the same span's
   CPU time (the thread's, so other processes' load does not count), and the client's whole
   CPU time per request, which adds what urllib3 and http.client do inside the exchange
   (headers, the socket calls): client work too, though not ebr's;
