@@ -23,10 +23,11 @@ location term; the embedding of each title is ebr's training-free trigram projec
   server's ``took``; the HTTP exchange (the time inside opensearch-py's connection: sending
   the body, the server, receiving the response; it holds ``took``).  **Client time** is the
   wall time minus the HTTP exchange: everything ebr does (embed, read + plan + compile,
-  serialising the request and parsing the JSON response, mapping hits).  The target compares it with ``took``.  Beside it, the same span's
-  CPU time (the thread's, so other processes' load does not count), and the client's whole
-  CPU time per request, which adds what urllib3 and http.client do inside the exchange
-  (headers, the socket calls): client work too, though not ebr's;
+  serialising the request and parsing the JSON response, mapping hits).  The target
+  compares it with ``took``.  Beside it, the same span's CPU time (the thread's, so other
+  processes' load does not count), and the client's whole CPU time per request, which adds
+  what urllib3 and http.client do inside the exchange (headers, the socket calls): client
+  work too, though not ebr's;
 - for each ``--nprobes`` value: the query's recall of every match against the exact answer
   (the local store, ``:exact true``), ``took`` and wall p50, beside the engine's own radial
   ``knn`` search (``min_score``) with the same filter; then the smallest nprobe whose recall
