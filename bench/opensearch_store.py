@@ -5,24 +5,29 @@ location term; the embedding of each title is ebr's training-free trigram projec
 (``--dim``), so "encode" is real work measured apart.  One run prints, per figure, one line:
 
 - ingest end to end (read JSONL + encode + quantize + write in batches) into the local store;
-- ``--rounds`` rounds, each of: raw ``_bulk`` of the same documents into a fresh index of the
-  same mapping (NDJSON bodies serialised as ebr serialises them, built before the clock
-  starts, sent in ebr's chunks of 500, one request in flight, then a refresh: the cluster's
-  own rate, the client doing nothing), then ingest end to end into the cluster through
-  ``ebr.ingest`` (read, encode, train the quantizer, check, write, refresh).  Between runs
-  the previous index is deleted and the node left until no merge runs.  Per round and overall:
-  docs/s and ebr / raw;
+- ``--rounds`` rounds, each of two runs in alternating order (raw first in odd rounds, ebr
+  first in even ones, so a drift of the machine touches both alike): raw ``_bulk`` of the
+  same documents into a fresh index of the same mapping (NDJSON bodies serialised as ebr
+  serialises them, built before the clock starts, sent in ebr's chunks of 500 with as many
+  requests in flight as ebr's writer keeps, then a refresh: the cluster's own rate, the
+  client doing nothing), and ingest end to end into the cluster through ``ebr.ingest`` (read,
+  encode, train the quantizer, check, write, refresh).  Between runs the previous index is
+  deleted and the node left until no merge runs.  Per round: docs/s and ebr / raw; overall
+  the median of the rounds' ratios;
 - the paper's hybrid radius query ``(and (term loc:X) (nn key :radius r :nprobe N))`` through
-  the store, ``--queries`` queries at ``--size`` (10) and, with the wider ``--wide-radius``
-  (hundreds of hits), at ``--large-size`` (10,000), timed in three parts: the wall time
-  from the query text to the hits; the server's ``took``; the HTTP exchange (the time inside
-  opensearch-py's connection: sending the body, the server, receiving the response; it holds
-  ``took``).  **Client time** is the wall time minus the HTTP exchange: everything ebr does
-  (embed, read + plan + compile, opensearch-py serialising the request and parsing the JSON
-  response, mapping hits).  The target compares it with ``took``.  Beside it, the same span's
-  CPU time (the thread's, so other processes' load does not count), and the client's whole
-  CPU time per request, which adds what urllib3 and http.client do inside the exchange
-  (headers, the socket calls): client work too, though not ebr's;
+  the store, ``--queries`` queries (after ``--warm-up`` untimed ones; the exact answers
+  they are held to are computed before any is timed: the local store's BLAS threads spin
+  for a while after a search, taking cores from the client and the node) at ``--size``
+  (10) and, with the wider ``--wide-radius`` (hundreds of hits), at ``--large-size``
+  (10,000), timed in three parts: the wall time from the query text to the hits; the
+  server's ``took``; the HTTP exchange (the time inside opensearch-py's connection: sending
+  the body, the server, receiving the response; it holds ``took``).  **Client time** is the
+  wall time minus the HTTP exchange: everything ebr does (embed, read + plan + compile,
+  serialising the request and parsing the JSON response, mapping hits).  The target
+  compares it with ``took``.  Beside it, the same span's CPU time (the thread's, so other
+  processes' load does not count), and the client's whole CPU time per request, which adds
+  what urllib3 and http.client do inside the exchange (headers, the socket calls): client
+  work too, though not ebr's;
 - for each ``--nprobes`` value: the query's recall of every match against the exact answer
   (the local store, ``:exact true``), ``took`` and wall p50, beside the engine's own radial
   ``knn`` search (``min_score``) with the same filter; then the smallest nprobe whose recall
@@ -41,6 +46,7 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +61,7 @@ from ebr.mappings.opensearch_mapping import index_body
 from ebr.mappings.space import Space
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.client import connect, server_version
-from ebr.stores.opensearch.store import CHUNK_DOCUMENTS, OpenSearchStore
+from ebr.stores.opensearch.store import BULK_IN_FLIGHT, CHUNK_DOCUMENTS, OpenSearchStore
 
 KEY = "title-trigrams"
 INDEX, RAW_INDEX = "ebr-bench", "ebr-bench-raw"
@@ -100,7 +106,10 @@ def main() -> None:
     parser.add_argument("--wide-radius", type=float, default=0.6,
                         help="radius of the query timed at --large-size (hundreds of hits)")
     parser.add_argument("--nprobes", default="16,32,64", help="nprobe values swept for recall")
-    parser.add_argument("--rounds", type=int, default=2, help="raw / ebr ingest pairs")
+    parser.add_argument("--rounds", type=int, default=3, help="raw / ebr ingest pairs")
+    parser.add_argument("--warm-up", type=int, default=20, help="untimed queries first")
+    parser.add_argument("--in-flight", type=int, default=BULK_IN_FLIGHT,
+                        help="bulk requests in flight, raw and ebr alike")
     parser.add_argument("--engine", default="lucene", choices=["lucene", "faiss"])
     args = parser.parse_args()
     schema = Schema.create("bench", (Namespace("title"), Namespace("loc", "keyword")),
@@ -123,26 +132,35 @@ def main() -> None:
             remote = None
             try:
                 for round_ in range(1, args.rounds + 1):
-                    raw_rate = raw_bulk(client, chunks, schema, version, args.engine)
-                    settle(client)
-                    if remote is not None:
-                        remote.close()
-                        OpenSearchStore.drop(args.url, INDEX)
+                    rates: dict[str, float] = {}
+                    for run in ("raw", "ebr") if round_ % 2 else ("ebr", "raw"):
+                        if run == "raw":
+                            rates[run] = raw_bulk(client, chunks, schema, version, args.engine,
+                                                  args.in_flight)
+                        else:
+                            if remote is not None:
+                                remote.close()
+                                OpenSearchStore.drop(args.url, INDEX)
+                                settle(client)
+                            remote = OpenSearchStore.create(args.url, INDEX, schema,
+                                                            engine=args.engine)
+                            remote.bulk_in_flight = args.in_flight
+                            report = ingest(remote, source, encoder=encoder, batch_size=2000)
+                            rates[run] = report.read / report.seconds
                         settle(client)
-                    remote = OpenSearchStore.create(args.url, INDEX, schema, engine=args.engine)
-                    report = ingest(remote, source, encoder=encoder, batch_size=2000)
-                    ebr_rate = report.read / report.seconds
-                    ratios.append(ebr_rate / raw_rate)
-                    print(f"round {round_}: raw _bulk {raw_rate:,.0f} docs/s; through ebr "
-                          f"{ebr_rate:,.0f} records/s ({report.seconds:.1f} s, encoding "
+                    ratios.append(rates["ebr"] / rates["raw"])
+                    print(f"round {round_} ({' then '.join(rates)}): raw _bulk {rates['raw']:,.0f}"
+                          f" docs/s; through ebr {rates['ebr']:,.0f} records/s "
+                          f"({report.seconds:.1f} s, encoding "
                           f"{report.encode_seconds / report.seconds:.0%}, quantizer trained "
                           f"{'yes' if report.trained else 'no'}); ebr / raw {ratios[-1]:.2f}")
-                    settle(client)
                 print(f"ingest into OpenSearch {version}: ebr / raw = {np.median(ratios):.2f} "
-                      f"(median of {len(ratios)} rounds; ebr's includes reading, encoding and "
-                      "training)")
+                      f"(median of {len(ratios)} rounds: {', '.join(f'{r:.2f}' for r in ratios)}"
+                      f"; {args.in_flight} bulk request(s) in flight each; ebr's includes "
+                      "reading, encoding and training)")
                 assert remote is not None
-                queries(local, remote, args)
+                if args.queries:
+                    queries(local, remote, args)
             finally:
                 if remote is not None:
                     remote.close()
@@ -163,18 +181,23 @@ def raw_chunks(local: LocalStore, n: int) -> list[bytes]:
     return [b"".join(lines[i:i + CHUNK_DOCUMENTS]) for i in range(0, len(lines), CHUNK_DOCUMENTS)]
 
 
-def raw_bulk(client: Any, chunks: list[bytes], schema: Schema, version: Any, engine: str) -> float:
-    """Docs/s of sending ``chunks`` into a fresh index, then refreshing it."""
+def raw_bulk(client: Any, chunks: list[bytes], schema: Schema, version: Any, engine: str,
+             in_flight: int) -> float:
+    """Docs/s of sending ``chunks`` into a fresh index, ``in_flight`` requests at a time as
+    ebr's writer sends them, then refreshing it."""
     client.indices.create(index=RAW_INDEX, body=index_body(schema, version=version,
                                                            engine=engine))
+
+    def send(chunk: bytes) -> int:
+        answer = client.bulk(body=chunk, index=RAW_INDEX)
+        if answer["errors"]:
+            raise SystemExit(f"raw _bulk refused documents: {answer['items'][:2]}")
+        return len(answer["items"])
+
     try:
-        count = 0
         start = time.perf_counter()
-        for chunk in chunks:
-            answer = client.bulk(body=chunk, index=RAW_INDEX)
-            if answer["errors"]:
-                raise SystemExit(f"raw _bulk refused documents: {answer['items'][:2]}")
-            count += len(answer["items"])
+        with ThreadPoolExecutor(in_flight) as pool:
+            count = sum(pool.map(send, chunks))
         client.indices.refresh(index=RAW_INDEX)
         return count / (time.perf_counter() - start)
     finally:
@@ -240,15 +263,24 @@ def queries(local: LocalStore, remote: OpenSearchStore, args: argparse.Namespace
         return (result, time.perf_counter() - start, clock.seconds - network,
                 time.thread_time() - cpu, clock.cpu - network_cpu)
 
+    def exact(words: str, loc: str) -> set[str]:
+        vector = {KEY: projection.embed_one(words)}
+        return set(local.search(plan(parse(paper_query(loc, None), local.schema), vector,
+                                     local.quantizers, local.schema), vector, 10_000).ids)
+
+    asked = [(" ".join(rng.choice(WORDS[:200], 3)), LOCATIONS[int(rng.integers(0, 5))])
+             for _ in range(args.warm_up + args.queries)]
+    for words, loc in asked[:args.warm_up]:  # the node's and the client's first-call costs
+        for size, radius in sizes.items():
+            through_ebr(words, loc, nprobes[0], size, radius)
+    truths = [exact(words, loc) for words, loc in asked[args.warm_up:]]
+    time.sleep(1.0)  # the BLAS threads of the exact searches stop spinning
     # (wall, took, http[, cpu, http cpu]) per request
     timed: dict[str, list[tuple[float, ...]]] = {}
     hits: dict[int, list[int]] = {size: [] for size in sizes}
     recalls: dict[str, list[float]] = {}
-    for _ in range(args.queries):
-        words, loc = " ".join(rng.choice(WORDS[:200], 3)), LOCATIONS[int(rng.integers(0, 5))]
+    for (words, loc), truth in zip(asked[args.warm_up:], truths, strict=True):
         vector = {KEY: projection.embed_one(words)}
-        truth = set(local.search(plan(parse(paper_query(loc, None), local.schema), vector,
-                                      local.quantizers, local.schema), vector, 10_000).ids)
         for size, radius in sizes.items():
             result, wall, http, cpu, http_cpu = through_ebr(words, loc, nprobes[0], size, radius)
             timed.setdefault(f"size {size}", []).append(

@@ -1,9 +1,8 @@
 """Producing the next items in a background thread while the caller works on this one.
 
-The ingest pipeline reads, encodes and checks batch N+1 while batch N is written, and the
-OpenSearch store serialises bulk chunk N+1 while chunk N is sent: a write to OpenSearch
-mostly waits for the cluster (the GIL is released), so the client's work hides behind the
-server's instead of adding to it.
+The ingest pipeline reads, encodes and checks batch N+1 while batch N is written: a write to
+OpenSearch mostly waits for the cluster (the GIL is released), so the client's work hides
+behind the server's instead of adding to it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,6 +248,41 @@ def test_documents_the_cluster_refuses_are_reported_each(
     assert all(status == 403 for _, status, _ in caught.value.failures)
     assert "3 documents of the batch were refused" in str(caught.value)
     assert empty.stats().documents == 3
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_chunks_in_flight_write_everything_and_report_each_refusal(
+        empty: OpenSearchStore, monkeypatch: pytest.MonkeyPatch, in_flight: int) -> None:
+    """A batch of many chunks, sent with one or two requests in flight: every document is
+    written but the one the cluster refuses (an immense term, in a middle chunk), which is
+    reported with its id."""
+    monkeypatch.setattr("ebr.stores.opensearch.store.CHUNK_DOCUMENTS", 7)
+    empty.bulk_in_flight = in_flight
+    docs = corpus(8)[:40]
+    docs[17] = IndexDocument("huge", {"a": ["x" * 40_000]})
+    with pytest.raises(BulkWriteError) as caught:
+        empty.add(docs)
+    (doc_id, status, reason), = caught.value.failures
+    assert (doc_id, status) == ("huge", 400) and "immense term" in reason
+    assert caught.value.written.added == 39
+    assert empty.stats().documents == 39
+    assert empty.get_documents(["d000", "d039", "huge"])[2] is None
+    assert empty.delete([d.id for d in docs]).deleted == 39
+
+
+def test_documents_refused_for_now_are_sent_again(empty: OpenSearchStore) -> None:
+    """429 per document (an index blocked for want of disk: read-only, deletes allowed):
+    retried with backoff, so a block lifted meanwhile loses nothing."""
+    block = {"index": {"blocks": {"read_only_allow_delete": True}}}
+    empty.client.indices.put_settings(index=empty.index, body=block)
+    lifted = threading.Timer(1.5, empty.client.indices.put_settings, kwargs={
+        "index": empty.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
+    lifted.start()
+    try:
+        assert empty.add(corpus(9)[:20]).added == 20
+    finally:
+        lifted.join()
+    assert empty.stats().documents == 20
 
 
 def test_life_cycle(opensearch_url: str) -> None:

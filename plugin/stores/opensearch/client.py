@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,6 +79,34 @@ def server_version(client: OpenSearch, fallback: ServerVersion | None = None) ->
     version = ServerVersion.from_info(info)
     require_supported(version)
     return version
+
+
+def send(client: OpenSearch, method: str, path: str, params: Mapping[str, str] | None,
+         body: bytes) -> Any:
+    """One request on the client's connection, its JSON answer decoded by the client's
+    serializer, for the requests the store sends per search: without the API method's per-call
+    work (checking every keyword against the parameters it accepts, rebuilding the path) nor
+    the transport's (resolving its options, copying the headers), which were a good part of a
+    small search's client time.  A first attempt that fails in a way the transport retries (a
+    dropped connection, a timeout, 502/503/504) is handed to the transport, which retries it
+    as the client is configured.  ``path`` is quoted, ``params`` are strings and ``body`` is
+    serialised already (:func:`~ebr.stores.opensearch.serialization.dumps`)."""
+    from opensearchpy.exceptions import ConnectionError, ConnectionTimeout, TransportError
+
+    transport = client.transport
+    connection = transport.get_connection()
+    try:
+        _, headers, data = connection.perform_request(method, path, params, body)
+    except TransportError as err:
+        retried = (transport.retry_on_timeout if isinstance(err, ConnectionTimeout)
+                   else isinstance(err, ConnectionError)
+                   or err.status_code in transport.retry_on_status)
+        if not retried or not transport.max_retries:
+            raise
+        # The transport pops its own options from the parameters it is given: a copy
+        return transport.perform_request(method, path, params=dict(params or {}), body=body)
+    transport.connection_pool.mark_live(connection)
+    return transport.deserializer.loads(data, headers.get("content-type")) if data else data
 
 
 def shown(url: str) -> str:

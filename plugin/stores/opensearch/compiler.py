@@ -146,10 +146,19 @@ def compile_top_k(node: NN | Match, schema: Schema, vectors: Vectors, *,
             "sort": [{"_score": "desc"}, {ID_FIELD: "asc"}]}
 
 
-def needs_dfs(plan: Node) -> bool:
-    """Whether the plan scores text (BM25), which must see the whole index's term statistics
+def prerequisites(plan: Node) -> tuple[list[NN | Match], bool]:
+    """What a plan's search needs before its main request, in one walk of the plan: its top-K
+    clauses, each resolved on its own first (:func:`compile_top_k`; equal clauses once), and
+    whether it scores text (BM25), which must see the whole index's term statistics
     (``search_type=dfs_query_then_fetch``), not each shard's own."""
-    return any(type(n) is Match for n in walk(plan))
+    top_k: dict[NN | Match, None] = {}
+    text = False
+    for n in walk(plan):
+        if type(n) is Match:
+            text = True
+        if is_top_k(n):
+            top_k[n] = None  # type: ignore[index]  # is_top_k: an NN or a Match
+    return list(top_k), text
 
 
 def compile_filter(node: Node, schema: Schema) -> Json:

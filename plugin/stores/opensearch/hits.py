@@ -24,9 +24,13 @@ class HitExplainer:
     clause's score is its BM25, reported unless the clause is under a subtracted operand of
     ``difference`` (there the cluster scores with a shard's own statistics, not the whole
     index's).  ``_source`` carries the document's clusters (for a radius clause's probe rank)
-    and its static rank."""
+    and its static rank.
 
-    __slots__ = ("_clauses", "_order", "_rank_field", "_texts")
+    Hits matching the same branches share one layout (the branches in tree order, which of
+    them are vector clauses and which scored text), worked out for the first of them: most
+    hits of a search match the same few combinations."""
+
+    __slots__ = ("_clauses", "_layouts", "_order", "_rank_field", "_texts")
 
     def __init__(self, plan: Node, rank_field: str) -> None:
         branches = named_branches(plan)
@@ -47,30 +51,44 @@ class HitExplainer:
                                               probe_list(node.key, node.candidates))
             elif isinstance(node, NN):
                 self._clauses[name] = _top_k(name, node.key)
+        #: The matched names as the server listed them -> their layout.
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
 
     def hit(self, hit: dict[str, Any]) -> Hit:
         source = hit.get("_source") or {}
         scores: dict[str, float] = hit.get("matched_queries") or {}
-        # Tree order; a name the plan does not give (none expected) sorts after, by itself.
-        matched = sorted(scores, key=lambda n: (self._order.get(n, len(self._order)), n))
-        clauses = []
-        texts = []
-        for name in matched:
-            explain = self._clauses.get(name)
-            if explain is not None:
-                clauses.append(explain(source, scores[name]))
-            elif name in self._texts:
-                texts.append(TextMatch(name, self._texts[name], float(scores[name])))
+        listed = tuple(scores)
+        layout = self._layouts.get(listed)
+        if layout is None:
+            layout = self._layouts[listed] = self._layout(listed)
+        matched, clauses, texts = layout
         return Hit(hit["_id"], float(hit["_score"] or 0.0),
-                   float(source.get(self._rank_field, 0.0)), tuple(matched), tuple(clauses),
-                   tuple(texts))
+                   float(source.get(self._rank_field, 0.0)), matched,
+                   tuple([explain(source, scores[name]) for name, explain in clauses]),
+                   tuple([TextMatch(name, namespace, float(scores[name]))
+                          for name, namespace in texts]))
+
+    def _layout(self, listed: tuple[str, ...]) -> _Layout:
+        # Tree order; a name the plan does not give (none expected) sorts after, by itself.
+        matched = tuple(sorted(listed, key=lambda n: (self._order.get(n, len(self._order)), n)))
+        return (matched,
+                tuple((name, self._clauses[name]) for name in matched if name in self._clauses),
+                tuple((name, self._texts[name]) for name in matched if name in self._texts))
+
+
+#: A set of matched branches: their names in tree order, then (name, explanation) of the
+#: vector clauses and (name, namespace) of the scored ``match`` clauses among them.
+_Layout = tuple[tuple[str, ...],
+                tuple[tuple[str, Callable[[dict[str, Any], float], ClauseMatch]], ...],
+                tuple[tuple[str, str], ...]]
 
 
 def _radius(name: str, key: str, probes: tuple[int, ...] | None
             ) -> Callable[[dict[str, Any], float], ClauseMatch]:
     """A ``within`` clause: the distance from its script's score, and where the document's
     cluster stood among the clusters probed (None when it probed none: exact)."""
-    rank_of = {cluster: rank for rank, cluster in enumerate(probes or ())}
+    probed = probes or ()
+    rank_of = dict(zip(probed, range(len(probed)), strict=True))
 
     def explain(source: dict[str, Any], score: float) -> ClauseMatch:
         cluster = source.get("clusters", {}).get(key) if probes is not None else None

@@ -21,6 +21,17 @@ from opensearchpy.serializer import JSONSerializer
 
 #: numpy arrays and scalars natively; dict keys that are not strings as ``json`` writes them.
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+#: What the client's serializer makes of other types (dates, decimals, UUIDs...).
+_DEFAULT = JSONSerializer().default
+
+
+def dumps(data: Any) -> bytes:
+    """``data`` as the UTF-8 JSON a request body carries (what :class:`OrjsonSerializer`
+    writes, as bytes: the transport sends them as they are)."""
+    try:
+        return orjson.dumps(data, default=_DEFAULT, option=_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError) as err:
+        raise SerializationError(data, err) from None
 
 
 class OrjsonSerializer(JSONSerializer):
@@ -29,10 +40,7 @@ class OrjsonSerializer(JSONSerializer):
     def dumps(self, data: Any) -> Any:
         if isinstance(data, str | bytes):
             return data
-        try:
-            return orjson.dumps(data, default=self.default, option=_OPTIONS).decode()
-        except (orjson.JSONEncodeError, TypeError) as err:
-            raise SerializationError(data, err) from None
+        return dumps(data).decode()
 
     def loads(self, s: str) -> Any:
         try:

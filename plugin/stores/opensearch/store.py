@@ -19,9 +19,10 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 
 - a batch is checked whole before anything is sent (:mod:`ebr.stores.documents`): bad input
   writes nothing;
-- writes go through opensearch-py's bulk helper, chunked by count and bytes, 429s retried
-  with backoff (5xx by the client); a batch is **not atomic** in OpenSearch: documents the
-  cluster refuses are reported per document (:class:`BulkWriteError`), the others are written;
+- writes go through opensearch-py's bulk helper (``parallel_bulk``), chunked by count and
+  bytes, 429s retried with backoff (5xx by the client); a batch is **not atomic** in
+  OpenSearch: documents the cluster refuses are reported per document
+  (:class:`BulkWriteError`), the others are written;
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
   the same branches per hit and the same distances (within float32: each follows from the
@@ -37,36 +38,29 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from ebr.errors import PlanError, StoreError, UnsupportedError
-from ebr.ingest.prefetch import prefetched
 from ebr.mappings.opensearch_mapping import ENGINES, Engine, index_body, knn_vector_field
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors
 from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.quantization.product import KSUB, ProductCodes, train_key_product
-from ebr.query.nodes import (
-    NN,
-    Match,
-    Node,
-    is_top_k,
-    walk,
-)
+from ebr.query.nodes import NN, Match, Node
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
-from ebr.stores.opensearch.client import cluster_errors, connect, server_version, where
-from ebr.stores.opensearch.compiler import compile_search, compile_top_k, needs_dfs
+from ebr.stores.opensearch.client import cluster_errors, connect, send, server_version, where
+from ebr.stores.opensearch.compiler import compile_search, compile_top_k, prerequisites
 from ebr.stores.opensearch.hits import HitExplainer
 from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
@@ -87,6 +81,11 @@ F32 = npt.NDArray[np.float32]
 #: Documents per bulk request, and the most bytes one may carry.
 CHUNK_DOCUMENTS = 500
 CHUNK_BYTES = 10 << 20
+#: Bulk requests in flight at once (``parallel_bulk``'s threads): the default of
+#: :attr:`OpenSearchStore.bulk_in_flight`.  One: the next chunk is made while one is indexed,
+#: so the node never waits for the client, and on a small node the client's work does not
+#: take the cores a second request would.
+BULK_IN_FLIGHT = 1
 #: Retries of documents the cluster refused for now (429, 503...), with doubling backoff.
 BULK_RETRIES = 5
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -99,6 +98,9 @@ SHOWN_FAILURES = 5
 #: (excluded rather than the rest listed: a shorter URL, quoted a character at a time).  The
 #: cluster also leaves out ``hits.hits`` when there are no hits.
 _HIT_FILTER = "-hits.hits._index,-hits.hits.sort"
+#: A search's URL parameters; BM25 needs the whole index's term statistics, not each shard's.
+_SEARCH_PARAMS = {"include_named_queries_score": "true", "filter_path": _HIT_FILTER}
+_DFS_SEARCH_PARAMS = {**_SEARCH_PARAMS, "search_type": "dfs_query_then_fetch"}
 #: What a bulk write reads of each item of the answer (a third of its JSON).
 _BULK_ITEM_FIELDS = "items.*._id,items.*.status,items.*.result,items.*.error"
 
@@ -150,6 +152,8 @@ class OpenSearchStore:
         self._owns_client = owns_client
         self._closed = False
         self._refresh_each_write = True
+        #: Bulk requests a write keeps in flight at once (more suit a cluster of many nodes).
+        self.bulk_in_flight = BULK_IN_FLIGHT
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
                           if (doc := meta.get(_QUANTIZER_DOC + k.name)) and doc.get("pq_m")}
@@ -161,6 +165,9 @@ class OpenSearchStore:
         # Keys made without a vector field for want of a model (indices made before ebr
         # trained models have none: their models had to exist)
         self._made_untrained = frozenset(meta.get(_INDEX_DOC, {}).get("untrained", ()))
+        self._search_path = f"/{quote(index, safe='')}/_search"
+        #: What a hit's explanation reads of its document.
+        self._hit_source = ["clusters", schema.rank_field]
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -351,23 +358,21 @@ class OpenSearchStore:
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         self._refuse_untrained(docs)
-        # Each chunk's clusters and JSON are made in a thread while the chunk before is sent:
-        # one request is in flight at a time, and the cluster does not wait for the client.
-        with prefetched(self._index_actions(docs)) as chunks:
-            return self._bulk(itertools.chain.from_iterable(chunks), "write")
+        return self._bulk(self._index_actions(docs), "write")
 
-    def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[list[dict[str, Any]]]:
-        """The bulk actions writing ``docs``, a chunk at a time."""
+    def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[BulkAction]:
+        """The bulk actions writing ``docs``, made a chunk at a time as the bulk helper asks
+        for them (each chunk's clusters at once)."""
         for start in range(0, len(docs), CHUNK_DOCUMENTS):
             chunk = docs[start:start + CHUNK_DOCUMENTS]
-            yield [{"_op_type": "index", "_id": d.id, "_source": self._source(d, c)}
-                   for d, c in zip(chunk, self._clusters(chunk), strict=True)]
+            for d, c in zip(chunk, self._clusters(chunk), strict=True):
+                yield d.id, "index", self._source(d, c)
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids; ids not in the index are ignored."""
         self._check_open()
         unique = list(dict.fromkeys(check_id(i, n) for n, i in enumerate(ids)))
-        return self._bulk(({"_op_type": "delete", "_id": i} for i in unique), "delete from")
+        return self._bulk(((i, "delete", None) for i in unique), "delete from")
 
     @contextlib.contextmanager
     def batched_writes(self) -> Iterator[None]:
@@ -413,29 +418,34 @@ class OpenSearchStore:
                     out[i][key] = c
         return out
 
-    def _bulk(self, actions: Iterable[dict[str, Any]], doing: str) -> WriteResult:
-        """Send ``actions`` in bulk chunks.  Documents refused with a passing status (a
-        primary shard moving after a node left: 503; too many requests: 429) are sent again,
-        with doubling backoff, up to :data:`BULK_RETRIES` times; the rest are reported."""
+    def _bulk(self, actions: Iterable[BulkAction], doing: str) -> WriteResult:
+        """Send ``actions`` in bulk chunks through opensearch-py's ``parallel_bulk``, with
+        :attr:`bulk_in_flight` requests in flight: the helper's own thread consumes
+        ``actions`` and makes the next chunks while the cluster indexes one.  Documents
+        refused with a passing status (a primary shard moving after a node left: 503; too
+        many requests: 429, per document or for a whole request) are sent again, with
+        doubling backoff, up to :data:`BULK_RETRIES` times; the rest are reported."""
         from opensearchpy import helpers
 
         added = replaced = deleted = 0
         failures: list[tuple[str, int, str]] = []
-        by_id: dict[str, dict[str, Any]] = {}
+        by_id: dict[str, BulkAction] = {}
 
-        def recorded(actions: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        def recorded(actions: Iterable[BulkAction]) -> Iterator[BulkAction]:
             for action in actions:  # streamed as sent: the first chunk goes out at once
-                by_id[action["_id"]] = action
+                by_id[action[0]] = action
                 yield action
 
-        pending: Iterable[dict[str, Any]] = recorded(actions)
+        pending: Iterable[BulkAction] = recorded(actions)
         with cluster_errors(self.client, f"{doing} index {self.index!r}"):
             for attempt in range(BULK_RETRIES + 1):
-                again: list[dict[str, Any]] = []
-                for ok, item in helpers.streaming_bulk(
-                        self.client, pending, index=self.index, chunk_size=CHUNK_DOCUMENTS,
-                        max_chunk_bytes=CHUNK_BYTES, max_retries=BULK_RETRIES, initial_backoff=1,
+                again: list[BulkAction] = []
+                for ok, item in helpers.parallel_bulk(
+                        self.client, pending, thread_count=self.bulk_in_flight,
+                        queue_size=2, chunk_size=CHUNK_DOCUMENTS,
+                        max_chunk_bytes=CHUNK_BYTES, expand_action_callback=_expand,
                         raise_on_error=False, raise_on_exception=True,
+                        ignore_status=(429,), index=self.index,
                         filter_path=_BULK_ITEM_FIELDS):
                     (op, result), = item.items()
                     outcome = result.get("result")
@@ -493,12 +503,13 @@ class OpenSearchStore:
             self._products[key] = product
         self._bulk(self._reassignments(key, quantizer), "re-assign clusters in")
 
-    def _reassignments(self, key: str, quantizer: CentroidQuantizer) -> Iterator[dict[str, Any]]:
+    def _reassignments(self, key: str, quantizer: CentroidQuantizer) -> Iterator[BulkAction]:
         self._refresh()  # every document written so far, searchable
         for page in self._pages(key):
             vectors = np.stack([np.asarray(src["vectors"][key], np.float32) for _, src in page])
             for (doc_id, _), cluster in zip(page, assign(quantizer, vectors).tolist(), strict=True):
-                yield {"_op_type": "update", "_id": doc_id, "doc": {"clusters": {key: str(cluster)}}}
+                yield doc_id, "update", orjson.dumps(
+                    {"doc": {"clusters": {key: str(cluster)}}}).decode()
 
     def train_quantizers(self, keys: Iterable[str] | None = None, *,
                          sample_size: int | None = None, nlist: int | None = None,
@@ -597,29 +608,28 @@ class OpenSearchStore:
         began = time.perf_counter()
         server = 0.0
         # BM25 over the whole index's term statistics, not each shard's
-        text: dict[str, Any] = ({"search_type": "dfs_query_then_fetch"} if needs_dfs(plan)
-                                else {})
+        top_k, text = prerequisites(plan)
+        params = _DFS_SEARCH_PARAMS if text else _SEARCH_PARAMS
         resolved: dict[NN | Match, list[str]] = {}
-        for node in walk(plan):
-            if is_top_k(node) and node not in resolved:
-                body = compile_top_k(node, self._schema, vectors,  # type: ignore[arg-type]
-                                     version=self.version)
-                found = self._search(body, filter_path=_HIT_FILTER, **text)
-                server += found["took"] / 1000
-                resolved[node] = [h["_id"] for h in  # type: ignore[index]
-                                  found["hits"].get("hits", ())]
+        for node in top_k:
+            found = self._search_request(compile_top_k(node, self._schema, vectors,
+                                                       version=self.version), params)
+            server += found["took"] / 1000
+            resolved[node] = [h["_id"] for h in found["hits"].get("hits", ())]
         compiled = compile_search(plan, self._schema, vectors, size=size, start=start,
                                   version=self.version, resolved=resolved, tie_break=True)
         # Each matched branch comes back with its score, from which a vector clause's distance
         # follows exactly (docs/architecture.md, .hits): the hits need not carry their vectors.
         # Options go in the body where the cluster reads them there: urllib3 quotes the URL a
         # character at a time in Python (the named scores are only read from the URL).
-        found = self._search({**compiled.body, "track_total_hits": True,
-                              "_source": ["clusters", self._schema.rank_field]},
-                             include_named_queries_score=True, filter_path=_HIT_FILTER, **text)
+        body = compiled.body  # made for this call: completed in place
+        body["track_total_hits"] = True
+        body["_source"] = self._hit_source
+        found = self._search_request(body, params)
         server += found["took"] / 1000
-        explainer = HitExplainer(plan, self._schema.rank_field)
-        hits = tuple(map(explainer.hit, found["hits"].get("hits", ())))
+        listed = found["hits"].get("hits")  # absent when there are none (filter_path)
+        hits = (tuple(map(HitExplainer(plan, self._schema.rank_field).hit, listed)) if listed
+                else ())
         total = found["hits"]["total"]["value"]
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
@@ -627,13 +637,21 @@ class OpenSearchStore:
                                               seconds={"server": server,
                                                        "client": max(0.0, elapsed - server)}))
 
+    def _search_request(self, body: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+        """A search's ``_search`` request, sent through the transport (:func:`.client.send`):
+        a search is a request or two, so the API method's per-call work would be a good part
+        of the client's time."""
+        from ebr.stores.opensearch.serialization import dumps
+
+        with cluster_errors(self.client, f"search index {self.index!r}"):
+            found: dict[str, Any] = send(self.client, "POST", self._search_path, params,
+                                         dumps(body))
+        return _whole(found, self.index)
+
     def _search(self, body: dict[str, Any], **params: Any) -> dict[str, Any]:
         with cluster_errors(self.client, f"search index {self.index!r}"):
             found: dict[str, Any] = self.client.search(index=self.index, body=body, **params)
-        if found.get("_shards", {}).get("failed"):
-            raise StoreError(f"search of index {self.index!r} failed on some shards: "
-                             f"{found['_shards'].get('failures')}")
-        return found
+        return _whole(found, self.index)
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
@@ -697,6 +715,27 @@ class OpenSearchStore:
                                  f"model of {key!r} is not trained on index {self.index!r}: "
                                  "train it first (train_model, or create(..., training=...)); "
                                  "nothing of the batch was written")
+
+
+#: A bulk action: the document id, the operation (``index``, ``update``, ``delete``) and the
+#: request line that follows the action's (the source or the update as JSON text; none for a
+#: delete).
+BulkAction = tuple[str, str, str | None]
+
+
+def _expand(action: BulkAction) -> tuple[dict[str, dict[str, str]], str | None]:
+    """The bulk helper's two lines of an action (its ``expand_action_callback``): the action
+    line's few keys, and the line after it as it is (JSON text already: passed through)."""
+    doc_id, op, data = action
+    return {op: {"_id": doc_id}}, data
+
+
+def _whole(found: dict[str, Any], index: str) -> dict[str, Any]:
+    """A search's answer, or a StoreError when a shard failed (its hits would be missing)."""
+    if found.get("_shards", {}).get("failed"):
+        raise StoreError(f"search of index {index!r} failed on some shards: "
+                         f"{found['_shards'].get('failures')}")
+    return found
 
 
 def index_exists(cluster: str | OpenSearch, index: str, **connection: Any) -> bool:
