@@ -27,7 +27,8 @@ SQLite and operating-system failures surface as :class:`~ebr.errors.StoreError`
 Reads: a search takes the current snapshot and uses nothing else, so searches running while
 a writer commits each see one whole commit.  Fetching documents and their terms reads the
 database (each thread its own connection), as of the latest commit; fetching vectors reads
-the current snapshot, by an id map built at the first such read (:mod:`ebr.stores.local.id_lookup`).
+the current snapshot, through an id map built at the first such read
+(:mod:`ebr.stores.local.id_lookup`).
 
 Keys whose schema sets ``quantizer.pq_m`` also keep PQ codes (:mod:`ebr.quantization.product`),
 trained with the coarse quantizer.  A probing ``within`` or top-K ``nn`` over such a key
