@@ -20,11 +20,12 @@ run, and the request API's latency per request.
    on one thread; p50/p99 of the whole request and of each phase.
 
 Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) and the
-``rerank`` extra.
+``rerank`` extra.  ``--latency-only`` measures step 5 alone, on the index a run before left in
+``--work`` and its reranker (or ``--reranker FILE``).
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
         [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 100] [--candidates 200]
-        [--latency-queries 1000] [--no-baselines]
+        [--latency-queries 1000] [--no-baselines] [--latency-only [--reranker FILE]]
 """
 from __future__ import annotations
 
@@ -105,17 +106,21 @@ def request_latency(index: Path, model: Path, queries: Sequence[str], template: 
         for q in queries[:20]:  # warm-up; these stay cached, the measured queries are others
             searcher.search(template, text=q)
         measured = list(queries[20:20 + n])
-        total = np.empty(len(measured))
+        total, cpu = np.empty(len(measured)), np.empty(len(measured))
         phases = {p: np.empty(len(measured)) for p in PHASES}
         for i, q in enumerate(measured):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.thread_time()
             response = searcher.search(template, text=q, size=10)
             total[i] = time.perf_counter() - started
+            cpu[i] = time.thread_time() - used
             for p in PHASES:
                 phases[p][i] = response.timings[p]
     print(f"request API, {template} with the query tower, {candidates} candidates reranked by "
-          f"LambdaRank, size 10, {len(measured)} distinct queries one at a time on 1 thread:")
-    for name, times in [("whole request", total), *phases.items()]:
+          f"LambdaRank, size 10, {len(measured)} distinct queries one at a time on 1 thread "
+          "(wall time; the CPU time of the request's thread beside it, which other processes "
+          "on a loaded machine inflate less):")
+    for name, times in [("whole request", total), ("whole request, CPU time", cpu),
+                        *phases.items()]:
         ms = times * 1e3
         print(f"  {name}: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
               f"mean {ms.mean():.2f} ms")
@@ -135,7 +140,13 @@ def main() -> None:
                     help="First-stage candidates the reranker reorders (and trains on).")
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="Only the request API's latency, on the index and reranker in --work.")
+    ap.add_argument("--reranker", type=Path,
+                    help="With --latency-only: this reranker file (default: WORK/reranker.json).")
     args = ap.parse_args()
+    if args.latency_only and args.work is None:
+        ap.error("--latency-only needs --work (the directory of an earlier run)")
     data = load_or_exit(args.data)
     work_dir = args.work or Path(tempfile.mkdtemp(prefix="ebr-homedepot-eval-"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -144,17 +155,22 @@ def main() -> None:
           f"{len(data.queries('validation')):,} ({len(data.queries('validation', with_relevant=True)):,} "
           f"with a relevant product); work {work_dir}", flush=True)
     index = build_index(data, args.model, work_dir)
+    pool = (f"(or (match {TEXT} $q :minimum-should-match 1 :k {args.pool}) "
+            f"(nn $key :k {args.pool} :nprobe {args.nprobe}))")
+    reranker = work_dir / "reranker.json"
+    if args.latency_only:
+        request_latency(index, args.model, data.queries("validation"), pool, args.latency_queries,
+                        args.reranker or reranker, min(args.candidates, 100))
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        return
     qrels = write_judged(data, work_dir / "judged.tsv")
     write_judged(data, work_dir / "train.tsv", "train")
     match = f"(match {TEXT} $q :minimum-should-match 1 :k 1000)"
     hybrid = f"(or {match} (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
-    pool = (f"(or (match {TEXT} $q :minimum-should-match 1 :k {args.pool}) "
-            f"(nn $key :k {args.pool} :nprobe {args.nprobe}))")
     paths = {"terms": match,
              "nn": f"(nn $key :k 1000 :nprobe {args.nprobe})",
              "hybrid": hybrid,
              "pool": pool}  # last: ebr eval runs it again through the reranker
-    reranker = work_dir / "reranker.json"
     started = time.perf_counter()
     _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
          "--candidates", str(args.candidates), "--model", str(args.model), "--output",

@@ -98,7 +98,7 @@ def measure(name: str, store: Store, args: argparse.Namespace) -> Batch:
           f"(--size {args.size})")
     print(line("first stage (store.search)", [s for _, _, s in batch]))
     steps: list[tuple[str, Callable[[RerankRequest, tuple[Hit, ...], Store], object]]] = [
-        ("features (get_vectors + get_documents + matrix)", compute_features),
+        ("features (get_vectors + get_terms + matrix)", compute_features),
         ("linear default, end to end", linear.rerank),
         ("LambdaRank, end to end", scorer.rerank)]
     for what, step in steps:

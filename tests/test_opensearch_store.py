@@ -181,6 +181,23 @@ def test_stored_documents_read_back_as_in_the_local_store(
         DOCS, dict(local.stats().embeddings), {KEY: NLIST})
 
 
+def test_terms_and_vectors_read_back_as_in_the_local_store(
+        both: tuple[LocalStore, OpenSearchStore]) -> None:
+    """The reranker's reads: terms of some namespaces (cluster ones too) and vectors."""
+    local, remote = both
+    ids = [f"d{i:03d}" for i in range(0, DOCS, 3)] + ["missing", "d000"]
+    namespaces = [*NAMESPACES[:2], f"{KEY}.cluster", "nope"]
+    mine = local.get_terms(ids, namespaces)
+    assert mine == remote.get_terms(ids, namespaces)
+    assert any(len(terms) >= 2 for terms in mine) and mine[-2] == {}
+    assert remote.get_terms(ids, []) == [{} for _ in ids] and remote.get_terms([], namespaces) == []
+    vectors = local.get_vectors(ids, KEY)
+    theirs = remote.get_vectors(ids, KEY)
+    assert theirs.keys() == vectors.keys() and len(vectors) > len(ids) // 2
+    for doc_id, vector in vectors.items():
+        np.testing.assert_array_equal(theirs[doc_id], vector)
+
+
 def test_all_vectors_and_tune_read_the_same_embeddings_as_the_local_store(
         both: tuple[LocalStore, OpenSearchStore], opensearch_url: str, tmp_path: Path) -> None:
     local, remote = both

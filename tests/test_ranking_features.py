@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -137,11 +137,13 @@ def test_branch_kinds(query: str, branches: tuple[str, ...], kinds: set[str]) ->
 
 
 class ReadCounting:
-    """The real store, recording which ids the features read vectors of."""
+    """The real store, recording which ids the features read vectors of and which
+    namespaces they read terms of; whole documents are not to be read."""
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
         self.asked: list[str] = []
+        self.namespaces: list[set[str]] = []
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
@@ -150,6 +152,13 @@ class ReadCounting:
         self.asked.extend(ids)
         return self.store.get_vectors(ids, key)
 
+    def get_terms(self, ids: list[str], namespaces: Iterable[str]) -> list[dict[str, tuple[str, ...]]]:
+        self.namespaces.append(set(namespaces))
+        return self.store.get_terms(ids, self.namespaces[-1])
+
+    def get_documents(self, ids: list[str]) -> None:
+        raise AssertionError("the features read whole documents")
+
 
 def test_hits_an_nn_clause_matched_are_not_read_back(store: LocalStore) -> None:
     request, hits = search(store)
@@ -157,6 +166,7 @@ def test_hits_an_nn_clause_matched_are_not_read_back(store: LocalStore) -> None:
     direct = compute_features(request, hits, store).values
     assert np.array_equal(compute_features(request, hits, counting).values, direct)  # type: ignore[arg-type]
     assert sorted(counting.asked) == ["d4", "d5"]  # d1, d3 carry their distance
+    assert counting.namespaces == [{"title", "country"}]  # the request's terms and context, once
 
 
 def test_a_request_vector_of_the_wrong_dimension_is_a_plan_error(store: LocalStore) -> None:

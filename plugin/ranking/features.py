@@ -3,7 +3,8 @@
 One row per hit, one column per feature of :class:`~ebr.ranking.feature_set.FeatureSet`
 (the module says what each means).  The store is asked once per embedding key for the
 vectors of the hits no ``nn`` clause of the key matched (``get_vectors``) and, only when the
-request has terms or context, once for the hits' terms (``get_documents``).
+request has terms or context, once for the hits' terms in the namespaces those name
+(``get_terms``, not the whole documents).
 """
 
 from __future__ import annotations
@@ -122,12 +123,10 @@ def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> dict[
     columns[QUERY_TERMS] = np.full(len(ids), float(len(asked)))
     text_namespaces = {ns for ns, _ in asked}
     namespaces = text_namespaces | {ns for ns, _ in context}
-    for i, doc in enumerate(store.get_documents(ids)):
-        if doc is None:
-            continue
-        holds = {(ns, value) for ns in namespaces for value in doc.terms.get(ns, ())}
+    for i, terms in enumerate(store.get_terms(ids, namespaces)):
+        holds = {(ns, value) for ns in namespaces for value in terms.get(ns, ())}
         if asked:
-            own = [t for ns in sorted(text_namespaces) for t in doc.terms.get(ns, ())]
+            own = [t for ns in sorted(text_namespaces) for t in terms.get(ns, ())]
             grams = _trigrams(own)
             columns[QUERY_TERMS_HELD][i] = len(asked & holds) / len(asked)
             columns[TERM_TRIGRAMS][i] = len(asked_grams & grams) / max(len(asked_grams | grams), 1)

@@ -253,6 +253,14 @@ class Store(Protocol):
         """The stored documents, in the order asked, None for an id not in the index."""
         ...
 
+    def get_terms(self, ids: Sequence[str], namespaces: Iterable[str]
+                  ) -> list[dict[str, tuple[str, ...]]]:
+        """Each id's terms in ``namespaces`` (sorted, as :meth:`get_documents` gives them; a
+        namespace the document holds nothing in, or an id not in the index, is absent), in
+        the order asked: what the reranker's term features read, without the rest of the
+        document."""
+        ...
+
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, FloatArray]:
         """The stored ``key`` embedding of each id that has one."""
         ...

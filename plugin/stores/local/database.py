@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.errors import IndexDamagedError, SchemaError, StoreError
-from ebr.mappings.schema import Schema, cluster_term
+from ebr.mappings.schema import Schema, cluster_key, cluster_term
 from ebr.stores.documents import PreparedDocument
 from ebr.stores.local.failures import REBUILD
 
@@ -530,14 +530,32 @@ def _of(found: dict[str, Any], doc_id: str, where: Path, what: str) -> Any:
     return found[doc_id]
 
 
-def fetch_vectors(conn: sqlite3.Connection, ids: Sequence[str], key: str) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
+def fetch_terms(conn: sqlite3.Connection, ids: Sequence[str], namespaces: Iterable[str]
+                ) -> dict[str, list[str]]:
+    """The ``ns:value`` terms of the stored ids in ``namespaces`` (an id holding none is
+    absent), cluster namespaces included: a range of the terms table's key per namespace, no
+    checksums (the reranker reads them for every request; :func:`fetch_documents` verifies
+    whole documents)."""
+    wanted = sorted(set(namespaces))
+    keys = [k for k in map(cluster_key, wanted) if k is not None]
+    terms = [ns for ns in wanted if cluster_key(ns) is None]
+    # under SQLite's binary collation ';' follows ':', so "ns:" <= term < "ns;" is the namespace
+    ranges = " OR ".join("(term >= ? AND term < ?)" for _ in terms)
+    bounds = [b for ns in terms for b in (f"{ns}:", f"{ns};")]
+    found: dict[str, list[str]] = {}
     with transaction(conn, write=False):  # one commit's view across the chunks
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(conn.execute(
-                f"SELECT id, vector FROM embeddings WHERE key = ? AND id IN ({marks})",
-                [key, *chunk]).fetchall())
+            rows: Iterable[tuple[str, str]] = conn.execute(
+                f"SELECT id, term FROM terms WHERE id IN ({marks}) AND ({ranges})",
+                [*chunk, *bounds]) if terms else ()
+            for doc_id, term in rows:
+                found.setdefault(doc_id, []).append(term)
+            for key in keys:
+                for doc_id, cluster in conn.execute(
+                        f"SELECT id, cluster FROM embeddings WHERE key = ? AND id IN ({marks}) "
+                        "AND cluster IS NOT NULL", [key, *chunk]):
+                    found.setdefault(doc_id, []).append(cluster_term(key, cluster))
     return found
 
 

@@ -25,8 +25,10 @@ SQLite and operating-system failures surface as :class:`~ebr.errors.StoreError`
 (:mod:`ebr.stores.local.failures`).
 
 Reads: a search takes the current snapshot and uses nothing else, so searches running while
-a writer commits each see one whole commit.  Fetching documents reads the database (each
-thread its own connection), as of the latest commit.
+a writer commits each see one whole commit.  Fetching documents and their terms reads the
+database (each thread its own connection), as of the latest commit; fetching vectors reads
+the current snapshot, through an id map built at the first such read
+(:mod:`ebr.stores.local.id_lookup`).
 
 Keys whose schema sets ``quantizer.pq_m`` also keep PQ codes (:mod:`ebr.quantization.product`),
 trained with the coarse quantizer.  A probing ``within`` or top-K ``nn`` over such a key
@@ -79,6 +81,7 @@ from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, tra
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
 from ebr.stores.local.failures import REBUILD, failures
 from ebr.stores.local.hits import build_hits
+from ebr.stores.local.id_lookup import IdLookup
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp, Unusable
@@ -115,6 +118,7 @@ class LocalStore:
         self._lock_fd = lock
         self._write_lock = threading.Lock()
         self._readers = ReadConnections(directory / DB_FILE)
+        self._id_lookup = IdLookup(lambda: self._snapshot)
         # id -> docnum of the live version; the writer's alone (searches never need it),
         # built by its first write (a million ids take a third of a second)
         self._docnums: dict[str, int] | None = None
@@ -600,12 +604,33 @@ class LocalStore:
                                           vectors, rank, json.loads(source)))
         return out
 
+    def get_terms(self, ids: Sequence[str], namespaces: Iterable[str]
+                  ) -> list[dict[str, tuple[str, ...]]]:
+        self._check_open()
+        with failures(self.directory, "reading"):
+            found = database.fetch_terms(self._reader(), list(ids), namespaces)
+        out: list[dict[str, tuple[str, ...]]] = []
+        for doc_id in ids:
+            by_ns: dict[str, list[str]] = {}
+            for term in sorted(found.get(doc_id, ())):
+                ns, _, value = term.partition(":")
+                by_ns.setdefault(ns, []).append(value)
+            out.append({ns: tuple(values) for ns, values in by_ns.items()})
+        return out
+
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, npt.NDArray[np.float32]]:
+        """From memory: the current snapshot's rows (those its searches computed distances
+        from), not the database (the reranker reads a search's candidates' vectors)."""
         self._check_open()
         self._key(key)
-        with failures(self.directory, "reading"):
-            blobs = database.fetch_vectors(self._reader(), list(ids), key)
-        return {i: np.frombuffer(b, np.float32).copy() for i, b in blobs.items()}
+        snap, docnums = self._id_lookup.find(ids)
+        table = snap.tables.get(key)
+        if table is None:
+            return {}
+        held = [(i, d) for i, d in zip(ids, docnums, strict=True)
+                if d is not None and d in table.present]
+        matrix = table.matrix[table.row_of(np.array([d for _, d in held], np.uint32))]
+        return {i: row for (i, _), row in zip(held, matrix, strict=True)}
 
     def all_vectors(self, key: str) -> tuple[list[str], npt.NDArray[np.float32]]:
         """Every live ``key`` embedding of the current snapshot, in document-number order."""

@@ -673,6 +673,27 @@ class OpenSearchStore:
                 float(s.get(self._schema.rank_field, 0.0)), s.get("source", {})))
         return out
 
+    def get_terms(self, ids: Sequence[str], namespaces: Iterable[str]
+                  ) -> list[dict[str, tuple[str, ...]]]:
+        """Read through ``_source`` filtering: only the namespaces' fields come back."""
+        self._check_open()
+        fields = {ns: self._schema.term_field(ns).split(".", 1) for ns in sorted(set(namespaces))}
+        if not ids or not fields:
+            return [{} for _ in ids]
+        with cluster_errors(self.client, f"read terms of index {self.index!r}"):
+            found = self.client.mget(index=self.index, body={"ids": list(ids)},
+                                     _source_includes=[".".join(f) for f in fields.values()])
+        out: list[dict[str, tuple[str, ...]]] = []
+        for doc in found["docs"]:
+            source = doc.get("_source", {}) if doc.get("found") else {}
+            terms: dict[str, tuple[str, ...]] = {}
+            for ns, (group, name) in fields.items():
+                values = source.get(group, {}).get(name)
+                if values:  # a list of terms, or a cluster's one value
+                    terms[ns] = tuple(sorted(values)) if isinstance(values, list) else (values,)
+            out.append(terms)
+        return out
+
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, F32]:
         self._check_open()
         self._key(key)
