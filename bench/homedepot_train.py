@@ -140,6 +140,8 @@ def run_variant(variant: str, data: HomeDepot, args: argparse.Namespace) -> dict
     corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
     # Early stopping watches a slice of the train split's queries (validation_fraction), so the
     # validation split below is measured by a model that never saw it, not even to pick an epoch.
+    # That slice is also what homedepot_eval.py trains the reranker on (queries the encoder did
+    # not fit).
     training = prepare(pairs(data, "train"), config, None, corpus)
     print(f"\n## {label}: {len(training.train_positives):,} positive training pairs, "
           f"{len(training.corpus):,} documents; {encoder.to_dict()['weight_sharing']} sharing; "
