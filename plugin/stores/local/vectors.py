@@ -236,18 +236,22 @@ class QueryDistances:
 
     def screen(self, rows: Rows) -> F64:
         """Float32 distances (within :attr:`margin` of the float64 ones), a block of rows
-        at a time.
-
-        ``einsum`` runs on this thread; a BLAS product would start BLAS's thread pool,
-        which on a loaded two-core machine waits whole scheduler ticks (milliseconds) for
-        its threads."""
+        at a time: gathered, then Faiss's inner-product kernel (:meth:`_dots`)."""
         self.verified += len(rows)
         t = self.table
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            block = rows[start:start + BLOCK]
-            dots[start:start + BLOCK] = np.einsum("ij,j->i", t.matrix[block], self.q32)
+            self._dots(dots[start:], t.matrix.take(rows[start:start + BLOCK], axis=0))
         return 1.0 - dots / (self.qnorm * t.norms[rows])
+
+    def _dots(self, out: F32, matrix: F32) -> None:
+        """``out[:len(matrix)]`` = the query's inner products with the rows of contiguous
+        ``matrix``, by Faiss's SIMD kernel on this thread (no OpenMP; a BLAS product would
+        start BLAS's thread pool, which on a loaded two-core machine waits whole scheduler
+        ticks for its threads; any summation order is within the bound)."""
+        faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
+            faiss.swig_ptr(out), faiss.swig_ptr(self.q32), faiss.swig_ptr(matrix),
+            self.table.dimension, len(matrix))
 
     def exact(self, rows: Rows) -> F64:
         """Float64 distances, vectorised: the reference's values to an ulp or two (the
@@ -269,14 +273,12 @@ class QueryDistances:
         inner-product kernel (one thread, any summation order is within the bound)."""
         t = self.table
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
-        query, at = faiss.swig_ptr(self.q32), 0
+        at = 0
         for a, b in slices:
-            faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
-                faiss.swig_ptr(dots[at:]), query, faiss.swig_ptr(t.matrix[a:b]), t.dimension,
-                b - a)
+            self._dots(dots[at:], t.matrix[a:b])
             at += b - a
         if len(tail):
-            dots[at:] = np.einsum("ij,j->i", t.matrix[tail], self.q32)
+            self._dots(dots[at:], t.matrix.take(tail, axis=0))
         rows = np.concatenate([slice_rows(slices), tail])
         self.verified += len(rows)
         return rows, 1.0 - dots / (self.qnorm * t.norms[rows])
