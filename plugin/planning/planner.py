@@ -12,6 +12,7 @@ what ``explain`` shows for a query alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,6 +24,7 @@ from ebr.planning.rules.expand_nn import expand_nn
 from ebr.planning.rules.pushdown import push_down
 from ebr.planning.rules.simplify import simplify
 from ebr.quantization.coarse import CoarseQuantizer
+from ebr.query.kept import KEPT, Same
 from ebr.query.nodes import Node, size
 from ebr.query.reader import DEFAULT_LIMITS, Limits
 
@@ -39,12 +41,18 @@ def plan(
     schema: Schema | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Node:
-    """The executable plan: radius NN expanded into probes + ``within`` for these vectors.
-    Refuses a plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into
-    every NN, expansion adds ``nprobe`` terms each)."""
-    executable = simplify(expand_nn(logical_plan(ast), vectors, quantizers, schema))
+    """The executable plan: radius NN expanded into probes + ``within`` for these vectors
+    (the logical plan of a recent ``ast`` object is kept: :mod:`ebr.query.kept`).  Refuses a
+    plan larger than ``limits.max_plan_nodes`` (push-down copies constraints into every NN,
+    expansion adds ``nprobe`` terms each)."""
+    executable = simplify(expand_nn(_kept_logical_plan(Same(ast)), vectors, quantizers, schema))
     nodes = size(executable)
     if nodes > limits.max_plan_nodes:
         raise PlanError(f"the plan has {nodes} nodes, more than the limit of "
                         f"{limits.max_plan_nodes}: lower :nprobe or split the query")
     return executable
+
+
+@functools.lru_cache(maxsize=KEPT)
+def _kept_logical_plan(ast: Same[Node]) -> Node:
+    return logical_plan(ast.value)
