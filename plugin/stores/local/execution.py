@@ -281,14 +281,13 @@ class Execution:
             constraint = sorted((self.bitmap(c) for c in split[1]), key=len)
             admitted = reduce(lambda a, b: a & b, constraint[1:], constraint[0]) \
                 if constraint else None
-            scan = self._scan(node, table, distances, split[0], admitted)
+            scan = self._scan(node, table, distances, split[0], admitted,
+                              node.radius + distances.margin)
         start = time.perf_counter()
         if scan is not None:
             rows, dist = scan.rows, scan.dist
             approx = self._approximate(node.key, table, distances, rows)
-            if approx is None:  # scanned exactly: verify only the rows near the radius
-                near = dist <= node.radius + distances.margin
-                rows, dist = rows[near], dist[near]
+            if approx is None:  # scanned exactly: only the rows near the radius came back
                 keep = distances.admitted(rows, scan.allowed)
                 rows, dist = rows[keep], dist[keep]
             else:
@@ -323,12 +322,14 @@ class Execution:
         return from_array(matched)
 
     def _scan(self, node: Within | NN, table: VectorTable, distances: QueryDistances,
-              probes: tuple[int, ...], allowed: Bits | None) -> Scanned | None:
+              probes: tuple[int, ...], allowed: Bits | None,
+              near: float | None = None) -> Scanned | None:
         """The probed clusters' rows, their float32 distances (none when the key keeps
         codes: those decide first) and ``allowed`` (the documents the constraint admits,
         None: every present one), when scanning the clusters is estimated cheaper than gathering
         the rows their posting lists leave after the constraint (recorded either way);
-        else None."""
+        else None.  ``near``: only the rows whose float32 distance is at most this are kept
+        (a radius clause's)."""
         slices, tail = table.probed(probes)
         scanned = sum(b - a for a, b in slices) + len(tail)
         share = 1.0 if allowed is None else (
@@ -342,7 +343,8 @@ class Execution:
         if table.coded:
             rows = np.concatenate([slice_rows(slices), tail])
             return Scanned(rows, np.empty(0), allowed, expected)
-        rows, dist = distances.scan(slices, tail)
+        rows, dist = (distances.scan(slices, tail) if near is None
+                      else distances.scan_near(slices, tail, near))
         return Scanned(rows, dist, allowed, expected)
 
     def _probed_rows(self, key: str, table: VectorTable, distances: QueryDistances,

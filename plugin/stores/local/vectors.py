@@ -270,7 +270,29 @@ class QueryDistances:
     def scan(self, slices: list[tuple[int, int]], tail: Rows) -> tuple[Rows, F64]:
         """The rows of body ``slices`` and ``tail`` rows (:meth:`VectorTable.probed`) and
         their float32 distances, as :meth:`screen`'s: each slice read in place by Faiss's
-        inner-product kernel (one thread, any summation order is within the bound)."""
+        inner-product kernel."""
+        return np.concatenate([slice_rows(slices), tail]), self._scanned(slices, tail)
+
+    def scan_near(self, slices: list[tuple[int, int]], tail: Rows,
+                  limit: float) -> tuple[Rows, F64]:
+        """:meth:`scan`'s rows and distances, only those at most ``limit`` (the row numbers
+        worked out for those alone)."""
+        dist = self._scanned(slices, tail)
+        at = np.flatnonzero(dist <= limit)
+        if not len(at):
+            return np.empty(0, np.int64), dist[at]
+        bounds = np.array(slices, np.int64).reshape(-1, 2)
+        ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
+        which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
+        rows = np.empty(len(at), np.int64)
+        body = which < len(bounds)
+        shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
+        rows[body] = at[body] + shift[which[body]]
+        if not body.all():
+            rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
+        return rows, dist[at]
+
+    def _scanned(self, slices: list[tuple[int, int]], tail: Rows) -> F64:
         t = self.table
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
         at = 0
@@ -279,9 +301,9 @@ class QueryDistances:
             at += b - a
         if len(tail):
             self._dots(dots[at:], t.matrix.take(tail, axis=0))
-        rows = np.concatenate([slice_rows(slices), tail])
-        self.verified += len(rows)
-        return rows, 1.0 - dots / (self.qnorm * t.norms[rows])
+        self.verified += len(dots)
+        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
+        return 1.0 - dots / (self.qnorm * norms)  # type: ignore[no-any-return]
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do."""
