@@ -357,9 +357,7 @@ class Execution:
         terms = [c for c in constraint if type(c) is Term]
         if terms:
             driver = min(terms, key=lambda t: len(self.bitmap(t)))
-            name = f"{driver.namespace}:{driver.value}"
-            rows = in_clusters(table, self.term_rows.rows(key, name, table,
-                                                          self.snapshot.term(name)), probes)
+            rows = in_clusters(table, self._kept_rows(key, table, driver), probes)
             if len(constraint) > 1:
                 rows = rows[distances.admitted(rows, admitted)]
         else:
@@ -368,13 +366,19 @@ class Execution:
         self.documents_scanned += len(rows)
         return rows
 
+    def _kept_rows(self, key: str, table: VectorTable, term: Term) -> Rows:
+        """The rows of ``term``'s documents in ``table``, ascending (kept between searches)."""
+        name = f"{term.namespace}:{term.value}"
+        return self.term_rows.rows(key, name, table, self.snapshot.term(name))
+
     def _top_k(self, node: NN) -> Bits:
         if node.k is None:
             raise PlanError("radius-mode nn must be planned before the store runs it (probe "
                             "clusters chosen): use ebr.plan with the store's quantizers")
         table, distances = self._table(node.key)
-        admitted = table.present if node.constraint is None else (
-            self.bitmap(node.constraint) & table.present)
+        # What the constraint admits (None: every present document); rows are only ever
+        # those of present documents, so no & with ``present`` unless listing them.
+        admitted = None if node.constraint is None else self.bitmap(node.constraint)
         strategy: TopKStrategy = "exact"
         probes: tuple[int, ...] | None = None
         nprobe: int | None = None
@@ -385,14 +389,13 @@ class Execution:
         id_of = lambda row: ids[int(docnums[row])]  # noqa: E731
         chosen_rows: Rows | None = None
         rows: Rows | None = None  # the probed rows to rank, when read by bitmap
-        count = len(admitted)  # reported: the documents it chose among
-        if quantizer is not None and not node.exact and len(admitted) > self.exact_threshold:
+        count = len(table.present) if admitted is None else (  # reported: chosen among
+            admitted.intersection_cardinality(table.present))
+        if quantizer is not None and not node.exact and count > self.exact_threshold:
             spec = self.schema.key(node.key)
             nprobe = node.nprobe or (spec.quantizer.default_nprobe if spec else 1)
             chosen = tuple(quantizer.probe(distances.q32, nprobe))
-            scan = self._scan(node, table, distances, chosen,
-                              None if node.constraint is None else admitted) \
-                if table.body else None
+            scan = self._scan(node, table, distances, chosen, admitted) if table.body else None
             if scan is not None:
                 found = self._scan_top_k(node, table, distances, scan, id_of)
                 if found is not None:
@@ -403,12 +406,15 @@ class Execution:
                     node.constraint.operands if type(node.constraint) is And
                     else (node.constraint,))
                 probed = self._probed_rows(node.key, table, distances, chosen, constraint,
-                                           None if node.constraint is None else admitted)
+                                           admitted)
                 if len(probed) >= node.k:
                     strategy, probes, rows, count = "probe", chosen, probed, len(probed)
         if chosen_rows is None:
-            if rows is None:
-                rows = table.row_of(to_array(admitted))
+            if rows is None and type(node.constraint) is Term:
+                rows = self._kept_rows(node.key, table, node.constraint)
+            elif rows is None:
+                rows = table.row_of(to_array(table.present if admitted is None
+                                             else admitted & table.present))
             keep = self.refine.keep(node.k)
             if strategy == "probe" and len(rows) > keep:
                 approx = self._approximate(node.key, table, distances, rows)
