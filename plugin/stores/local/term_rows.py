@@ -54,8 +54,8 @@ class TermRows:
                 self._entries.move_to_end(name)
                 return entry.rows
         docs = to_array(posting)
-        rows = table.row_by_doc[docs[docs < table.span]]  # the buffer runs past ``span``
-        rows = np.sort(rows[rows >= 0]).astype(np.int64)
+        found = table.row_by_doc[docs[docs < table.span]]  # the buffer runs past ``span``
+        rows: Rows = np.sort(found[found >= 0]).astype(np.int64)
         if len(rows) <= self.max_rows:
             with self._lock:
                 old = self._entries.pop(name, None)

@@ -303,7 +303,7 @@ class QueryDistances:
             self._dots(dots[at:], t.matrix.take(tail, axis=0))
         self.verified += len(dots)
         norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
-        return 1.0 - dots / (self.qnorm * norms)  # type: ignore[no-any-return]
+        return 1.0 - dots / (self.qnorm * norms)
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do."""
