@@ -332,10 +332,12 @@ class QueryDistances:
             # margin surely out; the rest are ordered exactly.
             surely = dist < kth - 2 * self.margin
             edge = rows[~surely & (dist <= kth + 2 * self.margin)]
-            ranked = sorted(zip(self.reference(edge).tolist(), map(id_of, edge.tolist()),
-                                edge.tolist(), strict=True))
-            chosen = [r for _, _, r in ranked[: k - int(surely.sum())]]
-            rows = np.concatenate([rows[surely], np.array(chosen, np.int64)])
+            wanted = k - int(surely.sum())
+            if len(edge) > wanted:  # else every edge row is in, whatever their order
+                ranked = sorted(zip(self.reference(edge).tolist(), map(id_of, edge.tolist()),
+                                    edge.tolist(), strict=True))
+                edge = np.array([r for _, _, r in ranked[:wanted]], np.int64)
+            rows = np.concatenate([rows[surely], edge])
         return rows, self.exact(rows)
 
     def nearest_admitted(self, rows: Rows, dist: F64, admitted: Bits | None, k: int,
