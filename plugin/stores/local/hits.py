@@ -59,7 +59,7 @@ def build_hits(plan: Node, ex: Execution, size: int) -> LazyHits:
     ids = snapshot.ids
     chosen = select(size, [-scores, -ranks], lambda i: ids[int(docs[i])], len(docs))
     chosen_docs = docs[chosen]
-    hit_ids = [ids[d] for d in chosen_docs.tolist()]
+    hit_ids = list(map(ids.__getitem__, chosen_docs.tolist()))
     return LazyHits(hit_ids, partial(_explained, plan, ex, hit_ids, chosen_docs,
                                      scores[chosen].tolist(), ranks[chosen].tolist()))
 
