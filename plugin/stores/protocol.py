@@ -176,10 +176,13 @@ class SearchStats:
     """Per-query figures.
 
     ``total``: documents the plan matched (``hits`` holds at most ``size`` of them);
-    ``documents_scanned``: entries of the posting lists read (cluster terms included);
+    ``documents_scanned``: entries of the posting lists read (a probing clause adds the
+    rows of its probed clusters it reads: every one when scanned, the constraint's when
+    read by bitmap);
     ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
-    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
-    explaining the hits); ``candidates_by_codes``: approximate distances computed from PQ
+    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring and sorting
+    the hits, whose explanations the local store builds when they are first read);
+    ``candidates_by_codes``: approximate distances computed from PQ
     codes to choose which candidates to verify (0 for keys without codes); ``probes``: how
     each probing vector clause read its clusters (stores that decide it).
     """
