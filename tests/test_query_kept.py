@@ -46,3 +46,17 @@ def test_plans_of_a_kept_ast_follow_the_vectors() -> None:
                  {"e": quantizer}, schema)
     assert near_first == fresh
     assert logical_plan(ast) == logical_plan(parse_uncached(TEXT, schema))
+
+
+def test_the_kept_asts_hold_at_most_kept_nodes() -> None:
+    from ebr.query import parser
+    from ebr.query.kept import KEPT_NODES
+    from ebr.query.nodes import size
+
+    schema = _schema("d")
+    terms = " ".join(f"(term loc:v{i})" for i in range(1000))
+    for n in range(80):  # 80 distinct texts of 1,002 nodes each: more than KEPT_NODES
+        ast = parse(f"(or (term loc:w{n}) {terms})", schema)
+        assert size(ast) == 1002
+    cache = parser._kept.cache  # type: ignore[attr-defined]
+    assert 0 < cache.currsize <= KEPT_NODES < 80 * 1002

@@ -13,7 +13,6 @@ what ``explain`` shows for a query alone.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,7 +24,7 @@ from ebr.planning.rules.expand_nn import expand_nn
 from ebr.planning.rules.pushdown import push_down
 from ebr.planning.rules.simplify import simplify
 from ebr.quantization.coarse import CoarseQuantizer
-from ebr.query.kept import KEPT, Same
+from ebr.query.kept import Same, kept
 from ebr.query.nodes import NN, Node, Within, size, walk
 from ebr.query.reader import DEFAULT_LIMITS, Limits
 
@@ -57,7 +56,7 @@ def plan(
     return executable
 
 
-@functools.lru_cache(maxsize=KEPT)
+@kept(lambda kept_plan: size(kept_plan[0]))
 def _kept_logical_plan(ast: Same[Node]) -> tuple[Node, int]:
     """The logical plan and how many radius ``nn`` and ``within`` clauses it holds."""
     logical = logical_plan(ast.value)

@@ -10,7 +10,6 @@ declaration generically, so messages are uniform and adding an operator is one e
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -27,8 +26,8 @@ from ebr.mappings.schema import (
 )
 from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
 from ebr.mappings.text_analysis import ANALYZERS
-from ebr.query.kept import KEPT, Same
-from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term
+from ebr.query.kept import Same, kept
+from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term, size
 from ebr.query.reader import (
     DEFAULT_LIMITS,
     FORM_KINDS,
@@ -124,7 +123,7 @@ def parse_uncached(text: str, schema: Schema | None = None,
     return parse_form(read(text, limits), text, schema, limits)
 
 
-@functools.lru_cache(maxsize=KEPT)
+@kept(size)
 def _kept(text: str, schema: Same[Schema | None], limits: Same[Limits]) -> Node:
     return parse_uncached(text, schema.value, limits.value)
 
