@@ -210,12 +210,12 @@ class LazyHits(Sequence[Hit]):
         self._hits: tuple[Hit, ...] | None = None
 
     def _all(self) -> tuple[Hit, ...]:
-        hits = self._hits
-        if hits is None:  # two threads may both build: the same hits, one kept
-            assert self._build is not None
-            hits = self._hits = self._build()
-            self._build = None  # what it held (the search's state) can go
-        return hits
+        build = self._build
+        if build is not None:  # two threads may both build: the same hits, one kept
+            self._hits = build()
+            self._build = None  # after the hits are set; what it held can go
+        assert self._hits is not None
+        return self._hits
 
     def __len__(self) -> int:
         return len(self.ids)
