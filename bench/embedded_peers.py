@@ -4,9 +4,13 @@ Each engine builds an index of the same documents, is reopened in a fresh subpro
 time, resident memory), then answers the same queries in this process, one at a time on one
 thread, after a warm-up:
 
-- **ebr**: :class:`ebr.stores.local.LocalStore` through the public API (``ebr.parse`` +
-  ``ebr.plan`` + ``search``, all timed): ``(and (term NS:v) (nn KEY :radius r :nprobe n))``,
-  ``(nn KEY :radius r :nprobe n)`` and ``(and (term NS:v) (nn KEY :k 10 :nprobe n))``;
+- **ebr**: :class:`ebr.stores.local.LocalStore` through the public API, timed from the
+  query text and vector to the hits' ids (``ebr.parse`` + ``ebr.plan`` + ``search`` +
+  ``result.ids``; a repeated text's parse and logical plan are kept, :mod:`ebr.query.kept`,
+  and the hits' explanations are built only when read, :class:`ebr.stores.protocol.LazyHits`):
+  ``(and (term NS:v) (nn KEY :radius r :nprobe n))``, ``(nn KEY :radius r :nprobe n)`` and
+  ``(and (term NS:v) (nn KEY :k 10 :nprobe n))``; the ids (strings) become numbers for the
+  recall after the clock stops, as Faiss's and LanceDB's answers are numbers already;
 - **raw Faiss**: an ``IndexIVFFlat`` (inner product over unit vectors) on the same centroids
   (ebr's training is Faiss's spherical k-means on a seeded sample: the Faiss build makes the
   same call, so both get the same centroids), the term constraint as an ``IDSelectorBitmap``
@@ -230,12 +234,19 @@ def homedepot(model: Path, data: Path, queries: int, nprobe: int) -> Workload:
 # -- the engines -----------------------------------------------------------------------------
 
 class Opened(Protocol):
-    """An engine's index opened for queries; each query returns document numbers."""
+    """An engine's index opened for queries; each query returns document numbers, or ids
+    (strings) that are document numbers, as the engine's API gives them."""
 
-    def hybrid_radius(self, q: F32, term: str) -> Ids: ...
-    def radius(self, q: F32) -> Ids: ...
-    def hybrid_topk(self, q: F32, term: str) -> Ids: ...
+    def hybrid_radius(self, q: F32, term: str) -> Ids | list[str]: ...
+    def radius(self, q: F32) -> Ids | list[str]: ...
+    def hybrid_topk(self, q: F32, term: str) -> Ids | list[str]: ...
     def close(self) -> None: ...
+
+
+def numbers(found: Ids | list[str]) -> Ids:
+    """An answer as document numbers (after the clock: recall's bookkeeping, not the query)."""
+    return found if isinstance(found, np.ndarray) else np.fromiter(map(int, found), np.int64,
+                                                                    len(found))
 
 
 @dataclass(frozen=True)
@@ -264,23 +275,23 @@ class EbrOpened:
         self.store = LocalStore.open(directory, readonly=True)
         self.s = s
 
-    def _search(self, query: str, q: F32, size: int) -> Ids:
+    def _search(self, query: str, q: F32, size: int) -> list[str]:
         vectors = {KEY: q}
         schema = self.store.schema
         result = self.store.search(plan(parse(query, schema), vectors, self.store.quantizers, schema),
                                    vectors, size=size)
-        return np.fromiter(map(int, result.ids), np.int64, len(result.ids))
+        return result.ids  # the hits' explanations are built only if read (LazyHits)
 
-    def hybrid_radius(self, q: F32, term: str) -> Ids:
+    def hybrid_radius(self, q: F32, term: str) -> list[str]:
         s = self.s
         return self._search(f"(and (term {s.namespace}:{term}) "
                             f"(nn {KEY} :radius {s.radius} :nprobe {s.nprobe}))", q, RADIUS_LIMIT)
 
-    def radius(self, q: F32) -> Ids:
+    def radius(self, q: F32) -> list[str]:
         return self._search(f"(nn {KEY} :radius {self.s.radius} :nprobe {self.s.nprobe})", q,
                             RADIUS_LIMIT)
 
-    def hybrid_topk(self, q: F32, term: str) -> Ids:
+    def hybrid_topk(self, q: F32, term: str) -> list[str]:
         s = self.s
         return self._search(f"(and (term {s.namespace}:{term}) "
                             f"(nn {KEY} :k {s.k} :nprobe {s.nprobe}))", q, s.k)
@@ -439,7 +450,7 @@ def latency(seconds: Sequence[float], found: Sequence[Ids], exact: Sequence[Ids]
 
 def run_queries(opened: Opened, w: Workload, exact: Answers) -> tuple[Latency, Latency, Latency]:
     """Each query kind over the measured queries, after the warm-up queries of every kind."""
-    kinds: list[tuple[Callable[[int], Ids], list[Ids]]] = [
+    kinds: list[tuple[Callable[[int], Ids | list[str]], list[Ids]]] = [
         (lambda i: opened.hybrid_radius(w.queries[i], w.term_of(i)), exact.hybrid_radius),
         (lambda i: opened.radius(w.queries[i]), exact.radius),
         (lambda i: opened.hybrid_topk(w.queries[i], w.term_of(i)), exact.hybrid_topk),
@@ -454,7 +465,7 @@ def run_queries(opened: Opened, w: Workload, exact: Answers) -> tuple[Latency, L
             started = time.perf_counter()
             ids = ask(i)
             seconds.append(time.perf_counter() - started)
-            found.append(ids)
+            found.append(numbers(ids))
         out.append(latency(seconds, found, truth))
     return out[0], out[1], out[2]
 

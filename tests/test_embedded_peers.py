@@ -80,11 +80,11 @@ def check_exhaustive(engine: str, w: peers.Workload, tmp_path: Path) -> None:
         exact = peers.exact_answers(w, w.measured)
         for j, qi in enumerate(w.measured):
             term = w.term_of(qi)
-            assert sorted(opened.hybrid_radius(w.queries[qi], term).tolist()) == \
-                sorted(exact.hybrid_radius[j].tolist())
-            assert sorted(opened.radius(w.queries[qi]).tolist()) == sorted(exact.radius[j].tolist())
-            assert sorted(opened.hybrid_topk(w.queries[qi], term).tolist()) == \
-                sorted(exact.hybrid_topk[j].tolist())
+            answers = (opened.hybrid_radius(w.queries[qi], term), opened.radius(w.queries[qi]),
+                       opened.hybrid_topk(w.queries[qi], term))
+            for found, want in zip(answers, (exact.hybrid_radius[j], exact.radius[j],
+                                             exact.hybrid_topk[j]), strict=True):
+                assert sorted(peers.numbers(found).tolist()) == sorted(want.tolist())
         for kind in peers.run_queries(opened, w, exact):
             assert kind.recall == 1.0
     finally:

@@ -26,7 +26,8 @@ from ebr.mappings.schema import (
 )
 from ebr.mappings.space import MAX_RADIUS, MIN_RADIUS
 from ebr.mappings.text_analysis import ANALYZERS
-from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term
+from ebr.query.kept import Same, kept
+from ebr.query.nodes import NN, And, Difference, Match, Node, Or, Term, size
 from ebr.query.reader import (
     DEFAULT_LIMITS,
     FORM_KINDS,
@@ -110,8 +111,21 @@ class _Context:
 
 def parse(text: str, schema: Schema | None = None, limits: Limits = DEFAULT_LIMITS) -> Node:
     """Read and parse one query.  Raises :class:`~ebr.errors.QuerySyntaxError` (or its
-    subclass :class:`~ebr.errors.IncompleteInputError`) with the position of the problem."""
+    subclass :class:`~ebr.errors.IncompleteInputError`) with the position of the problem.
+    The ASTs of recent texts are kept (:mod:`ebr.query.kept`): the same text, schema and
+    limits give the same AST object."""
+    return _kept(text, Same(schema), Same(limits))
+
+
+def parse_uncached(text: str, schema: Schema | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> Node:
+    """:func:`parse` without keeping or looking up anything (the work itself)."""
     return parse_form(read(text, limits), text, schema, limits)
+
+
+@kept(size)
+def _kept(text: str, schema: Same[Schema | None], limits: Same[Limits]) -> Node:
+    return parse_uncached(text, schema.value, limits.value)
 
 
 def parse_form(

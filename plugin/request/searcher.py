@@ -190,7 +190,8 @@ class Searcher:
         result = self.store.search(executable, embedded, size)
         timings["retrieve"] = time.perf_counter() - started
         request = RerankRequest(embedded, match_terms(executable), context, executable)
-        return Retrieval(query, executable, request, result.hits, result.stats, timings, cached)
+        return Retrieval(query, executable, request, tuple(result.hits), result.stats, timings,
+                         cached)
 
     def _embed(self, keys: list[str], text: str, context: Mapping[str, str],
                given: Mapping[str, npt.ArrayLike]) -> tuple[dict[str, FloatArray], dict[str, bool]]:

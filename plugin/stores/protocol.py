@@ -31,10 +31,10 @@ says what is refused, and with which error); a batch the caller prepared with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -176,10 +176,13 @@ class SearchStats:
     """Per-query figures.
 
     ``total``: documents the plan matched (``hits`` holds at most ``size`` of them);
-    ``documents_scanned``: entries of the posting lists read (cluster terms included);
+    ``documents_scanned``: entries of the posting lists read (a probing clause adds the
+    rows of its probed clusters it reads: every one when scanned, the constraint's when
+    read by bitmap);
     ``candidates_verified``: exact cosine distances computed; ``seconds``: time per phase
-    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring, sorting and
-    explaining the hits); ``candidates_by_codes``: approximate distances computed from PQ
+    (``match`` boolean algebra, ``verify`` vector distances, ``order`` scoring and sorting
+    the hits, whose explanations the local store builds when they are first read);
+    ``candidates_by_codes``: approximate distances computed from PQ
     codes to choose which candidates to verify (0 for keys without codes); ``probes``: how
     each probing vector clause read its clusters (stores that decide it).
     """
@@ -193,13 +196,67 @@ class SearchStats:
     probes: tuple[ProbeChoice, ...] = ()
 
 
+class LazyHits(Sequence[Hit]):
+    """Hits in order whose ids are known and whose :class:`Hit` objects (explanations
+    included) are built on first access: a caller that wants only :attr:`ids` pays for no
+    objects (for a radius query of hundreds of hits, most of its time).  Equal to, and
+    hashing as, the tuple of its hits."""
+
+    __slots__ = ("_build", "_hits", "ids")
+
+    def __init__(self, ids: list[str], build: Callable[[], tuple[Hit, ...]]) -> None:
+        self.ids = ids
+        self._build: Callable[[], tuple[Hit, ...]] | None = build
+        self._hits: tuple[Hit, ...] | None = None
+
+    def _all(self) -> tuple[Hit, ...]:
+        build = self._build
+        if build is not None:  # two threads may both build: the same hits, one kept
+            self._hits = build()
+            self._build = None  # after the hits are set; what it held can go
+        assert self._hits is not None
+        return self._hits
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Hit: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Hit, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Hit | tuple[Hit, ...]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyHits):
+            other = other._all()
+        return isinstance(other, tuple) and self._all() == other
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+    def __reduce__(self) -> tuple[type[tuple[Hit, ...]], tuple[tuple[Hit, ...]]]:
+        return tuple, (self._all(),)
+
+
 @dataclass(frozen=True)
 class SearchResult:
-    hits: tuple[Hit, ...]
+    """A search's first hits in order (a tuple, or :class:`LazyHits`) and how it went."""
+
+    hits: Sequence[Hit]
     stats: SearchStats
 
     @property
     def ids(self) -> list[str]:
+        if isinstance(self.hits, LazyHits):
+            return list(self.hits.ids)
         return [h.id for h in self.hits]
 
 

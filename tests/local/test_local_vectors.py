@@ -98,6 +98,23 @@ def test_scanned_slices_are_within_the_margin(d: int) -> None:
     assert np.max(np.abs(dist - truth[docs])) <= vectors.margin(d) / 2
 
 
+def test_scan_near_keeps_the_scanned_rows_within_the_limit_tail_included() -> None:
+    table, q, _ = _laid_out(400, 8, nlist=5, seed=3)
+    rng = np.random.default_rng(3)
+    more = rng.standard_normal((60, 8)).astype(np.float32)
+    table = table.appended(np.arange(400, 460, dtype=np.uint32), more,
+                           rng.integers(0, 5, 60).astype(np.int32))  # a tail of rows
+    for probes in ((2,), (4, 0, 1), (0, 1, 2, 3, 4)):
+        slices, tail = table.probed(probes)
+        assert len(tail)  # not vacuous: tail rows are mapped too
+        rows, dist = QueryDistances(table, q).scan(slices, tail)
+        for limit in (-1.0, 0.6, 1.0, 3.0):
+            near, near_dist = QueryDistances(table, q).scan_near(slices, tail, limit)
+            keep = dist <= limit
+            assert near.tolist() == rows[keep].tolist()
+            assert near_dist.tolist() == dist[keep].tolist()
+
+
 def test_nearest_admitted_is_the_nearest_among_the_admitted() -> None:
     table, q, truth = _laid_out(600, 16, nlist=5, seed=11)
     slices, tail = table.probed((1, 2, 3))

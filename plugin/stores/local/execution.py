@@ -48,7 +48,7 @@ import numpy.typing as npt
 from pyroaring import BitMap
 
 from ebr.errors import PlanError
-from ebr.mappings.schema import Schema, cluster_term
+from ebr.mappings.schema import Schema
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.expand_nn import probe_split
 from ebr.quantization.product import CodedDistances
@@ -57,6 +57,7 @@ from ebr.stores import bm25
 from ebr.stores.local.bitmaps import EMPTY, Bits, DocNums, from_array, to_array
 from ebr.stores.local.selection import select
 from ebr.stores.local.snapshot import Snapshot
+from ebr.stores.local.term_rows import TermRows, in_clusters
 from ebr.stores.local.vectors import F64, QueryDistances, Rows, VectorTable, slice_rows
 from ebr.stores.protocol import ProbeChoice, ProbeRead, TopKChoice, TopKStrategy
 
@@ -128,12 +129,14 @@ class Execution:
     """One search's evaluation: bitmaps per node, vector matches, and the work counted."""
 
     def __init__(self, snapshot: Snapshot, schema: Schema, vectors: Vectors,
-                 exact_threshold: int = EXACT_THRESHOLD, refine: Refine = Refine()) -> None:
+                 exact_threshold: int = EXACT_THRESHOLD, refine: Refine = Refine(),
+                 term_rows: TermRows | None = None) -> None:
         self.snapshot = snapshot
         self.schema = schema
         self.vectors = vectors
         self.exact_threshold = exact_threshold
         self.refine = refine
+        self.term_rows = TermRows() if term_rows is None else term_rows
         # By node identity (the plan outlives the execution): hashing a node hashes its
         # whole subtree, which costs more than most bitmap operations here.
         self._bitmaps: dict[int, tuple[Node, Bits]] = {}
@@ -271,18 +274,20 @@ class Execution:
         split = probe_split(node.key, node.candidates)
         probes = None if split is None else split[0]
         scan = None
+        admitted: Bits | None = None
         if split is not None and table.body:
+            # The documents the constraint admits: a row's document is live, so in every
+            # posting it is in, and present in the table (no & with ``present`` needed).
             constraint = sorted((self.bitmap(c) for c in split[1]), key=len)
-            admitted: Bits | None = reduce(lambda a, b: a & b, constraint, table.present) \
+            admitted = reduce(lambda a, b: a & b, constraint[1:], constraint[0]) \
                 if constraint else None
-            scan = self._scan(node, table, distances, split[0], admitted)
+            scan = self._scan(node, table, distances, split[0], admitted,
+                              node.radius + distances.margin)
         start = time.perf_counter()
         if scan is not None:
             rows, dist = scan.rows, scan.dist
             approx = self._approximate(node.key, table, distances, rows)
-            if approx is None:  # scanned exactly: verify only the rows near the radius
-                near = dist <= node.radius + distances.margin
-                rows, dist = rows[near], dist[near]
+            if approx is None:  # scanned exactly: only the rows near the radius came back
                 keep = distances.admitted(rows, scan.allowed)
                 rows, dist = rows[keep], dist[keep]
             else:
@@ -294,10 +299,14 @@ class Execution:
             order = np.argsort(found)
             matched, dist = found[order], exact[order]
         else:
-            allowed = table.present if node.candidates is None else (
-                self.bitmap(node.candidates) & table.present)
-            docs = to_array(allowed)
-            rows = table.row_of(docs)
+            if probes is not None and split is not None and table.body:  # read by bitmap
+                rows = self._probed_rows(node.key, table, distances, probes, split[1], admitted)
+                docs = table.docnums[rows]
+            else:
+                allowed = table.present if node.candidates is None else (
+                    self.bitmap(node.candidates) & table.present)
+                docs = to_array(allowed)
+                rows = table.row_of(docs)
             if probes is not None:
                 approx = self._approximate(node.key, table, distances, rows)
                 if approx is not None:
@@ -305,20 +314,26 @@ class Execution:
                     docs, rows = docs[promising], rows[promising]
             inside, dist = distances.within(rows, node.radius)
             matched = docs[inside]
+            if probes is not None:  # the probed rows are in cluster order
+                order = np.argsort(matched)
+                matched, dist = matched[order], dist[order]
         self._matches[id(node)] = VectorMatch(node.key, matched, dist, probes, topk=False)
         self.verify_seconds += time.perf_counter() - start
         return from_array(matched)
 
     def _scan(self, node: Within | NN, table: VectorTable, distances: QueryDistances,
-              probes: tuple[int, ...], allowed: Bits | None) -> Scanned | None:
+              probes: tuple[int, ...], allowed: Bits | None,
+              near: float | None = None) -> Scanned | None:
         """The probed clusters' rows, their float32 distances (none when the key keeps
-        codes: those decide first) and ``allowed`` (the present documents the constraint
-        admits, None: all), when scanning the clusters is estimated cheaper than gathering
+        codes: those decide first) and ``allowed`` (the documents the constraint admits,
+        None: every present one), when scanning the clusters is estimated cheaper than gathering
         the rows their posting lists leave after the constraint (recorded either way);
-        else None."""
+        else None.  ``near``: only the rows whose float32 distance is at most this are kept
+        (a radius clause's)."""
         slices, tail = table.probed(probes)
         scanned = sum(b - a for a, b in slices) + len(tail)
-        share = 1.0 if allowed is None else len(allowed) / max(1, len(table.present))
+        share = 1.0 if allowed is None else (
+            allowed.intersection_cardinality(table.present) / max(1, len(table.present)))
         expected = round(share * scanned)
         read: ProbeRead = "scan" if expected * GATHER_COST >= scanned else "bitmap"
         self.probes.append((node, read, scanned, expected))
@@ -328,16 +343,42 @@ class Execution:
         if table.coded:
             rows = np.concatenate([slice_rows(slices), tail])
             return Scanned(rows, np.empty(0), allowed, expected)
-        rows, dist = distances.scan(slices, tail)
+        rows, dist = (distances.scan(slices, tail) if near is None
+                      else distances.scan_near(slices, tail, near))
         return Scanned(rows, dist, allowed, expected)
+
+    def _probed_rows(self, key: str, table: VectorTable, distances: QueryDistances,
+                     probes: tuple[int, ...], constraint: tuple[Node, ...],
+                     admitted: Bits | None) -> Rows:
+        """The rows of the documents ``admitted`` (the present ones the ``constraint``
+        operands all match; None: every present one) in clusters ``probes``: those of the
+        constraint's smallest term by its ascending rows (:mod:`ebr.stores.local.term_rows`),
+        then checked against the rest of the constraint."""
+        terms = [c for c in constraint if type(c) is Term]
+        if terms:
+            driver = min(terms, key=lambda t: len(self.bitmap(t)))
+            rows = in_clusters(table, self._kept_rows(key, table, driver), probes)
+            if len(constraint) > 1:
+                rows = rows[distances.admitted(rows, admitted)]
+        else:
+            docs = to_array(table.present if admitted is None else admitted & table.present)
+            rows = in_clusters(table, np.sort(table.row_of(docs)), probes)
+        self.documents_scanned += len(rows)
+        return rows
+
+    def _kept_rows(self, key: str, table: VectorTable, term: Term) -> Rows:
+        """The rows of ``term``'s documents in ``table``, ascending (kept between searches)."""
+        name = f"{term.namespace}:{term.value}"
+        return self.term_rows.rows(key, name, table, self.snapshot.term(name))
 
     def _top_k(self, node: NN) -> Bits:
         if node.k is None:
             raise PlanError("radius-mode nn must be planned before the store runs it (probe "
                             "clusters chosen): use ebr.plan with the store's quantizers")
         table, distances = self._table(node.key)
-        admitted = table.present if node.constraint is None else (
-            self.bitmap(node.constraint) & table.present)
+        # What the constraint admits (None: every present document); rows are only ever
+        # those of present documents, so no & with ``present`` unless listing them.
+        admitted = None if node.constraint is None else self.bitmap(node.constraint)
         strategy: TopKStrategy = "exact"
         probes: tuple[int, ...] | None = None
         nprobe: int | None = None
@@ -347,27 +388,33 @@ class Execution:
         ids, docnums = self.snapshot.ids, table.docnums
         id_of = lambda row: ids[int(docnums[row])]  # noqa: E731
         chosen_rows: Rows | None = None
-        count = len(admitted)  # reported: the documents it chose among
-        if quantizer is not None and not node.exact and len(admitted) > self.exact_threshold:
+        rows: Rows | None = None  # the probed rows to rank, when read by bitmap
+        count = len(table.present) if admitted is None else (  # reported: chosen among
+            admitted.intersection_cardinality(table.present))
+        if quantizer is not None and not node.exact and count > self.exact_threshold:
             spec = self.schema.key(node.key)
             nprobe = node.nprobe or (spec.quantizer.default_nprobe if spec else 1)
             chosen = tuple(quantizer.probe(distances.q32, nprobe))
-            scan = self._scan(node, table, distances, chosen,
-                              None if node.constraint is None else admitted) \
-                if table.body else None
+            scan = self._scan(node, table, distances, chosen, admitted) if table.body else None
             if scan is not None:
                 found = self._scan_top_k(node, table, distances, scan, id_of)
                 if found is not None:
                     strategy, probes, (chosen_rows, dist) = "probe", chosen, found
                     count = scan.expected
             else:
-                lists = [self.snapshot.term(cluster_term(node.key, c)) for c in chosen]
-                self.documents_scanned += sum(len(b) for b in lists)
-                probed = BitMap.union(*lists) & admitted
+                constraint = () if node.constraint is None else (
+                    node.constraint.operands if type(node.constraint) is And
+                    else (node.constraint,))
+                probed = self._probed_rows(node.key, table, distances, chosen, constraint,
+                                           admitted)
                 if len(probed) >= node.k:
-                    strategy, probes, admitted, count = "probe", chosen, probed, len(probed)
+                    strategy, probes, rows, count = "probe", chosen, probed, len(probed)
         if chosen_rows is None:
-            rows = table.row_of(to_array(admitted))
+            if rows is None and type(node.constraint) is Term:
+                rows = self._kept_rows(node.key, table, node.constraint)
+            elif rows is None:
+                rows = table.row_of(to_array(table.present if admitted is None
+                                             else admitted & table.present))
             keep = self.refine.keep(node.k)
             if strategy == "probe" and len(rows) > keep:
                 approx = self._approximate(node.key, table, distances, rows)

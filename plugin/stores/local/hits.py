@@ -17,6 +17,7 @@ branches score nothing (filter context) and neither do clauses under a subtracte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +38,7 @@ from ebr.query.nodes import (
 from ebr.stores.local.bitmaps import Bits, DocNums, to_array
 from ebr.stores.local.execution import Execution
 from ebr.stores.local.selection import select
-from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
+from ebr.stores.protocol import ClauseMatch, Hit, LazyHits, TextMatch
 
 F64 = npt.NDArray[np.float64]
 
@@ -47,8 +48,9 @@ def clause_score(distances: F64, topk: bool) -> F64:
     return Space.knn_score(distances) if topk else Space.within_score(distances)  # type: ignore[no-any-return]
 
 
-def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
-    """The first ``size`` hits of ``plan`` (already executed by ``ex``), explained."""
+def build_hits(plan: Node, ex: Execution, size: int) -> LazyHits:
+    """The first ``size`` hits of ``plan`` (already executed by ``ex``): ordered and their ids
+    read now, explained (:class:`Hit` objects) on first access."""
     root = ex.bitmap(plan)
     docs = to_array(root)
     snapshot = ex.snapshot
@@ -56,33 +58,39 @@ def build_hits(plan: Node, ex: Execution, size: int) -> tuple[Hit, ...]:
     ranks = snapshot.ranks[docs.astype(np.int64)]
     ids = snapshot.ids
     chosen = select(size, [-scores, -ranks], lambda i: ids[int(docs[i])], len(docs))
+    chosen_docs = docs[chosen]
+    hit_ids = list(map(ids.__getitem__, chosen_docs.tolist()))
+    return LazyHits(hit_ids, partial(_explained, plan, ex, hit_ids, chosen_docs,
+                                     scores[chosen].tolist(), ranks[chosen].tolist()))
 
+
+def _explained(plan: Node, ex: Execution, ids: list[str], docs: DocNums, scores: list[float],
+               ranks: list[float]) -> tuple[Hit, ...]:
+    """The hits ``ids`` (documents ``docs``, in order, with their scores and ranks), each
+    with the branches it satisfies and how it matched the scoring ones."""
     named = sorted(named_branches(plan).items(), key=lambda item: branch_order(item[0]))
-    chosen_docs = docs[np.array(chosen, np.intp)]
     unscored = subtracted(plan)
-    # Per branch, which of the chosen documents it matched, and (for a scoring clause) how:
-    # worked out for all of them at once.
+    # Per branch, which of the hits it matched, and (for a scoring clause) how: worked out
+    # for all of them at once.
     matches: list[tuple[str, npt.NDArray[np.bool_], list[ClauseMatch | TextMatch | None]]] = []
-    chosen_list = chosen_docs.tolist()
+    doc_list = docs.tolist()
     for name, node in named:
         matched = ex.bitmap(node)  # a few look-ups: cheaper than np.isin on small arrays
-        member = np.fromiter((d in matched for d in chosen_list), np.bool_, len(chosen_list))
-        details: list[ClauseMatch | TextMatch | None] = [None] * len(chosen)
+        member = np.fromiter((d in matched for d in doc_list), np.bool_, len(doc_list))
+        details: list[ClauseMatch | TextMatch | None] = [None] * len(doc_list)
         rows = np.flatnonzero(member)
         found: Sequence[ClauseMatch | TextMatch] = ()
         if isinstance(node, NN | Within):
-            found = _clauses(ex, name, node, chosen_docs[rows])
+            found = _clauses(ex, name, node, docs[rows])
         elif isinstance(node, Match) and id(node) not in unscored:
-            found = _texts(ex, name, node, chosen_docs[rows])
+            found = _texts(ex, name, node, docs[rows])
         for row, detail in zip(rows.tolist(), found, strict=False):  # found: empty or one each
             details[row] = detail
         matches.append((name, member, details))
     hits = []
-    for row, i in enumerate(chosen):
-        docnum = int(docs[i])
+    for row, (id_, score, rank) in enumerate(zip(ids, scores, ranks, strict=True)):
         held = [(name, details[row]) for name, member, details in matches if member[row]]
-        hits.append(Hit(ids[docnum], float(scores[i]), float(ranks[i]),
-                        tuple(name for name, _ in held),
+        hits.append(Hit(id_, score, rank, tuple(name for name, _ in held),
                         tuple(d for _, d in held if isinstance(d, ClauseMatch)),
                         tuple(d for _, d in held if isinstance(d, TextMatch))))
     return tuple(hits)

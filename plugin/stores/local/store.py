@@ -85,6 +85,7 @@ from ebr.stores.local.id_lookup import IdLookup
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
 from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp, Unusable
+from ebr.stores.local.term_rows import TermRows
 from ebr.stores.local.vectors import VectorTable, stacked
 from ebr.stores.protocol import (
     IndexDocument,
@@ -112,6 +113,7 @@ class LocalStore:
         self.directory = directory
         self.exact_threshold = exact_threshold
         self.refine = refine
+        self._term_rows = TermRows()  # kept between searches (entries check their snapshot)
         self._conn = conn
         self._schema = schema
         self._snapshot = snapshot
@@ -565,7 +567,8 @@ class LocalStore:
         check_size(size)
         self._check_open()
         start = time.perf_counter()
-        ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold, self.refine)
+        ex = Execution(self._snapshot, self._schema, vectors, self.exact_threshold, self.refine,
+                       self._term_rows)
         root = ex.bitmap(plan)
         matched = time.perf_counter()
         hits = build_hits(plan, ex, size)

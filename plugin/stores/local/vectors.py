@@ -242,18 +242,22 @@ class QueryDistances:
 
     def screen(self, rows: Rows) -> F64:
         """Float32 distances (within :attr:`margin` of the float64 ones), a block of rows
-        at a time.
-
-        ``einsum`` runs on this thread; a BLAS product would start BLAS's thread pool,
-        which on a loaded two-core machine waits whole scheduler ticks (milliseconds) for
-        its threads."""
+        at a time: gathered, then Faiss's inner-product kernel (:meth:`_dots`)."""
         self.verified += len(rows)
         t = self.table
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            block = rows[start:start + BLOCK]
-            dots[start:start + BLOCK] = np.einsum("ij,j->i", t.matrix[block], self.q32)
+            self._dots(dots[start:], t.matrix.take(rows[start:start + BLOCK], axis=0))
         return 1.0 - dots / (self.qnorm * t.norms[rows])
+
+    def _dots(self, out: F32, matrix: F32) -> None:
+        """``out[:len(matrix)]`` = the query's inner products with the rows of contiguous
+        ``matrix``, by Faiss's SIMD kernel on this thread (no OpenMP; a BLAS product would
+        start BLAS's thread pool, which on a loaded two-core machine waits whole scheduler
+        ticks for its threads; any summation order is within the bound)."""
+        faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
+            faiss.swig_ptr(out), faiss.swig_ptr(self.q32), faiss.swig_ptr(matrix),
+            self.table.dimension, len(matrix))
 
     def exact(self, rows: Rows) -> F64:
         """Float64 distances, vectorised: the reference's values to an ulp or two (the
@@ -272,20 +276,40 @@ class QueryDistances:
     def scan(self, slices: list[tuple[int, int]], tail: Rows) -> tuple[Rows, F64]:
         """The rows of body ``slices`` and ``tail`` rows (:meth:`VectorTable.probed`) and
         their float32 distances, as :meth:`screen`'s: each slice read in place by Faiss's
-        inner-product kernel (one thread, any summation order is within the bound)."""
+        inner-product kernel."""
+        return np.concatenate([slice_rows(slices), tail]), self._scanned(slices, tail)
+
+    def scan_near(self, slices: list[tuple[int, int]], tail: Rows,
+                  limit: float) -> tuple[Rows, F64]:
+        """:meth:`scan`'s rows and distances, only those at most ``limit`` (the row numbers
+        worked out for those alone)."""
+        dist = self._scanned(slices, tail)
+        at = np.flatnonzero(dist <= limit)
+        if not len(at):
+            return np.empty(0, np.int64), dist[at]
+        bounds = np.array(slices, np.int64).reshape(-1, 2)
+        ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
+        which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
+        rows = np.empty(len(at), np.int64)
+        body = which < len(bounds)
+        shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
+        rows[body] = at[body] + shift[which[body]]
+        if not body.all():
+            rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
+        return rows, dist[at]
+
+    def _scanned(self, slices: list[tuple[int, int]], tail: Rows) -> F64:
         t = self.table
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
-        query, at = faiss.swig_ptr(self.q32), 0
+        at = 0
         for a, b in slices:
-            faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
-                faiss.swig_ptr(dots[at:]), query, faiss.swig_ptr(t.matrix[a:b]), t.dimension,
-                b - a)
+            self._dots(dots[at:], t.matrix[a:b])
             at += b - a
         if len(tail):
-            dots[at:] = np.einsum("ij,j->i", t.matrix[tail], self.q32)
-        rows = np.concatenate([slice_rows(slices), tail])
-        self.verified += len(rows)
-        return rows, 1.0 - dots / (self.qnorm * t.norms[rows])
+            self._dots(dots[at:], t.matrix.take(tail, axis=0))
+        self.verified += len(dots)
+        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
+        return 1.0 - dots / (self.qnorm * norms)
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do."""
@@ -314,10 +338,12 @@ class QueryDistances:
             # margin surely out; the rest are ordered exactly.
             surely = dist < kth - 2 * self.margin
             edge = rows[~surely & (dist <= kth + 2 * self.margin)]
-            ranked = sorted(zip(self.reference(edge).tolist(), map(id_of, edge.tolist()),
-                                edge.tolist(), strict=True))
-            chosen = [r for _, _, r in ranked[: k - int(surely.sum())]]
-            rows = np.concatenate([rows[surely], np.array(chosen, np.int64)])
+            wanted = k - int(surely.sum())
+            if len(edge) > wanted:  # else every edge row is in, whatever their order
+                ranked = sorted(zip(self.reference(edge).tolist(), map(id_of, edge.tolist()),
+                                    edge.tolist(), strict=True))
+                edge = np.array([r for _, _, r in ranked[:wanted]], np.int64)
+            rows = np.concatenate([rows[surely], edge])
         return rows, self.exact(rows)
 
     def nearest_admitted(self, rows: Rows, dist: F64, admitted: Bits | None, k: int,

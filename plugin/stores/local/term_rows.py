@@ -1,0 +1,87 @@
+"""Where a constraint term's documents lie in a key's vector table, kept between searches.
+
+A probing vector clause whose clusters are read by bitmap (:class:`ebr.stores.protocol.ProbeChoice`)
+needs the rows of the admitted documents in its probed clusters.  The body of a table is
+sorted by cluster (:mod:`ebr.stores.local.vectors`), so a term's rows in ascending order fall
+into one run per cluster: two binary searches per probed cluster find them, whatever the
+size of the posting list, instead of a union of the clusters' posting lists per search.
+
+The ascending rows of a term cost a gather and a sort of its posting list, so they are kept
+(least recently used first out, at most :data:`MAX_ROWS` rows in all: 4 bytes a row).  An
+entry holds the table and the posting list it was made from and is used only while the
+search's snapshot has the very same objects: a write replaces the posting lists it changes
+and a re-layout replaces the table, so an entry never outlives the rows it describes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from pyroaring import FrozenBitMap
+
+from ebr.stores.local.bitmaps import to_array
+from ebr.stores.local.vectors import Rows, VectorTable
+
+#: Rows kept in all (16M: 64 MiB), over every key and term.
+MAX_ROWS = 1 << 24
+
+
+@dataclass(frozen=True)
+class _Entry:
+    table: VectorTable
+    posting: FrozenBitMap
+    rows: Rows
+
+
+class TermRows:
+    """Per (key, term): the rows of the term's documents that have the key, ascending."""
+
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+        self.max_rows = max_rows
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def rows(self, key: str, term: str, table: VectorTable, posting: FrozenBitMap) -> Rows:
+        """The rows of ``posting``'s documents present in ``table``, ascending."""
+        name = (key, term)
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and entry.table is table and entry.posting is posting:
+                self._entries.move_to_end(name)
+                return entry.rows
+        docs = to_array(posting)
+        found = table.row_by_doc[docs[docs < table.span]]  # the buffer runs past ``span``
+        rows: Rows = np.sort(found[found >= 0]).astype(np.int64)
+        if len(rows) <= self.max_rows:
+            with self._lock:
+                old = self._entries.pop(name, None)
+                self._held += len(rows) - (len(old.rows) if old else 0)
+                self._entries[name] = _Entry(table, posting, rows)
+                while self._held > self.max_rows:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._held -= len(dropped.rows)
+        return rows
+
+
+def in_clusters(table: VectorTable, rows: Rows, probes: tuple[int, ...]) -> Rows:
+    """Those of ascending ``rows`` that lie in clusters ``probes`` (body rows found by binary
+    search on the cluster bounds, tail rows by their cluster column), in probe order then
+    ascending."""
+    body = int(np.searchsorted(rows, table.body))
+    limit = len(table.starts) - 1
+    wanted = [c for c in probes if 0 <= c < limit]
+    parts = []
+    if wanted and body:
+        bounds = table.starts[np.array(wanted, np.int64)]
+        ends = table.starts[np.array(wanted, np.int64) + 1]
+        lo = np.searchsorted(rows[:body], bounds).tolist()
+        hi = np.searchsorted(rows[:body], ends).tolist()
+        parts = [rows[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+    if body < len(rows):
+        tail = rows[body:]
+        parts.append(tail[np.isin(table.clusters[tail], probes)])
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
