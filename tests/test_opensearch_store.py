@@ -31,7 +31,7 @@ from ebr.query.nodes import NN, Node, Within, walk
 from ebr.stores.agreement import disagreements
 from ebr.stores.documents import DimensionError
 from ebr.stores.local import LocalStore
-from ebr.stores.opensearch.store import BulkWriteError, OpenSearchStore
+from ebr.stores.opensearch.store import BULK_IN_FLIGHT, BulkWriteError, OpenSearchStore
 from ebr.stores.protocol import IndexDocument, SearchResult, search_text
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, expressions
 
@@ -285,6 +285,18 @@ def test_chunks_in_flight_write_everything_and_report_each_refusal(
     assert empty.stats().documents == 39
     assert empty.get_documents(["d000", "d039", "huge"])[2] is None
     assert empty.delete([d.id for d in docs]).deleted == 39
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", None])
+def test_bulk_in_flight_must_be_a_whole_number_of_requests(
+        empty: OpenSearchStore, bad: object) -> None:
+    """A count the bulk helper cannot run with is refused where it is set, with a one-line
+    StoreError (not the thread pool's ValueError at the next write), and nothing changes."""
+    with pytest.raises(StoreError, match=r"bulk_in_flight must be a whole number >= 1"):
+        empty.bulk_in_flight = bad  # type: ignore[assignment]
+    assert empty.bulk_in_flight == BULK_IN_FLIGHT
+    empty.bulk_in_flight = 3
+    assert empty.add(corpus(10)[:5]).added == 5 and empty.bulk_in_flight == 3
 
 
 def test_documents_refused_for_now_are_sent_again(empty: OpenSearchStore) -> None:

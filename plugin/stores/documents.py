@@ -253,7 +253,8 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
                              f"expected shape ({dimension},), got {v32.shape}")
     # A finite, non-zero sum of squares proves every value finite (a square is never
     # negative, so an infinite or NaN one cannot cancel): the common case in one call.
-    squares = float(v32.dot(v32))
+    with np.errstate(over="ignore"):  # an overflowing length is reported below, not warned of
+        squares = float(v32.dot(v32))
     if math.isfinite(squares) and squares:
         v32.setflags(write=False)
         return v32
@@ -261,7 +262,8 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
     if not np.isfinite(v32).all():
         raise InvalidVectorError(doc_id, position, where,
                                  "NaN or infinite values (or values beyond float32's range)")
-    norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
+    with np.errstate(over="ignore"):
+        norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
     if not np.isfinite(norm) or norm == 0:
         raise InvalidVectorError(doc_id, position, where,
                                  "a zero vector (or one whose float32 length under- or "

@@ -99,6 +99,7 @@ def _state(s: LocalStore) -> Any:
 
 @pytest.mark.parametrize(("name", "bad", "error", "doc_id", "field"), CASES,
                          ids=[c[0] for c in CASES])
+@pytest.mark.filterwarnings("error")  # the error alone: no NumPy warning printed beside it
 def test_bad_record_rejects_the_batch(store: LocalStore, name: str, bad: Any,
                                       error: type[DocumentError], doc_id: str,
                                       field: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 from pyroaring import FrozenBitMap
 
@@ -59,3 +62,19 @@ def test_term_rows_keep_at_most_max_rows() -> None:
     assert kept.rows("e", "t:a", table, a) is not first
     big = FrozenBitMap(range(100, 300))  # more than max_rows: answered, not kept
     assert kept.rows("e", "t:c", table, big) is not kept.rows("e", "t:c", table, big)
+
+
+def test_an_entry_does_not_keep_a_replaced_table_alive() -> None:
+    """A write or a re-layout replaces the table (training: a new copy of every vector); an
+    entry made from the old one must not keep its buffers in memory."""
+    table = _table(5)
+    kept = TermRows()
+    kept.rows("e", "t:a", table, FrozenBitMap(range(100, 160)))
+    old = weakref.ref(table)
+    table = table.compacted(7)  # what a re-layout publishes instead
+    kept.rows("e", "t:b", table, FrozenBitMap(range(160, 170)))
+    gc.collect()
+    assert old() is None
+    # and the entry of the table gone is not served for the new one
+    rows = kept.rows("e", "t:a", table, FrozenBitMap(range(100, 160)))
+    assert sorted(table.docnums[rows].tolist()) == list(range(100, 160))

@@ -8,14 +8,17 @@ size of the posting list, instead of a union of the clusters' posting lists per 
 
 The ascending rows of a term cost a gather and a sort of its posting list, so they are kept
 (least recently used first out, at most :data:`MAX_ROWS` rows in all: 4 bytes a row).  An
-entry holds the table and the posting list it was made from and is used only while the
-search's snapshot has the very same objects: a write replaces the posting lists it changes
-and a re-layout replaces the table, so an entry never outlives the rows it describes.
+entry refers to the table and holds the posting list it was made from and is used only while
+the search's snapshot has the very same objects: a write replaces the posting lists it changes
+and a re-layout replaces the table, so an entry never outlives the rows it describes.  The
+table is referred to weakly: an entry must not keep a replaced table's buffers in memory
+(training lays out a new copy of every vector).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -31,7 +34,7 @@ MAX_ROWS = 1 << 24
 
 @dataclass(frozen=True)
 class _Entry:
-    table: VectorTable
+    table: weakref.ref[VectorTable]
     posting: FrozenBitMap
     rows: Rows
 
@@ -50,7 +53,7 @@ class TermRows:
         name = (key, term)
         with self._lock:
             entry = self._entries.get(name)
-            if entry is not None and entry.table is table and entry.posting is posting:
+            if entry is not None and entry.table() is table and entry.posting is posting:
                 self._entries.move_to_end(name)
                 return entry.rows
         docs = to_array(posting)
@@ -60,7 +63,7 @@ class TermRows:
             with self._lock:
                 old = self._entries.pop(name, None)
                 self._held += len(rows) - (len(old.rows) if old else 0)
-                self._entries[name] = _Entry(table, posting, rows)
+                self._entries[name] = _Entry(weakref.ref(table), posting, rows)
                 while self._held > self.max_rows:
                     _, dropped = self._entries.popitem(last=False)
                     self._held -= len(dropped.rows)

@@ -263,7 +263,7 @@ class QueryDistances:
         """Float64 distances, vectorised: the reference's values to an ulp or two (the
         summation order differs), what hits report."""
         t = self.table
-        # float32 rows x float64 query accumulate in float64, without BLAS (see screen)
+        # float32 rows x float64 query accumulate in float64, without BLAS (see _dots)
         dots = np.einsum("ij,j->i", t.matrix[rows], self.q64)
         return 1.0 - dots / (self.qnorm * t.norms[rows])  # type: ignore[no-any-return]
 

@@ -152,8 +152,7 @@ class OpenSearchStore:
         self._owns_client = owns_client
         self._closed = False
         self._refresh_each_write = True
-        #: Bulk requests a write keeps in flight at once (more suit a cluster of many nodes).
-        self.bulk_in_flight = BULK_IN_FLIGHT
+        self._bulk_in_flight = BULK_IN_FLIGHT
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
                           if (doc := meta.get(_QUANTIZER_DOC + k.name)) and doc.get("pq_m")}
@@ -168,6 +167,19 @@ class OpenSearchStore:
         self._search_path = f"/{quote(index, safe='')}/_search"
         #: What a hit's explanation reads of its document.
         self._hit_source = ["clusters", schema.rank_field]
+
+    @property
+    def bulk_in_flight(self) -> int:
+        """Bulk requests a write keeps in flight at once (more suit a cluster of many nodes;
+        :data:`BULK_IN_FLIGHT` by default)."""
+        return self._bulk_in_flight
+
+    @bulk_in_flight.setter
+    def bulk_in_flight(self, count: int) -> None:
+        # Refused here, in a line, rather than by the bulk helper's thread pool at the next write
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StoreError(f"bulk_in_flight must be a whole number >= 1, got {count!r}")
+        self._bulk_in_flight = count
 
     # -- life cycle ---------------------------------------------------------------------------
 
