@@ -5,8 +5,8 @@
 Each step is a pure rule in :mod:`ebr.planning.rules`; ``simplify`` (:mod:`ebr.planning.rules.simplify`)
 applies the three local rules in one bottom-up pass.  It runs again after ``expand_nn``
 because two different NN nodes can expand to the same ``within`` (e.g. nprobe 1 and 2 over
-a one-cluster quantizer); with at most one radius ``nn`` (and no ``within``) in the logical
-plan there is nothing for it to do, and it is skipped.
+a one-cluster quantizer); with at most one radius ``nn`` or ``within`` clause in all in the
+logical plan there is nothing for it to do, and it is skipped.
 Without query vectors the plan stops before ``expand_nn`` (:func:`logical_plan`), which is
 what ``explain`` shows for a query alone.
 """
