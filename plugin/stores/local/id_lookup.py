@@ -1,7 +1,8 @@
-"""Document numbers by id, for reads served from memory (``get_vectors``).
+"""Document numbers by id: which ids a write replaces or deletes, and reads served from memory
+(``get_vectors``).
 
-Searches never need them (a plan names terms, not ids), so the map is built only when a read
-asks, and then kept: it covers the shared append-only ``ids`` buffer of the snapshots up to the
+Searches never need them (a plan names terms, not ids), so the map is built only when a write
+or a read asks, and then kept: it covers the shared append-only ``ids`` buffer of the snapshots up to the
 current one's ``count`` and is extended, never rebuilt, as commits add documents (a replaced
 document gets a new, higher number, which then wins; a deleted one's number is no longer
 live).  A snapshot with a new buffer (a reload from the database, a compaction) starts a new

@@ -120,10 +120,9 @@ class LocalStore:
         self._lock_fd = lock
         self._write_lock = threading.Lock()
         self._readers = ReadConnections(directory / DB_FILE)
+        # id -> live document number, for reads from memory and the writer alike (searches
+        # never need it): built by the first that asks (a million ids take a third of a second)
         self._id_lookup = IdLookup(lambda: self._snapshot)
-        # id -> docnum of the live version; the writer's alone (searches never need it),
-        # built by its first write (a million ids take a third of a second)
-        self._docnums: dict[str, int] | None = None
         self._commits = commits  # meta.commits as of memory
         self._snapshots = snapshots  # whether the snapshot file is read and written
         #: why memory was not mapped from the snapshot file (None: it was)
@@ -385,7 +384,9 @@ class LocalStore:
             with self._writing("writing to"):
                 with transaction(self._conn, write=True):
                     self._catch_up()
-                    live = self._live_docnums()
+                    asked = [d.id for d in docs] + deletes
+                    _, numbers = self._id_lookup.find(asked)
+                    live = {i: n for i, n in zip(asked, numbers, strict=True) if n is not None}
                     replaced = [d.id for d in docs if d.id in live]
                     deleted = [i for i in deletes if i in live]
                     if not docs and not deleted:
@@ -401,15 +402,12 @@ class LocalStore:
                     database.insert_documents(
                         self._conn, docs, clusters,
                         [{k: c.tobytes() for k, (c, _) in p.items()} for p in codes])
-                    numbers = [edit.add(d, c, p) for d, c, p in zip(docs, clusters, codes,
-                                                                    strict=True)]
+                    for d, c, p in zip(docs, clusters, codes, strict=True):
+                        edit.add(d, c, p)
                     new = edit.build()
                     commits = database.bump_commits(self._conn)
                 self._committed(commits)
                 # Committed: publish (an interrupt from here on is mended by _writing).
-                for doc_id in deleted:
-                    del live[doc_id]
-                live.update((d.id, n) for d, n in zip(docs, numbers, strict=True))
                 self._snapshot = new
             return WriteResult(added=len(docs) - len(replaced), replaced=len(replaced),
                                deleted=len(deleted))
@@ -448,16 +446,9 @@ class LocalStore:
         with _undecodable(self.directory):
             contents = database.read_contents(self._conn, self._schema, self.directory)
             snap = _load(contents, self._schema)
-        self._docnums = None
         self._commits = contents.commits
         self._snapshot = dataclasses.replace(snap, version=self._snapshot.version + 1)
         self._data_version = self._read_data_version()
-
-    def _live_docnums(self) -> dict[str, int]:
-        if self._docnums is None:
-            snap = self._snapshot
-            self._docnums = {snap.ids[d]: d for d in snap.live}
-        return self._docnums
 
     def _read_data_version(self) -> int:
         version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
