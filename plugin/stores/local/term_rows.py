@@ -7,7 +7,7 @@ into one run per cluster: two binary searches per probed cluster find them, what
 size of the posting list, instead of a union of the clusters' posting lists per search.
 
 The ascending rows of a term cost a gather and a sort of its posting list, so they are kept
-(least recently used first out, at most :data:`MAX_ROWS` rows in all: 4 bytes a row).  An
+(least recently used first out, at most :data:`MAX_ROWS` rows in all: 8 bytes a row).  An
 entry refers to the table and holds the posting list it was made from and is used only while
 the search's snapshot has the very same objects: a write replaces the posting lists it changes
 and a re-layout replaces the table, so an entry never outlives the rows it describes.  The
@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
+import cachetools
 import numpy as np
 from pyroaring import FrozenBitMap
 
 from ebr.stores.local.bitmaps import to_array
 from ebr.stores.local.vectors import Rows, VectorTable
 
-#: Rows kept in all (16M: 64 MiB), over every key and term.
+#: Rows kept in all (16M: 128 MiB), over every key and term.
 MAX_ROWS = 1 << 24
 
 
@@ -44,29 +44,23 @@ class TermRows:
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
-        self._held = 0
+        self._entries: cachetools.LRUCache[tuple[str, str], _Entry] = cachetools.LRUCache(
+            max_rows, getsizeof=lambda entry: len(entry.rows))
         self._lock = threading.Lock()
 
     def rows(self, key: str, term: str, table: VectorTable, posting: FrozenBitMap) -> Rows:
         """The rows of ``posting``'s documents present in ``table``, ascending."""
         name = (key, term)
         with self._lock:
-            entry = self._entries.get(name)
+            entry = self._entries.get(name)  # a get marks it recently used
             if entry is not None and entry.table() is table and entry.posting is posting:
-                self._entries.move_to_end(name)
                 return entry.rows
         docs = to_array(posting)
         found = table.row_by_doc[docs[docs < table.span]]  # the buffer runs past ``span``
         rows: Rows = np.sort(found[found >= 0]).astype(np.int64)
-        if len(rows) <= self.max_rows:
+        if len(rows) <= self.max_rows:  # a larger one is answered, not kept
             with self._lock:
-                old = self._entries.pop(name, None)
-                self._held += len(rows) - (len(old.rows) if old else 0)
                 self._entries[name] = _Entry(weakref.ref(table), posting, rows)
-                while self._held > self.max_rows:
-                    _, dropped = self._entries.popitem(last=False)
-                    self._held -= len(dropped.rows)
         return rows
 
 
