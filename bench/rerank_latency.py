@@ -8,9 +8,19 @@ synthetic grades from ``--train`` queries), each end to end (features included).
 per figure, p50 / p99 over ``--queries`` requests, on the local store and, with ``--url``, on
 OpenSearch, where the cosine may instead be computed on the server: the same search with a
 request-level ``rescore`` (``compile_rescore``) beside reading the candidates' vectors back
-(``get_vectors``, what the reranker does).
+(``get_vectors``, what the reranker did before the search returned what it reads).
+
+Then the request API (``Searcher.search``) with the Home Depot benchmark's shape: the pool
+template ``(or (match title $q :minimum-should-match 1 :k P) (nn $key :k P))``, ``--pool``
+each, all ``--candidates`` reranked by the LambdaRank scorer, 10 hits, the trigram projection
+embedding the request text.  Per phase (embed, plan, retrieve, rerank) and whole, p50 / p99,
+of two searchers on the same store, one request of each in turn: ``fetch=False`` (the
+reranker reads the candidates' vectors and terms after the search: on OpenSearch an ``mget``
+each) and ``fetch=True`` (the search returns them: script-field cosines and filtered
+``_source`` terms in the same ``_search``).
 
     python bench/rerank_latency.py [--docs 20000] [--url http://127.0.0.1:9200]
+        [--pool 300] [--candidates 600] [--requests 200]
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from ebr.ranking import (
     compute_features,
     train_lambdarank,
 )
+from ebr.request import ProjectionEmbedder, Searcher
+from ebr.request.searcher import PHASES
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.compiler import compile_rescore, compile_search
 from ebr.stores.opensearch.store import OpenSearchStore
@@ -89,7 +101,7 @@ def line(what: str, seconds: list[float]) -> str:
     return f"  {what:<42} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
 
 
-def measure(name: str, store: Store, args: argparse.Namespace) -> Batch:
+def measure(name: str, store: Store, args: argparse.Namespace) -> tuple[Batch, LambdaRankReranker]:
     scorer = trained(store, args)
     linear = LinearReranker()
     batch = requests(store, args.queries, 7, args)
@@ -104,7 +116,7 @@ def measure(name: str, store: Store, args: argparse.Namespace) -> Batch:
     for what, step in steps:
         print(line(what, [timed(lambda r=r, h=h, step=step: step(r, h, store))  # type: ignore[misc]
                           for r, h, _ in batch]))
-    return batch
+    return batch, scorer
 
 
 def rescore_versus_vectors(remote: OpenSearchStore, batch: Batch, args: argparse.Namespace) -> None:
@@ -134,6 +146,44 @@ def rescore_versus_vectors(remote: OpenSearchStore, batch: Batch, args: argparse
           f"{extra / max(float(np.median(vectors)), 1e-9):.2f}")
 
 
+def request_api(name: str, store: Store, scorer: LambdaRankReranker, args: argparse.Namespace
+                ) -> None:
+    """The request API's phases without and with the search returning the features' inputs."""
+    embedder = ProjectionEmbedder(KEY, TrigramProjection(args.dim))
+    searchers = {fetch: Searcher(store, [embedder], reranker=scorer, candidates=args.candidates,
+                                 fetch=fetch) for fetch in (False, True)}
+    template = (f"(or (match title $q :minimum-should-match 1 :k {args.pool}) "
+                f"(nn $key :k {args.pool}))")
+    rng = np.random.default_rng(3)
+    texts = [(" ".join(rng.choice(WORDS[:300], int(rng.integers(2, 4)))),
+              {"loc": LOCATIONS[int(rng.integers(0, 5))]}) for _ in range(args.requests + 10)]
+    times: dict[bool, dict[str, list[float]]] = {f: {p: [] for p in (*PHASES, "whole")}
+                                                 for f in searchers}
+    differ = 0
+    for i, (text, context) in enumerate(texts):
+        ids = {}
+        for fetch in ((False, True) if i % 2 else (True, False)):  # alternate who goes first
+            started = time.perf_counter()
+            response = searchers[fetch].search(template, text=text, context=context, size=10)
+            whole = time.perf_counter() - started
+            ids[fetch] = response.ids
+            if i >= 10:  # the first ten warm up
+                times[fetch]["whole"].append(whole)
+                for phase in PHASES:
+                    times[fetch][phase].append(response.timings[phase])
+        differ += ids[False] != ids[True]
+    print(f"{name}, request API: {template}, {args.candidates} candidates reranked by LambdaRank, "
+          f"size 10, {args.requests} requests, each searcher in turn; pages differing: {differ}")
+    for phase in (*PHASES, "whole"):
+        for fetch in searchers:
+            print(line(f"{phase}, {'fetched with the hits' if fetch else 'read after (before)'}",
+                       times[fetch][phase]))
+    for phase in ("rerank", "whole"):
+        before, after = (float(np.median(times[f][phase])) for f in (False, True))
+        print(f"  {phase} p50: read after {before * 1000:.2f} ms, fetched with the hits "
+              f"{after * 1000:.2f} ms (after / before {after / max(before, 1e-9):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
@@ -144,6 +194,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--train", type=int, default=200, help="queries the LambdaRank learns from")
     parser.add_argument("--url", help="an OpenSearch to measure as well (lucene engine)")
+    parser.add_argument("--pool", type=int, default=300, help="the request API's k per branch")
+    parser.add_argument("--candidates", type=int, default=600,
+                        help="hits the request API reranks")
+    parser.add_argument("--requests", type=int, default=200, help="requests per searcher")
     args = parser.parse_args()
     schema = Schema.create("rerank-bench", (Namespace("title"), Namespace("loc", "keyword")),
                            (EmbeddingKey(KEY, args.dim, CoarseQuantizerSpec(nlist=args.nlist)),))
@@ -154,13 +208,15 @@ def main() -> None:
         write_corpus(source, args.docs)
         with LocalStore.create(Path(tmp) / "local", schema, synchronous="OFF") as local:
             ingest(local, source, encoder=Projection(args.dim), batch_size=2000)
-            measure("local store", local, args)
+            _, scorer = measure("local store", local, args)
+            request_api("local store", local, scorer, args)
             if args.url:
                 remote = OpenSearchStore.create(args.url, "ebr-rerank-bench", schema, engine="lucene")
                 try:
                     ingest(remote, source, encoder=Projection(args.dim), batch_size=2000)
-                    batch = measure(f"OpenSearch {remote.version}", remote, args)
+                    batch, scorer = measure(f"OpenSearch {remote.version}", remote, args)
                     rescore_versus_vectors(remote, batch, args)
+                    request_api(f"OpenSearch {remote.version}", remote, scorer, args)
                 finally:
                     remote.close()
                     OpenSearchStore.drop(args.url, "ebr-rerank-bench")

@@ -9,7 +9,7 @@ import pytest
 
 from ebr import Match, PlanError, ServerVersion, compile_rescore, compile_search, parse, plan
 from ebr.query.nodes import walk
-from ebr.stores.opensearch.compiler import compile_top_k
+from ebr.stores.opensearch.compiler import COSINE_FIELD, compile_cosine_fields, compile_top_k
 from support.golden import (
     GOLDEN_DIR,
     QUANTIZERS,
@@ -54,6 +54,16 @@ def test_top_k_match_matches_golden() -> None:
                                   version=ServerVersion(3, 5, 0)).body,
     }
     check_golden(GOLDEN_DIR / "match_top_k.json", body)
+
+
+def test_cosine_fields_name_each_key_and_refuse_an_unknown_one() -> None:
+    fields = compile_cosine_fields(SCHEMA, VECTORS)
+    assert sorted(fields) == sorted(COSINE_FIELD + key for key in VECTORS)
+    script = fields[COSINE_FIELD + "model-141795009"]["script"]
+    assert script["params"]["field"] == SCHEMA.vector_field("model-141795009")
+    assert script["params"]["query_value"] == pytest.approx(VECTORS["model-141795009"].tolist())
+    with pytest.raises(PlanError, match="unknown embedding key 'other'"):
+        compile_cosine_fields(SCHEMA, {"other": VECTORS["model-141795009"]})
 
 
 def test_an_unresolved_top_k_match_is_refused() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from test_opensearch_store import fresh_index
 from test_request import HYBRID, CosineReranker
 
 from ebr.cli.main import cli
+from ebr.ranking import LinearReranker
 from ebr.request import NNSettings, Searcher
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import OpenSearchStore
@@ -60,6 +62,43 @@ def test_requests_answer_alike_on_both_stores(stores: tuple[Path, LocalStore, st
             assert a.query == b.query and a.plan == b.plan and a.total == b.total
             assert [h.hit.branches for h in a.hits] == [h.hit.branches for h in b.hits]
             for x, y in zip(a.hits, b.hits, strict=True):
+                assert x.score == pytest.approx(y.score, abs=1e-4)
+                assert x.features == pytest.approx(dict(y.features), abs=1e-4)
+
+
+def test_a_reranked_request_is_its_searches_alone(
+        stores: tuple[Path, LocalStore, str, OpenSearchStore],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``fetch`` (the default) a reranked request on OpenSearch sends its searches and
+    nothing after them (no ``_mget`` of vectors or terms), and its features and page are
+    those of the local store and of a searcher that reads them after the search."""
+    _, local, _, remote = stores
+    sent: list[str] = []
+    for connection in remote.client.transport.connection_pool.connections:
+        perform = connection.perform_request
+
+        def recording(method: str, url: str, *args: Any, perform: Any = perform,
+                      **kwargs: Any) -> Any:
+            sent.append(url.split("?")[0])
+            return perform(method, url, *args, **kwargs)
+        monkeypatch.setattr(connection, "perform_request", recording)
+    pages = {1: NNSettings(nprobe=1), 2: NNSettings(nprobe=4)}
+    searchers = [Searcher(store, [embedder()], reranker=LinearReranker(), candidates=8,
+                          pages=pages, fetch=fetch)
+                 for store, fetch in ((local, True), (remote, True), (remote, False))]
+    for template, text, context, page in REQUESTS:
+        answers, requests = [], []
+        for searcher in searchers:
+            sent.clear()
+            answers.append(searcher.search(template, text=text, context=context, size=3, page=page))
+            requests.append(list(sent))
+        _, fetching, reading = requests
+        assert fetching and all(path.endswith("/_search") for path in fetching), fetching
+        assert reading[:len(fetching)] == fetching and "_mget" in reading[-1], reading
+        first = answers[0]
+        assert first.ids and all(a.ids == first.ids for a in answers), template
+        for other in answers[1:]:
+            for x, y in zip(first.hits, other.hits, strict=True):
                 assert x.score == pytest.approx(y.score, abs=1e-4)
                 assert x.features == pytest.approx(dict(y.features), abs=1e-4)
 

@@ -11,7 +11,7 @@ from ebr import Match, compile_rescore, compile_search, plan
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, IvfPq, Namespace, Schema
 from ebr.mappings.opensearch_mapping import index_body, train_model_body, training_index_body
 from ebr.query.nodes import is_top_k, walk
-from ebr.stores.opensearch.compiler import compile_top_k
+from ebr.stores.opensearch.compiler import compile_cosine_fields, compile_top_k
 from support.golden import SCHEMA, VECTORS, compile_cases, compile_text
 from support.opensearch_spec import (
     require_spec,
@@ -35,6 +35,15 @@ def test_rescore_conforms() -> None:
     body = compile_text("(nn title-ivf :k 50)", size=20)
     body["rescore"] = [compile_rescore(SCHEMA, "model-141795009", VECTORS["model-141795009"],
                                        window_size=50, score_mode="multiply")]
+    validate_search_body(body)
+
+
+def test_cosine_script_fields_conform() -> None:
+    """The body of a search returning what the reranker reads (``fetch``)."""
+    require_spec()
+    body = compile_text("(nn title-ivf :k 50)", size=20)
+    body["script_fields"] = compile_cosine_fields(SCHEMA, VECTORS)
+    body["_source"] = ["clusters", "terms.text"]
     validate_search_body(body)
 
 

@@ -4,12 +4,14 @@ One row per hit, one column per feature of :class:`~ebr.ranking.feature_set.Feat
 (the module says what each means).  The store is asked once per embedding key for the
 vectors of the hits no ``nn`` clause of the key matched (``get_vectors``) and, only when the
 request has terms or context, once for the hits' terms in the namespaces those name
-(``get_terms``, not the whole documents).
+(``get_terms``, not the whole documents) -- unless the search returned them with the hits
+(``RerankRequest.fetched``, asked for with :func:`fetch_for`): then the store is not asked
+again, which on OpenSearch saves a round trip each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,7 @@ from ebr.ranking.feature_set import (
     cosine_feature,
 )
 from ebr.ranking.protocol import RerankRequest
-from ebr.stores.protocol import Hit, Store
+from ebr.stores.protocol import Fetch, Fetched, Hit, Store
 
 F64 = npt.NDArray[np.float64]
 
@@ -62,7 +64,8 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
     for key in request.vectors:
         if cosine_feature(key) in col:
             query = query_vector(key, request.vectors, store.schema)
-            values[:, col[cosine_feature(key)]] = _cosines(hits, key, query, store)
+            values[:, col[cosine_feature(key)]] = _cosines(hits, key, query, store,
+                                                           request.fetched)
 
     for i, hit in enumerate(hits):
         for text in hit.texts:
@@ -78,7 +81,7 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
         values[:, col[VIA_NN]] = [bool(h.clauses) for h in hits]
         values[:, col[VIA_TERMS]] = [not h.clauses for h in hits]
 
-    if request.terms or request.context:
+    if _term_namespaces(request):
         for name, column in _term_overlap(request, store, ids).items():
             values[:, col[name]] = column
 
@@ -87,21 +90,38 @@ def compute_features(request: RerankRequest, hits: Sequence[Hit], store: Store,
     return Features(names, hits, values)
 
 
+def fetch_for(request: RerankRequest) -> Fetch:
+    """What :func:`compute_features` reads of the store for ``request``'s hits: the cosine
+    per embedding key of the request, and the terms of the namespaces its terms and context
+    name; a search given it may return them with the hits (``SearchResult.fetched``)."""
+    return Fetch(request.vectors, _term_namespaces(request))
+
+
+def _term_namespaces(request: RerankRequest) -> frozenset[str]:
+    """The namespaces whose terms the term features read (none without terms or context)."""
+    return frozenset(request.terms) | frozenset(request.context)
+
+
 def _cosines(hits: tuple[Hit, ...], key: str, query: npt.NDArray[np.float32],
-             store: Store) -> F64:
+             store: Store, fetched: Fetched | None) -> F64:
     """Cosine similarity of each hit's ``key`` embedding to ``query`` (0 without one).
 
     A hit an ``nn`` clause of ``key`` matched carries its distance ``1 - cos`` (computed by
-    the store from the same query vector and the stored one, in float64), so only the other
-    hits' vectors are read back: on OpenSearch that read is the reranker's largest cost."""
+    the store from the same query vector and the stored one, in float64); the others' come
+    from ``fetched`` when the search returned them against this query vector (computed by
+    the server in float32), else their vectors are read back: on OpenSearch that read is a
+    round trip, the reranker's largest cost."""
     out = np.zeros(len(hits), np.float64)
     unknown: list[int] = []
+    returned = _fetched_cosines(fetched, key, query)
     for i, hit in enumerate(hits):
         distance = next((c.distance for c in hit.clauses if c.key == key), None)
-        if distance is None:
-            unknown.append(i)
-        else:
+        if distance is not None:
             out[i] = 1.0 - distance
+        elif hit.id in returned:
+            out[i] = returned[hit.id] or 0.0
+        else:
+            unknown.append(i)
     stored = store.get_vectors([hits[i].id for i in unknown], key) if unknown else {}
     rows = [i for i in unknown if hits[i].id in stored]
     if rows:
@@ -109,6 +129,30 @@ def _cosines(hits: tuple[Hit, ...], key: str, query: npt.NDArray[np.float32],
         q = query.astype(np.float64)
         out[rows] = matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
     return out
+
+
+def _fetched_cosines(fetched: Fetched | None, key: str, query: npt.NDArray[np.float32]
+                     ) -> Mapping[str, float | None]:
+    """The cosines a search returned for ``key``, if against ``query`` itself."""
+    if fetched is None or key not in fetched.cosines:
+        return {}
+    asked = fetched.vectors[key]
+    if asked is not query and not np.array_equal(np.asarray(asked, np.float32), query):
+        return {}
+    return fetched.cosines[key]
+
+
+def _stored_terms(request: RerankRequest, store: Store, ids: list[str],
+                  namespaces: frozenset[str]) -> list[dict[str, tuple[str, ...]]]:
+    """Each id's terms in ``namespaces``: those the search returned (``request.fetched``),
+    the store read for the ids it did not return."""
+    fetched = request.fetched
+    if fetched is None or not namespaces <= fetched.namespaces:
+        return store.get_terms(ids, namespaces)
+    missing = [i for i in ids if i not in fetched.terms]
+    read = dict(zip(missing, store.get_terms(missing, namespaces), strict=True)) if missing else {}
+    return [{ns: terms for ns, terms in (fetched.terms.get(i) or read.get(i, {})).items()
+             if ns in namespaces} for i in ids]
 
 
 def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> dict[str, F64]:
@@ -123,7 +167,7 @@ def _term_overlap(request: RerankRequest, store: Store, ids: list[str]) -> dict[
     columns[QUERY_TERMS] = np.full(len(ids), float(len(asked)))
     text_namespaces = {ns for ns, _ in asked}
     namespaces = text_namespaces | {ns for ns, _ in context}
-    for i, terms in enumerate(store.get_terms(ids, namespaces)):
+    for i, terms in enumerate(_stored_terms(request, store, ids, frozenset(namespaces))):
         holds = {(ns, value) for ns in namespaces for value in terms.get(ns, ())}
         if asked:
             own = [t for ns in sorted(text_namespaces) for t in terms.get(ns, ())]

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ebr.query.nodes import Node
-from ebr.stores.protocol import Hit, Store
+from ebr.stores.protocol import Fetched, Hit, Store
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,15 @@ class RerankRequest:
     document's terms in the namespace of the same name; ``plan``: the executable plan the hits
     came from (:func:`ebr.plan`'s result), which tells which hits matched through term
     branches as well as through ``nn`` (without it, only a hit no vector clause matched
-    counts as matched through terms)."""
+    counts as matched through terms); ``fetched``: what the store returned with the hits
+    for the features (:func:`ebr.ranking.features.fetch_for`), read instead of asking the
+    store again."""
 
     vectors: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
     terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     context: Mapping[str, str] = field(default_factory=dict)
     plan: Node | None = None
+    fetched: Fetched | None = None
 
 
 @dataclass(frozen=True)

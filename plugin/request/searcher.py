@@ -12,6 +12,7 @@ A searcher holds no per-request state: one searcher serves many threads at once 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from ebr.errors import PlanError
 from ebr.planning.planner import plan as make_plan
 from ebr.query.nodes import NN, Node, walk
 from ebr.query.parser import parse
+from ebr.ranking.features import fetch_for
 from ebr.ranking.protocol import RankedHit, Reranker, RerankRequest
 from ebr.request.embedders import TextEmbedder, check_embedder
 from ebr.request.embedding_cache import EmbeddingCache
@@ -111,12 +113,16 @@ class Searcher:
     ``embedders`` embed request texts, one per key (:mod:`ebr.request.embedders`);
     ``reranker`` reorders the first ``candidates`` hits; ``pages`` gives each page its ``nn``
     settings; ``cache`` keeps embeddings (a fresh one by default); ``key`` is what ``$key``
-    stands for (default: the only embedder's key, else the index's only key)."""
+    stands for (default: the only embedder's key, else the index's only key); ``fetch``:
+    whether a search for the reranker asks the store to return what the features read with
+    the hits (:func:`~ebr.ranking.features.fetch_for`; on OpenSearch one round trip instead
+    of three; ``False`` reads them after, as a store without the request would)."""
 
     def __init__(self, store: Store, embedders: Iterable[TextEmbedder] = (), *,
                  reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES,
                  pages: PageSettings | Mapping[int, NNSettings] | None = None,
-                 cache: EmbeddingCache | None = None, key: str | None = None) -> None:
+                 cache: EmbeddingCache | None = None, key: str | None = None,
+                 fetch: bool = True) -> None:
         if candidates < 1:
             raise PlanError(f"candidates must be at least 1; got {candidates}")
         self.store = store
@@ -125,6 +131,7 @@ class Searcher:
             check_embedder(store.schema, e)
         self.reranker = reranker
         self.candidates = candidates
+        self.fetch = fetch
         self.pages = pages if isinstance(pages, PageSettings) else PageSettings(pages)
         self.cache = cache if cache is not None else EmbeddingCache()
         if key is not None and store.schema.key(key) is None:
@@ -186,10 +193,13 @@ class Searcher:
         executable = make_plan(ast, embedded, self.store.quantizers, self.store.schema)
         timings["plan"] += time.perf_counter() - started
 
-        started = time.perf_counter()
-        result = self.store.search(executable, embedded, size)
-        timings["retrieve"] = time.perf_counter() - started
         request = RerankRequest(embedded, match_terms(executable), context, executable)
+        started = time.perf_counter()
+        result = self.store.search(executable, embedded, size,
+                                   fetch=fetch_for(request) if for_reranker and self.fetch else None)
+        timings["retrieve"] = time.perf_counter() - started
+        if result.fetched is not None:
+            request = dataclasses.replace(request, fetched=result.fetched)
         return Retrieval(query, executable, request, tuple(result.hits), result.stats, timings,
                          cached)
 

@@ -18,6 +18,8 @@ from ebr.stores.documents import (
 )
 from ebr.stores.protocol import (
     ClauseMatch,
+    Fetch,
+    Fetched,
     Hit,
     IndexDocument,
     IndexStats,
@@ -37,6 +39,8 @@ __all__ = [
     "DimensionError",
     "DocumentError",
     "DuplicateIdError",
+    "Fetch",
+    "Fetched",
     "Hit",
     "IndexDocument",
     "IndexStats",

@@ -247,11 +247,35 @@ class LazyHits(Sequence[Hit]):
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """What a reranker reads of each hit, asked of a search so that a store for which reading
+    it afterwards is a round trip (OpenSearch) returns it with the hits instead: the cosine of
+    each hit's embedding to ``vectors[key]`` per key, and the hit's terms in ``namespaces``."""
+
+    vectors: Mapping[str, FloatArray]
+    namespaces: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a search returned of its hits for a :class:`Fetch`: ``cosines[key][id]`` (None
+    for a hit without a ``key`` embedding) against the query embedding ``vectors[key]``, and
+    ``terms[id]`` the hit's terms in ``namespaces`` (as :meth:`Store.get_terms` gives them)."""
+
+    vectors: Mapping[str, FloatArray]
+    cosines: Mapping[str, Mapping[str, float | None]]
+    namespaces: frozenset[str]
+    terms: Mapping[str, Mapping[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """A search's first hits in order (a tuple, or :class:`LazyHits`) and how it went."""
+    """A search's first hits in order (a tuple, or :class:`LazyHits`) and how it went;
+    ``fetched``: what the store returned of them for the search's :class:`Fetch`, if it did."""
 
     hits: Sequence[Hit]
     stats: SearchStats
+    fetched: Fetched | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -301,9 +325,12 @@ class Store(Protocol):
         """Delete one batch of ids, atomically; ids not in the index are ignored."""
         ...
 
-    def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
+    def search(self, plan: Node, vectors: Vectors, size: int = 10, *,
+               fetch: Fetch | None = None) -> SearchResult:
         """Execute a plan from :func:`ebr.plan` (made with this store's quantizers) and
-        return its first ``size`` hits in first-stage order."""
+        return its first ``size`` hits in first-stage order.  ``fetch``: what the reranker
+        will read of the hits, which a store may return with them (``SearchResult.fetched``)
+        when that saves it a round trip; a store that reads them as fast later ignores it."""
         ...
 
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:

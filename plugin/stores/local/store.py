@@ -88,6 +88,7 @@ from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp,
 from ebr.stores.local.term_rows import TermRows
 from ebr.stores.local.vectors import VectorTable, stacked
 from ebr.stores.protocol import (
+    Fetch,
     IndexDocument,
     IndexStats,
     SearchResult,
@@ -552,9 +553,12 @@ class LocalStore:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def search(self, plan: Node, vectors: Vectors, size: int = 10) -> SearchResult:
+    def search(self, plan: Node, vectors: Vectors, size: int = 10, *,
+               fetch: Fetch | None = None) -> SearchResult:
         """Execute a plan from :func:`ebr.plan` made with :attr:`quantizers`; its first
-        ``size`` hits in first-stage order (:mod:`ebr.stores.local.hits`), each explained."""
+        ``size`` hits in first-stage order (:mod:`ebr.stores.local.hits`), each explained.
+        ``fetch`` is ignored: reading the hits' vectors and terms afterwards costs no round
+        trip here (about as much as returning them would)."""
         check_size(size)
         self._check_open()
         start = time.perf_counter()

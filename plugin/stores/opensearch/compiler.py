@@ -170,6 +170,29 @@ def compile_filter(node: Node, schema: Schema) -> Json:
     return _Compiler(schema, {}, {}).filter(node)
 
 
+#: A hit's cosine to the query embedding, or null for a hit without the key's embedding.
+_COSINE_SCRIPT = ("if (doc[params.field].size() == 0) { return null; } "
+                  "return cosineSimilarity(params.query_value, doc[params.field]);")
+#: The name of a key's cosine among a hit's ``fields``.
+COSINE_FIELD = "ebr_cosine:"
+
+
+def compile_cosine_fields(schema: Schema, vectors: Vectors) -> Json:
+    """``script_fields`` returning each hit's cosine to ``vectors[key]`` per key (named
+    :data:`COSINE_FIELD` + key): computed in the fetch phase for the returned hits only, in
+    the same ``_search`` (the reranker's cosine feature without reading vectors back).
+    Chosen over a request-level ``rescore``, which the store's tie-broken ``sort`` excludes
+    and which would fold the cosine into the score rather than return it, and over
+    ``docvalue_fields``, which a ``knn_vector`` field refuses (a 500 on 2.19 and 3.5)."""
+    fields: Json = {}
+    for key in vectors:
+        if schema.key(key) is None:
+            raise PlanError(f"unknown embedding key {key!r}")
+        fields[COSINE_FIELD + key] = {"script": _script(
+            schema.vector_field(key), query_vector_values(key, vectors, schema), _COSINE_SCRIPT)}
+    return fields
+
+
 def compile_rescore(
     schema: Schema,
     key: str,

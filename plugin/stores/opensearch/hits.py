@@ -8,13 +8,18 @@ return thousands of hits, and this runs on the client while the caller waits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ebr.mappings.schema import Schema
 from ebr.mappings.space import Space
 from ebr.planning.rules.expand_nn import probe_list
 from ebr.query.nodes import NN, Match, Node, Within, branch_order, named_branches, subtracted
-from ebr.stores.protocol import ClauseMatch, Hit, TextMatch
+from ebr.stores.opensearch.compiler import COSINE_FIELD
+from ebr.stores.protocol import ClauseMatch, Fetch, Fetched, Hit, TextMatch
+
+#: A namespace's terms in ``_source``: the object holding them and the field's name there.
+TermPath = tuple[str, str]
 
 
 class HitExplainer:
@@ -99,3 +104,42 @@ def _radius(name: str, key: str, probes: tuple[int, ...] | None
 
 def _top_k(name: str, key: str) -> Callable[[dict[str, Any], float], ClauseMatch]:
     return lambda source, score: ClauseMatch(name, key, Space.knn_score_to_distance(score))
+
+
+def term_paths(schema: Schema, namespaces: Iterable[str]) -> dict[str, TermPath]:
+    """Where each of ``namespaces`` keeps its terms in a document's ``_source``."""
+    paths: dict[str, TermPath] = {}
+    for ns in sorted(set(namespaces)):
+        group, _, name = schema.term_field(ns).partition(".")
+        paths[ns] = (group, name)
+    return paths
+
+
+def source_terms(source: Mapping[str, Any], paths: Mapping[str, TermPath]
+                 ) -> dict[str, tuple[str, ...]]:
+    """A document's terms in the namespaces of ``paths``, read from its ``_source``, sorted
+    (a namespace it holds nothing in is absent), as :meth:`ebr.stores.protocol.Store.get_terms`
+    gives them."""
+    terms: dict[str, tuple[str, ...]] = {}
+    for ns, (group, name) in paths.items():
+        values = source.get(group, {}).get(name)
+        if values:  # a list of terms, or a cluster's one value
+            terms[ns] = tuple(sorted(values)) if isinstance(values, list) else (values,)
+    return terms
+
+
+def fetched(listed: Sequence[dict[str, Any]], fetch: Fetch, paths: Mapping[str, TermPath]
+            ) -> Fetched:
+    """What a search's hits carry for ``fetch``: each key's cosine from the hit's ``fields``
+    (:func:`~ebr.stores.opensearch.compiler.compile_cosine_fields`), and its terms from its
+    ``_source`` (filtered to ``paths``, the fetched namespaces' fields)."""
+    cosines: dict[str, dict[str, float | None]] = {}
+    for key in fetch.vectors:
+        name = COSINE_FIELD + key
+        column: dict[str, float | None] = {}
+        for hit in listed:
+            value = hit.get("fields", {}).get(name, (None,))[0]
+            column[hit["_id"]] = None if value is None else float(value)
+        cosines[key] = column
+    terms = {hit["_id"]: source_terms(hit.get("_source") or {}, paths) for hit in listed}
+    return Fetched(fetch.vectors, cosines, frozenset(paths), terms)

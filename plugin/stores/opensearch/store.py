@@ -60,11 +60,17 @@ from ebr.query.nodes import NN, Match, Node
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
 from ebr.stores.opensearch.client import cluster_errors, connect, send, server_version, where
-from ebr.stores.opensearch.compiler import compile_search, compile_top_k, prerequisites
-from ebr.stores.opensearch.hits import HitExplainer
+from ebr.stores.opensearch.compiler import (
+    compile_cosine_fields,
+    compile_search,
+    compile_top_k,
+    prerequisites,
+)
+from ebr.stores.opensearch.hits import HitExplainer, fetched, source_terms, term_paths
 from ebr.stores.opensearch.models import TRAINING_TIMEOUT, delete_model, model_state, train_model
 from ebr.stores.opensearch.versions import ServerVersion
 from ebr.stores.protocol import (
+    Fetch,
     IndexDocument,
     IndexStats,
     SearchResult,
@@ -611,9 +617,12 @@ class OpenSearchStore:
     # -- reads --------------------------------------------------------------------------------
 
     def search(self, plan: Node, vectors: Vectors, size: int = 10, *,
-               start: int = 0) -> SearchResult:
+               start: int = 0, fetch: Fetch | None = None) -> SearchResult:
         """Execute a plan from :func:`ebr.plan` made with :attr:`quantizers`: hits ``start``
-        to ``start + size`` in first-stage order (score, static rank, id), each explained."""
+        to ``start + size`` in first-stage order (score, static rank, id), each explained.
+        ``fetch``: the hits' cosines (``script_fields``) and terms (``_source`` filtering)
+        come back in the same ``_search`` (``SearchResult.fetched``), so that reranking them
+        costs no further round trip."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise PlanError(f"size must be a whole number >= 0, got {size!r}")
         self._check_open()
@@ -636,18 +645,23 @@ class OpenSearchStore:
         # character at a time in Python (the named scores are only read from the URL).
         body = compiled.body  # made for this call: completed in place
         body["track_total_hits"] = True
-        body["_source"] = self._hit_source
+        paths = term_paths(self._schema, fetch.namespaces) if fetch is not None else {}
+        body["_source"] = self._hit_source + [".".join(p) for p in paths.values()]
+        if fetch is not None:
+            body["script_fields"] = compile_cosine_fields(self._schema, fetch.vectors)
         found = self._search_request(body, params)
         server += found["took"] / 1000
         listed = found["hits"].get("hits")  # absent when there are none (filter_path)
         hits = (tuple(map(HitExplainer(plan, self._schema.rank_field).hit, listed)) if listed
                 else ())
         total = found["hits"]["total"]["value"]
+        returned = None if fetch is None else fetched(listed or (), fetch, paths)
         elapsed = time.perf_counter() - began
         return SearchResult(hits, SearchStats(total=total, documents_scanned=0,
                                               candidates_verified=0,
                                               seconds={"server": server,
-                                                       "client": max(0.0, elapsed - server)}))
+                                                       "client": max(0.0, elapsed - server)}),
+                            returned)
 
     def _search_request(self, body: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
         """A search's ``_search`` request, sent through the transport (:func:`.client.send`):
@@ -689,22 +703,14 @@ class OpenSearchStore:
                   ) -> list[dict[str, tuple[str, ...]]]:
         """Read through ``_source`` filtering: only the namespaces' fields come back."""
         self._check_open()
-        fields = {ns: self._schema.term_field(ns).split(".", 1) for ns in sorted(set(namespaces))}
-        if not ids or not fields:
+        paths = term_paths(self._schema, namespaces)
+        if not ids or not paths:
             return [{} for _ in ids]
         with cluster_errors(self.client, f"read terms of index {self.index!r}"):
             found = self.client.mget(index=self.index, body={"ids": list(ids)},
-                                     _source_includes=[".".join(f) for f in fields.values()])
-        out: list[dict[str, tuple[str, ...]]] = []
-        for doc in found["docs"]:
-            source = doc.get("_source", {}) if doc.get("found") else {}
-            terms: dict[str, tuple[str, ...]] = {}
-            for ns, (group, name) in fields.items():
-                values = source.get(group, {}).get(name)
-                if values:  # a list of terms, or a cluster's one value
-                    terms[ns] = tuple(sorted(values)) if isinstance(values, list) else (values,)
-            out.append(terms)
-        return out
+                                     _source_includes=[".".join(p) for p in paths.values()])
+        return [source_terms(doc.get("_source", {}) if doc.get("found") else {}, paths)
+                for doc in found["docs"]]
 
     def get_vectors(self, ids: Sequence[str], key: str) -> dict[str, F32]:
         self._check_open()
