@@ -325,8 +325,10 @@ def _damage(path: Path, sql: str) -> None:
     ("DELETE FROM documents WHERE id = 'doc0004'", "the terms of 'doc0004', a missing document,"),
     ("UPDATE embeddings SET vector = zeroblob(32) WHERE id = 'doc0006'",
      "embedding 'e' of 'doc0006'"),
-    ("UPDATE embeddings SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
-     "embedding 'e' of 'doc0008'"),
+    ("UPDATE assignments SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
+     "the cluster of 'e' of 'doc0008'"),
+    ("DELETE FROM embeddings WHERE id = 'doc0009'",
+     "the cluster of 'e' of 'doc0009', a missing embedding,"),
     ("UPDATE quantizers SET centroids = zeroblob(length(centroids))", "the quantizer of 'e'"),
     ("UPDATE meta SET value = replace(value, '\"synthetic\"', '\"synthetiq\"') "
      "WHERE name = 'schema'", "its stored schema"),
