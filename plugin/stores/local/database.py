@@ -14,13 +14,14 @@ Formats: ``meta.format`` is 2.  An index of format 1 is upgraded by its first wr
 embeddings keep their old columns, covered by their checksums, unread); a read-only open of
 one is refused with that advice, and an older ebr refuses format 2 by its number.
 
-Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``
-and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta`` one of the
-schema; all are verified as the rows load (open reads every row), a mismatch raises
-:class:`~ebr.errors.IndexDamagedError`.  ``meta.commits`` counts write transactions; under
-``synchronous=FULL`` the writer also records the count in ``index.sqlite-commits`` after each
-commit, so an open that finds fewer commits in the database than recorded (a WAL damaged or
-cut short: SQLite silently stops replaying it at the first bad frame) refuses the index.
+Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``,
+``assignments`` and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta``
+one of the schema; all are verified as the rows load (open reads every row), a mismatch, or
+an assignment without its embedding, raises :class:`~ebr.errors.IndexDamagedError`.
+``meta.commits`` counts write transactions; under ``synchronous=FULL`` the writer also
+records the count in ``index.sqlite-commits`` after each commit, so an open that finds
+fewer commits in the database than recorded (a WAL damaged or cut short: SQLite silently
+stops replaying it at the first bad frame) refuses the index.
 Indexes written before checksums (no ``meta.checksums`` row) get the columns on their first
 writable open; rows written before stay unverified (NULL).
 
@@ -426,8 +427,7 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             verify(stored, f"embedding {key!r} of {doc_id!r}", embedding_checksum, doc_id, key,
                    blob, old_cluster, old_code)
             if due is not None and (due[0], due[1]) < (doc_id, key):
-                raise damaged(where, f"the cluster of {due[1]!r} of {due[0]!r}, a missing "
-                              "embedding,")
+                raise _without_embedding(where, due[0], due[1])
             cluster = pq_code = None
             if due is not None and due[0] == doc_id and due[1] == key:
                 _, _, cluster, pq_code, assignment_sum = due
@@ -446,8 +446,7 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             clusters.append(-1 if cluster is None else cluster)
             codes.append(pq_code)
         if due is not None:
-            raise damaged(where, f"the cluster of {due[1]!r} of {due[0]!r}, a missing "
-                          "embedding,")
+            raise _without_embedding(where, due[0], due[1])
         for key, nlist, dimension, blob, pq_m, codebooks, rotation, stored in conn.execute(
                 "SELECT key, nlist, dimension, centroids, pq_m, codebooks, rotation, checksum "
                 "FROM quantizers"):
@@ -462,6 +461,10 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
                     np.frombuffer(rotation, np.float32).reshape(dimension, dimension).copy())
         c.commits = stored_commits(conn)
     return c
+
+
+def _without_embedding(where: Path, doc_id: str, key: str) -> IndexDamagedError:
+    return damaged(where, f"the cluster of {key!r} of {doc_id!r}, a missing embedding,")
 
 
 def quantizer_checksum(key: str, nlist: int, dimension: int, centroids: bytes, pq_m: int,
@@ -582,9 +585,8 @@ def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
                     raise damaged(where, f"embedding {key!r} of {doc_id!r}")
                 _of(found, doc_id, where, f"embedding {key!r}")[3].append(
                     (key, blob, clusters.pop((doc_id, key), None)))
-            for doc_id, key in clusters:  # an assignment without its embedding
-                raise damaged(where, f"the cluster of {key!r} of {doc_id!r}, a missing "
-                              "embedding,")
+            if clusters:
+                raise _without_embedding(where, *next(iter(clusters)))
     for doc_id, (rank, source, terms, _) in found.items():
         stored = sums[doc_id]
         if stored is not None and stored != document_checksum(doc_id, rank, source, terms):
