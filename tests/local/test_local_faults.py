@@ -28,6 +28,7 @@ from local_faults import (
     documents,
     filled,
     served,
+    stored_value,
     two_writers,
     view,
 )
@@ -105,12 +106,7 @@ def test_an_interrupt_during_the_recovery_is_mended_by_the_next_write(
 
 
 def on_disk_documents(path: Path) -> int:
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        (n,) = conn.execute("SELECT count(*) FROM documents").fetchone()
-        return int(n)
-    finally:
-        conn.close()
+    return int(stored_value(path, "SELECT count(*) FROM documents"))
 
 
 

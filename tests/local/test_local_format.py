@@ -13,18 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from local_faults import SCHEMA, documents, served
+from local_faults import CODED, SCHEMA, documents, served, stored_value
 
 from ebr.errors import StoreError
-from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.mappings import Schema
 from ebr.stores.local import LocalStore
 from ebr.stores.local.database import DB_FILE, embedding_checksum
 from ebr.stores.local.snapshot_file import SNAPSHOT_FILE
 
 WORKER = Path(__file__).with_name("local_training_worker.py")
-#: the faults corpus with PQ codes and an OPQ rotation: codes move to ``assignments`` too
-CODED = Schema.create("coded", (Namespace("tag", "keyword"), Namespace("text", "standard")),
-                      (EmbeddingKey("e", 8, CoarseQuantizerSpec(nlist=4, pq_m=4, opq=True)),))
 
 
 def as_format_1(path: Path, *, before_codes: bool = False) -> None:
@@ -54,12 +51,7 @@ def as_format_1(path: Path, *, before_codes: bool = False) -> None:
 
 
 def stored_format(path: Path) -> str:
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        (value,) = conn.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-        return str(value)
-    finally:
-        conn.close()
+    return str(stored_value(path, "SELECT value FROM meta WHERE name = 'format'"))
 
 
 @pytest.mark.parametrize(("schema", "before_codes"), [(CODED, False), (SCHEMA, True)],
