@@ -102,17 +102,20 @@ def prepare_batch(schema: Schema, documents: Iterable[IndexDocument | PreparedDo
     it to a store) are only checked for ids repeated in the batch."""
     prepared: list[PreparedDocument] = []
     seen: dict[str, int] = {}
-    for position, doc in enumerate(documents):
-        if isinstance(doc, PreparedDocument):
-            _check_repeat(seen, doc.id, position)
-            prepared.append(doc)
-            continue
-        if not isinstance(doc, IndexDocument):
-            raise InvalidDocumentError(repr(doc)[:80], position, "document",
-                                       f"expected an IndexDocument, got {type(doc).__name__}")
-        doc_id = check_id(doc.id, position)
-        _check_repeat(seen, doc_id, position)
-        prepared.append(_prepare(schema, doc, doc_id, position))
+    # Once for the batch, not per vector (entering it costs what the rest of a vector's
+    # check does): an overflowing cast or length is reported by _vector, not warned of.
+    with np.errstate(over="ignore"):
+        for position, doc in enumerate(documents):
+            if isinstance(doc, PreparedDocument):
+                _check_repeat(seen, doc.id, position)
+                prepared.append(doc)
+                continue
+            if not isinstance(doc, IndexDocument):
+                raise InvalidDocumentError(repr(doc)[:80], position, "document",
+                                           f"expected an IndexDocument, got {type(doc).__name__}")
+            doc_id = check_id(doc.id, position)
+            _check_repeat(seen, doc_id, position)
+            prepared.append(_prepare(schema, doc, doc_id, position))
     return prepared
 
 
@@ -242,9 +245,8 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
             raise TypeError(f"dtype {arr.dtype}")
         if arr.dtype == np.float32:  # an encoder's output: nothing to cast (the common case)
             v32 = np.ascontiguousarray(arr)
-        else:
-            with np.errstate(over="ignore"):  # an overflow is reported below as non-finite
-                v32 = np.ascontiguousarray(arr, dtype=np.float32)
+        else:  # an overflow (warnings off: prepare_batch) is reported below as non-finite
+            v32 = np.ascontiguousarray(arr, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise InvalidVectorError(doc_id, position, where,
                                  f"expected a list or array of numbers ({e})") from None
@@ -253,8 +255,7 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
                              f"expected shape ({dimension},), got {v32.shape}")
     # A finite, non-zero sum of squares proves every value finite (a square is never
     # negative, so an infinite or NaN one cannot cancel): the common case in one call.
-    with np.errstate(over="ignore"):  # an overflowing length is reported below, not warned of
-        squares = float(v32.dot(v32))
+    squares = float(v32.dot(v32))  # an overflowing length is reported below
     if math.isfinite(squares) and squares:
         v32.setflags(write=False)
         return v32
@@ -262,8 +263,7 @@ def _vector(value: object, dimension: int, doc_id: str, position: int,
     if not np.isfinite(v32).all():
         raise InvalidVectorError(doc_id, position, where,
                                  "NaN or infinite values (or values beyond float32's range)")
-    with np.errstate(over="ignore"):
-        norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
+    norm = np.sqrt(v32.dot(v32))  # np.linalg.norm's own formula, without its overhead
     if not np.isfinite(norm) or norm == 0:
         raise InvalidVectorError(doc_id, position, where,
                                  "a zero vector (or one whose float32 length under- or "

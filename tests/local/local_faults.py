@@ -47,6 +47,9 @@ from ebr.stores.protocol import IndexDocument, search_text
 
 SCHEMA = Schema.create("faults", (Namespace("tag", "keyword"), Namespace("text", "standard")),
                        (EmbeddingKey("e", 8, CoarseQuantizerSpec(nlist=4)),))
+#: the same corpus with PQ codes and an OPQ rotation (every kind of stored field)
+CODED = Schema.create("coded", (Namespace("tag", "keyword"), Namespace("text", "standard")),
+                      (EmbeddingKey("e", 8, CoarseQuantizerSpec(nlist=4, pq_m=4, opq=True)),))
 TAGS = tuple(f"t{i}" for i in range(6))
 WORDS = ("red", "green", "blue", "lamp", "chair", "table")
 QUERY = {"e": np.linspace(-1, 1, 8).astype(np.float32)}
@@ -76,6 +79,16 @@ def view(store: LocalStore) -> Any:
             {k: q.centroids.tobytes() for k, q in store.quantizers.items()},
             [sorted((h.id, round(h.score, 6), h.rank) for h in
                     search_text(store, q, QUERY, 10_000).hits) for q in queries])
+
+
+def stored_value(path: Path, sql: str) -> Any:
+    """The one value ``sql`` selects from the index's database (read behind ebr's back)."""
+    conn = sqlite3.connect(path / DB_FILE)
+    try:
+        (value,) = conn.execute(sql).fetchone()
+        return value
+    finally:
+        conn.close()
 
 
 def served(path: Path) -> Any:

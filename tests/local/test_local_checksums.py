@@ -8,7 +8,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ebr.stores.local.database import checksum, document_checksum, embedding_checksum
+from ebr.stores.local.database import (
+    assignment_checksum,
+    checksum,
+    document_checksum,
+    embedding_checksum,
+)
 
 # any code point, lone surrogates included (a damaged id must still get a checksum)
 TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)
@@ -29,3 +34,10 @@ def test_an_embedding_checksum_is_the_checksum_of_its_values(
     blob = np.array(vector, np.float32).tobytes()
     assert embedding_checksum(doc_id, key, blob, cluster, code) == checksum(
         doc_id, key, blob, None if cluster is None else float(cluster), code)
+
+
+@given(TEXT, TEXT, st.integers(0, 1 << 20), st.none() | st.binary(max_size=8))
+def test_an_assignment_checksum_is_the_checksum_of_its_values(
+        doc_id: str, key: str, cluster: int, code: bytes | None) -> None:
+    assert assignment_checksum(doc_id, key, cluster, code) == checksum(
+        doc_id, key, float(cluster), code)

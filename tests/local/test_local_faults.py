@@ -28,6 +28,7 @@ from local_faults import (
     documents,
     filled,
     served,
+    stored_value,
     two_writers,
     view,
 )
@@ -105,12 +106,7 @@ def test_an_interrupt_during_the_recovery_is_mended_by_the_next_write(
 
 
 def on_disk_documents(path: Path) -> int:
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        (n,) = conn.execute("SELECT count(*) FROM documents").fetchone()
-        return int(n)
-    finally:
-        conn.close()
+    return int(stored_value(path, "SELECT count(*) FROM documents"))
 
 
 
@@ -325,8 +321,10 @@ def _damage(path: Path, sql: str) -> None:
     ("DELETE FROM documents WHERE id = 'doc0004'", "the terms of 'doc0004', a missing document,"),
     ("UPDATE embeddings SET vector = zeroblob(32) WHERE id = 'doc0006'",
      "embedding 'e' of 'doc0006'"),
-    ("UPDATE embeddings SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
-     "embedding 'e' of 'doc0008'"),
+    ("UPDATE assignments SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
+     "the cluster of 'e' of 'doc0008'"),
+    ("DELETE FROM embeddings WHERE id = 'doc0009'",
+     "the cluster of 'e' of 'doc0009', a missing embedding,"),
     ("UPDATE quantizers SET centroids = zeroblob(length(centroids))", "the quantizer of 'e'"),
     ("UPDATE meta SET value = replace(value, '\"synthetic\"', '\"synthetiq\"') "
      "WHERE name = 'schema'", "its stored schema"),

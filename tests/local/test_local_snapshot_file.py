@@ -21,18 +21,14 @@ import pytest
 import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_faults import QUERY, SCHEMA, doc_id, documents, view
+from local_faults import CODED, QUERY, SCHEMA, doc_id, documents, view
 from pyroaring import BitMap, FrozenBitMap
 
-from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.stores.local import LocalStore, snapshot_file
 from ebr.stores.local.snapshot_file import SNAPSHOT_FILE, TEMPORARY_FILE, Stamp, Unusable
 from ebr.stores.protocol import IndexDocument, search_text
 
 WORKER = Path(__file__).with_name("local_snapshot_worker.py")
-#: the faults corpus with PQ codes and an OPQ rotation, so every kind of field is saved
-CODED = Schema.create("coded", (Namespace("tag", "keyword"), Namespace("text", "standard")),
-                      (EmbeddingKey("e", 8, CoarseQuantizerSpec(nlist=4, pq_m=4, opq=True)),))
 
 
 def answers(store: LocalStore) -> Any:

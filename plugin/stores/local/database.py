@@ -1,19 +1,27 @@
 """The SQLite database: the source of truth of a local index.
 
 Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), ``terms``
-(id, ``"ns:value"``), ``embeddings`` (id, key, float32 blob, coarse cluster or NULL before
-training, PQ code or NULL when the key keeps none) and ``quantizers`` (key, float32
-centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or NULL).
-Cluster terms are not rows of ``terms``: they are derived from ``embeddings.cluster``, so
-retraining rewrites one column.
+(id, ``"ns:value"``), ``embeddings`` (id, key, float32 blob), ``assignments`` (id, key,
+coarse cluster, PQ code or NULL when the key keeps none: a row per embedding of a key with a
+trained quantizer) and ``quantizers`` (key, float32 centroids; for keys with PQ codes
+``pq_m``, the codebooks and the OPQ rotation or NULL).  Cluster terms are not rows of
+``terms``: they are derived from ``assignments.cluster``.  Training writes the narrow
+``assignments`` rows of its key, never the embeddings' vectors again (format 1 kept the
+cluster and code in the embedding row, so training rewrote every ~1 KB row to set them).
 
-Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``
-and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta`` one of the
-schema; all are verified as the rows load (open reads every row), a mismatch raises
-:class:`~ebr.errors.IndexDamagedError`.  ``meta.commits`` counts write transactions; under
-``synchronous=FULL`` the writer also records the count in ``index.sqlite-commits`` after each
-commit, so an open that finds fewer commits in the database than recorded (a WAL damaged or
-cut short: SQLite silently stops replaying it at the first bad frame) refuses the index.
+Formats: ``meta.format`` is 2.  An index of format 1 is upgraded by its first writable open
+(:func:`upgrade`: one transaction copies the clusters and codes into ``assignments``; the
+embeddings keep their old columns, covered by their checksums, unread); a read-only open of
+one is refused with that advice, and an older ebr refuses format 2 by its number.
+
+Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``,
+``assignments`` and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta``
+one of the schema; all are verified as the rows load (open reads every row), a mismatch, or
+an assignment without its embedding, raises :class:`~ebr.errors.IndexDamagedError`.
+``meta.commits`` counts write transactions; under ``synchronous=FULL`` the writer also
+records the count in ``index.sqlite-commits`` after each commit, so an open that finds
+fewer commits in the database than recorded (a WAL damaged or cut short: SQLite silently
+stops replaying it at the first bad frame) refuses the index.
 Indexes written before checksums (no ``meta.checksums`` row) get the columns on their first
 writable open; rows written before stay unverified (NULL).
 
@@ -51,24 +59,31 @@ from ebr.mappings.schema import Schema, cluster_key, cluster_term
 from ebr.stores.documents import PreparedDocument
 from ebr.stores.local.failures import REBUILD
 
-FORMAT = "1"
+FORMAT = "2"
+#: The format before ``assignments`` (clusters and codes in the embedding rows).
+FORMAT_1 = "1"
 #: ``PRAGMA application_id`` of an ebr index ("EBR1"): how ``drop`` tells it from other databases.
 APPLICATION_ID = 0x45425231
 DB_FILE = "index.sqlite"
 Synchronous = Literal["FULL", "NORMAL"]
 
+#: Format 2's table (an upgrade from format 1 creates it too).
+_ASSIGNMENTS = """
+CREATE TABLE assignments (id TEXT NOT NULL, key TEXT NOT NULL, cluster INTEGER NOT NULL,
+    code BLOB, checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
+"""
 _DDL = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT NULL,
     checksum INTEGER) WITHOUT ROWID;
 CREATE TABLE terms (id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (id, term)) WITHOUT ROWID;
 CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
-    cluster INTEGER, code BLOB, checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
+    checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
 CREATE TABLE quantizers (key TEXT PRIMARY KEY, nlist INTEGER NOT NULL,
     dimension INTEGER NOT NULL, centroids BLOB NOT NULL, pq_m INTEGER NOT NULL DEFAULT 0,
     codebooks BLOB, rotation BLOB, checksum INTEGER) WITHOUT ROWID;
-"""
-#: Columns added after the first indexes were written: (table, column, declaration).
+""" + _ASSIGNMENTS
+#: Format 1's columns added after its first indexes were written: (table, column, declaration).
 _ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
                   ("quantizers", "pq_m", "INTEGER NOT NULL DEFAULT 0"),
                   ("quantizers", "codebooks", "BLOB"), ("quantizers", "rotation", "BLOB"),
@@ -179,6 +194,9 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
         rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{where} is not an ebr local index: {e}") from None
+    if rows.get("format") == FORMAT_1:
+        raise StoreError(f"{where}: index format {FORMAT_1}, written by an older ebr; open it "
+                         f"once for writing (not read-only) to upgrade it to format {FORMAT}")
     if rows.get("format") != FORMAT:
         raise StoreError(f"{where}: index format {rows.get('format')!r}; this ebr reads "
                          f"format {FORMAT}")
@@ -225,13 +243,22 @@ def document_checksum(doc_id: str, rank: float, source: str, terms: Sequence[str
     return zlib.crc32(b"".join(parts))
 
 
-def embedding_checksum(doc_id: str, key: str, vector: bytes, cluster: int | None,
-                       code: bytes | None) -> int:
-    """``checksum(doc_id, key, vector, float(cluster), code)``."""
+def embedding_checksum(doc_id: str, key: str, vector: bytes, cluster: int | None = None,
+                       code: bytes | None = None) -> int:
+    """``checksum(doc_id, key, vector, float(cluster), code)``: format 2 writes no cluster
+    or code in the row (None), format 1 did."""
     i, k = doc_id.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass")
     return zlib.crc32(b"".join((
         _LENGTH(len(i)), i, _LENGTH(len(k)), k, _LENGTH(len(vector)), vector,
         _NULL if cluster is None else _NUMBER(8, cluster),
+        _NULL if code is None else _LENGTH(len(code)) + code)))
+
+
+def assignment_checksum(doc_id: str, key: str, cluster: int, code: bytes | None) -> int:
+    """``checksum(doc_id, key, float(cluster), code)``."""
+    i, k = doc_id.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass")
+    return zlib.crc32(b"".join((
+        _LENGTH(len(i)), i, _LENGTH(len(k)), k, _NUMBER(8, cluster),
         _NULL if code is None else _LENGTH(len(code)) + code)))
 
 
@@ -290,15 +317,31 @@ def record_commits(directory: Path, commits: int) -> None:
             os.close(fd)
 
 
-def add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Give an index written before PQ codes or checksums existed their (NULL, i.e. no
-    codes, not verified) columns, and its commit counter."""
-    missing = [(t, c, decl) for t, c, decl in _ADDED_COLUMNS if c not in _columns(conn, t)]
-    if missing or stored_commits(conn) is None:
-        with transaction(conn, write=True):
-            for table, column, decl in missing:
+def upgrade(conn: sqlite3.Connection) -> None:
+    """At a writable open: an index of format 1 brought to this format in one transaction
+    (the columns its later releases added, NULL: no codes, not verified; its commit
+    counter; ``assignments`` copied from its embedding rows' clusters and codes)."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+    if row is None or row[0] != FORMAT_1:
+        return  # this format, or not an ebr index (read_schema says which)
+    with transaction(conn, write=True):
+        for table, column, decl in _ADDED_COLUMNS:
+            if column not in _columns(conn, table):
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', '0')")
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', '0')")
+        conn.execute(_ASSIGNMENTS)
+        rows = conn.execute("SELECT id, key, cluster, code FROM embeddings "
+                            "WHERE cluster IS NOT NULL").fetchall()
+        conn.executemany("INSERT INTO assignments (id, key, cluster, code, checksum) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         [(*r, assignment_checksum(*r)) for r in rows])
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT,))
+
+
+def _legacy_columns(conn: sqlite3.Connection) -> str:
+    """The embedding rows' cluster and code as their checksums cover them: an index
+    upgraded from format 1 keeps its columns (unread otherwise), a new one has none."""
+    return "cluster, code" if "cluster" in _columns(conn, "embeddings") else "NULL, NULL"
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -348,12 +391,7 @@ class Contents:
 def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Contents:
     """Every row, each verified against its checksum as it loads."""
     c = Contents()
-    # An index opened read-only may predate the code and checksum columns: NULL for them.
-    emb, quant, docs = (_columns(conn, t) for t in ("embeddings", "quantizers", "documents"))
-    code = "code" if "code" in emb else "NULL"
-    pq = "pq_m, codebooks, rotation" if "pq_m" in quant else "0, NULL, NULL"
-    sums = [f"{t}.checksum" if "checksum" in cols else "NULL"
-            for t, cols in (("documents", docs), ("embeddings", emb), ("quantizers", quant))]
+    legacy = _legacy_columns(conn)
     with transaction(conn, write=False):
         strict = conn.execute(
             "SELECT 1 FROM meta WHERE name = 'checksums'").fetchone() is not None
@@ -367,7 +405,7 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
         terms = conn.execute("SELECT id, term FROM terms")
         pending = next(terms, None)
         for doc_id, rank, source, stored in conn.execute(
-                f"SELECT id, rank, source, {sums[0]} FROM documents"):
+                "SELECT id, rank, source, checksum FROM documents"):
             n = docnum[doc_id] = len(c.ids)
             c.ids.append(doc_id)
             c.ranks.append(rank)
@@ -382,10 +420,20 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
                    mine)
         if pending is not None:
             raise damaged(where, f"the terms of {pending[0]!r}")
-        for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
-                f"SELECT id, key, vector, cluster, {code}, {sums[1]} FROM embeddings"):
+        assigned = conn.execute("SELECT id, key, cluster, code, checksum FROM assignments")
+        due = next(assigned, None)  # both in (id, key) order
+        for doc_id, key, blob, old_cluster, old_code, stored in conn.execute(
+                f"SELECT id, key, vector, {legacy}, checksum FROM embeddings"):
             verify(stored, f"embedding {key!r} of {doc_id!r}", embedding_checksum, doc_id, key,
-                   blob, cluster, pq_code)
+                   blob, old_cluster, old_code)
+            if due is not None and (due[0], due[1]) < (doc_id, key):
+                raise _without_embedding(where, due[0], due[1])
+            cluster = pq_code = None
+            if due is not None and due[0] == doc_id and due[1] == key:
+                _, _, cluster, pq_code, assignment_sum = due
+                verify(assignment_sum, f"the cluster of {key!r} of {doc_id!r}",
+                       assignment_checksum, doc_id, key, cluster, pq_code)
+                due = next(assigned, None)
             if doc_id not in docnum:
                 raise damaged(where, f"embedding {key!r} of {doc_id!r}, a missing document,")
             spec = schema.key(key)
@@ -397,8 +445,11 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             blobs.append(blob)
             clusters.append(-1 if cluster is None else cluster)
             codes.append(pq_code)
+        if due is not None:
+            raise _without_embedding(where, due[0], due[1])
         for key, nlist, dimension, blob, pq_m, codebooks, rotation, stored in conn.execute(
-                f"SELECT key, nlist, dimension, centroids, {pq}, {sums[2]} FROM quantizers"):
+                "SELECT key, nlist, dimension, centroids, pq_m, codebooks, rotation, checksum "
+                "FROM quantizers"):
             verify(stored, f"the quantizer of {key!r}", quantizer_checksum, key, nlist,
                    dimension, blob, pq_m, codebooks, rotation)
             c.centroids[key] = np.frombuffer(blob, np.float32).reshape(nlist, dimension).copy()
@@ -410,6 +461,10 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
                     np.frombuffer(rotation, np.float32).reshape(dimension, dimension).copy())
         c.commits = stored_commits(conn)
     return c
+
+
+def _without_embedding(where: Path, doc_id: str, key: str) -> IndexDamagedError:
+    return damaged(where, f"the cluster of {key!r} of {doc_id!r}, a missing embedding,")
 
 
 def quantizer_checksum(key: str, nlist: int, dimension: int, centroids: bytes, pq_m: int,
@@ -430,15 +485,14 @@ def stored_terms(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list
                 f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
             found[doc_id].append(term)
         for doc_id, key, cluster in conn.execute(
-                f"SELECT id, key, cluster FROM embeddings WHERE id IN ({marks}) "
-                "AND cluster IS NOT NULL", chunk):
+                f"SELECT id, key, cluster FROM assignments WHERE id IN ({marks})", chunk):
             found[doc_id].append(cluster_term(key, cluster))
     return found
 
 
 def delete_documents(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
     rows = [(i,) for i in ids]
-    for table in ("documents", "terms", "embeddings"):
+    for table in ("documents", "terms", "embeddings", "assignments"):
         conn.executemany(f"DELETE FROM {table} WHERE id = ?", rows)
 
 
@@ -450,23 +504,34 @@ def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
                        document_checksum(d.id, d.rank, d.source_json, d.terms)) for d in docs])
     conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
                      [(d.id, t) for d in docs for t in d.terms])
-    rows = []
+    rows, assigned = [], []
     for d, c, p in zip(docs, clusters, codes, strict=True):
         for key, v in d.vectors.items():
-            blob, cluster, code = v.tobytes(), c.get(key), p.get(key)
-            rows.append((d.id, key, blob, cluster, code,
-                         embedding_checksum(d.id, key, blob, cluster, code)))
-    conn.executemany(
-        "INSERT INTO embeddings (id, key, vector, cluster, code, checksum) "
-        "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            blob = v.tobytes()
+            rows.append((d.id, key, blob, embedding_checksum(d.id, key, blob)))
+            cluster = c.get(key)
+            if cluster is not None:
+                code = p.get(key)
+                assigned.append((d.id, key, cluster, code,
+                                 assignment_checksum(d.id, key, cluster, code)))
+    conn.executemany("INSERT INTO embeddings (id, key, vector, checksum) VALUES (?, ?, ?, ?)",
+                     rows)
+    _insert_assignments(conn, assigned)
+
+
+def _insert_assignments(conn: sqlite3.Connection,
+                        rows: Iterable[tuple[str, str, int, bytes | None, int]]) -> None:
+    conn.executemany("INSERT INTO assignments (id, key, cluster, code, checksum) "
+                     "VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[np.float32],
-                    assignments: Iterable[tuple[int, bytes | None, str, bytes]],
+                    assignments: Iterable[tuple[str, int, bytes | None]],
                     product: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]
                     | None = None) -> None:
     """Store ``key``'s centroids, its PQ ``product`` (codebooks, rotation or None) if it
-    keeps codes, and every document's cluster and code ``(cluster, code, id, vector)``."""
+    keeps codes, and every document's cluster and code ``(id, cluster, code)``: rows of
+    ``assignments`` (the embeddings' rows, vectors and all, are not written again)."""
     codebooks, rotation = product if product is not None else (None, None)
     row = (key, centroids.shape[0], centroids.shape[1],
            np.ascontiguousarray(centroids, np.float32).tobytes(),
@@ -476,12 +541,11 @@ def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[n
     conn.execute("INSERT OR REPLACE INTO quantizers (key, nlist, dimension, centroids, pq_m, "
                  "codebooks, rotation, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                  (*row, quantizer_checksum(*row)))
-    # In id order, the table's key order: each page is changed once, not once per row
-    # (a third less written to the log at a million rows; sorting costs what it saves).
-    conn.executemany(
-        "UPDATE embeddings SET cluster = ?, code = ?, checksum = ? WHERE id = ? AND key = ?",
-        sorted(((c, code, embedding_checksum(i, key, vector, c, code), i, key)
-                for c, code, i, vector in assignments), key=itemgetter(3)))
+    conn.execute("DELETE FROM assignments WHERE key = ?", (key,))
+    # In id order, the table's key order: appended, each page written once.
+    _insert_assignments(conn, sorted(
+        ((i, key, c, code, assignment_checksum(i, key, c, code)) for i, c, code in assignments),
+        key=itemgetter(0)))
 
 
 # -- reads for fetch ---------------------------------------------------------------------------
@@ -493,27 +557,36 @@ def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
     verified against their checksums."""
     found: dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]] = {}
     sums: dict[str, int | None] = {}
-    doc_sum = "checksum" if "checksum" in _columns(conn, "documents") else "NULL"
-    emb_sum, code = (("checksum", "code") if "checksum" in _columns(conn, "embeddings")
-                     else ("NULL", "NULL"))
+    legacy = _legacy_columns(conn)
     with transaction(conn, write=False):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for doc_id, rank, source, stored in conn.execute(
-                    f"SELECT id, rank, source, {doc_sum} FROM documents WHERE id IN ({marks})",
+                    f"SELECT id, rank, source, checksum FROM documents WHERE id IN ({marks})",
                     chunk):
                 found[doc_id] = (rank, source, [], [])
                 sums[doc_id] = stored
             for doc_id, term in conn.execute(
                     f"SELECT id, term FROM terms WHERE id IN ({marks})", chunk):
                 _of(found, doc_id, where, "the terms")[2].append(term)
-            for doc_id, key, blob, cluster, pq_code, stored in conn.execute(
-                    f"SELECT id, key, vector, cluster, {code}, {emb_sum} FROM embeddings "
+            clusters: dict[tuple[str, str], int] = {}
+            for doc_id, key, cluster, pq_code, stored in conn.execute(
+                    "SELECT id, key, cluster, code, checksum FROM assignments "
+                    f"WHERE id IN ({marks})", chunk):
+                if stored is not None and stored != assignment_checksum(doc_id, key, cluster,
+                                                                        pq_code):
+                    raise damaged(where, f"the cluster of {key!r} of {doc_id!r}")
+                clusters[doc_id, key] = cluster
+            for doc_id, key, blob, old_cluster, old_code, stored in conn.execute(
+                    f"SELECT id, key, vector, {legacy}, checksum FROM embeddings "
                     f"WHERE id IN ({marks})", chunk):
                 if stored is not None and stored != embedding_checksum(doc_id, key, blob,
-                                                                       cluster, pq_code):
+                                                                       old_cluster, old_code):
                     raise damaged(where, f"embedding {key!r} of {doc_id!r}")
-                _of(found, doc_id, where, f"embedding {key!r}")[3].append((key, blob, cluster))
+                _of(found, doc_id, where, f"embedding {key!r}")[3].append(
+                    (key, blob, clusters.pop((doc_id, key), None)))
+            if clusters:
+                raise _without_embedding(where, *next(iter(clusters)))
     for doc_id, (rank, source, terms, _) in found.items():
         stored = sums[doc_id]
         if stored is not None and stored != document_checksum(doc_id, rank, source, terms):
@@ -553,8 +626,8 @@ def fetch_terms(conn: sqlite3.Connection, ids: Sequence[str], namespaces: Iterab
                 found.setdefault(doc_id, []).append(term)
             for key in keys:
                 for doc_id, cluster in conn.execute(
-                        f"SELECT id, cluster FROM embeddings WHERE key = ? AND id IN ({marks}) "
-                        "AND cluster IS NOT NULL", [key, *chunk]):
+                        f"SELECT id, cluster FROM assignments WHERE key = ? AND id IN ({marks})",
+                        [key, *chunk]):
                     found.setdefault(doc_id, []).append(cluster_term(key, cluster))
     return found
 

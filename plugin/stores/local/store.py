@@ -199,7 +199,7 @@ class LocalStore:
                     raise StoreError(f"{directory} is not an ebr local index: {e}") from None
                 try:
                     if not readonly:
-                        database.add_missing_columns(conn)
+                        database.upgrade(conn)
                     recorded = database.recorded_commits(directory)
                     schema = database.read_schema(conn, directory)
                     mapped, problem = (_mapped(directory, conn, schema) if snapshot
@@ -526,18 +526,17 @@ class LocalStore:
                 snap = self._snapshot
                 table = snap.tables[key]
                 clusters = assign(quantizer, table.matrix[: table.rows])
-                live, matrix = _live_rows(table)
+                live = table.row_of(to_array(table.present))
                 ids = [snap.ids[d] for d in table.docnums[live].tolist()]
-                vectors = (v.tobytes() for v in matrix)
                 coded = None
                 if product is None:
-                    rows = zip(clusters[live].tolist(), itertools.repeat(None), ids, vectors,
+                    rows = zip(ids, clusters[live].tolist(), itertools.repeat(None),
                                strict=False)
                 else:
                     codes, norms = _encode(product, table.matrix[: table.rows], clusters)
                     coded = (product, codes, norms)
-                    rows = zip(clusters[live].tolist(), (c.tobytes() for c in codes[live]),
-                               ids, vectors, strict=True)
+                    rows = zip(ids, clusters[live].tolist(), (c.tobytes() for c in codes[live]),
+                               strict=True)
                 database.write_quantizer(
                     self._conn, key, quantizer.centroids, rows,
                     None if product is None else (product.codebooks, product.rotation))

@@ -132,19 +132,21 @@ class VectorTable:
             docnums, matrix, clusters, codes, code_norms, nlist)
 
     def laid_out(self, docnums: DocNums, matrix: F32, clusters: I32, codes: U8,
-                 code_norms: F32, nlist: int) -> VectorTable:
+                 code_norms: F32, nlist: int, norms: F64 | None = None) -> VectorTable:
         """This table with all its rows replaced by these (in new arrays: older tables keep
         theirs), sorted by (cluster, document number) when ``nlist``, else by document
-        number; ``present`` and ``span`` stay."""
+        number; ``present`` and ``span`` stay.  ``norms``: the rows' lengths if known
+        (moved with their rows rather than computed again over the whole matrix)."""
         order = (np.lexsort((docnums, clusters)) if nlist
                  else np.argsort(docnums, kind="stable"))
         docnums, clusters = docnums[order], np.ascontiguousarray(clusters[order], np.int32)
         matrix = np.ascontiguousarray(matrix[order], np.float32)
+        norms = _norms(matrix) if norms is None else np.ascontiguousarray(norms[order])
         row_by_doc = np.full(self.span, -1, np.int32)
         row_by_doc[docnums] = np.arange(len(docnums), dtype=np.int32)
         starts = (np.searchsorted(clusters, np.arange(nlist + 1)).astype(np.int64) if nlist
                   else np.empty(0, np.int64))
-        return replace(self, rows=len(docnums), matrix=matrix, norms=_norms(matrix),
+        return replace(self, rows=len(docnums), matrix=matrix, norms=norms,
                        docnums=np.ascontiguousarray(docnums, np.uint32), clusters=clusters,
                        row_by_doc=row_by_doc,
                        codes=np.ascontiguousarray(codes[order], np.uint8),
@@ -196,7 +198,7 @@ class VectorTable:
         if codes is None or code_norms is None:
             codes, code_norms = np.empty((n, 0), np.uint8), np.empty(n, np.float32)
         return self.laid_out(self.docnums[:n], self.matrix[:n], clusters, codes, code_norms,
-                             nlist)
+                             nlist, self.norms[:n])
 
     def compacted(self, nlist: int) -> VectorTable:
         """This table as a reopen that rebuilds would lay it out: the tail sorted into the
@@ -211,7 +213,7 @@ class VectorTable:
         rows = self.row_of(to_array(self.present))
         return self.laid_out(self.docnums[:n][rows], self.matrix[:n][rows],
                              self.clusters[:n][rows], self.codes[:n][rows],
-                             self.code_norms[:n][rows], nlist)
+                             self.code_norms[:n][rows], nlist, self.norms[:n][rows])
 
     def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
         """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""

@@ -1,0 +1,122 @@
+"""The database's format: an index of format 1 (each embedding row holding its cluster and PQ
+code) is upgraded by its first writable open and then serves what it served before; a
+read-only open of one, and any format this ebr does not know, are clear errors; a writer
+killed while training writes the new assignments leaves the index as it was before."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from local_faults import CODED, SCHEMA, documents, served, stored_value
+
+from ebr.errors import StoreError
+from ebr.mappings import Schema
+from ebr.stores.local import LocalStore
+from ebr.stores.local.database import DB_FILE, embedding_checksum
+from ebr.stores.local.snapshot_file import SNAPSHOT_FILE
+
+WORKER = Path(__file__).with_name("local_training_worker.py")
+
+
+def as_format_1(path: Path, *, before_codes: bool = False) -> None:
+    """Rewrite a closed index as format 1 wrote it: each embedding row holding its cluster
+    and code under its checksum, no ``assignments``; ``before_codes``: with the first
+    release's tables (no code or PQ columns).  Its snapshot file goes, so the upgraded open
+    reads every row."""
+    conn = sqlite3.connect(path / DB_FILE)
+    try:
+        conn.execute("ALTER TABLE embeddings ADD COLUMN cluster INTEGER")
+        conn.execute("ALTER TABLE embeddings ADD COLUMN code BLOB")
+        rows = conn.execute("SELECT id, key, vector, a.cluster, a.code FROM embeddings "
+                            "LEFT JOIN assignments AS a USING (id, key)").fetchall()
+        conn.executemany(
+            "UPDATE embeddings SET cluster = ?, code = ?, checksum = ? WHERE id = ? AND key = ?",
+            [(c, code, embedding_checksum(i, k, v, c, code), i, k) for i, k, v, c, code in rows])
+        conn.execute("DROP TABLE assignments")
+        conn.execute("UPDATE meta SET value = '1' WHERE name = 'format'")
+        if before_codes:
+            for table, column in (("embeddings", "code"), ("quantizers", "pq_m"),
+                                  ("quantizers", "codebooks"), ("quantizers", "rotation")):
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.commit()
+    finally:
+        conn.close()
+    (path / SNAPSHOT_FILE).unlink()
+
+
+def stored_format(path: Path) -> str:
+    return str(stored_value(path, "SELECT value FROM meta WHERE name = 'format'"))
+
+
+@pytest.mark.parametrize(("schema", "before_codes"), [(CODED, False), (SCHEMA, True)],
+                         ids=["with-codes", "before-codes"])
+def test_a_format_1_index_is_upgraded_by_a_writable_open(
+        tmp_path: Path, schema: Schema, before_codes: bool) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, schema) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+    expected = served(path)
+    as_format_1(path, before_codes=before_codes)
+    with pytest.raises(StoreError, match="index format 1, written by an older ebr; open it "
+                                         "once for writing"):
+        LocalStore.open(path, readonly=True)
+    with LocalStore.open(path) as store:
+        assert store.snapshot_problem is not None  # rebuilt from the upgraded rows
+    assert stored_format(path) == "2"
+    assert served(path) == expected
+    LocalStore.check(path)  # every row verified against its checksum
+    with LocalStore.open(path) as store:  # and it takes writes and training as a new one
+        store.add(documents(30, start=290, seed=9))
+        store.train_quantizers(seed=5)
+    with LocalStore.open(path, readonly=True, snapshot=False) as rebuilt:
+        again = served(path)
+        assert again[0][0] == 320 and again != expected
+        assert rebuilt.stats().documents == 320
+    LocalStore.check(path)
+
+
+def test_a_format_this_ebr_does_not_know_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    LocalStore.create(path, SCHEMA).close()
+    conn = sqlite3.connect(path / DB_FILE)
+    conn.execute("UPDATE meta SET value = '3' WHERE name = 'format'")
+    conn.commit()
+    conn.close()
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match="index format '3'; this ebr reads format 2"):
+            LocalStore.open(path, readonly=readonly)
+
+
+def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, CODED) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+    expected = served(path)
+    worker = subprocess.Popen([sys.executable, str(WORKER), str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "paused"  # half the assignments written
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.kill()
+        worker.wait()
+        if worker.stdout is not None:
+            worker.stdout.close()
+    assert served(path) == expected  # the old training, whole (a mapped open)
+    with LocalStore.open(path, readonly=True, snapshot=False) as store:
+        assert store.stats().quantizers == {"e": 4}
+    LocalStore.check(path)
+    with LocalStore.open(path) as store:  # and training again works
+        store.train_quantizers(seed=4)
+    retrained = served(path)
+    assert retrained[0][0] == expected[0][0] and retrained != expected
+    LocalStore.check(path)
