@@ -46,6 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 from homedepot_baselines import baseline_runs, markdown_table, torch_threads  # noqa: E402
+from homedepot_cross_fit import cross_fitted_reranker  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
 from ebr.cli.main import cli  # noqa: E402
@@ -154,6 +155,10 @@ def main() -> None:
                     help="The k of each branch of the reranked path (BM25 top k or nn top k).")
     ap.add_argument("--candidates", type=int, default=600,
                     help="First-stage candidates the reranker reorders (and trains on).")
+    ap.add_argument("--reranker-training", choices=("cross-fit", "held-out"), default="cross-fit",
+                    help="The reranker's training queries: every train query, its candidates "
+                         "from a half-split encoder that did not train on it (cross-fit), or "
+                         "only those the model's training held out (held-out).")
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--latency-only", action="store_true",
@@ -180,7 +185,6 @@ def main() -> None:
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         return
     qrels = write_judged(data.qrels("validation"), work_dir / "judged.tsv")
-    write_judged(reranker_queries(data, args.model), work_dir / "train.tsv")
     match = f"(match {TEXT} $q :minimum-should-match 1 :k 1000)"
     hybrid = f"(or {match} (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
     paths = {"terms": match,
@@ -188,11 +192,18 @@ def main() -> None:
              "hybrid": hybrid,
              "pool": pool}  # last: ebr eval runs it again through the reranker
     started = time.perf_counter()
-    _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
-         "--candidates", str(args.candidates), "--model", str(args.model), "--output",
-         str(reranker), "--quiet")
-    print(f"reranker trained on the train queries the encoder held out in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
+    if args.reranker_training == "cross-fit":
+        with LocalStore.open(index, readonly=True) as store:
+            schema = store.schema
+        cross_fitted_reranker(data, args.model, schema, work_dir, pool, args.candidates,
+                              build_index).save(reranker)
+    else:
+        write_judged(reranker_queries(data, args.model), work_dir / "train.tsv")
+        _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
+             "--candidates", str(args.candidates), "--model", str(args.model), "--output",
+             str(reranker), "--quiet")
+    print(f"reranker trained ({args.reranker_training}) in {time.perf_counter() - started:.0f} s",
+          flush=True)
     started = time.perf_counter()
     _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
          "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),
