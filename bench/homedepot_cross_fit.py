@@ -129,5 +129,7 @@ def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Pa
             raise SystemExit(f"cross-fit: {index} gives features {feature_set.names}, "
                              f"the model's index {target.names}")
         groups.extend(found)
+    print(f"cross-fit: LambdaRank fitted on {len(groups):,} train queries "
+          f"({sum(len(g.grades) for g in groups):,} candidates)", flush=True)
     return fit_lambdarank(groups, target)
 

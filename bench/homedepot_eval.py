@@ -7,13 +7,17 @@ run, and the request API's latency per request.
    ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
    (``NLIST`` clusters, PQ codes of d/4 bytes) and an ``english``-analyzed title namespace;
    ``--work DIR`` keeps the index for the next run.
-2. ``ebr train-reranker`` trains LambdaRank on the train split's judged queries that the
-   encoder did not train on (the slice its training held out to stop early, by the trainer's own
-   split: :func:`reranker_queries`): the ``--candidates`` first-stage hits of the pool path
-   (BM25's top ``--pool`` or nn's top ``--pool``) for each query, as serving retrieves them.
-   On the queries the encoder trained on, its cosine ranks the relevant titles first almost
-   always (recall@100 0.999 against 0.76 on queries it never saw), so a reranker trained there
-   learns to trust the cosine alone and gains nothing from the other features.
+2. LambdaRank is trained on the train split's judged queries, on the ``--candidates``
+   first-stage hits of the pool path (BM25's top ``--pool`` or nn's top ``--pool``) for each
+   query, as serving retrieves them, from an encoder that did not train on the query: on the
+   queries an encoder trained on, its cosine ranks the relevant titles first almost always
+   (recall@100 0.999 against 0.76 on queries it never saw), so a reranker trained there learns
+   to trust the cosine alone and gains nothing from the other features.  By default every train
+   query, cross-fitted (``homedepot_cross_fit.py``: two encoders trained as the model was, each
+   on half the queries, retrieve the other half's candidates; kept in ``--work``);
+   ``--reranker-training held-out``: ``ebr train-reranker`` on the model's own held-out slice
+   (the queries its training held out to stop early, by the trainer's own split:
+   :func:`reranker_queries`).
 3. ``ebr eval`` runs the validation judgments (written as a judged TSV) through the paths:
    terms only (BM25 top 1000), nn only (top-K, IVF, ``--nprobe``), hybrid with a radius nn
    (``--radius``), the pool, and the pool reranked, with a radius sweep (``--sweep``); its
@@ -29,7 +33,8 @@ Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) an
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
         [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 300] [--candidates 600]
-        [--latency-queries 1000] [--no-baselines] [--latency-only [--reranker FILE]]
+        [--reranker-training cross-fit|held-out] [--latency-queries 1000] [--no-baselines]
+        [--latency-only [--reranker FILE]]
 """
 from __future__ import annotations
 
