@@ -7,13 +7,17 @@ run, and the request API's latency per request.
    ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
    (``NLIST`` clusters, PQ codes of d/4 bytes) and an ``english``-analyzed title namespace;
    ``--work DIR`` keeps the index for the next run.
-2. ``ebr train-reranker`` trains LambdaRank on the train split's judged queries that the
-   encoder did not train on (the slice its training held out to stop early, by the trainer's own
-   split: :func:`reranker_queries`): the ``--candidates`` first-stage hits of the pool path
-   (BM25's top ``--pool`` or nn's top ``--pool``) for each query, as serving retrieves them.
-   On the queries the encoder trained on, its cosine ranks the relevant titles first almost
-   always (recall@100 0.999 against 0.76 on queries it never saw), so a reranker trained there
-   learns to trust the cosine alone and gains nothing from the other features.
+2. LambdaRank is trained on the train split's judged queries, on the ``--candidates``
+   first-stage hits of the pool path (BM25's top ``--pool`` or nn's top ``--pool``) for each
+   query, as serving retrieves them, from an encoder that did not train on the query: on the
+   queries an encoder trained on, its cosine ranks the relevant titles first almost always
+   (recall@100 0.999 against 0.76 on queries it never saw), so a reranker trained there learns
+   to trust the cosine alone and gains nothing from the other features.  By default every train
+   query, cross-fitted (``homedepot_cross_fit.py``: two encoders trained as the model was, each
+   on half the queries, retrieve the other half's candidates; kept in ``--work``);
+   ``--reranker-training held-out``: ``ebr train-reranker`` on the model's own held-out slice
+   (the queries its training held out to stop early, by the trainer's own split:
+   :func:`reranker_queries`).
 3. ``ebr eval`` runs the validation judgments (written as a judged TSV) through the paths:
    terms only (BM25 top 1000), nn only (top-K, IVF, ``--nprobe``), hybrid with a radius nn
    (``--radius``), the pool, and the pool reranked, with a radius sweep (``--sweep``); its
@@ -29,7 +33,8 @@ Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) an
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
         [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 300] [--candidates 600]
-        [--latency-queries 1000] [--no-baselines] [--latency-only [--reranker FILE]]
+        [--reranker-training cross-fit|held-out] [--latency-queries 1000] [--no-baselines]
+        [--latency-only [--reranker FILE]]
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 from homedepot_baselines import baseline_runs, markdown_table, torch_threads  # noqa: E402
+from homedepot_cross_fit import cross_fitted_reranker  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
 from ebr.cli.main import cli  # noqa: E402
@@ -154,6 +160,10 @@ def main() -> None:
                     help="The k of each branch of the reranked path (BM25 top k or nn top k).")
     ap.add_argument("--candidates", type=int, default=600,
                     help="First-stage candidates the reranker reorders (and trains on).")
+    ap.add_argument("--reranker-training", choices=("cross-fit", "held-out"), default="cross-fit",
+                    help="The reranker's training queries: every train query, its candidates "
+                         "from a half-split encoder that did not train on it (cross-fit), or "
+                         "only those the model's training held out (held-out).")
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--latency-only", action="store_true",
@@ -180,7 +190,6 @@ def main() -> None:
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         return
     qrels = write_judged(data.qrels("validation"), work_dir / "judged.tsv")
-    write_judged(reranker_queries(data, args.model), work_dir / "train.tsv")
     match = f"(match {TEXT} $q :minimum-should-match 1 :k 1000)"
     hybrid = f"(or {match} (nn $key :radius {args.radius} :nprobe {args.nprobe}))"
     paths = {"terms": match,
@@ -188,11 +197,18 @@ def main() -> None:
              "hybrid": hybrid,
              "pool": pool}  # last: ebr eval runs it again through the reranker
     started = time.perf_counter()
-    _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
-         "--candidates", str(args.candidates), "--model", str(args.model), "--output",
-         str(reranker), "--quiet")
-    print(f"reranker trained on the train queries the encoder held out in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
+    if args.reranker_training == "cross-fit":
+        with LocalStore.open(index, readonly=True) as store:
+            schema = store.schema
+        cross_fitted_reranker(data, args.model, schema, work_dir, pool, args.candidates,
+                              build_index).save(reranker)
+    else:
+        write_judged(reranker_queries(data, args.model), work_dir / "train.tsv")
+        _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
+             "--candidates", str(args.candidates), "--model", str(args.model), "--output",
+             str(reranker), "--quiet")
+    print(f"reranker trained ({args.reranker_training}) in {time.perf_counter() - started:.0f} s",
+          flush=True)
     started = time.perf_counter()
     _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
          "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),

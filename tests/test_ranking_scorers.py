@@ -28,7 +28,7 @@ from ebr.ranking import (
     load_reranker,
     train_lambdarank,
 )
-from ebr.ranking.lambdarank import BIAS, LambdaRankSettings
+from ebr.ranking.lambdarank import BIAS, GradedFeatures, LambdaRankSettings, fit_lambdarank, graded_features
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import Hit, IndexDocument
 
@@ -226,3 +226,36 @@ def test_hits_are_never_lost_or_duplicated(store: LocalStore, trained: LambdaRan
     for reranker in (LinearReranker(), trained):
         assert sorted(r.hit.id for r in reranker.rerank(search.request, hits, store)) == sorted(
             h.id for h in hits)
+
+
+def test_features_of_another_models_index_train_the_same_scorer_once_renamed(
+        store: LocalStore, tmp_path: Path) -> None:
+    """Cross-fitting: the same vectors under another key (another model's index) give the
+    same features, which, renamed to this index's key, fit the very scorer this index trains."""
+    other_schema = Schema.create("other", SCHEMA.namespaces,
+                                 (EmbeddingKey("m2", DIM, CoarseQuantizerSpec(nlist=1)),))
+    other = LocalStore.create(tmp_path / "other", other_schema, synchronous="OFF")
+    other.set_quantizer("m2", np.ones((1, DIM), np.float32))
+    other.add([replace(d, embeddings={"m2": d.embeddings["m"]}) for d in documents()])
+    searches = [judged(store, seed) for seed in range(60)]
+    moved = []
+    for s in searches:
+        vectors = {"m2": s.request.vectors["m"]}
+        executable = plan(parse("(nn m2 :k 30)", other_schema), vectors, other.quantizers, other_schema)
+        moved.append(JudgedSearch(replace(s.request, vectors=vectors, plan=executable),
+                                  other.search(executable, vectors, size=30).hits, s.grades))
+    target = FeatureSet.for_schema(SCHEMA)
+    theirs = FeatureSet.for_schema(other_schema)
+    assert theirs != target and theirs.with_keys({"m2": "m"}) == target
+    assert theirs.with_keys({"m2": "m"}).fingerprint == target.fingerprint
+    fitted = fit_lambdarank(graded_features(moved, other, theirs), target)
+    assert fitted.model == train_lambdarank(searches, store).model
+    assert fitted.feature_set == target
+    other.close()
+
+
+def test_fitting_refuses_rows_of_another_width(store: LocalStore) -> None:
+    groups = list(graded_features([judged(store, 1007)], store))
+    narrow = [GradedFeatures(g.values[:, :-1], g.grades) for g in groups]
+    with pytest.raises(RerankerError, match=r"a training group has \d+ features for \d+ grades"):
+        fit_lambdarank(narrow, FeatureSet.for_schema(SCHEMA))

@@ -3,14 +3,18 @@ turn them into the final order (EBR §5, "a custom reranker adding cosine featur
 
 :class:`LinearReranker` needs no training; :func:`train_lambdarank` learns a
 :class:`LambdaRankReranker` from graded judgments (LightGBM: ``pip install 'ebr[rerank]'``),
-saved as a file and read back with :func:`load_reranker`."""
+saved as a file and read back with :func:`load_reranker`; :func:`fit_lambdarank` fits one to
+:func:`graded_features` computed on several indexes."""
 
 from ebr.ranking.feature_set import FeatureSet
 from ebr.ranking.features import Features, compute_features
 from ebr.ranking.lambdarank import (
+    GradedFeatures,
     JudgedSearch,
     LambdaRankReranker,
     LambdaRankSettings,
+    fit_lambdarank,
+    graded_features,
     load_reranker,
     train_lambdarank,
 )
@@ -23,6 +27,7 @@ __all__ = [
     "RERANKER_FILE",
     "FeatureSet",
     "Features",
+    "GradedFeatures",
     "JudgedSearch",
     "LambdaRankReranker",
     "LambdaRankSettings",
@@ -31,6 +36,8 @@ __all__ = [
     "RerankRequest",
     "Reranker",
     "compute_features",
+    "fit_lambdarank",
+    "graded_features",
     "load_reranker",
     "train_lambdarank",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ebr.errors import RerankerError
@@ -79,6 +80,14 @@ class FeatureSet:
     def for_schema(cls, schema: Schema) -> FeatureSet:
         return cls((*(cosine_feature(k.name) for k in schema.keys),
                     *(bm25_feature(n.name) for n in schema.namespaces), *COMMON))
+
+    def with_keys(self, renamed: Mapping[str, str]) -> FeatureSet:
+        """These features with embedding keys renamed (``old -> new``): what the features an
+        index of another model computes stand for on this model's index (a reranker
+        cross-fitted on held-out encoders' candidates, as ``bench/homedepot_eval.py`` does)."""
+        return FeatureSet(tuple(
+            cosine_feature(renamed.get(n.partition(":")[2], n.partition(":")[2]))
+            if family(n) == COSINE else n for n in self.names))
 
     @property
     def fingerprint(self) -> str:

@@ -154,12 +154,19 @@ def load_reranker(path: str | os.PathLike[str], schema: Schema | None = None) ->
     return LambdaRankReranker(content.model, content.feature_set)
 
 
-def train_lambdarank(searches: Iterable[JudgedSearch], store: Store,
-                     settings: LambdaRankSettings = LambdaRankSettings()) -> LambdaRankReranker:
-    """A LambdaRank scorer trained on ``searches``, their features computed on ``store``."""
-    lightgbm = _lightgbm()
-    feature_set = FeatureSet.for_schema(store.schema)
-    blocks, grades, sizes = [], [], []
+@dataclass(frozen=True)
+class GradedFeatures:
+    """One training group as LightGBM takes it: a search's feature rows and their grades."""
+
+    values: npt.NDArray[np.float64]
+    grades: npt.NDArray[np.float64]
+
+
+def graded_features(searches: Iterable[JudgedSearch], store: Store,
+                    feature_set: FeatureSet | None = None) -> Iterator[GradedFeatures]:
+    """The features of ``searches``' candidates computed on ``store``, graded (searches
+    without candidates are left out; a grade that is not a number >= 0 is refused)."""
+    names = feature_set or FeatureSet.for_schema(store.schema)
     for n, search in enumerate(searches, 1):
         if not search.hits:
             continue
@@ -167,9 +174,31 @@ def train_lambdarank(searches: Iterable[JudgedSearch], store: Store,
             if not (math.isfinite(grade) and grade >= 0):
                 raise RerankerError(f"search {n}: the grade of {doc_id!r} must be a number >= 0; "
                                     f"got {grade}")
-        blocks.append(compute_features(search.request, search.hits, store, feature_set).values)
-        grades.append(np.array([search.grades.get(h.id, 0.0) for h in search.hits], np.float64))
-        sizes.append(len(search.hits))
+        yield GradedFeatures(
+            compute_features(search.request, search.hits, store, names).values,
+            np.array([search.grades.get(h.id, 0.0) for h in search.hits], np.float64))
+
+
+def train_lambdarank(searches: Iterable[JudgedSearch], store: Store,
+                     settings: LambdaRankSettings = LambdaRankSettings()) -> LambdaRankReranker:
+    """A LambdaRank scorer trained on ``searches``, their features computed on ``store``."""
+    feature_set = FeatureSet.for_schema(store.schema)
+    return fit_lambdarank(graded_features(searches, store, feature_set), feature_set, settings)
+
+
+def fit_lambdarank(groups: Iterable[GradedFeatures], feature_set: FeatureSet,
+                   settings: LambdaRankSettings = LambdaRankSettings()) -> LambdaRankReranker:
+    """A LambdaRank scorer of ``feature_set`` fitted to graded feature rows (from
+    :func:`graded_features`, on one store or several whose features mean the same)."""
+    lightgbm = _lightgbm()
+    blocks, grades = [], []
+    for group in groups:
+        if group.values.shape != (len(group.grades), len(feature_set.names)):
+            raise RerankerError(f"a training group has {group.values.shape[1]} features for "
+                                f"{len(group.grades)} grades; {feature_set.fingerprint} has "
+                                f"{len(feature_set.names)}")
+        blocks.append(group.values)
+        grades.append(group.grades)
     if not any(len(np.unique(g)) > 1 for g in grades):
         raise RerankerError("no search has candidates of different grades: nothing to learn from")
     levels = np.unique(np.concatenate([[0.0], *grades]))
@@ -181,7 +210,8 @@ def train_lambdarank(searches: Iterable[JudgedSearch], store: Store,
         "feature_pre_filter": False, "seed": settings.seed, "deterministic": True,
         "num_threads": settings.threads, "verbose": -1,
     }
-    data = lightgbm.Dataset(np.concatenate(blocks), label=labels, group=sizes, params=params)
+    data = lightgbm.Dataset(np.concatenate(blocks), label=labels,
+                            group=[len(g) for g in grades], params=params)
     try:
         booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
     except lightgbm.basic.LightGBMError as e:

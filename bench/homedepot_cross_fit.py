@@ -1,0 +1,135 @@
+"""The Home Depot reranker's training set, cross-fitted over the whole train split.
+
+A reranker must learn from candidates whose features look as a new query's do: retrieved and
+scored by an encoder that never trained on the query (on the queries an encoder trained on,
+its cosine alone puts a relevant title in the top 100 for 0.999 of them, so a reranker trained
+there learns to trust the cosine and nothing else).  The model's own held-out slice (its
+``validation_fraction`` of the train split, 752 queries) is such a set, but small; a larger
+slice weakens the encoder.  Cross-fitting gives every train query such candidates: the train
+queries are split in two halves by a salted hash (independent of the encoders' own early-stopping
+split), an encoder with the model's own configuration and training settings is trained on each
+half, indexes the titles, and retrieves the other half's candidates.  Their features (that
+encoder's cosine standing for the model's) train the reranker the model serves with.
+
+Each half's model, index and graded features are kept under ``WORK/cross-fit/half<N>`` and
+reused by the next run (the features when they were computed for the same template and
+candidate count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from homedepot_baselines import torch_threads
+from homedepot_data import HomeDepot
+from homedepot_train import pairs
+
+from ebr.encoders.encoder_config import EncoderConfig
+from ebr.encoders.serving.model_directory import save_model_directory
+from ebr.encoders.serving.model_files import CONFIG_FILE, MODEL_FILE, read_model_info
+from ebr.encoders.serving.query_encoder import QueryEncoder
+from ebr.encoders.training.config import TrainConfig
+from ebr.encoders.training.data import prepare
+from ebr.encoders.training.trainer import train
+from ebr.evaluation.reranker_training import judged_searches
+from ebr.mappings import Schema
+from ebr.ranking.feature_set import FeatureSet
+from ebr.ranking.lambdarank import GradedFeatures, LambdaRankReranker, fit_lambdarank, graded_features
+from ebr.request import ModelEmbedder, Searcher
+from ebr.stores.local import LocalStore
+
+HALVES = 2
+#: Salts the hash of a query's half, so the halves cut across the encoders' own split.
+SALT = "xfit:"
+
+#: Builds (or reuses) a local index of the titles under a model: ``(model, work) -> index``.
+IndexBuilder = Callable[[HomeDepot, Path, Path], Path]
+
+
+def cross_fit_half(query: str) -> int:
+    """The half of the train split ``query`` belongs to (a fixed, salted hash of its text)."""
+    return zlib.crc32((SALT + query).encode("utf-8")) % HALVES
+
+
+def half_model(data: HomeDepot, model: Path, work: Path, half: int) -> Path:
+    """An encoder configured and trained as ``model`` was, on the train pairs of one half's
+    queries (reused when ``work`` holds it)."""
+    out = work / "model"
+    if (out / MODEL_FILE).exists():
+        print(f"cross-fit: reusing {out}")
+        return out
+    encoder = EncoderConfig.from_dict(json.loads((model / CONFIG_FILE).read_text(encoding="utf-8")))
+    config = TrainConfig.from_dict(read_model_info(model).training["config"])
+    corpus = [{"id": uid, "title": t} for uid, t in zip(data.product_ids, data.titles, strict=True)]
+    kept = [p for p in pairs(data, "train") if cross_fit_half(str(p.query["text"])) == half]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch, torch_threads(config.threads):
+        result = train(encoder, config, prepare(kept, config, None, corpus), scratch,
+                       progress=False, log=print)
+    save_model_directory(out, result.model, result.vocabulary, result.summary(config))
+    print(f"cross-fit: half {half}'s encoder trained on {len(kept):,} pairs in "
+          f"{(time.perf_counter() - started) / 60:.1f} min (best epoch {result.best_epoch})",
+          flush=True)
+    return out
+
+
+def half_features(data: HomeDepot, model: Path, index: Path, template: str, candidates: int,
+                  half: int, cache: Path) -> tuple[FeatureSet, list[GradedFeatures]]:
+    """The graded features of the candidates ``model`` retrieves on ``index`` for the train
+    queries outside ``half`` (read from ``cache`` when it was written for the same request)."""
+    stamp = hashlib.sha256(json.dumps([read_model_info(model).key, template, candidates]).encode())
+    path = cache / f"features-{stamp.hexdigest()[:12]}.npz"
+    with LocalStore.open(index, readonly=True) as store:
+        feature_set = FeatureSet.for_schema(store.schema)
+        if path.exists():
+            saved = np.load(path)
+            bounds = np.cumsum(saved["sizes"])[:-1]
+            return feature_set, [GradedFeatures(v, g) for v, g in zip(
+                np.split(saved["values"], bounds), np.split(saved["grades"], bounds), strict=True)]
+        qrels = {q: j for q, j in data.qrels("train").items() if cross_fit_half(q) != half}
+        started = time.perf_counter()
+        failed: dict[str, str] = {}
+        with torch_threads(1):
+            searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
+            searches = list(judged_searches(searcher, template, qrels, candidates=candidates,
+                                            failed=failed))
+            kept = [(q, s) for q, s in zip([q for q in qrels if q not in failed], searches,
+                                           strict=True) if s.hits]
+            groups = list(graded_features([s for _, s in kept], store, feature_set))
+    # The queries are kept for inspection (which groups came from which query), not read back.
+    np.savez(path, values=np.concatenate([g.values for g in groups]),
+             grades=np.concatenate([g.grades for g in groups]),
+             sizes=np.array([len(g.grades) for g in groups]), queries=np.array([q for q, _ in kept]))
+    print(f"cross-fit: half {half}'s encoder retrieved {len(groups):,} other-half queries' "
+          f"candidates in {time.perf_counter() - started:.0f} s", flush=True)
+    return feature_set, groups
+
+
+def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Path, template: str,
+                          candidates: int, build_index: IndexBuilder) -> LambdaRankReranker:
+    """LambdaRank for ``model``'s index (``schema``), trained on every train query's
+    candidates from the half-encoder that did not train on it."""
+    target = FeatureSet.for_schema(schema)
+    (key,) = (k.name for k in schema.keys)
+    groups: list[GradedFeatures] = []
+    for half in range(HALVES):
+        half_work = work / "cross-fit" / f"half{half}"
+        half_work.mkdir(parents=True, exist_ok=True)
+        encoder = half_model(data, model, half_work, half)
+        index = build_index(data, encoder, half_work)
+        feature_set, found = half_features(data, encoder, index, template, candidates, half, half_work)
+        if feature_set.with_keys({read_model_info(encoder).key: key}) != target:
+            raise SystemExit(f"cross-fit: {index} gives features {feature_set.names}, "
+                             f"the model's index {target.names}")
+        groups.extend(found)
+    print(f"cross-fit: LambdaRank fitted on {len(groups):,} train queries "
+          f"({sum(len(g.grades) for g in groups):,} candidates)", flush=True)
+    return fit_lambdarank(groups, target)
+

@@ -1,0 +1,95 @@
+"""bench/homedepot_cross_fit.py: every train query's candidates come from the half-encoder that
+did not train on it, and train a reranker for the model's own index."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the cross-fit trains encoders: pip install 'ebr[encoders]'")
+pytest.importorskip("lightgbm", reason="the reranker is LightGBM's: pip install 'ebr[rerank]'")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import homedepot_cross_fit  # noqa: E402
+import homedepot_eval  # noqa: E402
+import homedepot_train  # noqa: E402
+from homedepot_data import HomeDepot  # noqa: E402
+
+from ebr.encoders.serving.model_directory import save_model_directory  # noqa: E402
+from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
+from ebr.encoders.training.data import in_validation, prepare  # noqa: E402
+from ebr.encoders.training.trainer import train  # noqa: E402
+from ebr.ranking.feature_set import FeatureSet  # noqa: E402
+from ebr.stores.local import LocalStore  # noqa: E402
+
+TOOLS = ("drill", "saw", "hammer", "ladder", "paint")
+TITLES = 300
+
+
+def _data() -> HomeDepot:
+    ids = tuple(str(1000 + i) for i in range(TITLES))  # PQ codes train on >= 256 vectors
+    titles = tuple(f"{TOOLS[i % 5]} model {i} {'cordless' if i % 2 else 'steel'}"
+                   for i in range(TITLES))
+    judgments = {f"{TOOLS[q % 5]} {q}": {ids[q]: 3.0, ids[q + 5]: 2.0, ids[q + 1]: 1.0}
+                 for q in range(160)}
+    return HomeDepot(ids, titles, judgments)
+
+
+def _model(data: HomeDepot, where: Path) -> Path:
+    """A tiny model trained as homedepot_train.py trains one."""
+    config = homedepot_train.train_config("default", 1, 1, {"batch_size": 32})
+    corpus = [{"id": u, "title": t} for u, t in zip(data.product_ids, data.titles, strict=True)]
+    training = prepare(homedepot_train.pairs(data, "train"), config, None, corpus)
+    result = train(homedepot_train.encoder_config("default", 16, 2**10), config, training,
+                   where / "scratch")
+    save_model_directory(where / "main", result.model, result.vocabulary, result.summary(config))
+    return where / "main"
+
+
+def test_the_halves_cut_across_the_encoders_own_split() -> None:
+    queries = [f"query {i}" for i in range(4000)]
+    held_out = [q for q in queries if in_validation({"text": q}, 0.1)]
+    halves = [homedepot_cross_fit.cross_fit_half(q) for q in held_out]
+    assert set(halves) == {0, 1}
+    assert 0.4 < np.mean(halves) < 0.6
+    assert 0.45 < np.mean([homedepot_cross_fit.cross_fit_half(q) for q in queries]) < 0.55
+
+
+def test_every_train_query_is_judged_by_the_half_that_did_not_train_on_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(homedepot_eval, "NLIST", 2)
+    data = _data()
+    model = _model(data, tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    index = homedepot_eval.build_index(data, model, work)
+    with LocalStore.open(index, readonly=True) as store:
+        schema = store.schema
+    template = "(or (match title $q :minimum-should-match 1 :k 10) (nn $key :k 10 :nprobe 2))"
+    reranker = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 20,
+                                                         homedepot_eval.build_index)
+    assert reranker.feature_set == FeatureSet.for_schema(schema)
+
+    train_queries = set(data.qrels("train"))
+    judged: list[set[str]] = []
+    keys = {read_model_info(model).key}
+    for half in (0, 1):
+        half_work = work / "cross-fit" / f"half{half}"
+        keys.add(read_model_info(half_work / "model").key)
+        (features,) = half_work.glob("features-*.npz")
+        queries = {str(q) for q in np.load(features)["queries"]}
+        assert queries == {q for q in train_queries if homedepot_cross_fit.cross_fit_half(q) != half}
+        judged.append(queries)
+    assert judged[0] | judged[1] == train_queries and not judged[0] & judged[1]
+    assert len(keys) == 3  # two half encoders, each another model than the main one
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second run retrained an encoder")
+
+    monkeypatch.setattr(homedepot_cross_fit, "train", no_training)
+    again = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 20,
+                                                      homedepot_eval.build_index)
+    assert again.model == reranker.model
