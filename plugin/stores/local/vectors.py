@@ -215,14 +215,13 @@ class VectorTable:
 
     def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
         """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""
-        limit = len(self.starts) - 1
-        slices = [(int(self.starts[c]), int(self.starts[c + 1])) for c in probes
-                  if 0 <= c < limit]
+        wanted = known_clusters(self, probes)
+        starts, ends = self.starts[wanted].tolist(), self.starts[wanted + 1].tolist()
         tail = np.empty(0, np.int64)
         if self.rows > self.body:
             found = np.isin(self.clusters[self.body:self.rows], probes)
             tail = np.flatnonzero(found).astype(np.int64) + self.body
-        return [(a, b) for a, b in slices if b > a], tail
+        return [(a, b) for a, b in zip(starts, ends, strict=True) if b > a], tail
 
     def row_of(self, docnums: DocNums) -> Rows:
         """The rows of documents known to be ``present``."""
@@ -379,6 +378,16 @@ class QueryDistances:
             return np.ones(len(rows), np.bool_)
         docs = t.docnums[rows]
         return np.isin(docs, to_array(from_array(docs) & allowed))
+
+
+def known_clusters(table: VectorTable, probes: tuple[int, ...]) -> Rows:
+    """``probes`` as an array, without any cluster the table's layout does not have (a plan
+    made with another quantizer): ``starts[c]`` and ``starts[c + 1]`` bound each one's rows."""
+    wanted = np.array(probes, np.int64)
+    limit = len(table.starts) - 1
+    if probes and (min(probes) < 0 or max(probes) >= limit):
+        wanted = wanted[(wanted >= 0) & (wanted < limit)]
+    return wanted
 
 
 def slice_rows(slices: list[tuple[int, int]]) -> Rows:
