@@ -29,8 +29,10 @@ rows past its end into the same buffer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 import faiss
@@ -151,6 +153,13 @@ class VectorTable:
                        code_norms=np.ascontiguousarray(code_norms[order], np.float32),
                        body=len(docnums) if nlist else 0, starts=starts)
 
+    @cached_property
+    def norm_range(self) -> tuple[float, float]:
+        """The smallest and largest length of the table's rows (1, 1 when it has none):
+        worked out once per table, whose rows never change."""
+        norms = self.norms[:self.rows]
+        return (float(norms.min()), float(norms.max())) if len(norms) else (1.0, 1.0)
+
     @property
     def coded(self) -> bool:
         """Whether rows carry PQ codes."""
@@ -235,7 +244,7 @@ class QueryDistances:
         self.table = table
         self.q32 = np.ascontiguousarray(query, dtype=np.float32)
         self.q64 = self.q32.astype(np.float64)
-        self.qnorm = float(np.linalg.norm(self.q64))
+        self.qnorm = math.sqrt(self.q64.dot(self.q64))  # np.linalg.norm's steps, fewer calls
         self.margin = margin(table.dimension)
         self.verified = 0  # distances computed so far (the query's "candidates verified")
 
@@ -280,24 +289,34 @@ class QueryDistances:
 
     def scan_near(self, slices: list[tuple[int, int]], tail: Rows,
                   limit: float) -> tuple[Rows, F64]:
-        """:meth:`scan`'s rows and distances, only those at most ``limit`` (the row numbers
-        worked out for those alone)."""
-        dist = self._scanned(slices, tail)
-        at = np.flatnonzero(dist <= limit)
-        if not len(at):
-            return np.empty(0, np.int64), dist[at]
-        bounds = np.array(slices, np.int64).reshape(-1, 2)
-        ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
-        which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
-        rows = np.empty(len(at), np.int64)
-        body = which < len(bounds)
-        shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
-        rows[body] = at[body] + shift[which[body]]
-        if not body.all():
-            rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
-        return rows, dist[at]
+        """:meth:`scan`'s rows and distances, only those at most ``limit``.
+
+        A row's screen distance ``1 - dot / (|q| |d|)`` is at most ``limit`` only if its
+        float32 ``dot`` is at least ``(1 - limit) |q| |d|``, so only if it is at least
+        ``(1 - limit) |q|`` times the smallest row length in the table (the largest when
+        ``1 - limit`` is negative); lowered by 1e-6 in cosine, far more than the roundings of
+        the screen's float64 steps.  The rows and their screen distances are worked out for
+        the rows past that bound alone, by :meth:`screen`'s formula: the same values and
+        rows as screening them all."""
+        dots = self._scanned_dots(slices, tail)
+        shortest, longest = self.table.norm_range
+        cosine = 1.0 - limit - 1e-6
+        bound = cosine * self.qnorm * (shortest if cosine >= 0 else longest)
+        # compared in float32: the bound rounded down, never past a row that may be near
+        at = np.flatnonzero(dots >= np.nextafter(np.float32(bound), np.float32(-np.inf)))
+        rows = slice_positions(slices, tail, at)
+        dist = 1.0 - dots[at] / (self.qnorm * self.table.norms[rows])
+        keep = dist <= limit
+        return rows[keep], dist[keep]
 
     def _scanned(self, slices: list[tuple[int, int]], tail: Rows) -> F64:
+        t = self.table
+        dots = self._scanned_dots(slices, tail)
+        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
+        return 1.0 - dots / (self.qnorm * norms)
+
+    def _scanned_dots(self, slices: list[tuple[int, int]], tail: Rows) -> F32:
+        """The query's float32 inner products with the rows of ``slices``, then ``tail``."""
         t = self.table
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
         at = 0
@@ -307,8 +326,7 @@ class QueryDistances:
         if len(tail):
             self._dots(dots[at:], t.matrix.take(tail, axis=0))
         self.verified += len(dots)
-        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
-        return 1.0 - dots / (self.qnorm * norms)
+        return dots
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do."""
@@ -388,6 +406,23 @@ def known_clusters(table: VectorTable, probes: tuple[int, ...]) -> Rows:
     if probes and (min(probes) < 0 or max(probes) >= limit):
         wanted = wanted[(wanted >= 0) & (wanted < limit)]
     return wanted
+
+
+def slice_positions(slices: list[tuple[int, int]], tail: Rows, at: Rows) -> Rows:
+    """The rows at positions ``at`` (ascending) of ``slices`` followed by ``tail``, as
+    :meth:`QueryDistances.scan` lists them, worked out for those positions alone."""
+    if not len(at):
+        return np.empty(0, np.int64)
+    bounds = np.array(slices, np.int64).reshape(-1, 2)
+    ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
+    which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
+    rows = np.empty(len(at), np.int64)
+    body = which < len(bounds)
+    shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
+    rows[body] = at[body] + shift[which[body]]
+    if not body.all():
+        rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
+    return rows
 
 
 def slice_rows(slices: list[tuple[int, int]]) -> Rows:
