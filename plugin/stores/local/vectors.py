@@ -251,12 +251,27 @@ class QueryDistances:
     def screen(self, rows: Rows) -> F64:
         """Float32 distances (within :attr:`margin` of the float64 ones), a block of rows
         at a time: gathered, then Faiss's inner-product kernel (:meth:`_dots`)."""
+        return 1.0 - self._gathered_dots(rows) / (self.qnorm * self.table.norms[rows])
+
+    def _gathered_dots(self, rows: Rows) -> F32:
+        """The query's float32 inner products with ``rows``, gathered a block at a time."""
         self.verified += len(rows)
-        t = self.table
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            self._dots(dots[start:], t.matrix.take(rows[start:start + BLOCK], axis=0))
-        return 1.0 - dots / (self.qnorm * t.norms[rows])
+            self._dots(dots[start:], self.table.matrix.take(rows[start:start + BLOCK], axis=0))
+        return dots
+
+    def _near_bound(self, limit: float) -> np.float32:
+        """A float32 bound below which a row's float32 inner product puts its screen distance
+        past ``limit``: a row's screen distance ``1 - dot / (|q| |d|)`` is at most ``limit``
+        only if ``dot`` is at least ``(1 - limit) |q| |d|``, so only if it is at least
+        ``(1 - limit) |q|`` times the smallest row length in the table (the largest when
+        ``1 - limit`` is negative); lowered by 1e-6 in cosine, far more than the roundings of
+        the screen's float64 steps, and rounded down to float32 (what it is compared in)."""
+        shortest, longest = self.table.norm_range
+        cosine = 1.0 - limit - 1e-6
+        bound = cosine * self.qnorm * (shortest if cosine >= 0 else longest)
+        return np.nextafter(np.float32(bound), np.float32(-np.inf))
 
     def _dots(self, out: F32, matrix: F32) -> None:
         """``out[:len(matrix)]`` = the query's inner products with the rows of contiguous
@@ -289,21 +304,11 @@ class QueryDistances:
 
     def scan_near(self, slices: list[tuple[int, int]], tail: Rows,
                   limit: float) -> tuple[Rows, F64]:
-        """:meth:`scan`'s rows and distances, only those at most ``limit``.
-
-        A row's screen distance ``1 - dot / (|q| |d|)`` is at most ``limit`` only if its
-        float32 ``dot`` is at least ``(1 - limit) |q| |d|``, so only if it is at least
-        ``(1 - limit) |q|`` times the smallest row length in the table (the largest when
-        ``1 - limit`` is negative); lowered by 1e-6 in cosine, far more than the roundings of
-        the screen's float64 steps.  The rows and their screen distances are worked out for
-        the rows past that bound alone, by :meth:`screen`'s formula: the same values and
-        rows as screening them all."""
+        """:meth:`scan`'s rows and distances, only those at most ``limit``: worked out, by
+        :meth:`screen`'s formula, only for the rows past :meth:`_near_bound` (the same rows
+        and values as screening them all)."""
         dots = self._scanned_dots(slices, tail)
-        shortest, longest = self.table.norm_range
-        cosine = 1.0 - limit - 1e-6
-        bound = cosine * self.qnorm * (shortest if cosine >= 0 else longest)
-        # compared in float32: the bound rounded down, never past a row that may be near
-        at = np.flatnonzero(dots >= np.nextafter(np.float32(bound), np.float32(-np.inf)))
+        at = np.flatnonzero(dots >= self._near_bound(limit))
         rows = slice_positions(slices, tail, at)
         dist = 1.0 - dots[at] / (self.qnorm * self.table.norms[rows])
         keep = dist <= limit
@@ -329,8 +334,17 @@ class QueryDistances:
         return dots
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
-        """Which ``rows`` lie within ``radius``, and the distances of those that do."""
-        return self.decide(rows, self.screen(rows), radius)
+        """Which ``rows`` lie within ``radius``, and the distances of those that do: decided
+        (:meth:`decide`) among the rows past :meth:`_near_bound` of the radius plus the
+        margin alone (the rest are neither within nor close to it)."""
+        dots = self._gathered_dots(rows)
+        at = np.flatnonzero(dots >= self._near_bound(radius + self.margin))
+        near = rows[at]
+        inside, exact = self.decide(near, 1.0 - dots[at] / (self.qnorm * self.table.norms[near]),
+                                    radius)
+        found = np.zeros(len(rows), np.bool_)
+        found[at[inside]] = True
+        return found, exact
 
     def decide(self, rows: Rows, dist: F64, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """:meth:`within` given the rows' float32 distances ``dist``."""
