@@ -356,8 +356,22 @@ class QueryDistances:
 
     def nearest(self, rows: Rows, k: int, id_of: Callable[[int], str]) -> tuple[Rows, F64]:
         """The ``k`` rows nearest by (distance, id) — the reference's order — and their
-        distances.  ``id_of`` gives a row's document id."""
-        return self.rank(rows, self.screen(rows), k, id_of)
+        distances.  ``id_of`` gives a row's document id.
+
+        Only the rows that may rank get the float64 screen: the ``k`` rows of the largest
+        float32 inner products are within ``1 - D / (|q| |d|)`` of the query, ``D`` the
+        ``k``-th largest (``|d|`` the table's longest row length, its shortest when ``D`` is
+        negative), so the ``k``-th distance is at most that, and a row further than it plus
+        twice the margin cannot rank (:meth:`rank`): those past :meth:`_near_bound` of it
+        are all the rows :meth:`rank` would look at, and it decides as over every row."""
+        dots = self._gathered_dots(rows)
+        if len(rows) > k:
+            kth = float(np.partition(dots, len(dots) - k)[len(dots) - k])  # k-th largest
+            shortest, longest = self.table.norm_range
+            farthest = 1.0 - kth / (self.qnorm * (longest if kth >= 0 else shortest))
+            at = np.flatnonzero(dots >= self._near_bound(farthest + 2 * self.margin))
+            rows, dots = rows[at], dots[at]
+        return self.rank(rows, 1.0 - dots / (self.qnorm * self.table.norms[rows]), k, id_of)
 
     def rank(self, rows: Rows, dist: F64, k: int,
              id_of: Callable[[int], str]) -> tuple[Rows, F64]:
