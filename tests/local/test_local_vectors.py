@@ -137,11 +137,13 @@ def test_nearest_admitted_is_the_nearest_among_the_admitted() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_near_bound_leaves_out_only_rows_that_cannot_count(seed: int) -> None:
+def test_the_near_bound_leaves_out_only_rows_that_cannot_count(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """``within``, ``nearest`` and ``scan_near`` screen only the rows past a bound on the
     float32 inner product; they decide as screening every row does, on small integer vectors
     (distances tie with the cut-off), scaled copies (row lengths from 0.01 to 1000), opposite
     vectors (negative cosines) and radii from 0 to past 1."""
+    monkeypatch.setattr(vectors, "NEAR_BOUND_ROWS", 1)  # the bound however few the rows
     rng = np.random.default_rng(seed)
     base = rng.integers(-3, 4, (60, 6)).astype(np.float32)
     base[np.abs(base).sum(axis=1) == 0, 0] = 1  # no zero vectors

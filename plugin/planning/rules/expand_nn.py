@@ -72,7 +72,7 @@ def probe_split(key: str, candidates: Node | None) -> tuple[tuple[int, ...],
     parts = candidates.operands if type(candidates) is And else (candidates,)
     for i, part in enumerate(parts):
         terms = part.operands if type(part) is Or else (part,)
-        if all([type(t) is Term and t.namespace == ns for t in terms]):  # type: ignore[attr-defined]
+        if all([type(t) is Term and t.namespace == ns for t in terms]):
             values = [t.value for t in terms]  # type: ignore[attr-defined]
             # Every value non-empty, and all of them ASCII digits: one check on the joined text
             # (the stores run this on every search, with nprobe terms).

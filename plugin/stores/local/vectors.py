@@ -53,6 +53,10 @@ I32 = npt.NDArray[np.int32]
 _U32 = 2.0 ** -24
 #: Rows per block in the float32 screen: bounds the gathered copy to a few MB.
 BLOCK = 16384
+#: Gathered rows from which :meth:`QueryDistances.within` and :meth:`QueryDistances.nearest`
+#: screen only those past :meth:`QueryDistances._near_bound`: below it the bound's own NumPy
+#: steps cost more than screening every row.
+NEAR_BOUND_ROWS = 1024
 
 
 def margin(dimension: int) -> float:
@@ -271,7 +275,8 @@ class QueryDistances:
         shortest, longest = self.table.norm_range
         cosine = 1.0 - limit - 1e-6
         bound = cosine * self.qnorm * (shortest if cosine >= 0 else longest)
-        return np.nextafter(np.float32(bound), np.float32(-np.inf))
+        below: np.float32 = np.nextafter(np.float32(bound), np.float32(-np.inf))
+        return below
 
     def _dots(self, out: F32, matrix: F32) -> None:
         """``out[:len(matrix)]`` = the query's inner products with the rows of contiguous
@@ -336,7 +341,10 @@ class QueryDistances:
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """Which ``rows`` lie within ``radius``, and the distances of those that do: decided
         (:meth:`decide`) among the rows past :meth:`_near_bound` of the radius plus the
-        margin alone (the rest are neither within nor close to it)."""
+        margin alone (the rest are neither within nor close to it), from
+        :data:`NEAR_BOUND_ROWS` rows."""
+        if len(rows) < NEAR_BOUND_ROWS:
+            return self.decide(rows, self.screen(rows), radius)
         dots = self._gathered_dots(rows)
         at = np.flatnonzero(dots >= self._near_bound(radius + self.margin))
         near = rows[at]
@@ -358,14 +366,15 @@ class QueryDistances:
         """The ``k`` rows nearest by (distance, id) — the reference's order — and their
         distances.  ``id_of`` gives a row's document id.
 
-        Only the rows that may rank get the float64 screen: the ``k`` rows of the largest
-        float32 inner products are within ``1 - D / (|q| |d|)`` of the query, ``D`` the
-        ``k``-th largest (``|d|`` the table's longest row length, its shortest when ``D`` is
-        negative), so the ``k``-th distance is at most that, and a row further than it plus
-        twice the margin cannot rank (:meth:`rank`): those past :meth:`_near_bound` of it
-        are all the rows :meth:`rank` would look at, and it decides as over every row."""
+        From :data:`NEAR_BOUND_ROWS` rows, only those that may rank get the float64 screen:
+        the ``k`` rows of the largest float32 inner products are within ``1 - D / (|q| |d|)``
+        of the query, ``D`` the ``k``-th largest (``|d|`` the table's longest row length, its
+        shortest when ``D`` is negative), so the ``k``-th distance is at most that, and a row
+        further than it plus twice the margin cannot rank (:meth:`rank`): those past
+        :meth:`_near_bound` of it are all the rows :meth:`rank` would look at, and it decides
+        as over every row."""
         dots = self._gathered_dots(rows)
-        if len(rows) > k:
+        if len(rows) > max(k, NEAR_BOUND_ROWS - 1):
             kth = float(np.partition(dots, len(dots) - k)[len(dots) - k])  # k-th largest
             shortest, longest = self.table.norm_range
             farthest = 1.0 - kth / (self.qnorm * (longest if kth >= 0 else shortest))
