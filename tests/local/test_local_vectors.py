@@ -134,3 +134,42 @@ def test_nearest_admitted_is_the_nearest_among_the_admitted() -> None:
             assert got is not None
             want = sorted((truth[table.docnums[r]], ids[table.docnums[r]], r) for r in pool)[:k]
             assert sorted(got[0].tolist()) == sorted(r for _, _, r in want), (share, k)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_near_bound_leaves_out_only_rows_that_cannot_count(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``within``, ``nearest`` and ``scan_near`` screen only the rows past a bound on the
+    float32 inner product; they decide as screening every row does, on small integer vectors
+    (distances tie with the cut-off), scaled copies (row lengths from 0.01 to 1000), opposite
+    vectors (negative cosines) and radii from 0 to past 1."""
+    monkeypatch.setattr(vectors, "NEAR_BOUND_ROWS", 1)  # the bound however few the rows
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-3, 4, (60, 6)).astype(np.float32)
+    base[np.abs(base).sum(axis=1) == 0, 0] = 1  # no zero vectors
+    matrix = np.concatenate([base, base * 1000, base * 0.01, -base])
+    n = len(matrix)
+    clusters = rng.integers(0, 4, n).astype(np.int32)
+    table = VectorTable.empty(6).appended(np.arange(n, dtype=np.uint32), matrix,
+                                          clusters).with_clusters(clusters, 4)
+    q = base[rng.integers(0, 60)] + (rng.integers(-1, 2, 6) if seed % 2 else 0)
+    q = (q if np.abs(q).sum() else base[0]).astype(np.float32)
+    rows = np.sort(rng.choice(n, 150, replace=False)).astype(np.int64)
+    ids = [f"id{r:03d}" for r in range(n)]
+    every = QueryDistances(table, q)
+    screened = every.screen(rows)
+    for radius in (0.0, 0.05, 0.2, 0.5, 1.0, 1.3, 2.0):
+        inside, exact = QueryDistances(table, q).within(rows, radius)
+        want_inside, want_exact = every.decide(rows, screened, radius)
+        assert inside.tolist() == want_inside.tolist() and exact.tolist() == want_exact.tolist()
+        slices, tail = table.probed((0, 2, 3))
+        all_rows, all_dist = QueryDistances(table, q).scan(slices, tail)
+        near, near_dist = QueryDistances(table, q).scan_near(slices, tail, radius)
+        keep = all_dist <= radius
+        assert near.tolist() == all_rows[keep].tolist()
+        assert near_dist.tolist() == all_dist[keep].tolist()
+    for k in (1, 3, 10, 40, 149, 150, 200):
+        got_rows, got = QueryDistances(table, q).nearest(rows, k, ids.__getitem__)
+        want_rows, want = every.rank(rows, screened, k, ids.__getitem__)
+        assert sorted(got_rows.tolist()) == sorted(want_rows.tolist()), k
+        assert sorted(got.tolist()) == sorted(want.tolist()), k

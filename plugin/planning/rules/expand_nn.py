@@ -69,13 +69,16 @@ def probe_split(key: str, candidates: Node | None) -> tuple[tuple[int, ...],
     if candidates is None:
         return None
     ns = cluster_namespace(key)
-    parts = candidates.operands if isinstance(candidates, And) else (candidates,)
+    parts = candidates.operands if type(candidates) is And else (candidates,)
     for i, part in enumerate(parts):
-        terms = part.operands if isinstance(part, Or) else (part,)
-        if all(isinstance(t, Term) and t.namespace == ns
-                and t.value.isascii() and t.value.isdigit() for t in terms):
-            return (tuple(int(t.value) for t in terms),  # type: ignore[attr-defined]
-                    parts[:i] + parts[i + 1:])
+        terms = part.operands if type(part) is Or else (part,)
+        if all([type(t) is Term and t.namespace == ns for t in terms]):
+            values = [t.value for t in terms]  # type: ignore[attr-defined]
+            # Every value non-empty, and all of them ASCII digits: one check on the joined text
+            # (the stores run this on every search, with nprobe terms).
+            joined = "".join(values)
+            if all(values) and joined.isascii() and joined.isdigit():
+                return tuple(map(int, values)), parts[:i] + parts[i + 1:]
     return None
 
 

@@ -25,7 +25,9 @@ Probing a tight constraint loses recall: the admitted documents in the nearest c
 are few, the rest of the probed clusters' are far.  The probed clusters hold about
 ``admitted * nprobe / nlist`` admitted documents, so the default threshold (5,000) leaves
 about 80 of them at nlist 1000 and nprobe 16, whatever the index's size: top-10 recall
-0.996 on ``bench/local_store.py``'s data, against 0.97 at 2,000.
+0.996 on ``bench/local_store.py``'s data, against 0.97 at 2,000; on
+``bench/embedded_peers.py``'s hybrid top-10 at 1M, 0.994 against 0.985 at 3,000, 0.976 at
+2,000 and 0.936 always probing, so 5,000 is the lowest that keeps 0.99.
 
 Compressed verification: when the key keeps PQ codes (:mod:`ebr.quantization.product`), a probing
 ``within`` (one whose candidates name probe clusters) and a probing top-K first score their
@@ -73,6 +75,10 @@ REFINE_EXTRA = 32
 #: What computing the distance of a row gathered from anywhere costs, in rows scanned in
 #: place (a cluster of the layout): 5 to 9 for 16k random rows among 1M at 128 dimensions
 #: on a loaded machine; set low, as the bitmap read does less work per row in Python.
+#: Checked on ``bench/embedded_peers.py``'s hybrid radius at 1M (nprobe 16, both reads of
+#: each query timed in turn): the bitmap read was the faster at every share measured, 0.3x
+#: to 0.8x of the scan's time up to the most popular location's 20%, so scanning from a
+#: quarter on is on the safe side.
 GATHER_COST = 4
 
 

@@ -28,6 +28,7 @@ from ebr.query.nodes import (
     Difference,
     Match,
     Node,
+    Or,
     Within,
     branch_order,
     holders,
@@ -101,26 +102,36 @@ def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> 
     total = np.zeros(len(docs), np.float64)
     scoring = holders(plan, is_scoring)
 
-    def visit(node: Node, mask: Bits) -> None:
+    def visit(node: Node, mask: Bits, whole: bool) -> None:
+        """Add ``node``'s scores to the documents of ``mask``; ``whole``: ``mask`` is all of
+        ``docs`` (then no look-ups are needed to place them)."""
         if id(node) not in scoring or not mask:
             return
-        if isinstance(node, NN | Within):
+        if type(node) is NN or type(node) is Within:
             match = ex.match(node)
-            members = to_array(mask)  # mask lies inside the clause's own matches
+            if whole and len(match.docs) == len(docs):  # mask lies inside them: the same
+                total[:] += clause_score(match.distances, match.topk)
+                return
+            members = docs if whole else to_array(mask)  # inside the clause's own matches
             distances = match.distances[np.searchsorted(match.docs, members)]
-            total[np.searchsorted(docs, members)] += clause_score(distances, match.topk)
+            at = slice(None) if whole else np.searchsorted(docs, members)
+            total[at] += clause_score(distances, match.topk)
             return
-        if isinstance(node, Match):
+        if type(node) is Match:
             text = ex.text(node)
-            members = to_array(mask)
-            total[np.searchsorted(docs, members)] += text.scores[
-                np.searchsorted(text.docs, members)]
+            members = docs if whole else to_array(mask)
+            at = slice(None) if whole else np.searchsorted(docs, members)
+            total[at] += text.scores[np.searchsorted(text.docs, members)]
             return
-        children = node.children[:1] if isinstance(node, Difference) else node.children
-        for child in children:
-            visit(child, mask & ex.bitmap(child))
+        if type(node) is Or:
+            for child in node.operands:
+                visit(child, mask & ex.bitmap(child), False)
+            return
+        # An ``and``'s operands, and a ``difference``'s first one, match all it matches.
+        for child in node.children[:1] if type(node) is Difference else node.children:
+            visit(child, mask, whole)
 
-    visit(plan, root)
+    visit(plan, root, True)
     return total
 
 

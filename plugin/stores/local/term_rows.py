@@ -26,7 +26,7 @@ import numpy as np
 from pyroaring import FrozenBitMap
 
 from ebr.stores.local.bitmaps import to_array
-from ebr.stores.local.vectors import Rows, VectorTable
+from ebr.stores.local.vectors import Rows, VectorTable, known_clusters
 
 #: Rows kept in all (16M: 128 MiB), over every key and term.
 MAX_ROWS = 1 << 24
@@ -69,16 +69,15 @@ def in_clusters(table: VectorTable, rows: Rows, probes: tuple[int, ...]) -> Rows
     search on the cluster bounds, tail rows by their cluster column), in probe order then
     ascending."""
     body = int(np.searchsorted(rows, table.body))
-    limit = len(table.starts) - 1
-    wanted = [c for c in probes if 0 <= c < limit]
     parts = []
-    if wanted and body:
-        bounds = table.starts[np.array(wanted, np.int64)]
-        ends = table.starts[np.array(wanted, np.int64) + 1]
-        lo = np.searchsorted(rows[:body], bounds).tolist()
-        hi = np.searchsorted(rows[:body], ends).tolist()
-        parts = [rows[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+    if body:
+        wanted = known_clusters(table, probes)
+        head = rows[:body]
+        lo = np.searchsorted(head, table.starts[wanted]).tolist()
+        hi = np.searchsorted(head, table.starts[wanted + 1]).tolist()
+        parts = [head[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
     if body < len(rows):
         tail = rows[body:]
         parts.append(tail[np.isin(table.clusters[tail], probes)])
-    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+    return parts[0] if len(parts) == 1 else (
+        np.concatenate(parts) if parts else np.empty(0, np.int64))

@@ -29,8 +29,10 @@ rows past its end into the same buffer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 import faiss
@@ -51,6 +53,10 @@ I32 = npt.NDArray[np.int32]
 _U32 = 2.0 ** -24
 #: Rows per block in the float32 screen: bounds the gathered copy to a few MB.
 BLOCK = 16384
+#: Gathered rows from which :meth:`QueryDistances.within` and :meth:`QueryDistances.nearest`
+#: screen only those past :meth:`QueryDistances._near_bound`: below it the bound's own NumPy
+#: steps cost more than screening every row.
+NEAR_BOUND_ROWS = 1024
 
 
 def margin(dimension: int) -> float:
@@ -153,6 +159,13 @@ class VectorTable:
                        code_norms=np.ascontiguousarray(code_norms[order], np.float32),
                        body=len(docnums) if nlist else 0, starts=starts)
 
+    @cached_property
+    def norm_range(self) -> tuple[float, float]:
+        """The smallest and largest length of the table's rows (1, 1 when it has none):
+        worked out once per table, whose rows never change."""
+        norms = self.norms[:self.rows]
+        return (float(norms.min()), float(norms.max())) if len(norms) else (1.0, 1.0)
+
     @property
     def coded(self) -> bool:
         """Whether rows carry PQ codes."""
@@ -217,14 +230,13 @@ class VectorTable:
 
     def probed(self, probes: tuple[int, ...]) -> tuple[list[tuple[int, int]], Rows]:
         """Where the rows of clusters ``probes`` lie: slices of the body, and tail rows."""
-        limit = len(self.starts) - 1
-        slices = [(int(self.starts[c]), int(self.starts[c + 1])) for c in probes
-                  if 0 <= c < limit]
+        wanted = known_clusters(self, probes)
+        starts, ends = self.starts[wanted].tolist(), self.starts[wanted + 1].tolist()
         tail = np.empty(0, np.int64)
         if self.rows > self.body:
             found = np.isin(self.clusters[self.body:self.rows], probes)
             tail = np.flatnonzero(found).astype(np.int64) + self.body
-        return [(a, b) for a, b in slices if b > a], tail
+        return [(a, b) for a, b in zip(starts, ends, strict=True) if b > a], tail
 
     def row_of(self, docnums: DocNums) -> Rows:
         """The rows of documents known to be ``present``."""
@@ -238,19 +250,35 @@ class QueryDistances:
         self.table = table
         self.q32 = np.ascontiguousarray(query, dtype=np.float32)
         self.q64 = self.q32.astype(np.float64)
-        self.qnorm = float(np.linalg.norm(self.q64))
+        self.qnorm = math.sqrt(self.q64.dot(self.q64))  # np.linalg.norm's steps, fewer calls
         self.margin = margin(table.dimension)
         self.verified = 0  # distances computed so far (the query's "candidates verified")
 
     def screen(self, rows: Rows) -> F64:
         """Float32 distances (within :attr:`margin` of the float64 ones), a block of rows
         at a time: gathered, then Faiss's inner-product kernel (:meth:`_dots`)."""
+        return 1.0 - self._gathered_dots(rows) / (self.qnorm * self.table.norms[rows])
+
+    def _gathered_dots(self, rows: Rows) -> F32:
+        """The query's float32 inner products with ``rows``, gathered a block at a time."""
         self.verified += len(rows)
-        t = self.table
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            self._dots(dots[start:], t.matrix.take(rows[start:start + BLOCK], axis=0))
-        return 1.0 - dots / (self.qnorm * t.norms[rows])
+            self._dots(dots[start:], self.table.matrix.take(rows[start:start + BLOCK], axis=0))
+        return dots
+
+    def _near_bound(self, limit: float) -> np.float32:
+        """A float32 bound below which a row's float32 inner product puts its screen distance
+        past ``limit``: a row's screen distance ``1 - dot / (|q| |d|)`` is at most ``limit``
+        only if ``dot`` is at least ``(1 - limit) |q| |d|``, so only if it is at least
+        ``(1 - limit) |q|`` times the smallest row length in the table (the largest when
+        ``1 - limit`` is negative); lowered by 1e-6 in cosine, far more than the roundings of
+        the screen's float64 steps, and rounded down to float32 (what it is compared in)."""
+        shortest, longest = self.table.norm_range
+        cosine = 1.0 - limit - 1e-6
+        bound = cosine * self.qnorm * (shortest if cosine >= 0 else longest)
+        below: np.float32 = np.nextafter(np.float32(bound), np.float32(-np.inf))
+        return below
 
     def _dots(self, out: F32, matrix: F32) -> None:
         """``out[:len(matrix)]`` = the query's inner products with the rows of contiguous
@@ -283,24 +311,24 @@ class QueryDistances:
 
     def scan_near(self, slices: list[tuple[int, int]], tail: Rows,
                   limit: float) -> tuple[Rows, F64]:
-        """:meth:`scan`'s rows and distances, only those at most ``limit`` (the row numbers
-        worked out for those alone)."""
-        dist = self._scanned(slices, tail)
-        at = np.flatnonzero(dist <= limit)
-        if not len(at):
-            return np.empty(0, np.int64), dist[at]
-        bounds = np.array(slices, np.int64).reshape(-1, 2)
-        ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
-        which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
-        rows = np.empty(len(at), np.int64)
-        body = which < len(bounds)
-        shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
-        rows[body] = at[body] + shift[which[body]]
-        if not body.all():
-            rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
-        return rows, dist[at]
+        """:meth:`scan`'s rows and distances, only those at most ``limit``: worked out, by
+        :meth:`screen`'s formula, only for the rows past :meth:`_near_bound` (the same rows
+        and values as screening them all)."""
+        dots = self._scanned_dots(slices, tail)
+        at = np.flatnonzero(dots >= self._near_bound(limit))
+        rows = slice_positions(slices, tail, at)
+        dist = 1.0 - dots[at] / (self.qnorm * self.table.norms[rows])
+        keep = dist <= limit
+        return rows[keep], dist[keep]
 
     def _scanned(self, slices: list[tuple[int, int]], tail: Rows) -> F64:
+        t = self.table
+        dots = self._scanned_dots(slices, tail)
+        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
+        return 1.0 - dots / (self.qnorm * norms)
+
+    def _scanned_dots(self, slices: list[tuple[int, int]], tail: Rows) -> F32:
+        """The query's float32 inner products with the rows of ``slices``, then ``tail``."""
         t = self.table
         dots = np.empty(sum(b - a for a, b in slices) + len(tail), np.float32)
         at = 0
@@ -310,12 +338,23 @@ class QueryDistances:
         if len(tail):
             self._dots(dots[at:], t.matrix.take(tail, axis=0))
         self.verified += len(dots)
-        norms = np.concatenate([*(t.norms[a:b] for a, b in slices), t.norms[tail]])
-        return 1.0 - dots / (self.qnorm * norms)
+        return dots
 
     def within(self, rows: Rows, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
-        """Which ``rows`` lie within ``radius``, and the distances of those that do."""
-        return self.decide(rows, self.screen(rows), radius)
+        """Which ``rows`` lie within ``radius``, and the distances of those that do: decided
+        (:meth:`decide`) among the rows past :meth:`_near_bound` of the radius plus the
+        margin alone (the rest are neither within nor close to it), from
+        :data:`NEAR_BOUND_ROWS` rows."""
+        if len(rows) < NEAR_BOUND_ROWS:
+            return self.decide(rows, self.screen(rows), radius)
+        dots = self._gathered_dots(rows)
+        at = np.flatnonzero(dots >= self._near_bound(radius + self.margin))
+        near = rows[at]
+        inside, exact = self.decide(near, 1.0 - dots[at] / (self.qnorm * self.table.norms[near]),
+                                    radius)
+        found = np.zeros(len(rows), np.bool_)
+        found[at[inside]] = True
+        return found, exact
 
     def decide(self, rows: Rows, dist: F64, radius: float) -> tuple[npt.NDArray[np.bool_], F64]:
         """:meth:`within` given the rows' float32 distances ``dist``."""
@@ -327,8 +366,23 @@ class QueryDistances:
 
     def nearest(self, rows: Rows, k: int, id_of: Callable[[int], str]) -> tuple[Rows, F64]:
         """The ``k`` rows nearest by (distance, id) — the reference's order — and their
-        distances.  ``id_of`` gives a row's document id."""
-        return self.rank(rows, self.screen(rows), k, id_of)
+        distances.  ``id_of`` gives a row's document id.
+
+        From :data:`NEAR_BOUND_ROWS` rows, only those that may rank get the float64 screen:
+        the ``k`` rows of the largest float32 inner products are within ``1 - D / (|q| |d|)``
+        of the query, ``D`` the ``k``-th largest (``|d|`` the table's longest row length, its
+        shortest when ``D`` is negative), so the ``k``-th distance is at most that, and a row
+        further than it plus twice the margin cannot rank (:meth:`rank`): those past
+        :meth:`_near_bound` of it are all the rows :meth:`rank` would look at, and it decides
+        as over every row."""
+        dots = self._gathered_dots(rows)
+        if len(rows) > max(k, NEAR_BOUND_ROWS - 1):
+            kth = float(np.partition(dots, len(dots) - k)[len(dots) - k])  # k-th largest
+            shortest, longest = self.table.norm_range
+            farthest = 1.0 - kth / (self.qnorm * (longest if kth >= 0 else shortest))
+            at = np.flatnonzero(dots >= self._near_bound(farthest + 2 * self.margin))
+            rows, dots = rows[at], dots[at]
+        return self.rank(rows, 1.0 - dots / (self.qnorm * self.table.norms[rows]), k, id_of)
 
     def rank(self, rows: Rows, dist: F64, k: int,
              id_of: Callable[[int], str]) -> tuple[Rows, F64]:
@@ -381,6 +435,33 @@ class QueryDistances:
             return np.ones(len(rows), np.bool_)
         docs = t.docnums[rows]
         return np.isin(docs, to_array(from_array(docs) & allowed))
+
+
+def known_clusters(table: VectorTable, probes: tuple[int, ...]) -> Rows:
+    """``probes`` as an array, without any cluster the table's layout does not have (a plan
+    made with another quantizer): ``starts[c]`` and ``starts[c + 1]`` bound each one's rows."""
+    wanted = np.array(probes, np.int64)
+    limit = len(table.starts) - 1
+    if probes and (min(probes) < 0 or max(probes) >= limit):
+        wanted = wanted[(wanted >= 0) & (wanted < limit)]
+    return wanted
+
+
+def slice_positions(slices: list[tuple[int, int]], tail: Rows, at: Rows) -> Rows:
+    """The rows at positions ``at`` (ascending) of ``slices`` followed by ``tail``, as
+    :meth:`QueryDistances.scan` lists them, worked out for those positions alone."""
+    if not len(at):
+        return np.empty(0, np.int64)
+    bounds = np.array(slices, np.int64).reshape(-1, 2)
+    ends = np.cumsum(bounds[:, 1] - bounds[:, 0])
+    which = np.searchsorted(ends, at, side="right")  # the slice, len(slices): the tail
+    rows = np.empty(len(at), np.int64)
+    body = which < len(bounds)
+    shift = bounds[:, 0] - (ends - (bounds[:, 1] - bounds[:, 0]))  # slice start - offset
+    rows[body] = at[body] + shift[which[body]]
+    if not body.all():
+        rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
+    return rows
 
 
 def slice_rows(slices: list[tuple[int, int]]) -> Rows:
