@@ -27,9 +27,9 @@ from ebr import parse, plan
 from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.query.nodes import NN, Node, Within, walk
 from ebr.stores.agreement import disagreements
-from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.stores.documents import DimensionError, prepare_batch
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import BULK_IN_FLIGHT, BulkWriteError, OpenSearchStore

@@ -286,7 +286,9 @@ def _float(value: SupportsFloat) -> float:
 #: builds one per call).
 _SOURCE_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 #: orjson hands anything the standard encoder might write differently to ``default`` (which
-#: refuses it, so the standard path decides): subclasses, dates, dataclasses.
+#: refuses it, so the standard path decides): subclasses, dates, dataclasses.  UUIDs and
+#: enums, which the standard encoder refuses, orjson writes natively: kept as their text and
+#: value.
 _ORJSON_STRICT = (orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
                   | orjson.OPT_PASSTHROUGH_DATACLASS)
 
