@@ -177,16 +177,25 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
                                     replicas=1) as store:
             # Every shard copied to a second node first: until a replica has started, losing
             # its primary's node loses the shard (the cluster goes red, writes to it wait).
+            # Three nodes on a loaded machine took over two minutes to start the replicas.
             health = store.client.cluster.health(index="three", wait_for_status="green",
-                                                 params={"timeout": "120s"},
-                                                 request_timeout=130)
-            assert health["status"] == "green", health
+                                                 params={"timeout": "300s"},
+                                                 request_timeout=310)
+            assert health["status"] == "green", (health, _unassigned(store))
             report = ingest(store, source, batch_size=100, progress=lose_a_node,
                             train_after=100)
             assert len(batches) >= 4, "the node was lost before the ingest ended"
             assert (report.added, report.failed, report.skipped) == (1500, [], [])
             assert store.stats().documents == 1500
             assert all(d is not None for d in store.get_documents([r["id"] for r in rows]))
+
+
+def _unassigned(store: OpenSearchStore) -> object:
+    """Why the cluster has not assigned a shard yet (for an assertion's message)."""
+    try:
+        return store.client.cluster.allocation_explain()
+    except Exception as e:  # none unassigned (400), or the cluster is gone
+        return repr(e)
 
 
 def test_explain_compiles_for_the_index_a_store_names(opensearch_url: str, tmp_path: Path) -> None:
