@@ -116,7 +116,8 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
                 subprocess.run([str(home / "stop"), str(nodes.work)], capture_output=True,
                                timeout=120)
 
-        with OpenSearchStore.create(nodes.url, "doomed", SCHEMA, engine="lucene") as store:
+        with OpenSearchStore.create(nodes.url, fresh_index("doomed"), SCHEMA,
+                                    engine="lucene") as store:  # a name of its own, as below
             with pytest.raises(StoreError, match="no OpenSearch answers") as caught:
                 ingest(store, source, batch_size=100, checkpoint=checkpoint,
                        progress=stop_after_two, train_after=100)
@@ -173,14 +174,17 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
                 subprocess.run([str(home / "stop"), str(nodes.work / "node-2")],
                                capture_output=True, timeout=120)
 
-        with OpenSearchStore.create(nodes.url, "three", SCHEMA, engine="lucene", shards=3,
+        # A name of its own: another run's test, whose start script was answered by these
+        # nodes (without started_nodes' check), made "three" on them under this one.
+        index = fresh_index("three")
+        with OpenSearchStore.create(nodes.url, index, SCHEMA, engine="lucene", shards=3,
                                     replicas=1) as store:
             # Every shard copied to a second node first: until a replica has started, losing
             # its primary's node loses the shard (the cluster goes red, writes to it wait).
             # Three nodes on a loaded machine took over two minutes to start the replicas.
-            health = store.client.cluster.health(index="three", wait_for_status="green",
+            health = store.client.cluster.health(index=index, wait_for_status="green",
                                                  params={"timeout": "300s"},
-                                                 request_timeout=310)
+                                                 request_timeout=310, ignore=408)
             assert health["status"] == "green", (health, _unassigned(store))
             report = ingest(store, source, batch_size=100, progress=lose_a_node,
                             train_after=100)
