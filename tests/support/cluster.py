@@ -93,7 +93,8 @@ def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
     names made twice ("created by another client"), nodes stopped under the other's ingest.
     So every node answering must keep its data in this work directory; else these nodes are
     stopped and the start tried again on other ports (an explicit ``EBR_OS_PORT`` is not tried
-    again: it would find the same cluster)."""
+    again: it would find the same cluster).  The disk watermarks are then turned off
+    (:func:`_ignore_the_disk`)."""
     env = {**os.environ, **(env or {})}
     reason = ""
     for _ in range(1 if env.get("EBR_OS_PORT") else START_ATTEMPTS):
@@ -108,6 +109,7 @@ def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
             url = done.stdout.strip().splitlines()[-1]
             strangers = _strangers(url, work)
             if not strangers:
+                _ignore_the_disk(url, work)
                 break
             reason = (f"{home / 'start'} printed {url}, where nodes it did not start answer "
                       f"(their data in {', '.join(strangers)}, not in {work}): another run's "
@@ -126,21 +128,37 @@ def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
 
 def _strangers(url: str, work: Path) -> list[str]:
     """The data paths of the nodes answering at ``url`` that are not under ``work``."""
+    with _admin(url, work) as client:
+        nodes = client.nodes.info(metric="settings",
+                                  filter_path="nodes.*.settings.path.data")["nodes"]
+    paths = [path for node in nodes.values()
+             for path in _listed(node["settings"]["path"]["data"])]
+    return [path for path in paths if not Path(path).is_relative_to(work)]
+
+
+def _ignore_the_disk(url: str, work: Path) -> None:
+    """The disk watermarks off: the test clusters hold a few MB on a disk the machine shares,
+    and past 85% of it used (by anyone) no replica is allocated (the 3-node test's cluster
+    stayed yellow), past 95% every index is made read-only."""
+    with _admin(url, work) as client:
+        client.cluster.put_settings(body={"persistent": {
+            "cluster.routing.allocation.disk.threshold_enabled": False}})
+
+
+@contextlib.contextmanager
+def _admin(url: str, work: Path) -> Iterator[Any]:
+    """A client of the nodes in ``work`` (a secured node's: its CA, its admin)."""
     from ebr.stores.opensearch.client import connect
 
     options: dict[str, Any] = {}
-    if (work / "credentials").exists():  # a secured node: its CA, and admin may read settings
+    if (work / "credentials").exists():
         options = {"ca_certs": str(work / "ca.pem"), "user": "admin",
                    "password": _passwords(work)["admin"]}
     client = connect(url, **options)
     try:
-        nodes = client.nodes.info(metric="settings",
-                                  filter_path="nodes.*.settings.path.data")["nodes"]
+        yield client
     finally:
         client.close()
-    paths = [path for node in nodes.values()
-             for path in _listed(node["settings"]["path"]["data"])]
-    return [path for path in paths if not Path(path).is_relative_to(work)]
 
 
 def _listed(value: str | list[str]) -> list[str]:
