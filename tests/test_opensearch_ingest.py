@@ -181,10 +181,9 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
                                     replicas=1) as store:
             # Every shard copied to a second node first: until a replica has started, losing
             # its primary's node loses the shard (the cluster goes red, writes to it wait).
-            # Three nodes on a loaded machine took over two minutes to start the replicas.
             health = store.client.cluster.health(index=index, wait_for_status="green",
-                                                 params={"timeout": "300s"},
-                                                 request_timeout=310, ignore=408)
+                                                 params={"timeout": "120s"},
+                                                 request_timeout=130, ignore=408)
             assert health["status"] == "green", (health, _unassigned(store))
             report = ingest(store, source, batch_size=100, progress=lose_a_node,
                             train_after=100)
