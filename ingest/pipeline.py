@@ -9,7 +9,9 @@ For each batch of records read from a file (:func:`~ebr.ingest.records.stream_re
 2. the batch is written (``store.add``); documents the store refuses (an OpenSearch bulk
    failure) are reported each with their line.  Step 1 of the next batch runs in a thread
    (:mod:`.prefetch`) while this one is written, so reading and encoding overlap the store's
-   work (a cluster indexing a bulk request);
+   work (a cluster indexing a bulk request); a store that can (:class:`RendersAhead`: the
+   OpenSearch store's bulk lines) makes its request lines there too, so its next write
+   starts sending at once;
 3. a checkpoint (the last line written) is saved, so an interrupted ingest resumes after it;
    ids make a replayed batch harmless (writes replace);
 4. a key without a coarse quantizer gets one before anything is written: the first
@@ -126,6 +128,14 @@ class TrainableStore(Store, Protocol):
 
 
 @runtime_checkable
+class RendersAhead(Protocol):
+    """A store that can make a batch's request lines before it is written (the OpenSearch
+    store's bulk lines): the reading thread does so while the previous batch is written."""
+
+    def render_ahead(self, docs: Sequence[PreparedDocument]) -> None: ...
+
+
+@runtime_checkable
 class ModelTrainingStore(Protocol):
     """A store with keys whose ANN model must be trained on a sample before a document
     carries their embedding (the OpenSearch store's IVF-PQ keys)."""
@@ -155,7 +165,7 @@ def ingest(store: TrainableStore, source: str | Path, *, mapping: FieldMapping |
     run = _Run(store, mapping, encoder, report, saved, train_after, max_bad_fraction, progress)
     started = time.perf_counter()
     batches = _batches(source, format, report.resumed_after, batch_size, schema, mapping,
-                       encoder)
+                       encoder, store.render_ahead if isinstance(store, RendersAhead) else None)
     with store.batched_writes(), prefetched(batches) as prepared:
         for batch in prepared:  # batch N+1 is read and encoded while batch N is written
             run.batch(batch, batch_size)
@@ -293,11 +303,16 @@ class _Batch:
 
 
 def _batches(source: Path, format: str | None, start: int, batch_size: int, schema: Schema,
-             mapping: FieldMapping, encoder: DocumentEncoder | None) -> Iterator[_Batch]:
-    """The records after line ``start``, ``batch_size`` lines a batch, as documents."""
+             mapping: FieldMapping, encoder: DocumentEncoder | None,
+             ahead: Callable[[Sequence[PreparedDocument]], None] | None = None
+             ) -> Iterator[_Batch]:
+    """The records after line ``start``, ``batch_size`` lines a batch, as documents (their
+    request lines made ``ahead`` by the store, if it can)."""
 
     def prepared(batch: _Batch, rows: list[tuple[int, Record]]) -> _Batch:
         batch.docs = _valid(schema, _documents(mapping, encoder, rows, batch), batch)
+        if ahead is not None:
+            ahead([doc for _, doc in batch.docs])
         return batch
 
     batch, rows = _Batch(start), []

@@ -3,12 +3,20 @@
 The ingest pipeline reads, encodes and checks batch N+1 while batch N is written: a write to
 OpenSearch mostly waits for the cluster (the GIL is released), so the client's work hides
 behind the server's instead of adding to it.
+
+The producing thread is busy Python most of the time, so the waiting threads' next step (the
+bulk helper's thread sending the next request as soon as the last one's answer is read)
+waits for the GIL: up to the interpreter's switch interval, 5 ms by default, at each of the
+few hand-offs between threads a request takes, while the node idles.  While items are
+produced the interval is at most :data:`SWITCH_INTERVAL`, then restored (measured: a thread
+pool's create-run-join beside a busy thread took 16-25 ms at 5 ms, 7 ms at 1 ms).
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -16,6 +24,8 @@ from typing import TypeVar
 T = TypeVar("T")
 #: Seconds between checks of the stop flag while the queue is full.
 _POLL = 0.1
+#: The longest the producing thread holds the GIL while others wait (seconds).
+SWITCH_INTERVAL = 0.001
 
 
 @contextlib.contextmanager
@@ -61,6 +71,8 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]  # items are T; only the sentinel is not
 
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     thread = threading.Thread(target=produce, name="ebr-prefetch", daemon=True)
     thread.start()
     try:
@@ -68,3 +80,4 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
     finally:
         stop.set()
         thread.join()
+        sys.setswitchinterval(interval)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from ebr.errors import StoreError
 from ebr.ingest.pipeline import ingest
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import OpenSearchStore
-from support.cluster import VERSION_ENV, _home
+from support.cluster import VERSION_ENV, StartFailed, _home, started_nodes
 
 pytestmark = pytest.mark.opensearch
 
@@ -106,13 +105,7 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
     home = _home()
     if home is None:
         pytest.skip("needs the start script of a local OpenSearch (EBR_OPENSEARCH_HOME)")
-    work = tempfile.mkdtemp(prefix="ebr-opensearch-doomed-")
-    os.chmod(work, 0o777)
-    started = subprocess.run([str(home / "start"), *_version()], capture_output=True,
-                             text=True, env={**os.environ, "EBR_OS_WORK": work}, timeout=300)
-    try:
-        assert started.returncode == 0, started.stderr[-2000:]
-        url = started.stdout.strip().splitlines()[-1]
+    with started_nodes(home, *_version(), prefix="ebr-opensearch-doomed-") as nodes:
         source = write_jsonl(tmp_path / "docs.jsonl", records(400), bad=False)
         checkpoint = tmp_path / "ckpt"
         batches = []
@@ -120,17 +113,16 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
         def stop_after_two(lines: int) -> None:
             batches.append(lines)
             if len(batches) == 2:
-                subprocess.run([str(home / "stop"), work], capture_output=True, timeout=120)
+                subprocess.run([str(home / "stop"), str(nodes.work)], capture_output=True,
+                               timeout=120)
 
-        with OpenSearchStore.create(url, "doomed", SCHEMA, engine="lucene") as store:
+        with OpenSearchStore.create(nodes.url, fresh_index("doomed"), SCHEMA,
+                                    engine="lucene") as store:  # a name of its own, as below
             with pytest.raises(StoreError, match="no OpenSearch answers") as caught:
                 ingest(store, source, batch_size=100, checkpoint=checkpoint,
                        progress=stop_after_two, train_after=100)
         assert "Traceback" not in str(caught.value)
         assert json.loads(checkpoint.read_text())["line"] == 200  # resumes after batch 2
-    finally:
-        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_doctor_proves_ebr_on_the_cluster(opensearch_url: str) -> None:
@@ -148,20 +140,30 @@ def test_doctor_fails_where_nothing_answers() -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_start_answered_by_another_runs_cluster_is_refused(opensearch_url: str) -> None:
+    """The port race of two test runs starting nodes at once, made certain: a start given the
+    ports of a cluster already up (the session's), as a second run probing before the first's
+    nodes bind gets them.  Its own node cannot bind and the start script prints the URL where
+    the other cluster answers; ``started_nodes`` refuses it rather than share that cluster
+    (the 3-node test then made an index the other run had made: "created by another
+    client")."""
+    home = _home()
+    port = urlsplit(opensearch_url).port
+    if home is None or urlsplit(opensearch_url).hostname != "127.0.0.1" or port is None:
+        pytest.skip("needs the start script and the session's node from it")
+    with pytest.raises(StartFailed, match="nodes it did not start answer"), \
+            started_nodes(home, *_version(), env={"EBR_OS_PORT": str(port)}):
+        pass
+
+
 def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -> None:
     """3 nodes, 3 shards with one replica each: a node stopped mid-ingest; the ingest
     completes and every document is there."""
     home = _home()
     if home is None:
         pytest.skip("needs the start script of a local OpenSearch (EBR_OPENSEARCH_HOME)")
-    work = tempfile.mkdtemp(prefix="ebr-opensearch-three-")
-    os.chmod(work, 0o777)
-    started = subprocess.run([str(home / "start"), *_version()], capture_output=True,
-                             text=True, timeout=300,
-                             env={**os.environ, "EBR_OS_WORK": work, "EBR_OS_NODES": "3"})
-    try:
-        assert started.returncode == 0, started.stderr[-2000:]
-        url = started.stdout.strip().splitlines()[-1]
+    with started_nodes(home, *_version(), prefix="ebr-opensearch-three-",
+                       env={"EBR_OS_NODES": "3"}) as nodes:
         rows = records(1500)
         source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
         batches = []
@@ -169,26 +171,34 @@ def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -
         def lose_a_node(lines: int) -> None:
             batches.append(lines)
             if len(batches) == 3:
-                subprocess.run([str(home / "stop"), f"{work}/node-2"], capture_output=True,
-                               timeout=120)
+                subprocess.run([str(home / "stop"), str(nodes.work / "node-2")],
+                               capture_output=True, timeout=120)
 
-        with OpenSearchStore.create(url, "three", SCHEMA, engine="lucene", shards=3,
+        # A name of its own: another run's test, whose start script was answered by these
+        # nodes (without started_nodes' check), made "three" on them under this one.
+        index = fresh_index("three")
+        with OpenSearchStore.create(nodes.url, index, SCHEMA, engine="lucene", shards=3,
                                     replicas=1) as store:
             # Every shard copied to a second node first: until a replica has started, losing
             # its primary's node loses the shard (the cluster goes red, writes to it wait).
-            health = store.client.cluster.health(index="three", wait_for_status="green",
+            health = store.client.cluster.health(index=index, wait_for_status="green",
                                                  params={"timeout": "120s"},
-                                                 request_timeout=130)
-            assert health["status"] == "green", health
+                                                 request_timeout=130, ignore=408)
+            assert health["status"] == "green", (health, _unassigned(store))
             report = ingest(store, source, batch_size=100, progress=lose_a_node,
                             train_after=100)
             assert len(batches) >= 4, "the node was lost before the ingest ended"
             assert (report.added, report.failed, report.skipped) == (1500, [], [])
             assert store.stats().documents == 1500
             assert all(d is not None for d in store.get_documents([r["id"] for r in rows]))
-    finally:
-        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120)
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def _unassigned(store: OpenSearchStore) -> object:
+    """Why the cluster has not assigned a shard yet (for an assertion's message)."""
+    try:
+        return store.client.cluster.allocation_explain()
+    except Exception as e:  # none unassigned (400), or the cluster is gone
+        return repr(e)
 
 
 def test_explain_compiles_for_the_index_a_store_names(opensearch_url: str, tmp_path: Path) -> None:

@@ -27,9 +27,10 @@ from ebr import parse, plan
 from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+from ebr.quantization.coarse import CentroidQuantizer, assign
 from ebr.query.nodes import NN, Node, Within, walk
 from ebr.stores.agreement import disagreements
-from ebr.stores.documents import DimensionError
+from ebr.stores.documents import DimensionError, prepare_batch
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import BULK_IN_FLIGHT, BulkWriteError, OpenSearchStore
 from ebr.stores.protocol import IndexDocument, SearchResult, search_text
@@ -312,6 +313,34 @@ def test_documents_refused_for_now_are_sent_again(empty: OpenSearchStore) -> Non
     finally:
         lifted.join()
     assert empty.stats().documents == 20
+
+
+def test_lines_made_ahead_are_sent_unless_a_quantizer_changed_since(
+        empty: OpenSearchStore) -> None:
+    """``render_ahead`` (the ingest's reading thread) makes the bulk lines a later ``add``
+    sends as they are; lines made before the quantizer changed are made again, so no document
+    is written with the old quantizer's cluster."""
+    docs = prepare_batch(SCHEMA, corpus(11)[:24])
+    centroids = np.random.default_rng(0).standard_normal((NLIST, DIM)).astype(np.float32)
+    swapped = centroids[::-1].copy()  # every document's cluster c becomes NLIST - 1 - c
+    empty.set_quantizer(KEY, centroids)
+    sources: list[str] = []
+    source = empty._source
+    empty._source = lambda doc, clusters: sources.append(doc.id) or source(doc, clusters)  # type: ignore[method-assign]
+    empty.render_ahead(docs[:12])
+    assert sources == [d.id for d in docs[:12]]  # made now
+    assert empty.add(docs[:12]).added == 12
+    assert len(sources) == 12  # and sent as made
+    empty.render_ahead(docs[12:])
+    empty.set_quantizer(KEY, swapped)
+    assert empty.add(docs[12:]).added == 12
+    assert sources[12:] == [d.id for d in docs[12:]] * 2  # made again for the new quantizer
+    quantizer = CentroidQuantizer(swapped)
+    for doc, stored in zip(docs, empty.get_documents([d.id for d in docs]), strict=True):
+        assert stored is not None
+        if KEY in doc.vectors:
+            cluster = int(assign(quantizer, doc.vectors[KEY][None])[0])
+            assert stored.terms[f"{KEY}.cluster"] == (str(cluster),), doc.id
 
 
 def test_life_cycle(opensearch_url: str) -> None:

@@ -3,13 +3,14 @@ item would have come, and leaving early stops the thread and closes the source."
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from ebr.ingest.prefetch import prefetched
+from ebr.ingest.prefetch import SWITCH_INTERVAL, prefetched
 
 
 def test_items_come_in_order_and_are_produced_ahead() -> None:
@@ -64,3 +65,22 @@ def test_leaving_early_stops_the_thread_and_closes_the_source() -> None:
                 raise KeyboardInterrupt
     assert closed.is_set()
     assert threading.active_count() == before
+
+
+def test_the_switch_interval_is_short_while_producing_and_restored_after() -> None:
+    """The waiting threads get the GIL within SWITCH_INTERVAL of asking while the producer
+    runs; the interpreter's own interval is back once the block is left, error or not."""
+    before = sys.getswitchinterval()
+    seen = []
+
+    def items() -> Iterator[int]:
+        for i in range(3):
+            seen.append(sys.getswitchinterval())
+            yield i
+
+    with pytest.raises(RuntimeError, match="stop"), prefetched(items()) as ahead:
+        for _ in ahead:
+            assert sys.getswitchinterval() <= SWITCH_INTERVAL
+        raise RuntimeError("stop")
+    assert seen and max(seen) <= SWITCH_INTERVAL < before
+    assert sys.getswitchinterval() == before

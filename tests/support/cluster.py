@@ -19,6 +19,7 @@ only on a cluster that has them (the container image) and skip elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -47,7 +49,7 @@ def _required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").lower() in ("1", "true", "yes")
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if _required():
         pytest.fail(f"{REQUIRE_ENV} is set but no OpenSearch is available: {reason}",
                     pytrace=False)
@@ -60,6 +62,121 @@ def _home() -> Path | None:
     return path if (path / "start").is_file() else None
 
 
+#: Times a start whose nodes were not the ones answering is tried again (on other ports).
+START_ATTEMPTS = 3
+
+
+class StartFailed(Exception):
+    """The start script failed, or what answered at its URL was not the cluster it started."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """Nodes of the start script: node 0's URL and their work directory."""
+
+    url: str
+    work: Path
+
+
+@contextlib.contextmanager
+def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
+                  env: dict[str, str] | None = None) -> Iterator[Started]:
+    """Nodes of ``home/start ARGS`` in a fresh work directory, stopped and cleaned at the end,
+    proven to be the ones answering at the URL it printed.
+
+    ``start`` takes the first run of free ports from 9400 and says the cluster is up once
+    something at node 0's port answers yellow with as many nodes; every cluster it starts has
+    the same name.  Two test runs starting at once on this machine (other engineers' suites,
+    or a test's own cluster beside the session's) probe the same ports as free before either's
+    nodes bind them: the second's nodes then fail to bind, and its check is answered by the
+    first's cluster, whose URL it prints.  Both runs then share one cluster: the same index
+    names made twice ("created by another client"), nodes stopped under the other's ingest.
+    So every node answering must keep its data in this work directory; else these nodes are
+    stopped and the start tried again on other ports (an explicit ``EBR_OS_PORT`` is not tried
+    again: it would find the same cluster).  The disk watermarks are then turned off
+    (:func:`_ignore_the_disk`)."""
+    env = {**os.environ, **(env or {})}
+    reason = ""
+    for _ in range(1 if env.get("EBR_OS_PORT") else START_ATTEMPTS):
+        work = Path(tempfile.mkdtemp(prefix=prefix))
+        os.chmod(work, 0o777)  # the nodes run as an unprivileged user when we are root
+        try:
+            done = subprocess.run([str(home / "start"), *args], capture_output=True, text=True,
+                                  env={**env, "EBR_OS_WORK": str(work)}, timeout=300)
+            if done.returncode != 0:
+                raise StartFailed(f"{home / 'start'} failed: "
+                                  f"{(done.stdout + done.stderr)[-2000:]}")
+            url = done.stdout.strip().splitlines()[-1]
+            strangers = _strangers(url, work)
+            if not strangers:
+                _ignore_the_disk(url, work)
+                break
+            reason = (f"{home / 'start'} printed {url}, where nodes it did not start answer "
+                      f"(their data in {', '.join(strangers)}, not in {work}): another run's "
+                      "cluster took the same ports")
+        except BaseException:
+            _stop(home, work)
+            raise
+        _stop(home, work)
+    else:
+        raise StartFailed(reason)
+    try:
+        yield Started(url, work)
+    finally:
+        _stop(home, work)
+
+
+def _strangers(url: str, work: Path) -> list[str]:
+    """The data paths of the nodes answering at ``url`` that are not under ``work``."""
+    with _admin(url, work) as client:
+        nodes = client.nodes.info(metric="settings",
+                                  filter_path="nodes.*.settings.path.data")["nodes"]
+    paths = [path for node in nodes.values()
+             for path in _listed(node["settings"]["path"]["data"])]
+    return [path for path in paths if not Path(path).is_relative_to(work)]
+
+
+def _ignore_the_disk(url: str, work: Path) -> None:
+    """The disk watermarks off: the test clusters hold a few MB on a disk the machine shares,
+    and past 85% of it used (by anyone) no replica is allocated (the 3-node test's cluster
+    stayed yellow), past 95% every index is made read-only."""
+    with _admin(url, work) as client:
+        client.cluster.put_settings(body={"persistent": {
+            "cluster.routing.allocation.disk.threshold_enabled": False}})
+
+
+@contextlib.contextmanager
+def _admin(url: str, work: Path) -> Iterator[Any]:
+    """A client of the nodes in ``work`` (a secured node's: its CA, its admin)."""
+    from ebr.stores.opensearch.client import connect
+
+    options: dict[str, Any] = {}
+    if (work / "credentials").exists():
+        options = {"ca_certs": str(work / "ca.pem"), "user": "admin",
+                   "password": _passwords(work)["admin"]}
+    client = connect(url, **options)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def _passwords(work: Path) -> dict[str, str]:
+    """A secured node's ``user password`` lines (``WORKDIR/credentials``)."""
+    lines = (work / "credentials").read_text().split("\n")
+    return dict(line.split(" ", 1) for line in lines if " " in line)
+
+
+def _stop(home: Path, work: Path) -> None:
+    subprocess.run([str(home / "stop"), str(work), "--clean"], capture_output=True,
+                   timeout=120, check=False)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def opensearch_cluster() -> Iterator[Cluster]:
     url = os.environ.get(URL_ENV)
@@ -69,24 +186,14 @@ def opensearch_cluster() -> Iterator[Cluster]:
         return
     home = _home()
     if home is not None:
-        work = tempfile.mkdtemp(prefix="ebr-opensearch-")
-        # The node runs as an unprivileged user when we are root: it must reach its work dir.
-        os.chmod(work, 0o777)
-        command = [str(home / "start")]
-        if os.environ.get(VERSION_ENV):
-            command.append(os.environ[VERSION_ENV])
-        done = subprocess.run(command, env={**os.environ, "EBR_OS_WORK": work},
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            shutil.rmtree(work, ignore_errors=True)
-            _unavailable(f"{home / 'start'} failed: {(done.stdout + done.stderr)[-2000:]}")
-        try:
-            yield Cluster(done.stdout.strip().splitlines()[-1], has_faiss=False,
-                          how=f"{home / 'start'} {os.environ.get(VERSION_ENV, '')}".strip())
-        finally:
-            subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True,
-                           timeout=120, check=False)
-            shutil.rmtree(work, ignore_errors=True)
+        version = [os.environ[VERSION_ENV]] if os.environ.get(VERSION_ENV) else []
+        with contextlib.ExitStack() as stack:
+            try:
+                started = stack.enter_context(started_nodes(home, *version))
+            except StartFailed as e:
+                _unavailable(str(e))
+            yield Cluster(started.url, has_faiss=False,
+                          how=f"{home / 'start'} {' '.join(version)}".strip())
         return
     from support.container import docker_unavailable_reason, running_opensearch
 
@@ -123,20 +230,10 @@ def secured_opensearch() -> Iterator[SecuredCluster]:
     if home is None:
         _unavailable(f"a secured node needs the start script of {HOME_ENV} or {SHARED_HOME}")
         return
-    work = tempfile.mkdtemp(prefix="ebr-opensearch-secured-")
-    os.chmod(work, 0o777)
-    done = subprocess.run([str(home / "start"), "2.19.1"], capture_output=True, text=True,
-                          env={**os.environ, "EBR_OS_WORK": work, "EBR_OS_SECURITY": "1"},
-                          timeout=300)
-    if done.returncode != 0:
-        shutil.rmtree(work, ignore_errors=True)
-        _unavailable(f"the secured node did not start: {(done.stdout + done.stderr)[-2000:]}")
-    try:
-        lines = (Path(work) / "credentials").read_text().split("\n")
-        passwords = dict(line.split(" ", 1) for line in lines if " " in line)
-        yield SecuredCluster(done.stdout.strip().splitlines()[-1], str(Path(work) / "ca.pem"),
-                             passwords)
-    finally:
-        subprocess.run([str(home / "stop"), work, "--clean"], capture_output=True, timeout=120,
-                       check=False)
-        shutil.rmtree(work, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            started = stack.enter_context(started_nodes(
+                home, "2.19.1", prefix="ebr-opensearch-secured-", env={"EBR_OS_SECURITY": "1"}))
+        except StartFailed as e:
+            _unavailable(f"the secured node did not start: {e}")
+        yield SecuredCluster(started.url, str(started.work / "ca.pem"), _passwords(started.work))

@@ -41,6 +41,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -159,6 +160,11 @@ class OpenSearchStore:
         self._closed = False
         self._refresh_each_write = True
         self._bulk_in_flight = BULK_IN_FLIGHT
+        #: Bumped whenever a coarse quantizer changes: bulk lines made before are stale.
+        self._quantizer_epoch = 0
+        #: The bulk lines :meth:`render_ahead` made, by document (the last two batches' worth:
+        #: a tuple replaced whole, so the bulk helper's thread reads it while another renders).
+        self._ahead: tuple[dict[int, _Rendered], ...] = ()
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
                           if (doc := meta.get(_QUANTIZER_DOC + k.name)) and doc.get("pq_m")}
@@ -378,13 +384,35 @@ class OpenSearchStore:
         self._refuse_untrained(docs)
         return self._bulk(self._index_actions(docs), "write")
 
+    def render_ahead(self, docs: Sequence[PreparedDocument]) -> None:
+        """Make the bulk lines of ``docs`` now, before they are added: the ingest pipeline's
+        reading thread does so while the previous batch is written, so :meth:`add` sends its
+        first chunk at once instead of the cluster leaving the node idle while it is made.
+        Only once every key has its quantizer (lines made without a key's clusters would be
+        made again); lines made before a quantizer changes are not used."""
+        if self._closed or any(k.name not in self._quantizers for k in self._schema.keys):
+            return
+        epoch = self._quantizer_epoch  # read before the quantizers: a change meanwhile shows
+        rendered = {id(d): _Rendered(d, epoch, line)
+                    for d, line in zip(docs, self._lines(docs), strict=True)}
+        self._ahead = (*self._ahead[-1:], rendered)
+
     def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[BulkAction]:
         """The bulk actions writing ``docs``, made a chunk at a time as the bulk helper asks
-        for them (each chunk's clusters at once)."""
+        for them (each chunk's clusters at once), or as :meth:`render_ahead` made them."""
+        ahead, epoch = self._ahead, self._quantizer_epoch
         for start in range(0, len(docs), CHUNK_DOCUMENTS):
             chunk = docs[start:start + CHUNK_DOCUMENTS]
-            for d, c in zip(chunk, self._clusters(chunk), strict=True):
-                yield d.id, "index", self._source(d, c)
+            made = [_made(ahead, d, epoch) for d in chunk] if ahead else []
+            lines = (made if made and all(line is not None for line in made)
+                     else self._lines(chunk))
+            for d, line in zip(chunk, lines, strict=True):
+                assert line is not None  # made whole, or made here
+                yield d.id, "index", line
+
+    def _lines(self, docs: Sequence[PreparedDocument]) -> list[str]:
+        """Each document's ``_source`` line, with its clusters (assigned at once)."""
+        return [self._source(d, c) for d, c in zip(docs, self._clusters(docs), strict=True)]
 
     def delete(self, ids: Iterable[str]) -> WriteResult:
         """Delete a batch of ids; ids not in the index are ignored."""
@@ -428,7 +456,8 @@ class OpenSearchStore:
     def _clusters(self, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
         """Each document's cluster per key with a quantizer."""
         out: list[dict[str, int]] = [{} for _ in docs]
-        for key, quantizer in self._quantizers.items():
+        # A copy: the reading thread renders ahead while the ingest may set a quantizer
+        for key, quantizer in list(self._quantizers.items()):
             having = [i for i, d in enumerate(docs) if key in d.vectors]
             if having:
                 ids = assign(quantizer, np.stack([docs[i].vectors[key] for i in having]))
@@ -515,6 +544,7 @@ class OpenSearchStore:
             self.client.index(index=meta_index(self.index), id=_QUANTIZER_DOC + key,
                               refresh=True, body=body)
         self._quantizers[key] = quantizer
+        self._quantizer_epoch += 1  # after: lines made with the old one carry an older epoch
         if product is None:
             self._products.pop(key, None)
         else:
@@ -760,6 +790,26 @@ class OpenSearchStore:
 #: request line that follows the action's (the source or the update as JSON text; none for a
 #: delete).
 BulkAction = tuple[str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A document's bulk line made ahead, with the quantizer epoch it was made in (the
+    document is kept so its ``id()`` cannot name another one)."""
+
+    doc: PreparedDocument
+    epoch: int
+    line: str
+
+
+def _made(ahead: tuple[dict[int, _Rendered], ...], doc: PreparedDocument,
+          epoch: int) -> str | None:
+    """The line :meth:`OpenSearchStore.render_ahead` made for ``doc`` in ``epoch``, if any."""
+    for rendered in reversed(ahead):
+        entry = rendered.get(id(doc))
+        if entry is not None and entry.doc is doc:
+            return entry.line if entry.epoch == epoch else None
+    return None
 
 
 def _expand(action: BulkAction) -> tuple[dict[str, dict[str, str]], str | None]:
