@@ -78,6 +78,7 @@ def build_index(data: HomeDepot, model: Path, work: Path) -> Path:
     """The titles in a local IVF-PQ index under ``work`` (reused when already there)."""
     index = work / "index"
     if (index / DB_FILE).exists():
+        LocalStore.open(index).close()  # upgrades an index an older ebr wrote (else a no-op)
         print(f"index: reusing {index}")
         return index
     info = read_model_info(model)
