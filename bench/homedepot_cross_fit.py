@@ -12,8 +12,8 @@ half, indexes the titles, and retrieves the other half's candidates.  Their feat
 encoder's cosine standing for the model's) train the reranker the model serves with.
 
 Each half's model, index and graded features are kept under ``WORK/cross-fit/half<N>`` and
-reused by the next run (the features when they were computed for the same template and
-candidate count).
+reused by the next run (the features when they were computed for the same template, candidate
+count and feature definitions: the feature set's fingerprint).
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ def half_features(data: HomeDepot, model: Path, index: Path, template: str, cand
                   half: int, cache: Path) -> tuple[FeatureSet, list[GradedFeatures]]:
     """The graded features of the candidates ``model`` retrieves on ``index`` for the train
     queries outside ``half`` (read from ``cache`` when it was written for the same request)."""
-    stamp = hashlib.sha256(json.dumps([read_model_info(model).key, template, candidates]).encode())
-    path = cache / f"features-{stamp.hexdigest()[:12]}.npz"
     with LocalStore.open(index, readonly=True) as store:
         feature_set = FeatureSet.for_schema(store.schema)
+        # The fingerprint too: features cached before their definitions changed are stale.
+        stamp = hashlib.sha256(json.dumps([read_model_info(model).key, template, candidates,
+                                           feature_set.fingerprint]).encode())
+        path = cache / f"features-{stamp.hexdigest()[:12]}.npz"
         if path.exists():
             saved = np.load(path)
             bounds = np.cumsum(saved["sizes"])[:-1]

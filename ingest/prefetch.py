@@ -9,7 +9,10 @@ bulk helper's thread sending the next request as soon as the last one's answer i
 waits for the GIL: up to the interpreter's switch interval, 5 ms by default, at each of the
 few hand-offs between threads a request takes, while the node idles.  While items are
 produced the interval is at most :data:`SWITCH_INTERVAL`, then restored (measured: a thread
-pool's create-run-join beside a busy thread took 16-25 ms at 5 ms, 7 ms at 1 ms).
+pool's create-run-join beside a busy thread took 16-25 ms at 5 ms, 7 ms at 1 ms).  The
+interval is the interpreter's, shared by every thread: blocks open at once (two ingests in
+one process) shorten it once, and the last to end restores what it was before the first
+(:func:`_short_switch_interval`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,29 @@ T = TypeVar("T")
 _POLL = 0.1
 #: The longest the producing thread holds the GIL while others wait (seconds).
 SWITCH_INTERVAL = 0.001
+_switch_lock = threading.Lock()
+#: Blocks running with the interval shortened, and the interval they found before the first.
+_switch_users = 0
+_switch_before = 0.0
+
+
+@contextlib.contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """The interpreter's switch interval at most :data:`SWITCH_INTERVAL` inside the block;
+    restored by the last of the blocks open at once, to what it was before the first."""
+    global _switch_users, _switch_before
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_before, SWITCH_INTERVAL))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_before)
 
 
 @contextlib.contextmanager
@@ -71,13 +97,11 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
                 return
             yield item  # type: ignore[misc]  # items are T; only the sentinel is not
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-    thread = threading.Thread(target=produce, name="ebr-prefetch", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        thread.join()
-        sys.setswitchinterval(interval)
+    with _short_switch_interval():
+        thread = threading.Thread(target=produce, name="ebr-prefetch", daemon=True)
+        thread.start()
+        try:
+            yield consume()
+        finally:
+            stop.set()
+            thread.join()

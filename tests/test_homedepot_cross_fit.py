@@ -93,3 +93,49 @@ def test_every_train_query_is_judged_by_the_half_that_did_not_train_on_it(
     again = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 20,
                                                       homedepot_eval.build_index)
     assert again.model == reranker.model
+
+
+def test_cached_features_are_computed_again_when_the_feature_definitions_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A half's graded features are reused by the next run, but not once the features mean
+    something else (``DEFINITIONS_VERSION``, in the feature set's fingerprint): stale values
+    would train a reranker for features it is not served."""
+    from types import SimpleNamespace
+
+    from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
+    from ebr.ranking import feature_set as feature_set_module
+    from ebr.ranking.lambdarank import GradedFeatures
+
+    schema = Schema.create("s", (Namespace("title"),),
+                           (EmbeddingKey("m", 4, CoarseQuantizerSpec(nlist=1)),))
+    index = tmp_path / "index"
+    LocalStore.create(index, schema).close()
+    computed: list[int] = []
+
+    def searches(searcher: object, template: str, qrels: dict[str, object], **_: object
+                 ) -> list[object]:
+        return [SimpleNamespace(hits=(q,)) for q in qrels]
+
+    def graded(found: list[object], store: object, names: FeatureSet) -> list[GradedFeatures]:
+        computed.append(len(found))
+        return [GradedFeatures(np.zeros((1, len(names.names))), np.ones(1)) for _ in found]
+
+    monkeypatch.setattr(homedepot_cross_fit, "read_model_info",
+                        lambda _: SimpleNamespace(key="m"))
+    monkeypatch.setattr(homedepot_cross_fit, "QueryEncoder", lambda _: None)
+    monkeypatch.setattr(homedepot_cross_fit, "ModelEmbedder", lambda _: None)
+    monkeypatch.setattr(homedepot_cross_fit, "Searcher", lambda *_: None)
+    monkeypatch.setattr(homedepot_cross_fit, "judged_searches", searches)
+    monkeypatch.setattr(homedepot_cross_fit, "graded_features", graded)
+
+    def run() -> None:
+        homedepot_cross_fit.half_features(_data(), tmp_path / "model", index, "(nn $key :k 5)",
+                                          5, 0, tmp_path)
+
+    run()
+    run()
+    assert len(computed) == 1 and computed[0] > 0  # computed, then read back
+    monkeypatch.setattr(feature_set_module, "DEFINITIONS_VERSION",
+                        feature_set_module.DEFINITIONS_VERSION + 1)
+    run()
+    assert len(computed) == 2, "features of the old definitions were reused"

@@ -21,7 +21,8 @@ from ebr.errors import StoreError
 from ebr.ingest.pipeline import ingest
 from ebr.stores.local import LocalStore
 from ebr.stores.opensearch.store import OpenSearchStore
-from support.cluster import VERSION_ENV, StartFailed, _home, started_nodes
+from support import cluster
+from support.cluster import PORT_ENV, VERSION_ENV, StartFailed, _home, started_nodes
 
 pytestmark = pytest.mark.opensearch
 
@@ -154,6 +155,22 @@ def test_a_start_answered_by_another_runs_cluster_is_refused(opensearch_url: str
     with pytest.raises(StartFailed, match="nodes it did not start answer"), \
             started_nodes(home, *_version(), env={"EBR_OS_PORT": str(port)}):
         pass
+
+
+def test_a_second_cluster_leaves_the_port_the_environment_gave_the_first(
+        opensearch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run given its port (``EBR_OS_PORT``, as a machine running several suites gives each
+    its own) starts the session's node there; a test's own cluster started beside it (the
+    stopped-node and three-node tests) takes free ports rather than that one, where it would
+    only find the session's node and be refused as not its own."""
+    home = _home()
+    port = urlsplit(opensearch_url).port
+    if home is None or port not in cluster._own_ports:
+        pytest.skip("needs the session's node from the start script")
+    monkeypatch.setenv(PORT_ENV, str(port))
+    with started_nodes(home, *_version(), prefix="ebr-opensearch-second-") as nodes:
+        assert urlsplit(nodes.url).port != port
+        assert nodes.work.name.startswith("ebr-opensearch-second-")
 
 
 def test_a_node_lost_from_three_loses_no_acknowledged_document(tmp_path: Path) -> None:

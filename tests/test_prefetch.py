@@ -84,3 +84,16 @@ def test_the_switch_interval_is_short_while_producing_and_restored_after() -> No
         raise RuntimeError("stop")
     assert seen and max(seen) <= SWITCH_INTERVAL < before
     assert sys.getswitchinterval() == before
+
+
+def test_blocks_open_at_once_restore_the_interval_found_before_the_first() -> None:
+    """Two ingests in one process (threads): the switch interval is the interpreter's, so the
+    block that ends first must not restore it under the other, nor the last leave it short."""
+    before = sys.getswitchinterval()
+    first, second = prefetched(iter(range(3))), prefetched(iter(range(3)))
+    first.__enter__()
+    second.__enter__()  # found it short already
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL  # the second still produces
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -257,5 +258,27 @@ def test_features_of_another_models_index_train_the_same_scorer_once_renamed(
 def test_fitting_refuses_rows_of_another_width(store: LocalStore) -> None:
     groups = list(graded_features([judged(store, 1007)], store))
     narrow = [GradedFeatures(g.values[:, :-1], g.grades) for g in groups]
-    with pytest.raises(RerankerError, match=r"a training group has \d+ features for \d+ grades"):
+    with pytest.raises(RerankerError, match=r"training group 1: feature rows of shape \(30, \d+\) "
+                                            r"for grades of shape \(30,\); expected a list of "
+                                            r"grades and a row of \d+ features"):
         fit_lambdarank(narrow, FeatureSet.for_schema(SCHEMA))
+
+
+@pytest.mark.parametrize(("values", "grades", "problem"), [
+    (lambda g: g.values[:, 0], lambda g: g.grades, r"feature rows of shape \(30,\)"),
+    (lambda g: g.values, lambda g: g.grades[:, None], r"grades of shape \(30, 1\)"),
+    (lambda g: g.values, lambda g: np.where(np.arange(30) == 3, np.nan, g.grades),
+     "every grade must be a number >= 0; got nan"),
+    (lambda g: g.values, lambda g: g.grades - 1.0, "every grade must be a number >= 0; got -1.0"),
+    (lambda g: g.values, lambda g: ["good"] * 30, "features and grades must be numbers"),
+    (lambda g: g.values, lambda g: 1.0, r"grades of shape \(\)"),
+])
+def test_fitting_refuses_groups_it_cannot_read_with_a_clear_error(
+        store: LocalStore, values: Any, grades: Any, problem: str) -> None:
+    """``fit_lambdarank`` takes groups from anywhere (a cache, several stores): a group of the
+    wrong shape or with a grade that is not a number >= 0 is a RerankerError, never an
+    IndexError or a model fitted to nonsense."""
+    groups = list(graded_features([judged(store, 1007), judged(store, 1008)], store))
+    bad = [groups[0], GradedFeatures(values(groups[1]), grades(groups[1]))]
+    with pytest.raises(RerankerError, match=f"training group 2: .*{problem}"):
+        fit_lambdarank(bad, FeatureSet.for_schema(SCHEMA))

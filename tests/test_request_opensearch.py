@@ -103,6 +103,21 @@ def test_a_reranked_request_is_its_searches_alone(
                 assert x.features == pytest.approx(dict(y.features), abs=1e-4)
 
 
+def test_an_embedding_of_a_key_the_index_lacks_is_ignored_alike(
+        stores: tuple[Path, LocalStore, str, OpenSearchStore]) -> None:
+    """A request may carry an embedding for a key the index does not have (a service sending
+    every model's): the local store ignores it, and so does OpenSearch when the search fetches
+    the reranker's inputs (no cosine is asked for a key the features do not have)."""
+    _, local, _, remote = stores
+    extra = {"another-model": np.ones(5, np.float32)}
+    answers = [Searcher(store, [embedder()], reranker=LinearReranker(), candidates=8)
+               .search(HYBRID, text="cordless dril", size=3, vectors=extra)
+               for store in (local, remote)]
+    assert answers[0].ids and answers[0].ids == answers[1].ids
+    for x, y in zip(answers[0].hits, answers[1].hits, strict=True):
+        assert x.features == pytest.approx(dict(y.features), abs=1e-4)
+
+
 def test_eval_gives_the_same_figures_on_both_stores(stores: tuple[Path, LocalStore, str, OpenSearchStore],
                                                     opensearch_url: str, tmp_path: Path) -> None:
     path, _, index, _ = stores

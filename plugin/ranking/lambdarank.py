@@ -192,13 +192,24 @@ def fit_lambdarank(groups: Iterable[GradedFeatures], feature_set: FeatureSet,
     :func:`graded_features`, on one store or several whose features mean the same)."""
     lightgbm = _lightgbm()
     blocks, grades = [], []
-    for group in groups:
-        if group.values.shape != (len(group.grades), len(feature_set.names)):
-            raise RerankerError(f"a training group has {group.values.shape[1]} features for "
-                                f"{len(group.grades)} grades; {feature_set.fingerprint} has "
-                                f"{len(feature_set.names)}")
-        blocks.append(group.values)
-        grades.append(group.grades)
+    width = len(feature_set.names)
+    for n, group in enumerate(groups, 1):
+        try:
+            values = np.asarray(group.values, np.float64)
+            graded = np.asarray(group.grades, np.float64)
+        except (TypeError, ValueError) as e:
+            raise RerankerError(f"training group {n}: features and grades must be numbers "
+                                f"({e})") from None
+        if graded.ndim != 1 or values.shape != (graded.shape[0], width):
+            raise RerankerError(f"training group {n}: feature rows of shape {values.shape} for "
+                                f"grades of shape {graded.shape}; expected a list of grades "
+                                f"and a row of {width} features (those of "
+                                f"{feature_set.fingerprint}) per grade")
+        if not np.isfinite(graded).all() or (graded < 0).any():
+            raise RerankerError(f"training group {n}: every grade must be a number >= 0; got "
+                                f"{graded[~(np.isfinite(graded) & (graded >= 0))][0]}")
+        blocks.append(values)
+        grades.append(graded)
     if not any(len(np.unique(g)) > 1 for g in grades):
         raise RerankerError("no search has candidates of different grades: nothing to learn from")
     levels = np.unique(np.concatenate([[0.0], *grades]))

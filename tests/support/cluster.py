@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -64,6 +65,10 @@ def _home() -> Path | None:
 
 #: Times a start whose nodes were not the ones answering is tried again (on other ports).
 START_ATTEMPTS = 3
+#: The start script's variable fixing node 0's HTTP port.
+PORT_ENV = "EBR_OS_PORT"
+#: Node 0's HTTP port of each cluster ``started_nodes`` started and has not stopped yet.
+_own_ports: set[int] = set()
 
 
 class StartFailed(Exception):
@@ -93,11 +98,16 @@ def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
     names made twice ("created by another client"), nodes stopped under the other's ingest.
     So every node answering must keep its data in this work directory; else these nodes are
     stopped and the start tried again on other ports (an explicit ``EBR_OS_PORT`` is not tried
-    again: it would find the same cluster).  The disk watermarks are then turned off
-    (:func:`_ignore_the_disk`)."""
-    env = {**os.environ, **(env or {})}
+    again: it would find the same cluster).  An ``EBR_OS_PORT`` inherited from the environment
+    (a run given its port) is the first cluster's: a second one started while the first runs
+    (the session's node beside a test's own) takes free ports instead, where it would only
+    find the first.  The disk watermarks are then turned off (:func:`_ignore_the_disk`)."""
+    given = env or {}
+    env = {**os.environ, **given}
+    if PORT_ENV not in given and env.get(PORT_ENV, "").isdigit() and int(env[PORT_ENV]) in _own_ports:
+        del env[PORT_ENV]
     reason = ""
-    for _ in range(1 if env.get("EBR_OS_PORT") else START_ATTEMPTS):
+    for _ in range(1 if env.get(PORT_ENV) else START_ATTEMPTS):
         work = Path(tempfile.mkdtemp(prefix=prefix))
         os.chmod(work, 0o777)  # the nodes run as an unprivileged user when we are root
         try:
@@ -120,9 +130,12 @@ def started_nodes(home: Path, *args: str, prefix: str = "ebr-opensearch-",
         _stop(home, work)
     else:
         raise StartFailed(reason)
+    port = urlsplit(url).port or 0
+    _own_ports.add(port)
     try:
         yield Started(url, work)
     finally:
+        _own_ports.discard(port)
         _stop(home, work)
 
 

@@ -678,6 +678,10 @@ class OpenSearchStore:
         paths = term_paths(self._schema, fetch.namespaces) if fetch is not None else {}
         body["_source"] = self._hit_source + [".".join(p) for p in paths.values()]
         if fetch is not None:
+            # The index's keys only: the features have no cosine of another key (a request
+            # may carry an embedding the index does not know; the local store ignores it too).
+            fetch = Fetch({k: v for k, v in fetch.vectors.items() if self._schema.key(k) is not None},
+                          fetch.namespaces)
             body["script_fields"] = compile_cosine_fields(self._schema, fetch.vectors)
         found = self._search_request(body, params)
         server += found["took"] / 1000
