@@ -38,10 +38,10 @@ from ebr.encoders.serving.query_encoder import QueryEncoder
 from ebr.encoders.training.config import TrainConfig
 from ebr.encoders.training.data import prepare
 from ebr.encoders.training.trainer import train
-from ebr.evaluation.reranker_training import judged_searches
+from ebr.evaluation.reranker_training import fold_groups
 from ebr.mappings import Schema
 from ebr.ranking.feature_set import FeatureSet
-from ebr.ranking.lambdarank import GradedFeatures, LambdaRankReranker, fit_lambdarank, graded_features
+from ebr.ranking.lambdarank import GradedFeatures, LambdaRankReranker, fit_lambdarank
 from ebr.request import ModelEmbedder, Searcher
 from ebr.stores.local import LocalStore
 
@@ -81,37 +81,39 @@ def half_model(data: HomeDepot, model: Path, work: Path, half: int) -> Path:
 
 
 def half_features(data: HomeDepot, model: Path, index: Path, template: str, candidates: int,
-                  half: int, cache: Path) -> tuple[FeatureSet, list[GradedFeatures]]:
+                  half: int, cache: Path, target: FeatureSet, key: str) -> list[GradedFeatures]:
     """The graded features of the candidates ``model`` retrieves on ``index`` for the train
-    queries outside ``half`` (read from ``cache`` when it was written for the same request)."""
+    queries outside ``half``, as rows of ``target`` (the model's index's features, ``key``
+    its embedding key), read from ``cache`` when it was written for the same request."""
     with LocalStore.open(index, readonly=True) as store:
-        feature_set = FeatureSet.for_schema(store.schema)
         # The fingerprint too: features cached before their definitions changed are stale.
         stamp = hashlib.sha256(json.dumps([read_model_info(model).key, template, candidates,
-                                           feature_set.fingerprint]).encode())
-        path = cache / f"features-{stamp.hexdigest()[:12]}.npz"
-        if path.exists():
-            saved = np.load(path)
-            bounds = np.cumsum(saved["sizes"])[:-1]
-            return feature_set, [GradedFeatures(v, g) for v, g in zip(
-                np.split(saved["values"], bounds), np.split(saved["grades"], bounds), strict=True)]
-        qrels = {q: j for q, j in data.qrels("train").items() if cross_fit_half(q) != half}
-        started = time.perf_counter()
-        failed: dict[str, str] = {}
-        with torch_threads(1):
-            searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
-            searches = list(judged_searches(searcher, template, qrels, candidates=candidates,
-                                            failed=failed))
-            kept = [(q, s) for q, s in zip([q for q in qrels if q not in failed], searches,
-                                           strict=True) if s.hits]
-            groups = list(graded_features([s for _, s in kept], store, feature_set))
+                                           FeatureSet.for_schema(store.schema).fingerprint]
+                                          ).encode())
+    path = cache / f"features-{stamp.hexdigest()[:12]}.npz"
+    if path.exists():
+        saved = np.load(path)
+        bounds = np.cumsum(saved["sizes"])[:-1]
+        return [GradedFeatures(v, g) for v, g in zip(
+            np.split(saved["values"], bounds), np.split(saved["grades"], bounds), strict=True)]
+    qrels = {q: j for q, j in data.qrels("train").items() if cross_fit_half(q) != half}
+    started = time.perf_counter()
+    failed: dict[str, str] = {}
+    with LocalStore.open(index, readonly=True) as store, torch_threads(1):
+        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
+        groups, queries = [], []
+        for query in qrels:  # one at a time, to know which queries gave a group
+            found = list(fold_groups(searcher, template, {query: qrels[query]}, target, key,
+                                     candidates=candidates, failed=failed))
+            groups.extend(found)
+            queries.extend([query] * len(found))
     # The queries are kept for inspection (which groups came from which query), not read back.
     np.savez(path, values=np.concatenate([g.values for g in groups]),
              grades=np.concatenate([g.grades for g in groups]),
-             sizes=np.array([len(g.grades) for g in groups]), queries=np.array([q for q, _ in kept]))
+             sizes=np.array([len(g.grades) for g in groups]), queries=np.array(queries))
     print(f"cross-fit: half {half}'s encoder retrieved {len(groups):,} other-half queries' "
           f"candidates in {time.perf_counter() - started:.0f} s", flush=True)
-    return feature_set, groups
+    return groups
 
 
 def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Path, template: str,
@@ -126,11 +128,8 @@ def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Pa
         half_work.mkdir(parents=True, exist_ok=True)
         encoder = half_model(data, model, half_work, half)
         index = build_index(data, encoder, half_work)
-        feature_set, found = half_features(data, encoder, index, template, candidates, half, half_work)
-        if feature_set.with_keys({read_model_info(encoder).key: key}) != target:
-            raise SystemExit(f"cross-fit: {index} gives features {feature_set.names}, "
-                             f"the model's index {target.names}")
-        groups.extend(found)
+        groups.extend(half_features(data, encoder, index, template, candidates, half, half_work,
+                                    target, key))
     print(f"cross-fit: LambdaRank fitted on {len(groups):,} train queries "
           f"({sum(len(g.grades) for g in groups):,} candidates)", flush=True)
     return fit_lambdarank(groups, target)

@@ -112,30 +112,27 @@ def test_cached_features_are_computed_again_when_the_feature_definitions_change(
     LocalStore.create(index, schema).close()
     computed: list[int] = []
 
-    def searches(searcher: object, template: str, qrels: dict[str, object], **_: object
-                 ) -> list[object]:
-        return [SimpleNamespace(hits=(q,)) for q in qrels]
-
-    def graded(found: list[object], store: object, names: FeatureSet) -> list[GradedFeatures]:
-        computed.append(len(found))
-        return [GradedFeatures(np.zeros((1, len(names.names))), np.ones(1)) for _ in found]
+    def groups(searcher: object, template: str, qrels: dict[str, object], target: FeatureSet,
+               key: str, **_: object) -> list[GradedFeatures]:
+        computed.append(len(qrels))
+        return [GradedFeatures(np.zeros((1, len(target.names))), np.ones(1)) for _ in qrels]
 
     monkeypatch.setattr(homedepot_cross_fit, "read_model_info",
                         lambda _: SimpleNamespace(key="m"))
     monkeypatch.setattr(homedepot_cross_fit, "QueryEncoder", lambda _: None)
     monkeypatch.setattr(homedepot_cross_fit, "ModelEmbedder", lambda _: None)
     monkeypatch.setattr(homedepot_cross_fit, "Searcher", lambda *_: None)
-    monkeypatch.setattr(homedepot_cross_fit, "judged_searches", searches)
-    monkeypatch.setattr(homedepot_cross_fit, "graded_features", graded)
+    monkeypatch.setattr(homedepot_cross_fit, "fold_groups", groups)
 
     def run() -> None:
         homedepot_cross_fit.half_features(_data(), tmp_path / "model", index, "(nn $key :k 5)",
-                                          5, 0, tmp_path)
+                                          5, 0, tmp_path, FeatureSet.for_schema(schema), "m")
 
     run()
     run()
-    assert len(computed) == 1 and computed[0] > 0  # computed, then read back
+    assert len(computed) > 0  # computed (a query at a time), then read back
+    first = len(computed)
     monkeypatch.setattr(feature_set_module, "DEFINITIONS_VERSION",
                         feature_set_module.DEFINITIONS_VERSION + 1)
     run()
-    assert len(computed) == 2, "features of the old definitions were reused"
+    assert len(computed) == 2 * first, "features of the old definitions were reused"
