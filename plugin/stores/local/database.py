@@ -93,6 +93,10 @@ _ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
 #: The file where a FULL-synchronous writer records ``meta.commits`` after each commit.
 COMMITS_FILE = DB_FILE + "-commits"
 _CHUNK = 500  # ids per IN (...) query
+#: The writer's page cache (KiB) and the log's length (pages of 4 KiB) past which a commit
+#: checkpoints: 32 MiB each.
+WRITER_CACHE_KIB = 32768
+WAL_CHECKPOINT_PAGES = 8192
 
 
 def connect(path: Path, *, readonly: bool = False,
@@ -123,6 +127,11 @@ def connect(path: Path, *, readonly: bool = False,
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
+            # A batch of ten thousand documents dirties some 7 MB of pages: with SQLite's
+            # defaults (a 2 MB cache, a checkpoint past 4 MB of log) every commit re-reads
+            # pages it evicted and checkpoints (an fsync) on its own.
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         conn.execute("PRAGMA busy_timeout=10000")
     except BaseException:
         conn.close()
