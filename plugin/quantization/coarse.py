@@ -63,7 +63,7 @@ class CentroidQuantizer:
         # ||x - c||^2 = ||x||^2 - 2 (x.c - ||c||^2 / 2): rank by x.c - ||c||^2/2, larger nearer.
         scores = vectors @ self.centroids.T
         scores -= self._half_norms  # in place: a chunk's scores are 4 MB
-        return scores  # type: ignore[no-any-return]
+        return scores
 
     def _unit_rows(self, vectors: npt.ArrayLike) -> FloatArray:
         v = np.asarray(vectors, dtype=np.float32)
