@@ -1,4 +1,4 @@
-"""``ebr index create|stats|check|drop``: manage a local index directory, or inspect and drop
+"""``ebr index create|stats|check|upgrade|drop``: manage a local index directory, or inspect and drop
 an index on an OpenSearch cluster."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ebr.cli import inputs
 from ebr.cli.inputs import cluster_options, is_cluster, open_store, signed_in
 from ebr.mappings.schema import Schema
 from ebr.stores.local import LocalStore
+from ebr.stores.local.database import FORMAT
 from ebr.stores.opensearch.client import shown
 from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -23,7 +24,7 @@ _INDEX_OPTION = click.option("--index", help="The index, when STORE is an OpenSe
 
 @click.group("index")
 def index_group() -> None:
-    """Create, inspect, check and drop indexes: local ones (a directory each), or on a
+    """Create, inspect, check, upgrade and drop indexes: local ones (a directory each), or on a
     cluster (stats, drop)."""
 
 
@@ -98,6 +99,20 @@ def check_command(path: Path) -> None:
     stats = LocalStore.check(path)
     click.echo(f"ok: the index in {path} is sound ({stats.documents:,} documents, "
                f"{sum(stats.embeddings.values()):,} embeddings checked)")
+
+
+@index_group.command("upgrade")
+@click.argument("path", type=_INDEX_PATH)
+def upgrade_command(path: Path) -> None:
+    """Upgrade the local index in PATH, written by an older ebr, to this ebr's format in
+    place (one transaction: interrupted, it leaves the index as it was).  Needs PATH
+    writable and no other writer; every other command opens an index read-only and refuses
+    an older format."""
+    was = LocalStore.upgrade(path)
+    if was is None:
+        click.echo(f"the index in {path} is already in format {FORMAT}: nothing to do")
+    else:
+        click.echo(f"upgraded the index in {path} from format {was} to format {FORMAT}")
 
 
 @index_group.command("drop")

@@ -1,10 +1,12 @@
 """The database's format: an index of format 1 (each embedding row holding its cluster and PQ
-code) is upgraded by its first writable open and then serves what it served before; a
-read-only open of one, and any format this ebr does not know, are clear errors; a writer
-killed while training writes the new assignments leaves the index as it was before."""
+code) is upgraded by its first writable open, or by ``ebr index upgrade``, and then serves
+what it served before; a read-only open of one, and any format this ebr does not know, are
+clear errors; a writer killed while training writes the new assignments leaves the index as
+it was before."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sqlite3
@@ -13,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from local_faults import CODED, SCHEMA, documents, served, stored_value
 
+from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.mappings import Schema
 from ebr.stores.local import LocalStore
@@ -64,8 +68,8 @@ def test_a_format_1_index_is_upgraded_by_a_writable_open(
         store.train_quantizers(seed=3)
     expected = served(path)
     as_format_1(path, before_codes=before_codes)
-    with pytest.raises(StoreError, match="index format 1, written by an older ebr; open it "
-                                         "once for writing"):
+    with pytest.raises(StoreError, match="index format 1, written by an older ebr; upgrade "
+                                         "it to format 2 in place with `ebr index upgrade "):
         LocalStore.open(path, readonly=True)
     with LocalStore.open(path) as store:
         assert store.snapshot_problem is not None  # rebuilt from the upgraded rows
@@ -82,6 +86,39 @@ def test_a_format_1_index_is_upgraded_by_a_writable_open(
     LocalStore.check(path)
 
 
+def test_ebr_index_upgrade_upgrades_in_place_what_read_only_commands_refuse(
+        tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, CODED) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+    expected = served(path)
+    as_format_1(path)
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["index", "stats", str(path)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert f"with `ebr index upgrade {path}`" in refused.output
+    held = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:  # another writer's lock (a writable open here would upgrade): refused, untouched
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = runner.invoke(cli, ["index", "upgrade", str(path)])
+    finally:
+        os.close(held)
+    assert busy.exit_code == 1 and "open for writing by another process" in busy.output
+    assert stored_format(path) == "1"
+    done = runner.invoke(cli, ["index", "upgrade", str(path)])
+    assert done.exit_code == 0, done.output
+    assert done.output == f"upgraded the index in {path} from format 1 to format 2\n"
+    assert stored_format(path) == "2"
+    assert served(path) == expected  # read-only opens work again, serving what they did
+    assert runner.invoke(cli, ["index", "check", str(path)]).exit_code == 0
+    again = runner.invoke(cli, ["index", "upgrade", str(path)])
+    assert again.exit_code == 0
+    assert again.output == f"the index in {path} is already in format 2: nothing to do\n"
+    missing = runner.invoke(cli, ["index", "upgrade", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no local index in" in missing.output
+
+
 def test_a_format_this_ebr_does_not_know_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "i"
     LocalStore.create(path, SCHEMA).close()
@@ -92,6 +129,8 @@ def test_a_format_this_ebr_does_not_know_is_refused(tmp_path: Path) -> None:
     for readonly in (True, False):
         with pytest.raises(StoreError, match="index format '3'; this ebr reads format 2"):
             LocalStore.open(path, readonly=readonly)
+    with pytest.raises(StoreError, match="index format '3'; this ebr reads format 2"):
+        LocalStore.upgrade(path)
 
 
 def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ cluster and code in the embedding row, so training rewrote every ~1 KB row to se
 
 Formats: ``meta.format`` is 2.  An index of format 1 is upgraded by its first writable open
 (:func:`upgrade`: one transaction copies the clusters and codes into ``assignments``; the
-embeddings keep their old columns, covered by their checksums, unread); a read-only open of
-one is refused with that advice, and an older ebr refuses format 2 by its number.
+embeddings keep their old columns, covered by their checksums, unread), or by ``ebr index
+upgrade`` (:meth:`~ebr.stores.local.LocalStore.upgrade`); a read-only open of one is refused
+with that advice, and an older ebr refuses format 2 by its number.
 
 Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``,
 ``assignments`` and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta``
@@ -92,6 +93,10 @@ _ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
 #: The file where a FULL-synchronous writer records ``meta.commits`` after each commit.
 COMMITS_FILE = DB_FILE + "-commits"
 _CHUNK = 500  # ids per IN (...) query
+#: The writer's page cache (KiB) and the log's length (pages of 4 KiB) past which a commit
+#: checkpoints: 32 MiB each.
+WRITER_CACHE_KIB = 32768
+WAL_CHECKPOINT_PAGES = 8192
 
 
 def connect(path: Path, *, readonly: bool = False,
@@ -122,6 +127,11 @@ def connect(path: Path, *, readonly: bool = False,
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
+            # A batch of ten thousand documents dirties some 7 MB of pages: with SQLite's
+            # defaults (a 2 MB cache, a checkpoint past 4 MB of log) every commit re-reads
+            # pages it evicted and checkpoints (an fsync) on its own.
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         conn.execute("PRAGMA busy_timeout=10000")
     except BaseException:
         conn.close()
@@ -195,8 +205,9 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{where} is not an ebr local index: {e}") from None
     if rows.get("format") == FORMAT_1:
-        raise StoreError(f"{where}: index format {FORMAT_1}, written by an older ebr; open it "
-                         f"once for writing (not read-only) to upgrade it to format {FORMAT}")
+        raise StoreError(f"{where}: index format {FORMAT_1}, written by an older ebr; upgrade "
+                         f"it to format {FORMAT} in place with `ebr index upgrade {where}` "
+                         "(or open it once for writing)")
     if rows.get("format") != FORMAT:
         raise StoreError(f"{where}: index format {rows.get('format')!r}; this ebr reads "
                          f"format {FORMAT}")
@@ -317,13 +328,14 @@ def record_commits(directory: Path, commits: int) -> None:
             os.close(fd)
 
 
-def upgrade(conn: sqlite3.Connection) -> None:
+def upgrade(conn: sqlite3.Connection) -> str | None:
     """At a writable open: an index of format 1 brought to this format in one transaction
     (the columns its later releases added, NULL: no codes, not verified; its commit
-    counter; ``assignments`` copied from its embedding rows' clusters and codes)."""
+    counter; ``assignments`` copied from its embedding rows' clusters and codes).  The
+    format it had, None if it needed nothing."""
     row = conn.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
     if row is None or row[0] != FORMAT_1:
-        return  # this format, or not an ebr index (read_schema says which)
+        return None  # this format, or not an ebr index (read_schema says which)
     with transaction(conn, write=True):
         for table, column, decl in _ADDED_COLUMNS:
             if column not in _columns(conn, table):
@@ -336,6 +348,7 @@ def upgrade(conn: sqlite3.Connection) -> None:
                          "VALUES (?, ?, ?, ?, ?)",
                          [(*r, assignment_checksum(*r)) for r in rows])
         conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT,))
+    return FORMAT_1
 
 
 def _legacy_columns(conn: sqlite3.Connection) -> str:

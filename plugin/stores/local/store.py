@@ -80,6 +80,7 @@ from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
 from ebr.stores.local.failures import REBUILD, failures
+from ebr.stores.local.gc_pause import paused_gc
 from ebr.stores.local.hits import build_hits
 from ebr.stores.local.id_lookup import IdLookup
 from ebr.stores.local.lengths import load_lengths
@@ -190,13 +191,8 @@ class LocalStore:
         with failures(directory, "opening"):
             lock = None if readonly else _lock(directory)
             try:
-                try:
-                    conn = database.connect(db_path, readonly=readonly, synchronous=synchronous)
-                except sqlite3.DatabaseError as e:
-                    if getattr(e, "sqlite_errorcode", None) not in (sqlite3.SQLITE_NOTADB,
-                                                                    None):
-                        raise
-                    raise StoreError(f"{directory} is not an ebr local index: {e}") from None
+                conn = _connected(directory, db_path, readonly=readonly,
+                                  synchronous=synchronous)
                 try:
                     if not readonly:
                         database.upgrade(conn)
@@ -230,6 +226,29 @@ class LocalStore:
                 if lock is not None:
                     os.close(lock)
                 raise
+
+    @staticmethod
+    def upgrade(path: str | os.PathLike[str]) -> str | None:
+        """Bring the index in ``path`` to this ebr's format in place, as a writable open
+        does (:func:`ebr.stores.local.database.upgrade`: one transaction), without loading
+        it; the format it had, None if it was current.  Refuses while another process has
+        the index open for writing, and a format this ebr does not read."""
+        directory = Path(path)
+        db_path = directory / DB_FILE
+        if not db_path.is_file():
+            raise StoreError(f"no local index in {directory} (missing {DB_FILE})")
+        with failures(directory, "upgrading"):
+            lock = _lock(directory)
+            try:
+                conn = _connected(directory, db_path, readonly=False, synchronous="FULL")
+                try:
+                    was = database.upgrade(conn)
+                    database.read_schema(conn, directory)  # an unknown format: refused
+                finally:
+                    conn.close()
+            finally:
+                os.close(lock)
+        return was
 
     @staticmethod
     def drop(path: str | os.PathLike[str]) -> None:
@@ -368,7 +387,8 @@ class LocalStore:
 
     def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
         """Insert or replace a batch of documents, atomically (see :mod:`ebr.stores.protocol`)."""
-        return self._write(prepare_batch(self._schema, documents), [])
+        with paused_gc():
+            return self._write(prepare_batch(self._schema, documents), [])
 
     @contextlib.contextmanager
     def batched_writes(self) -> Iterator[None]:
@@ -402,7 +422,8 @@ class LocalStore:
                     database.delete_documents(self._conn, gone)
                     database.insert_documents(
                         self._conn, docs, clusters,
-                        [{k: c.tobytes() for k, (c, _) in p.items()} for p in codes])
+                        [{k: c.tobytes() for k, (c, _) in p.items()} if p else {}
+                         for p in codes])
                     for d, c, p in zip(docs, clusters, codes, strict=True):
                         edit.add(d, c, p)
                     new = edit.build()
@@ -417,7 +438,7 @@ class LocalStore:
     def _writing(self, doing: str) -> Iterator[None]:
         """Around a write transaction: SQLite and OS failures as StoreError, and memory made
         to agree with the database again if the block fails or is interrupted anywhere."""
-        with failures(self.directory, doing):
+        with failures(self.directory, doing), paused_gc():
             if self._stale:
                 self._recover()
             self._stale = True
@@ -461,6 +482,8 @@ class LocalStore:
                              list[dict[str, tuple[npt.NDArray[np.uint8], float]]]]:
         """Each document's cluster per key with a trained quantizer, and its PQ code and
         reconstruction length per key that keeps codes."""
+        if not snap.quantizers:  # before training: one empty mapping, read only, for all
+            return [{}] * len(docs), [{}] * len(docs)
         out: list[dict[str, int]] = [{} for _ in docs]
         codes: list[dict[str, tuple[npt.NDArray[np.uint8], float]]] = [{} for _ in docs]
         for key, quantizer in snap.quantizers.items():
@@ -668,6 +691,17 @@ def _undecodable(directory: Path) -> Iterator[None]:
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
         raise IndexDamagedError(f"the index in {directory} is damaged: a stored value cannot "
                                 f"be read ({type(e).__name__}: {e}); {REBUILD}") from None
+
+
+def _connected(directory: Path, db_path: Path, *, readonly: bool,
+               synchronous: Synchronous) -> sqlite3.Connection:
+    """:func:`database.connect`, a file that is no SQLite database refused as no index."""
+    try:
+        return database.connect(db_path, readonly=readonly, synchronous=synchronous)
+    except sqlite3.DatabaseError as e:
+        if getattr(e, "sqlite_errorcode", None) not in (sqlite3.SQLITE_NOTADB, None):
+            raise
+        raise StoreError(f"{directory} is not an ebr local index: {e}") from None
 
 
 def _lock(directory: Path) -> int:
