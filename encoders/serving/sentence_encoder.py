@@ -43,7 +43,9 @@ class SentenceEncoder:
 
     def __init__(self, key: str, model: SentenceTransformer, *, field: str = "text",
                  batch_size: int = 64) -> None:
-        dimension = model.get_sentence_embedding_dimension()
+        # renamed get_embedding_dimension in sentence-transformers 5
+        dimension = getattr(model, "get_embedding_dimension",
+                            model.get_sentence_embedding_dimension)()
         if dimension is None:
             raise EncoderConfigError(f"the sentence model for {key} does not say its dimension")
         self._key, self._dimension = key, int(dimension)
@@ -63,7 +65,7 @@ class SentenceEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise EncoderConfigError(f"{directory} is a sentence-transformers model: "
-                                     "pip install sentence-transformers") from e
+                                     "pip install 'ebr[sentence]'") from e
         return cls(key, SentenceTransformer(str(directory), device="cpu"), field=field)
 
     def save(self, directory: Path) -> None:
