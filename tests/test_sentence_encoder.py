@@ -26,7 +26,7 @@ from ebr.request import Searcher  # noqa: E402
 from ebr.request.embedders import ProjectionEmbedder, embedders_for  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
 from ebr.stores.protocol import IndexDocument  # noqa: E402
-from support.request_corpus import KEY, TITLES, embedder, projection  # noqa: E402
+from support.request_corpus import KEY, TITLES, projection  # noqa: E402
 
 MINI = "minilm"
 
@@ -127,3 +127,64 @@ def test_ebr_eval_embeds_the_second_key_with_its_sentence_model(
     ranked = [line.split()[2] for line in (tmp_path / "runs" / "mini.run").read_text().splitlines()]
     assert ranked == sorted(cosine, key=lambda i: -cosine[i])[:3]
     assert {"p10", "p11"} <= set(ranked)
+
+
+def test_train_reranker_folds_embed_the_second_key_with_the_served_sentence_model(
+        encoder: SentenceEncoder, model_dir: Path, tmp_path: Path) -> None:
+    """``ebr train-reranker --fold``: a fold indexes the sentence model's key as the served
+    index does; its requests are embedded for it by the ``--model`` sentence directory."""
+    pytest.importorskip("torch", reason="a fold's encoder is a model directory: pip install 'ebr[encoders]'")
+    pytest.importorskip("lightgbm", reason="the reranker is LightGBM's: pip install 'ebr[rerank]'")
+    from test_train_reranker_folds import _model
+
+    from ebr.encoders.serving.model_files import read_model_info
+    from ebr.evaluation.judgments import read_judgments
+    from ebr.evaluation.reranker_training import fold_groups
+    from ebr.ranking.feature_set import FeatureSet
+    from ebr.ranking.lambdarank import fit_lambdarank, load_reranker
+
+    served = _build(tmp_path / "served", encoder)
+    served_schema = served.schema
+    target = FeatureSet.for_schema(served_schema)
+    served.close()
+    model = _model(tmp_path / "fold-model", seed=3)
+    info = read_model_info(model)
+    schema = Schema.create("fold", (Namespace("title", "standard"),),
+                           (EmbeddingKey(info.key, info.output_dim, CoarseQuantizerSpec(nlist=1)),
+                            EmbeddingKey(MINI, encoder.dimension, CoarseQuantizerSpec(nlist=1))))
+    (tmp_path / "schema.json").write_text(schema.to_json(), encoding="utf-8")
+    vectors = encoder.embed_texts([t for _, t, _ in TITLES])
+    with (tmp_path / "docs.jsonl").open("w", encoding="utf-8") as out:  # MiniLM's given as is
+        for (uid, title, _), v in zip(TITLES, vectors, strict=True):
+            out.write(json.dumps({"id": uid, "title": title, MINI: v.tolist()}) + "\n")
+    runner = CliRunner()
+    ingested = runner.invoke(cli, ["ingest", str(tmp_path / "docs.jsonl"), "--store",
+                                   f"local:{tmp_path / 'fold'}", "--schema",
+                                   str(tmp_path / "schema.json"), "--model", str(model), "--quiet"])
+    assert ingested.exit_code == 0, ingested.output
+    judged = tmp_path / "judged.tsv"
+    judged.write_text("query\tdoc_id\tgrade\nwater hose\tp10\t3\nwater hose\tp11\t2\n"
+                      "wall light\tp13\t3\nwall light\tp12\t1\n")
+    template = "(or (match title $q) (nn $key :k 6))"
+    result = runner.invoke(cli, ["train-reranker", str(tmp_path / "served"), "--key", KEY,
+                                 "--model", str(model_dir), "--path", template, "--candidates", "6",
+                                 "--fold", str(tmp_path / "fold"), str(model), str(judged),
+                                 "--output", str(tmp_path / "r.json"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    reranker = load_reranker(tmp_path / "r.json", served_schema)
+    # the same groups from the library, MiniLM's cosine computed by hand
+    from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.request import ModelEmbedder
+
+    with LocalStore.open(tmp_path / "fold", readonly=True) as fold:
+        fold_encoder = QueryEncoder(model)
+        searcher = Searcher(fold, [ModelEmbedder(fold_encoder), encoder], key=fold_encoder.key)
+        groups = list(fold_groups(searcher, template, read_judgments(judged).qrels, target, KEY,
+                                  candidates=6))
+        found = searcher.retrieve(template, text="water hose", size=6)
+    col = target.names.index(cosine_feature(MINI))
+    titles = {i: t for i, t, _ in TITLES}
+    query = encoder.embed("water hose", {})
+    np.testing.assert_allclose(groups[0].values[:, col],
+                               [encoder.embed(titles[h.id], {}) @ query for h in found.hits], atol=1e-4)
+    assert fit_lambdarank(groups, target).model == reranker.model
