@@ -6,7 +6,11 @@ run, and the request API's latency per request.
    document tower (``--model``: a model directory, e.g. from
    ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
    (``NLIST`` clusters, PQ codes of d/4 bytes) and an ``english``-analyzed title namespace;
-   ``--work DIR`` keeps the index for the next run.
+   ``--work DIR`` keeps the index for the next run.  By default (``--no-minilm`` to leave it
+   out) a second key holds all-MiniLM-L6-v2's title vectors, given with the records (EBR's
+   ensemble of embeddings): its cosine to the request, embedded by the same pretrained model
+   (a sentence model directory, ``WORK/minilm``, passed as a second ``--model``), is one more
+   reranker feature, on the cross-fit's folds as on the served index.
 2. LambdaRank is trained on the train split's judged queries, on the ``--candidates``
    first-stage hits of the pool path (BM25's top ``--pool`` or nn's top ``--pool``) for each
    query, as serving retrieves them, from an encoder that did not train on the query: on the
@@ -33,7 +37,7 @@ Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) an
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
         [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 300] [--candidates 600]
-        [--reranker-training cross-fit|held-out] [--latency-queries 1000] [--no-baselines]
+        [--reranker-training cross-fit|held-out] [--no-minilm] [--latency-queries 1000] [--no-baselines]
         [--latency-only [--reranker FILE]]
 """
 from __future__ import annotations
