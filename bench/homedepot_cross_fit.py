@@ -23,7 +23,7 @@ import json
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from ebr.mappings import Schema
 from ebr.ranking.feature_set import FeatureSet
 from ebr.ranking.lambdarank import GradedFeatures, LambdaRankReranker, fit_lambdarank
 from ebr.request import ModelEmbedder, Searcher
+from ebr.request.embedders import TextEmbedder
 from ebr.stores.local import LocalStore
 
 HALVES = 2
@@ -81,10 +82,12 @@ def half_model(data: HomeDepot, model: Path, work: Path, half: int) -> Path:
 
 
 def half_features(data: HomeDepot, model: Path, index: Path, template: str, candidates: int,
-                  half: int, cache: Path, target: FeatureSet, key: str) -> list[GradedFeatures]:
+                  half: int, cache: Path, target: FeatureSet, key: str,
+                  others: Sequence[TextEmbedder] = ()) -> list[GradedFeatures]:
     """The graded features of the candidates ``model`` retrieves on ``index`` for the train
     queries outside ``half``, as rows of ``target`` (the model's index's features, ``key``
-    its embedding key), read from ``cache`` when it was written for the same request."""
+    its embedding key; ``others`` embed the requests for the index's other keys), read from
+    ``cache`` when it was written for the same request."""
     with LocalStore.open(index, readonly=True) as store:
         # The fingerprint too: features cached before their definitions changed are stale.
         stamp = hashlib.sha256(json.dumps([read_model_info(model).key, template, candidates,
@@ -100,7 +103,8 @@ def half_features(data: HomeDepot, model: Path, index: Path, template: str, cand
     started = time.perf_counter()
     failed: dict[str, str] = {}
     with LocalStore.open(index, readonly=True) as store, torch_threads(1):
-        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))])
+        encoder = QueryEncoder(model)
+        searcher = Searcher(store, [ModelEmbedder(encoder), *others], key=encoder.key)
         groups, queries = [], []
         for query in qrels:  # one at a time, to know which queries gave a group
             found = list(fold_groups(searcher, template, {query: qrels[query]}, target, key,
@@ -117,11 +121,13 @@ def half_features(data: HomeDepot, model: Path, index: Path, template: str, cand
 
 
 def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Path, template: str,
-                          candidates: int, build_index: IndexBuilder) -> LambdaRankReranker:
+                          candidates: int, build_index: IndexBuilder,
+                          others: Sequence[TextEmbedder] = ()) -> LambdaRankReranker:
     """LambdaRank for ``model``'s index (``schema``), trained on every train query's
-    candidates from the half-encoder that did not train on it."""
+    candidates from the half-encoder that did not train on it (``others``: the embedders of
+    the index's other keys, the same on every fold)."""
     target = FeatureSet.for_schema(schema)
-    (key,) = (k.name for k in schema.keys)
+    key = read_model_info(model).key
     groups: list[GradedFeatures] = []
     for half in range(HALVES):
         half_work = work / "cross-fit" / f"half{half}"
@@ -129,7 +135,7 @@ def cross_fitted_reranker(data: HomeDepot, model: Path, schema: Schema, work: Pa
         encoder = half_model(data, model, half_work, half)
         index = build_index(data, encoder, half_work)
         groups.extend(half_features(data, encoder, index, template, candidates, half, half_work,
-                                    target, key))
+                                    target, key, others))
     print(f"cross-fit: LambdaRank fitted on {len(groups):,} train queries "
           f"({sum(len(g.grades) for g in groups):,} candidates)", flush=True)
     return fit_lambdarank(groups, target)

@@ -6,7 +6,11 @@ run, and the request API's latency per request.
    document tower (``--model``: a model directory, e.g. from
    ``python bench/homedepot_train.py --no-baselines --save DIR``), under an IVF-PQ key
    (``NLIST`` clusters, PQ codes of d/4 bytes) and an ``english``-analyzed title namespace;
-   ``--work DIR`` keeps the index for the next run.
+   ``--work DIR`` keeps the index for the next run.  By default (``--no-minilm`` to leave it
+   out) a second key holds all-MiniLM-L6-v2's title vectors, given with the records (EBR's
+   ensemble of embeddings): its cosine to the request, embedded by the same pretrained model
+   (a sentence model directory, ``WORK/minilm``, passed as a second ``--model``), is one more
+   reranker feature, on the cross-fit's folds as on the served index.
 2. LambdaRank is trained on the train split's judged queries, on the ``--candidates``
    first-stage hits of the pool path (BM25's top ``--pool`` or nn's top ``--pool``) for each
    query, as serving retrieves them, from an encoder that did not train on the query: on the
@@ -33,7 +37,7 @@ Needs the ``bench`` extra for the baselines (``--no-baselines`` to skip them) an
 
     python bench/homedepot_eval.py --model DIR [--data DIR] [--work DIR] [--nprobe 64]
         [--radius 0.6] [--sweep 0.5,0.6,0.7] [--pool 300] [--candidates 600]
-        [--reranker-training cross-fit|held-out] [--latency-queries 1000] [--no-baselines]
+        [--reranker-training cross-fit|held-out] [--no-minilm] [--latency-queries 1000] [--no-baselines]
         [--latency-only [--reranker FILE]]
 """
 from __future__ import annotations
@@ -45,28 +49,52 @@ import platform
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from homedepot_baselines import baseline_runs, markdown_table, torch_threads  # noqa: E402
+from homedepot_baselines import (  # noqa: E402
+    MINILM_NAME,
+    baseline_runs,
+    corpus_embeddings,
+    markdown_table,
+    torch_threads,
+)
 from homedepot_cross_fit import cross_fitted_reranker  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
 
 from ebr.cli.main import cli  # noqa: E402
 from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
+from ebr.encoders.serving.sentence_encoder import SentenceEncoder, is_sentence_model_directory  # noqa: E402
 from ebr.encoders.training.data import in_validation  # noqa: E402
 from ebr.evaluation.metrics import evaluate_rankings  # noqa: E402
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema  # noqa: E402
 from ebr.ranking.lambdarank import load_reranker  # noqa: E402
 from ebr.request import ModelEmbedder, Searcher  # noqa: E402
+from ebr.request.embedders import TextEmbedder  # noqa: E402
 from ebr.request.searcher import PHASES  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
 from ebr.stores.local.database import DB_FILE  # noqa: E402
 
 NLIST = 256  # about sqrt(54,667), as homedepot_train.py
 TEXT = "title"
+#: The second embedding key (``--minilm``): all-MiniLM-L6-v2's title vectors.
+MINILM_KEY = "all-minilm-l6-v2"
+
+
+def minilm_encoder(work: Path) -> SentenceEncoder:
+    """all-MiniLM-L6-v2 as the encoder of :data:`MINILM_KEY`, saved in ``work`` as a sentence
+    model directory (what ``ebr eval --model`` reads; reused when there)."""
+    directory = work / "minilm"
+    if is_sentence_model_directory(directory):
+        return SentenceEncoder.load(directory, field=TEXT)
+    from homedepot_baselines import load_minilm
+
+    encoder = SentenceEncoder(MINILM_KEY, load_minilm(), field=TEXT)
+    encoder.save(directory)
+    return encoder
 
 
 def _ebr(*args: str) -> None:
@@ -74,27 +102,39 @@ def _ebr(*args: str) -> None:
     cli.main(list(args), standalone_mode=False)
 
 
-def build_index(data: HomeDepot, model: Path, work: Path) -> Path:
-    """The titles in a local IVF-PQ index under ``work`` (reused when already there)."""
-    index = work / "index"
+def build_index(data: HomeDepot, model: Path, work: Path,
+                minilm: SentenceEncoder | None = None) -> Path:
+    """The titles in a local IVF-PQ index under ``work`` (reused when already there); with
+    ``minilm``, a second key holds its title vectors (exact, given with the records: computed
+    once and cached by ``homedepot_baselines.py``)."""
+    index = work / ("index-minilm" if minilm else "index")
     if (index / DB_FILE).exists():
         LocalStore.open(index).close()  # upgrades an index an older ebr wrote (else a no-op)
         print(f"index: reusing {index}")
         return index
     info = read_model_info(model)
     key, dim = info.key, info.output_dim
-    schema = Schema.create("homedepot", (Namespace(TEXT, "english"),),
-                           (EmbeddingKey(key, dim, CoarseQuantizerSpec(nlist=NLIST, pq_m=dim // 4)),))
+    keys = [EmbeddingKey(key, dim, CoarseQuantizerSpec(nlist=NLIST, pq_m=dim // 4))]
+    vectors = None
+    if minilm is not None:
+        keys.append(EmbeddingKey(minilm.key, minilm.dimension, CoarseQuantizerSpec(nlist=NLIST)))
+        vectors = corpus_embeddings(minilm.model, data.titles, name=MINILM_NAME)
+    schema = Schema.create("homedepot", (Namespace(TEXT, "english"),), tuple(keys))
     (work / "schema.json").write_text(schema.to_json(), encoding="utf-8")
     products = work / "products.jsonl"
     with products.open("w", encoding="utf-8") as out:
-        for uid, title in zip(data.product_ids, data.titles, strict=True):
-            out.write(json.dumps({"id": uid, TEXT: title}) + "\n")
+        for i, (uid, title) in enumerate(zip(data.product_ids, data.titles, strict=True)):
+            record: dict[str, object] = {"id": uid, TEXT: title}
+            if minilm is not None and vectors is not None:
+                record[minilm.key] = np.round(vectors[i].astype(np.float64), 6).tolist()
+            out.write(json.dumps(record) + "\n")
     started = time.perf_counter()
     _ebr("ingest", str(products), "--store", f"local:{index}", "--schema", str(work / "schema.json"),
-         "--model", str(model), "--quiet", "--checkpoint", str(work / "ingest.checkpoint"))
+         "--model", str(model), "--quiet", "--checkpoint", str(work / f"{index.name}.checkpoint"))
+    products.unlink()  # the titles are in the index; with the vectors this file is large
     print(f"index: {len(data.titles):,} titles ingested in {time.perf_counter() - started:.1f} s "
-          f"(key {key}, {dim}-d, nlist {NLIST}, PQ {dim // 4} bytes)")
+          f"(key {key}, {dim}-d, nlist {NLIST}, PQ {dim // 4} bytes"
+          + (f"; key {minilm.key}, {minilm.dimension}-d, exact vectors" if minilm else "") + ")")
     return index
 
 
@@ -120,11 +160,12 @@ def write_judged(qrels: dict[str, dict[str, float]], path: Path) -> dict[str, di
 
 
 def request_latency(index: Path, model: Path, queries: Sequence[str], template: str, n: int,
-                    reranker: Path, candidates: int) -> None:
+                    reranker: Path, candidates: int, others: Sequence[TextEmbedder] = ()) -> None:
     from ebr.encoders.serving.query_encoder import QueryEncoder
 
     with LocalStore.open(index, readonly=True) as store, torch_threads(1):
-        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model))],
+        encoder = QueryEncoder(model)
+        searcher = Searcher(store, [ModelEmbedder(encoder), *others], key=encoder.key,
                             reranker=load_reranker(reranker, store.schema), candidates=candidates)
         for q in queries[:20]:  # warm-up; these stay cached, the measured queries are others
             searcher.search(template, text=q)
@@ -138,7 +179,9 @@ def request_latency(index: Path, model: Path, queries: Sequence[str], template: 
             cpu[i] = time.thread_time() - used
             for p in PHASES:
                 phases[p][i] = response.timings[p]
-    print(f"request API, {template} with the query tower, {candidates} candidates reranked by "
+    extra = "".join(f" and {e.key}" for e in others)
+    print(f"request API, {template} with the query tower{extra} (each request embedded once per "
+          f"key), {candidates} candidates reranked by "
           f"LambdaRank, size 10, {len(measured)} distinct queries one at a time on 1 thread "
           "(wall time; the CPU time of the request's thread beside it, which other processes "
           "on a loaded machine inflate less):")
@@ -165,6 +208,9 @@ def main() -> None:
                     help="The reranker's training queries: every train query, its candidates "
                          "from a half-split encoder that did not train on it (cross-fit), or "
                          "only those the model's training held out (held-out).")
+    ap.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
+                    help="A second embedding key: all-MiniLM-L6-v2's title vectors, its cosine to "
+                         "the request one more reranker feature (EBR's ensemble of embeddings).")
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--latency-only", action="store_true",
@@ -181,13 +227,18 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}; corpus {len(data.titles):,} titles; validation queries "
           f"{len(data.queries('validation')):,} ({len(data.queries('validation', with_relevant=True)):,} "
           f"with a relevant product); work {work_dir}", flush=True)
-    index = build_index(data, args.model, work_dir)
+    minilm = minilm_encoder(work_dir) if args.minilm else None
+    others = [minilm] if minilm else []
+    models = ["--model", str(args.model), *(("--model", str(work_dir / "minilm")) if minilm else ()),
+              "--key", read_model_info(args.model).key]
+    builder = partial(build_index, minilm=minilm)
+    index = builder(data, args.model, work_dir)
     pool = (f"(or (match {TEXT} $q :minimum-should-match 1 :k {args.pool}) "
             f"(nn $key :k {args.pool} :nprobe {args.nprobe}))")
     reranker = work_dir / "reranker.json"
     if args.latency_only:
         request_latency(index, args.model, data.queries("validation"), pool, args.latency_queries,
-                        args.reranker or reranker, min(args.candidates, 100))
+                        args.reranker or reranker, min(args.candidates, 100), others)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         return
     qrels = write_judged(data.qrels("validation"), work_dir / "judged.tsv")
@@ -202,16 +253,16 @@ def main() -> None:
         with LocalStore.open(index, readonly=True) as store:
             schema = store.schema
         cross_fitted_reranker(data, args.model, schema, work_dir, pool, args.candidates,
-                              build_index).save(reranker)
+                              builder, others).save(reranker)
     else:
         write_judged(reranker_queries(data, args.model), work_dir / "train.tsv")
         _ebr("train-reranker", str(index), str(work_dir / "train.tsv"), "--path", pool,
-             "--candidates", str(args.candidates), "--model", str(args.model), "--output",
+             "--candidates", str(args.candidates), *models, "--output",
              str(reranker), "--quiet")
     print(f"reranker trained ({args.reranker_training}) in {time.perf_counter() - started:.0f} s",
           flush=True)
     started = time.perf_counter()
-    _ebr("eval", str(index), str(work_dir / "judged.tsv"), "--model", str(args.model),
+    _ebr("eval", str(index), str(work_dir / "judged.tsv"), *models,
          "--radius-sweep", args.sweep, "--runs", str(work_dir / "runs"),
          "--json", str(work_dir / "eval.json"), "--quiet", "--reranker", str(reranker),
          "--candidates", str(args.candidates),
@@ -225,7 +276,7 @@ def main() -> None:
         print("\nbaselines, same queries, same run")
         print(markdown_table(reports))
     request_latency(index, args.model, data.queries("validation"), pool, args.latency_queries,
-                    reranker, min(args.candidates, 100))
+                    reranker, min(args.candidates, 100), others)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

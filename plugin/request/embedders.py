@@ -1,8 +1,10 @@
 """Query embedders: a request's text (and context) -> its embedding for one key.
 
-Two kinds: a trained model directory's query tower (:class:`ModelEmbedder` over
-:class:`~ebr.encoders.serving.query_encoder.QueryEncoder`) and the training-free trigram
-projection (:class:`ProjectionEmbedder`, what the quickstart's keys hold).  Each says which
+Three kinds: a trained model directory's query tower (:class:`ModelEmbedder` over
+:class:`~ebr.encoders.serving.query_encoder.QueryEncoder`), the training-free trigram
+projection (:class:`ProjectionEmbedder`, what the quickstart's keys hold) and a pretrained
+sentence-transformer (:class:`~ebr.encoders.serving.sentence_encoder.SentenceEncoder`, an
+embedder itself).  Each says which
 context fields it reads, so the embedding cache keys only on those.
 """
 
@@ -20,6 +22,7 @@ from ebr.mappings.schema import Schema
 
 if TYPE_CHECKING:  # the model files are read only by whoever loads a model
     from ebr.encoders.serving.query_encoder import QueryEncoder
+    from ebr.encoders.serving.sentence_encoder import SentenceEncoder
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -98,14 +101,19 @@ def check_embedder(schema: Schema, embedder: TextEmbedder) -> None:
                         f"but the index declares {declared.dimension}-d")
 
 
-def embedders_for(schema: Schema, models: Mapping[str, QueryEncoder]) -> list[TextEmbedder]:
-    """An embedder for every key of ``schema``: the model whose key it is, else the trigram
-    projection (what ``ebr quickstart`` indexes; a trained key needs its model)."""
+def embedders_for(schema: Schema, models: Mapping[str, QueryEncoder | SentenceEncoder]
+                  ) -> list[TextEmbedder]:
+    """An embedder for every key of ``schema``: the model whose key it is (a query tower, or a
+    sentence encoder as it is), else the trigram projection (what ``ebr quickstart`` indexes;
+    a trained key needs its model)."""
+    from ebr.encoders.serving.sentence_encoder import SentenceEncoder
+
     embedders: list[TextEmbedder] = []
     for key in schema.keys:
         model = models.get(key.name)
-        embedders.append(ModelEmbedder(model) if model is not None
-                         else ProjectionEmbedder(key.name, TrigramProjection(key.dimension)))
+        embedders.append(ProjectionEmbedder(key.name, TrigramProjection(key.dimension))
+                         if model is None else
+                         model if isinstance(model, SentenceEncoder) else ModelEmbedder(model))
     for embedder in embedders:
         check_embedder(schema, embedder)
     return embedders
