@@ -148,7 +148,7 @@ class OpenSearchStore:
         #: Bumped whenever a coarse quantizer changes: bulk lines made before are stale.
         self._quantizer_epoch = 0
         #: The bulk lines :meth:`render_ahead` made, by document (the last two batches' worth:
-        #: a tuple replaced whole, so the bulk helper's thread reads it while another renders).
+        #: a tuple replaced whole, so a batch being queued reads it while another renders).
         self._ahead: tuple[dict[int, _Rendered], ...] = ()
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
@@ -173,7 +173,7 @@ class OpenSearchStore:
 
     @bulk_in_flight.setter
     def bulk_in_flight(self, count: int) -> None:
-        # Refused here, in a line, rather than by the bulk helper's thread pool at the next write
+        # Refused here, in a line, rather than by the bulk stream at the next write
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise StoreError(f"bulk_in_flight must be a whole number >= 1, got {count!r}")
         self._bulk_in_flight = count
@@ -392,8 +392,8 @@ class OpenSearchStore:
         self._ahead = (*self._ahead[-1:], rendered)
 
     def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[BulkAction]:
-        """The bulk actions writing ``docs``, made a chunk at a time as the bulk helper asks
-        for them (each chunk's clusters at once), or as :meth:`render_ahead` made them."""
+        """The bulk actions writing ``docs``, made a chunk at a time as the bulk stream has room
+        (each chunk's clusters at once), or as :meth:`render_ahead` made them."""
         ahead, epoch = self._ahead, self._quantizer_epoch
         for start in range(0, len(docs), CHUNK_DOCUMENTS):
             chunk = docs[start:start + CHUNK_DOCUMENTS]
