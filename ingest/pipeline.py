@@ -56,6 +56,7 @@ from ebr.mappings.opensearch_mapping import training_minimum
 from ebr.mappings.schema import EmbeddingKey, IvfPq, Schema
 from ebr.quantization.kmeans import TrainingReport, train_centroids
 from ebr.stores.documents import DocumentError, PreparedDocument, prepare_batch
+from ebr.stores.opensearch.bulk import PendingWrite
 from ebr.stores.opensearch.store import BulkWriteError
 from ebr.stores.protocol import IndexDocument, Store, WriteResult
 
@@ -141,12 +142,6 @@ class RendersAhead(Protocol):
     store's bulk lines): the reading thread does so while the previous batch is written."""
 
     def render_ahead(self, docs: Sequence[PreparedDocument]) -> None: ...
-
-
-class PendingWrite(Protocol):
-    """A batch handed to a store, answered later."""
-
-    def result(self) -> WriteResult: ...
 
 
 @runtime_checkable
@@ -478,14 +473,7 @@ class _Flight:
 
 def _answered(store: Store, batch: list[PreparedDocument]) -> Callable[[], WriteResult]:
     """The batch written now (a store without :class:`WritesPending`), its answer kept."""
-    try:
-        result = store.add(batch)  # prepared: only written
-    except BulkWriteError as e:
-        error = e
-
-        def refused() -> WriteResult:
-            raise error
-        return refused
+    result = store.add(batch)  # prepared: only written
     return lambda: result
 
 
