@@ -1,8 +1,9 @@
 """An ingest into OpenSearch killed with two batches in flight, for the resume test.  Run as a
 script: ``python opensearch_ingest_worker.py <url> <index> <source> <checkpoint> <marker>``.
 
-Every bulk request waits :data:`LINK_DELAY` before it is sent (a slow link), so a batch is
-still unanswered when the next is handed over; at the third batch handed over, the worker
+Every bulk request waits :data:`LINK_DELAY` before it is sent (a slow link) and holds one batch
+(as a chunk holds a batch of an ingest's), so a batch is still unanswered when the next is
+handed over; at the third batch handed over, the worker
 writes to ``marker`` how many batches were then unanswered and kills itself (SIGKILL: no
 cleanup, as a machine losing power)."""
 
@@ -15,7 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from opensearchpy import OpenSearch
+
 import ebr.stores.opensearch.bulk as bulk
+import ebr.stores.opensearch.store as store_module
 from ebr.ingest.pipeline import ingest
 from ebr.stores.opensearch.store import OpenSearchStore
 
@@ -25,13 +29,14 @@ KILLED_AT = 3
 
 
 def main(url: str, index: str, source: str, checkpoint: str, marker: Path) -> None:
-    send = bulk.send
+    send = OpenSearch.bulk
 
-    def slow_send(*args: Any) -> Any:
+    def slow_bulk(*args: Any, **kwargs: Any) -> Any:
         time.sleep(LINK_DELAY)
-        return send(*args)
+        return send(*args, **kwargs)
 
-    bulk.send = slow_send
+    OpenSearch.bulk = slow_bulk  # type: ignore[method-assign]
+    store_module.CHUNK_DOCUMENTS = BATCH  # a bulk request holds a batch, sent once the next is handed over
     store = OpenSearchStore.open(url, index)
     add_pending = store.add_pending
     handed: list[bulk.PendingWrite] = []

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from opensearchpy import OpenSearch
 from test_ingest import SCHEMA, check_counts, records, write_jsonl
 from test_opensearch_store import fresh_index
 
 import ebr.stores.opensearch.bulk as bulk
+import ebr.stores.opensearch.store as store_module
 from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.ingest.pipeline import ingest
@@ -86,14 +88,17 @@ def test_documents_the_cluster_refuses_are_reported_with_their_line(
 @pytest.fixture()
 def slow_link(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every bulk request waits a moment before it is sent, so a batch is still unanswered
-    when the ingest hands over the next (on a fast node it may be answered already)."""
-    send = bulk.send
+    when the ingest hands over the next (on a fast node it may be answered already); a
+    bulk request holds a batch of these tests (10 documents), as a chunk holds a batch of
+    an ingest's, so a batch is sent once the next is handed over."""
+    send = OpenSearch.bulk
 
-    def slow_send(*args: Any) -> Any:
+    def slow_bulk(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.5)
-        return send(*args)
+        return send(*args, **kwargs)
 
-    monkeypatch.setattr(bulk, "send", slow_send)
+    monkeypatch.setattr(OpenSearch, "bulk", slow_bulk)
+    monkeypatch.setattr(store_module, "CHUNK_DOCUMENTS", 10)
 
 
 def _handed(store: OpenSearchStore) -> list[tuple[frozenset[str], bool]]:

@@ -1,27 +1,30 @@
-"""Bulk writes as one continuous stream of ``_bulk`` requests, batch after batch.
+"""Bulk writes as one continuous stream, batch after batch, through opensearch-py's
+``parallel_bulk``.
 
-A store's writes are batches of actions (index, update or delete one document).  Each batch
-handed to a :class:`BulkStream` is cut into requests (by count and by bytes) queued behind the
-previous batch's, and ``in_flight`` threads send them as they come: the next batch's first
-request goes out as soon as the last one's answer is read, so the cluster never waits for the
-client to learn that a batch is done and hand it the next one (waiting for each batch's answer
-before sending the next left a single node idle about a tenth of an ingest).  The answer of
-each batch is its :class:`PendingWrite`, ready once every one of its actions is answered.
+A store's writes are batches of actions (index, update or delete one document).  One
+long-lived ``helpers.parallel_bulk`` call, run by a consumer thread, reads the actions of
+every batch handed to a :class:`BulkStream` from one queue: it chunks them (by count and by
+bytes) and sends ``in_flight`` requests at once, so the next batch's first request goes out
+as soon as the previous batch's last one is answered: the cluster never waits for the client
+to learn that a batch is done and hand it the next (waiting for each batch's answer before
+sending the next left a single node idle about a tenth of an ingest).  The helper answers the
+actions in the order it took them; each answer goes to its batch's :class:`PendingWrite`,
+ready once every one of its actions is answered.
 
-opensearch-py's bulk helpers cannot do this: a helper call ends with its batch (its threads
-started and joined each time), and its chunker waits to fill a chunk across what it is given,
-so one helper call over every batch could not tell a batch's end (nor answer it) without the
-next.  The request itself is the client's (:func:`~ebr.stores.opensearch.client.send`, the
-client's retries of dropped connections and 502/503/504 included).
+The helper's chunker sends a partial chunk only once the chunk fills or its actions end, so
+a batch waited for with fewer than a chunk of actions queued after it could wait forever: the
+wait then *flushes* the stream (ends the helper call, which sends the partial chunk, and
+starts a new one at the next batch).  An ingest hands over batch N+1 before waiting for N, so
+with batches of a chunk or more it never flushes between batches.
 
 The caller keeps two batches in flight at once only when they share no document id: a batch's
-refused-for-now documents are sent again after it, so a later batch writing the same id could
-be overwritten by the earlier version.  Documents refused for now (429, or 502-504 per
-document: a primary moving after a node left) are sent again with doubling backoff by the
-thread that got the answer, up to ``retries`` times; a request refused whole with 429 is
-retried so too.  Any other failure of a request (no cluster answers, 401/403, an error
-answer) ends the stream: the batches not yet answered raise it, and so does the next batch
-handed over.
+refused-for-now documents are queued again behind later batches, so a later batch writing the
+same id could be overwritten by the earlier version.  Documents refused for now (429, or
+502-504 per document: a primary moving after a node left; a whole request refused with 429)
+are queued again with their attempt count, up to ``retries`` times, and the stream waits out
+a doubling backoff before sending them.  Any other failure of a request (no cluster answers,
+401/403, an error answer) ends the stream: the batches not yet answered raise it, and so does
+the next batch handed over.
 """
 
 from __future__ import annotations
@@ -29,16 +32,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-import orjson
 
 from ebr.errors import StoreError
-from ebr.stores.opensearch.client import cluster_errors, send
+from ebr.stores.opensearch.client import cluster_errors
 from ebr.stores.protocol import WriteResult
 
 if TYPE_CHECKING:
@@ -46,13 +47,15 @@ if TYPE_CHECKING:
 
 #: One action: the document id, the operation (``index``, ``update``, ``delete``) and the line
 #: after the action line (JSON text, already serialised; none for a delete).
-BulkAction = tuple[str, str, bytes | None]
+BulkAction = tuple[str, str, str | None]
 #: What a bulk request reads of each item of the answer (a third of its JSON).
 _ITEM_FIELDS = "items.*._id,items.*.status,items.*.result,items.*.error"
 #: The most failures a BulkWriteError lists in its message (all are in ``failures``).
 SHOWN_FAILURES = 5
-#: Seconds between checks of the stream's end while its queue is full.
-_POLL = 0.1
+#: Chunks the helper makes ahead of the requests in flight (``parallel_bulk``'s queue_size).
+_CHUNKS_AHEAD = 2
+#: Marks the end of the helper call's actions (a flush).
+_END = None
 
 
 class BulkWriteError(StoreError):
@@ -75,12 +78,13 @@ class PendingWrite:
     """One batch handed to a :class:`BulkStream`: :meth:`result` waits until every action
     is answered."""
 
-    def __init__(self, client: OpenSearch, index: str, doing: str) -> None:
-        self._client, self._index, self._doing = client, index, doing
+    def __init__(self, stream: BulkStream, doing: str) -> None:
+        self._stream, self._doing = stream, doing
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._unanswered = 0  # requests queued or in flight
+        self._unanswered = 0  # actions queued, not answered for good
         self._sealed = False  # every action queued
+        self._last = -1  # the stream's position of its action queued last
         self._counts = {"created": 0, "updated": 0, "deleted": 0}
         self._failures: list[tuple[str, int, str]] = []
         self._error: BaseException | None = None
@@ -97,31 +101,35 @@ class PendingWrite:
     def result(self) -> WriteResult:
         """What the batch wrote, once answered; :class:`BulkWriteError` when documents were
         refused, a :class:`StoreError` saying what failed when a request did."""
-        self._done.wait()
+        self._stream._wait(self)
         if self._error is not None:
-            with cluster_errors(self._client, f"{self._doing} index {self._index!r}"):
+            with cluster_errors(self._stream._client,
+                                f"{self._doing} index {self._stream._index!r}"):
                 raise self._error
         written = WriteResult(added=self._counts["created"], replaced=self._counts["updated"],
                               deleted=self._counts["deleted"])
         if self._failures:
-            raise BulkWriteError(self._index, self._failures, written)
+            raise BulkWriteError(self._stream._index, self._failures, written)
         return written
 
-    def _queued(self) -> None:
+    def _queued(self, position: int, again: bool = False) -> None:
         with self._lock:
-            self._unanswered += 1
+            self._unanswered += not again
+            self._last = position
 
     def _seal(self) -> None:
         with self._lock:
             self._sealed = True
             self._finish_if_answered()
 
-    def _answered(self, counts: dict[str, int], failures: list[tuple[str, int, str]],
+    def _answered(self, outcome: str | None = None,
+                  failure: tuple[str, int, str] | None = None,
                   error: BaseException | None = None) -> None:
         with self._lock:
-            for outcome, n in counts.items():
-                self._counts[outcome] += n
-            self._failures += failures
+            if outcome in self._counts:
+                self._counts[outcome] += 1
+            if failure is not None:
+                self._failures.append(failure)
             if error is not None and self._error is None:
                 self._error = error
             self._unanswered -= 1
@@ -132,34 +140,40 @@ class PendingWrite:
             self._done.set()
 
 
-@dataclass
-class _Request:
-    """One bulk request's actions, for one batch."""
+@dataclass(slots=True)
+class _Entry:
+    """One action in the stream: its batch, the attempts made, and (sent again) the time
+    before which it waits."""
 
+    action: BulkAction
     pending: PendingWrite
-    actions: list[BulkAction] = field(default_factory=list)
-    size: int = 0
+    attempt: int = 0
+    not_before: float = 0.0
 
 
 class BulkStream:
-    """Bulk requests sent by ``in_flight`` threads, in the order batches hand them over (see
-    the module docstring).  Use as a context manager: leaving it sends what is queued and
-    stops the threads; leaving it by an exception drops what is not sent yet."""
+    """One ``parallel_bulk`` call over every batch handed over (see the module docstring).
+    Use as a context manager: leaving it sends what is queued and waits for the answers;
+    leaving it by an exception drops what is not sent yet."""
 
     def __init__(self, client: OpenSearch, index: str, *, in_flight: int, chunk_documents: int,
                  chunk_bytes: int, retries: int, retried_statuses: frozenset[int]) -> None:
         self._client, self._index = client, index
+        self._in_flight = in_flight
         self._chunk_documents, self._chunk_bytes = chunk_documents, chunk_bytes
         self._retries, self._retried = retries, retried_statuses
-        self._path = f"/{quote(index, safe='')}/_bulk"
-        # Bounded: a batch is cut into requests as fast as they are sent, not all at once
-        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=in_flight + 1)
+        #: Actions queued but not answered for good past which a batch handed over waits:
+        #: more than the helper holds (chunks in flight, made ahead, being filled), so a
+        #: batch never waits for room the helper could only make by sending it.
+        self._most_unanswered = chunk_documents * (in_flight + _CHUNKS_AHEAD + 2)
+        self._queue: queue.Queue[_Entry | None] = queue.Queue()
+        self._sent: deque[_Entry] = deque()  # taken by the helper, in its order, unanswered
+        self._changed = threading.Condition()  # an action queued or answered, or a failure
+        self._queued = 0  # actions queued so far (the next one's position)
+        self._unanswered = 0
         self._failed: BaseException | None = None
         self._dropping = False
-        self._threads = [threading.Thread(target=self._send_all, name="ebr-bulk", daemon=True)
-                         for _ in range(in_flight)]
-        for thread in self._threads:
-            thread.start()
+        self._consumer: threading.Thread | None = None
 
     def __enter__(self) -> BulkStream:
         return self
@@ -169,102 +183,153 @@ class BulkStream:
         self.close(drop=error is not None)
 
     def submit(self, actions: Iterable[BulkAction], doing: str) -> PendingWrite:
-        """Queue a batch of actions (consumed here, a request at a time as the queue has
-        room) and return at once; ``doing`` says what the batch does, for error messages."""
-        pending = PendingWrite(self._client, self._index, doing)
-        request = _Request(pending)
+        """Queue a batch of actions (consumed here, waiting while the stream holds more
+        than it can send soon) and return at once; ``doing`` says what the batch does, for
+        error messages."""
+        self._raise_if_failed()
+        pending = PendingWrite(self, doing)
+        if self._consumer is None:
+            self._consumer = threading.Thread(target=self._consume, name="ebr-bulk", daemon=True)
+            self._consumer.start()
         for action in actions:
-            request.actions.append(action)
-            request.size += len(action[0]) + len(action[2] or b"") + 32
-            if len(request.actions) >= self._chunk_documents or request.size >= self._chunk_bytes:
-                self._put(request)
-                request = _Request(pending)
-        if request.actions:
-            self._put(request)
+            with self._changed:
+                while self._unanswered >= self._most_unanswered and self._failed is None:
+                    self._changed.wait()
+            self._raise_if_failed(pending)
+            self._put(_Entry(action, pending))
         pending._seal()
         return pending
 
-    def close(self, drop: bool = False) -> None:
-        """Send what is queued (``drop``: drop it instead), then stop the threads."""
-        self._dropping = self._dropping or drop
-        for _ in self._threads:
-            self._queue.put(None)  # the threads take what is queued, so this finds room
-        for thread in self._threads:
-            thread.join()
-
-    def _put(self, request: _Request) -> None:
-        request.pending._queued()
-        while True:
-            if self._failed is not None:
-                request.pending._answered({}, [], self._failed)
-                with cluster_errors(self._client, f"write to index {self._index!r}"):
-                    raise self._failed
-            try:
-                self._queue.put(request, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-
-    def _send_all(self) -> None:
-        while (request := self._queue.get()) is not None:
+    def flush(self) -> None:
+        """Send what is queued and wait for every answer: end the helper call (its chunker
+        sends its partial chunk then), and call it again for actions queued again meanwhile."""
+        while self._consumer is not None:
+            self._queue.put(_END)
+            self._consumer.join()
+            self._consumer = None
+            left = []
+            while not self._queue.empty():
+                entry = self._queue.get_nowait()
+                if entry is not _END:
+                    left.append(entry)
             if self._failed is not None or self._dropping:
-                request.pending._answered({}, [], self._failed or StoreError(
-                    "the write was stopped before this batch was sent"))
-                continue
-            try:
-                counts, failures = self._send(request.actions)
-            except BaseException as error:  # the stream's end: raised by result() and submit()
+                for entry in left:
+                    self._answer(entry, error=self._failed or StoreError(
+                        "the write was stopped before this batch was sent"))
+            elif left:
+                for entry in left:
+                    self._queue.put(entry)
+                self._consumer = threading.Thread(target=self._consume, name="ebr-bulk",
+                                                  daemon=True)
+                self._consumer.start()
+
+    def close(self, drop: bool = False) -> None:
+        """Send what is queued and wait for its answers (``drop``: drop what is not sent
+        yet instead)."""
+        self._dropping = self._dropping or drop
+        self.flush()
+
+    def _raise_if_failed(self, pending: PendingWrite | None = None) -> None:
+        if self._failed is None:
+            return
+        if pending is not None:
+            pending._error = self._failed
+        with cluster_errors(self._client, f"write to index {self._index!r}"):
+            raise self._failed
+
+    def _put(self, entry: _Entry, again: bool = False) -> None:
+        with self._changed:
+            entry.pending._queued(self._queued, again)
+            self._queued += 1
+            self._unanswered += not again
+            self._queue.put(entry)
+            self._changed.notify_all()
+
+    def _wait(self, pending: PendingWrite) -> None:
+        """Wait for ``pending``'s answer; flush when its last action may sit in the
+        helper's partial chunk (fewer than a chunk queued after it) or the stream failed."""
+        with self._changed:
+            while (not pending.done() and self._failed is None
+                   and self._queued - pending._last > self._chunk_documents):
+                self._changed.wait()
+        if not pending.done():
+            self.flush()
+
+    def _answer(self, entry: _Entry, outcome: str | None = None,
+                failure: tuple[str, int, str] | None = None,
+                error: BaseException | None = None) -> None:
+        entry.pending._answered(outcome, failure, error)
+        with self._changed:
+            self._unanswered -= 1
+            self._changed.notify_all()
+
+    def _actions(self) -> Iterator[BulkAction]:
+        """The helper call's actions: what is queued, in order, until a flush or a
+        failure; each recorded as taken, to be matched with its answer."""
+        while (entry := self._queue.get()) is not _END:
+            if self._failed is not None or self._dropping:
+                self._queue.put(entry)  # answered by the flush
+                return
+            if (wait := entry.not_before - time.monotonic()) > 0:
+                time.sleep(wait)  # backoff: the whole stream waits, the cluster asked for it
+            self._sent.append(entry)
+            yield entry.action
+
+    def _consume(self) -> None:
+        """The helper call: each answer, in the order the actions were taken, to its batch."""
+        from opensearchpy import helpers
+
+        try:
+            # raise_on_exception=False: a request's failure comes back as its actions'
+            # answers, in order, rather than raised while the helper's task thread may
+            # still wait in _actions (its pool joins that thread before the error surfaces)
+            for ok, item in helpers.parallel_bulk(
+                    self._client, self._actions(), thread_count=self._in_flight,
+                    queue_size=_CHUNKS_AHEAD, chunk_size=self._chunk_documents,
+                    max_chunk_bytes=self._chunk_bytes, expand_action_callback=_expand,
+                    raise_on_error=False, raise_on_exception=False, index=self._index,
+                    filter_path=_ITEM_FIELDS):
+                self._take(self._sent.popleft(), ok, item)
+        except BaseException as error:  # the stream's end: raised by result() and submit()
+            self._fail(error)
+        while self._sent:
+            self._answer(self._sent.popleft(), error=self._failed or StoreError(
+                "the bulk helper ended without answering this batch"))
+
+    def _take(self, entry: _Entry, ok: bool, item: dict[str, Any]) -> None:
+        """One action's answer: counted, sent again (refused for now), reported (refused),
+        or the stream's end (its request failed)."""
+        (op, answer), = item.items()
+        status = answer.get("status")
+        error = answer.get("exception")  # the whole request failed
+        if ok:
+            self._answer(entry, outcome=answer.get("result"))
+        elif op == "delete" and status == 404 and error is None:
+            self._answer(entry)  # not in the index: nothing to delete
+        elif entry.attempt < self._retries and (status == 429 if error is not None
+                                                else status in self._retried):
+            entry.not_before = time.monotonic() + min(2.0 ** entry.attempt, 30.0)
+            entry.attempt += 1
+            self._put(entry, again=True)
+        elif error is not None:
+            self._fail(error)
+            self._answer(entry, error=error)
+        else:
+            self._answer(entry, failure=(str(answer.get("_id", entry.action[0])), int(status or 0),
+                                         _reason(answer.get("error"))))
+
+    def _fail(self, error: BaseException) -> None:
+        with self._changed:
+            if self._failed is None:
                 self._failed = error
-                request.pending._answered({}, [], error)
-                continue
-            request.pending._answered(counts, failures)
-
-    def _send(self, actions: list[BulkAction]) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
-        """Send one request's actions, and again those refused for now, with backoff."""
-        from opensearchpy.exceptions import TransportError
-
-        counts = {"created": 0, "updated": 0, "deleted": 0}
-        failures: list[tuple[str, int, str]] = []
-        for attempt in range(self._retries + 1):
-            last = attempt == self._retries
-            try:
-                items = send(self._client, "POST", self._path, {"filter_path": _ITEM_FIELDS},
-                             _body(actions))["items"]
-            except TransportError as err:
-                if err.status_code != 429 or last:
-                    raise
-                items = [{op: {"_id": i, "status": 429, "error": str(err)}}
-                         for i, op, _ in actions]  # refused whole: every action again
-            again: list[BulkAction] = []
-            for action, item in zip(actions, items, strict=True):
-                (op, answer), = item.items()
-                status = int(answer.get("status", 0))
-                if 200 <= status < 300:
-                    outcome = answer.get("result")
-                    if outcome in counts:
-                        counts[outcome] += 1
-                elif op == "delete" and status == 404:
-                    continue  # not in the index: nothing to delete
-                elif status in self._retried and not last:
-                    again.append(action)
-                else:
-                    failures.append((str(answer.get("_id", action[0])), status,
-                                     _reason(answer.get("error"))))
-            if not again:
-                break
-            time.sleep(min(2.0 ** attempt, 30.0))
-            actions = again
-        return counts, failures
+            self._changed.notify_all()
 
 
-def _body(actions: list[BulkAction]) -> bytes:
-    """The NDJSON body of a bulk request: each action line, and the line after it."""
-    parts: list[bytes] = []
-    for doc_id, op, data in actions:
-        parts.append(b'{"%s":{"_id":%s}}\n' % (op.encode(), orjson.dumps(doc_id)))
-        if data is not None:
-            parts += (data, b"\n")
-    return b"".join(parts)
+def _expand(action: BulkAction) -> tuple[dict[str, dict[str, str]], str | None]:
+    """The helper's two lines of an action (its ``expand_action_callback``): the action
+    line's few keys, and the line after it as it is (JSON text already: passed through)."""
+    doc_id, op, data = action
+    return {op: {"_id": doc_id}}, data
 
 
 def _reason(error: Any) -> str:

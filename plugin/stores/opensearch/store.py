@@ -19,9 +19,9 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 
 - a batch is checked whole before anything is sent (:mod:`ebr.stores.documents`): bad input
   writes nothing;
-- writes go out as ``_bulk`` requests (:mod:`.bulk`), chunked by count and bytes, documents
-  refused for now (429, 502-504) sent again with backoff; a batch is **not atomic** in
-  OpenSearch: documents the cluster refuses are reported per document
+- writes go through opensearch-py's bulk helper (``parallel_bulk``, :mod:`.bulk`), chunked
+  by count and bytes, documents refused for now (429, 502-504) sent again with backoff; a
+  batch is **not atomic** in OpenSearch: documents the cluster refuses are reported per document
   (:class:`BulkWriteError`), the others are written; within :meth:`batched_writes` the
   batches form one stream of requests (:meth:`OpenSearchStore.add_pending`: the next batch
   is sent while one is answered);
@@ -92,7 +92,7 @@ F32 = npt.NDArray[np.float32]
 #: Documents per bulk request, and the most bytes one may carry.
 CHUNK_DOCUMENTS = 500
 CHUNK_BYTES = 10 << 20
-#: Bulk requests in flight at once (the bulk stream's threads): the default of
+#: Bulk requests in flight at once (``parallel_bulk``'s threads): the default of
 #: :attr:`OpenSearchStore.bulk_in_flight`.  One: the next chunk is made while one is indexed,
 #: so the node never waits for the client, and on a small node the client's work does not
 #: take the cores a second request would.
@@ -173,7 +173,7 @@ class OpenSearchStore:
 
     @bulk_in_flight.setter
     def bulk_in_flight(self, count: int) -> None:
-        # Refused here, in a line, rather than by the bulk stream at the next write
+        # Refused here, in a line, rather than by the bulk helper's thread pool at the next write
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise StoreError(f"bulk_in_flight must be a whole number >= 1, got {count!r}")
         self._bulk_in_flight = count
@@ -404,7 +404,7 @@ class OpenSearchStore:
                 assert line is not None  # made whole, or made here
                 yield d.id, "index", line
 
-    def _lines(self, docs: Sequence[PreparedDocument]) -> list[bytes]:
+    def _lines(self, docs: Sequence[PreparedDocument]) -> list[str]:
         """Each document's ``_source`` line, with its clusters (assigned at once)."""
         return [self._source(d, c) for d, c in zip(docs, self._clusters(docs), strict=True)]
 
@@ -439,7 +439,7 @@ class OpenSearchStore:
         with cluster_errors(self.client, f"refresh index {self.index!r}"):
             self.client.indices.refresh(index=self.index)
 
-    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> bytes:
+    def _source(self, doc: PreparedDocument, clusters: Mapping[str, int]) -> str:
         """The document's ``_source`` as JSON text, serialised here rather than by the bulk
         helper: orjson writes the float32 vectors in their shortest form (half the bytes of
         ``tolist()``'s float64 digits, parsed back to the same float32) and embeds the
@@ -455,7 +455,7 @@ class OpenSearchStore:
             "vectors": doc.vectors,
             self._schema.rank_field: doc.rank,
             "source": orjson.Fragment(doc.source_json),
-        }, option=orjson.OPT_SERIALIZE_NUMPY)
+        }, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
     def _clusters(self, docs: Sequence[PreparedDocument]) -> list[dict[str, int]]:
         """Each document's cluster per key with a quantizer."""
@@ -522,7 +522,7 @@ class OpenSearchStore:
             vectors = np.stack([np.asarray(src["vectors"][key], np.float32) for _, src in page])
             for (doc_id, _), cluster in zip(page, assign(quantizer, vectors).tolist(), strict=True):
                 yield doc_id, "update", orjson.dumps(
-                    {"doc": {"clusters": {key: str(cluster)}}})
+                    {"doc": {"clusters": {key: str(cluster)}}}).decode()
 
     def train_quantizers(self, keys: Iterable[str] | None = None, *,
                          sample_size: int | None = None, nlist: int | None = None,
@@ -755,9 +755,6 @@ class OpenSearchStore:
                                  "nothing of the batch was written")
 
 
-#: A bulk action: the document id, the operation (``index``, ``update``, ``delete``) and the
-#: request line that follows the action's (the source or the update as JSON text; none for a
-#: delete).
 @dataclass(frozen=True, slots=True)
 class _Rendered:
     """A document's bulk line made ahead, with the quantizer epoch it was made in (the
@@ -765,11 +762,11 @@ class _Rendered:
 
     doc: PreparedDocument
     epoch: int
-    line: bytes
+    line: str
 
 
 def _made(ahead: tuple[dict[int, _Rendered], ...], doc: PreparedDocument,
-          epoch: int) -> bytes | None:
+          epoch: int) -> str | None:
     """The line :meth:`OpenSearchStore.render_ahead` made for ``doc`` in ``epoch``, if any."""
     for rendered in reversed(ahead):
         entry = rendered.get(id(doc))
