@@ -11,6 +11,7 @@ distance (or top-K neighbours closer than ``MARGIN`` to each other) is skipped a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -306,16 +307,24 @@ def test_bulk_in_flight_must_be_a_whole_number_of_requests(
 def test_documents_refused_for_now_are_sent_again(empty: OpenSearchStore) -> None:
     """429 per document (an index blocked for want of disk: read-only, deletes allowed):
     retried with backoff, so a block lifted meanwhile loses nothing."""
+    with _blocked_a_moment(empty):
+        assert empty.add(corpus(9)[:20]).added == 20
+    assert empty.stats().documents == 20
+
+
+@contextlib.contextmanager
+def _blocked_a_moment(store: OpenSearchStore) -> Iterator[None]:
+    """The index blocked (read only, deletes allowed: each document written is refused
+    with 429) for 1.5 s from now; the block lifted when the block ends."""
     block = {"index": {"blocks": {"read_only_allow_delete": True}}}
-    empty.client.indices.put_settings(index=empty.index, body=block)
-    lifted = threading.Timer(1.5, empty.client.indices.put_settings, kwargs={
-        "index": empty.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
+    store.client.indices.put_settings(index=store.index, body=block)
+    lifted = threading.Timer(1.5, store.client.indices.put_settings, kwargs={
+        "index": store.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
     lifted.start()
     try:
-        assert empty.add(corpus(9)[:20]).added == 20
+        yield
     finally:
         lifted.join()
-    assert empty.stats().documents == 20
 
 
 @pytest.fixture()
@@ -383,20 +392,12 @@ def test_documents_refused_for_now_in_a_stream_are_sent_again_behind_later_batch
     stream (behind the batch handed over after theirs) and each batch is answered once its
     documents are written, nothing lost when the block is lifted."""
     docs = corpus(14)[:30]
-    block = {"index": {"blocks": {"read_only_allow_delete": True}}}
-    empty.client.indices.put_settings(index=empty.index, body=block)
-    lifted = threading.Timer(1.5, empty.client.indices.put_settings, kwargs={
-        "index": empty.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
-    lifted.start()
-    try:
-        with empty.batched_writes():
-            first = empty.add_pending(docs[:10])
-            second = empty.add_pending(docs[10:20])
-            assert _answered_within(first, 60).added == 10
-            third = empty.add_pending(docs[20:30])
-        assert (second.result().added, third.result().added) == (10, 10)
-    finally:
-        lifted.join()
+    with _blocked_a_moment(empty), empty.batched_writes():
+        first = empty.add_pending(docs[:10])
+        second = empty.add_pending(docs[10:20])
+        assert _answered_within(first, 60).added == 10
+        third = empty.add_pending(docs[20:30])
+    assert (second.result().added, third.result().added) == (10, 10)
     assert empty.stats().documents == 30
 
 
