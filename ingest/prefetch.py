@@ -5,7 +5,7 @@ OpenSearch mostly waits for the cluster (the GIL is released), so the client's w
 behind the server's instead of adding to it.
 
 The producing thread is busy Python most of the time, so the waiting threads' next step (the
-bulk helper's thread sending the next request as soon as the last one's answer is read)
+bulk stream's thread sending the next request as soon as the last one's answer is read)
 waits for the GIL: up to the interpreter's switch interval, 5 ms by default, at each of the
 few hand-offs between threads a request takes, while the node idles.  While items are
 produced the interval is at most :data:`SWITCH_INTERVAL`, then restored (measured: a thread

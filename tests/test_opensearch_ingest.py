@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from opensearchpy import OpenSearch
 from test_ingest import SCHEMA, check_counts, records, write_jsonl
 from test_opensearch_store import fresh_index
 
+import ebr.stores.opensearch.bulk as bulk
+import ebr.stores.opensearch.store as store_module
 from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.ingest.pipeline import ingest
@@ -78,6 +85,116 @@ def test_documents_the_cluster_refuses_are_reported_with_their_line(
             OpenSearchStore.drop(store.client, index)
 
 
+@pytest.fixture()
+def slow_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bulk request waits a moment before it is sent, so a batch is still unanswered
+    when the ingest hands over the next (on a fast node it may be answered already); a
+    bulk request holds a batch of these tests (10 documents), as a chunk holds a batch of
+    an ingest's, so a batch is sent once the next is handed over."""
+    send = OpenSearch.bulk
+
+    def slow_bulk(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(OpenSearch, "bulk", slow_bulk)
+    monkeypatch.setattr(store_module, "CHUNK_DOCUMENTS", 10)
+
+
+def _handed(store: OpenSearchStore) -> list[tuple[frozenset[str], bool]]:
+    """Records, for each batch the ingest hands to ``store``, its ids and whether the batch
+    before it was answered by then."""
+    handed: list[tuple[frozenset[str], bool]] = []
+    pendings: list[bulk.PendingWrite] = []
+    add_pending = store.add_pending
+
+    def recorded(documents: Any) -> bulk.PendingWrite:
+        docs = list(documents)
+        handed.append((frozenset(d.id for d in docs), not pendings or pendings[-1].done()))
+        pendings.append(add_pending(docs))
+        return pendings[-1]
+
+    store.add_pending = recorded  # type: ignore[method-assign]
+    return handed
+
+
+@pytest.mark.usefixtures("slow_link")
+def test_a_refusal_in_a_batch_answered_after_the_next_was_sent_is_reported_with_its_line(
+        opensearch_url: str, tmp_path: Path) -> None:
+    """Batch 2 holds a document the cluster refuses; batch 3 is handed over before batch 2 is
+    answered.  The refusal is still reported with its line and id, everything else is
+    written, and the checkpoint ends past both."""
+    rows = records(40)
+    rows[14]["brand"] = "x" * 40_000  # line 15, batch 2: an immense term
+    source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
+    index = fresh_index()
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        try:
+            handed = _handed(store)
+            report = ingest(store, source, batch_size=10, train_after=10,
+                            checkpoint=tmp_path / "ckpt")
+            check_counts(report)
+            assert [answered for _, answered in handed] == [True, False, False, False]
+            assert [(line, doc_id) for line, doc_id, _ in report.failed] == [(15, "p14")]
+            assert report.added == 39 and store.stats().documents == 39
+            assert not (tmp_path / "ckpt").exists()  # a completed ingest removes it
+        finally:
+            OpenSearchStore.drop(store.client, index)
+
+
+@pytest.mark.usefixtures("slow_link")
+def test_a_batch_sharing_an_id_with_one_in_flight_waits_for_its_answer(
+        opensearch_url: str, tmp_path: Path) -> None:
+    """An id in batch 1 again in batch 2: batch 2 is handed over only once batch 1 is
+    answered (a document of batch 1 sent again after a 429 would otherwise overwrite the
+    newer one), and the later line is what the index keeps."""
+    rows = records(30)
+    rows[15] = {**rows[3], "title": "the later version"}  # id p3 at lines 4 and 16
+    source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
+    index = fresh_index()
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        try:
+            handed = _handed(store)
+            report = ingest(store, source, batch_size=10, train_after=10)
+            assert "p3" in handed[0][0] and "p3" in handed[1][0]
+            assert [answered for _, answered in handed] == [True, True, False]
+            assert (report.added, report.replaced) == (29, 1)
+            stored, = store.get_documents(["p3"])
+            assert stored is not None and stored.source["title"] == "the later version"
+        finally:
+            OpenSearchStore.drop(store.client, index)
+
+
+def test_an_ingest_killed_with_two_batches_in_flight_resumes_without_loss_or_duplicates(
+        opensearch_url: str, tmp_path: Path) -> None:
+    """A process killed (SIGKILL) while batches 2 and 3 are unanswered: the checkpoint holds
+    batch 1 only; resuming writes everything after it again (ids make that harmless), and
+    the index holds each record once, none missing."""
+    rows = records(400)
+    source = write_jsonl(tmp_path / "docs.jsonl", rows, bad=False)
+    checkpoint, marker = tmp_path / "ckpt", tmp_path / "in-flight"
+    index = fresh_index("killed")
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        try:
+            worker = subprocess.run(
+                [sys.executable, str(Path(__file__).with_name("opensearch_ingest_worker.py")),
+                 opensearch_url, index, str(source), str(checkpoint), str(marker)],
+                capture_output=True, text=True, timeout=300)
+            assert worker.returncode == -signal.SIGKILL, worker.stderr
+            assert marker.read_text() == "2"  # batches 2 and 3 unanswered when it died
+            assert json.loads(checkpoint.read_text())["line"] == 50  # batch 1 only
+            report = ingest(store, source, batch_size=50, checkpoint=checkpoint,
+                            train_after=50)
+            check_counts(report)
+            assert (report.resumed_after, report.read, report.failed) == (50, 350, [])
+            assert report.added + report.replaced == 350
+            assert store.stats().documents == 400
+            ids = [r["id"] for r in rows]
+            assert all(d is not None for d in store.get_documents(ids))
+        finally:
+            OpenSearchStore.drop(store.client, index)
+
+
 def test_the_cli_ingests_into_and_queries_a_cluster(opensearch_url: str, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "docs.jsonl", records())
     (tmp_path / "schema.json").write_text(SCHEMA.to_json())
@@ -123,7 +240,9 @@ def test_a_node_stopped_mid_ingest_is_a_clean_error_and_resumable(tmp_path: Path
                 ingest(store, source, batch_size=100, checkpoint=checkpoint,
                        progress=stop_after_two, train_after=100)
         assert "Traceback" not in str(caught.value)
-        assert json.loads(checkpoint.read_text())["line"] == 200  # resumes after batch 2
+        # Batch 2 was handed over before the node stopped, batch 1 answered; the checkpoint
+        # holds only what was answered: batch 1, or 2 if it was answered before the stop.
+        assert json.loads(checkpoint.read_text())["line"] in (100, 200)
 
 
 def test_doctor_proves_ebr_on_the_cluster(opensearch_url: str) -> None:

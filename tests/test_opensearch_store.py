@@ -11,17 +11,20 @@ distance (or top-K neighbours closer than ``MARGIN`` to each other) is skipped a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from opensearchpy import helpers
 
 from ebr import parse, plan
 from ebr.cli.main import cli
@@ -32,8 +35,9 @@ from ebr.query.nodes import NN, Node, Within, walk
 from ebr.stores.agreement import disagreements
 from ebr.stores.documents import DimensionError, prepare_batch
 from ebr.stores.local import LocalStore
+from ebr.stores.opensearch.bulk import PendingWrite
 from ebr.stores.opensearch.store import BULK_IN_FLIGHT, BulkWriteError, OpenSearchStore
-from ebr.stores.protocol import IndexDocument, SearchResult, search_text
+from ebr.stores.protocol import IndexDocument, SearchResult, WriteResult, search_text
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, expressions
 
 pytestmark = pytest.mark.opensearch
@@ -303,16 +307,98 @@ def test_bulk_in_flight_must_be_a_whole_number_of_requests(
 def test_documents_refused_for_now_are_sent_again(empty: OpenSearchStore) -> None:
     """429 per document (an index blocked for want of disk: read-only, deletes allowed):
     retried with backoff, so a block lifted meanwhile loses nothing."""
+    with _blocked_a_moment(empty):
+        assert empty.add(corpus(9)[:20]).added == 20
+    assert empty.stats().documents == 20
+
+
+@contextlib.contextmanager
+def _blocked_a_moment(store: OpenSearchStore) -> Iterator[None]:
+    """The index blocked (read only, deletes allowed: each document written is refused
+    with 429) for 1.5 s from now; the block lifted when the block ends."""
     block = {"index": {"blocks": {"read_only_allow_delete": True}}}
-    empty.client.indices.put_settings(index=empty.index, body=block)
-    lifted = threading.Timer(1.5, empty.client.indices.put_settings, kwargs={
-        "index": empty.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
+    store.client.indices.put_settings(index=store.index, body=block)
+    lifted = threading.Timer(1.5, store.client.indices.put_settings, kwargs={
+        "index": store.index, "body": {"index": {"blocks": {"read_only_allow_delete": None}}}})
     lifted.start()
     try:
-        assert empty.add(corpus(9)[:20]).added == 20
+        yield
     finally:
         lifted.join()
-    assert empty.stats().documents == 20
+
+
+@pytest.fixture()
+def helper_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bulk requests of 10 documents; each call of opensearch-py's ``parallel_bulk`` (the
+    real one) recorded."""
+    monkeypatch.setattr("ebr.stores.opensearch.store.CHUNK_DOCUMENTS", 10)
+    calls: list[int] = []
+    parallel_bulk = helpers.parallel_bulk
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(calls))
+        return parallel_bulk(*args, **kwargs)
+
+    monkeypatch.setattr(helpers, "parallel_bulk", recorded)
+    return calls
+
+
+def test_batches_handed_over_before_each_answer_share_one_bulk_helper_call(
+        empty: OpenSearchStore, helper_calls: list[int]) -> None:
+    """Within ``batched_writes``, each batch handed over before the previous one is waited
+    for (as the ingest does) joins the same ``parallel_bulk`` call: the cluster never waits
+    for a new call between batches, and each batch gets its own answer."""
+    docs = corpus(12)[:40]
+    with empty.batched_writes():
+        pending = [empty.add_pending(docs[:10])]
+        for start in range(10, 40, 10):
+            pending.append(empty.add_pending(docs[start:start + 10]))
+            assert pending[-2].result().added == 10
+        assert helper_calls == [0]
+    assert pending[-1].result().added == 10
+    assert helper_calls == [0]  # the block's end sent the last batch in the same call
+    assert empty.stats().documents == 40
+
+
+def _answered_within(pending: PendingWrite, seconds: float) -> WriteResult:
+    """``pending``'s answer, failing the test if none comes in ``seconds``."""
+    answer: list[WriteResult] = []
+    waiting = threading.Thread(target=lambda: answer.append(pending.result()), daemon=True)
+    waiting.start()
+    waiting.join(seconds)
+    assert answer, f"no answer in {seconds} s"
+    return answer[0]
+
+
+def test_a_batch_waited_for_with_less_than_a_chunk_after_it_is_sent(
+        empty: OpenSearchStore, helper_calls: list[int]) -> None:
+    """The helper sends a partial request only once its actions end: a batch waited for
+    with fewer than a request's documents handed over after it (a small last batch) ends
+    the helper call rather than waiting forever, and the next batch starts another."""
+    docs = corpus(13)[:30]
+    with empty.batched_writes():
+        first = empty.add_pending(docs[:15])  # a request of 10, and 5 waiting for more
+        second = empty.add_pending(docs[15:18])
+        assert _answered_within(first, 60).added == 15
+        assert second.done() and second.result().added == 3
+        assert _answered_within(empty.add_pending(docs[18:30]), 60).added == 12
+    assert helper_calls == [0, 1]
+    assert empty.stats().documents == 30
+
+
+def test_documents_refused_for_now_in_a_stream_are_sent_again_behind_later_batches(
+        empty: OpenSearchStore, helper_calls: list[int]) -> None:
+    """429 per document while batches are in flight: the refused documents go back into the
+    stream (behind the batch handed over after theirs) and each batch is answered once its
+    documents are written, nothing lost when the block is lifted."""
+    docs = corpus(14)[:30]
+    with _blocked_a_moment(empty), empty.batched_writes():
+        first = empty.add_pending(docs[:10])
+        second = empty.add_pending(docs[10:20])
+        assert _answered_within(first, 60).added == 10
+        third = empty.add_pending(docs[20:30])
+    assert (second.result().added, third.result().added) == (10, 10)
+    assert empty.stats().documents == 30
 
 
 def test_lines_made_ahead_are_sent_unless_a_quantizer_changed_since(

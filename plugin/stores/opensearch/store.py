@@ -19,10 +19,12 @@ What the store promises (the local store's contract, where OpenSearch can keep i
 
 - a batch is checked whole before anything is sent (:mod:`ebr.stores.documents`): bad input
   writes nothing;
-- writes go through opensearch-py's bulk helper (``parallel_bulk``), chunked by count and
-  bytes, 429s retried with backoff (5xx by the client); a batch is **not atomic** in
-  OpenSearch: documents the cluster refuses are reported per document
-  (:class:`BulkWriteError`), the others are written;
+- writes go through opensearch-py's bulk helper (``parallel_bulk``, :mod:`.bulk`), chunked
+  by count and bytes, documents refused for now (429, 502-504) sent again with backoff; a
+  batch is **not atomic** in OpenSearch: documents the cluster refuses are reported per document
+  (:class:`BulkWriteError`), the others are written; within :meth:`batched_writes` the
+  batches form one stream of requests (:meth:`OpenSearchStore.add_pending`: the next batch
+  is sent while one is answered);
 - once ``add`` / ``delete`` returns, the index is refreshed: the next search sees the batch;
 - a search means what it means in the local store: the same plan gives the same documents,
   the same branches per hit and the same distances (within float32: each follows from the
@@ -60,6 +62,8 @@ from ebr.quantization.product import KSUB, ProductCodes, train_key_product
 from ebr.query.nodes import NN, Match, Node
 from ebr.stores.arguments import checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
+from ebr.stores.opensearch.bulk import BulkAction, BulkStream, PendingWrite
+from ebr.stores.opensearch.bulk import BulkWriteError as BulkWriteError  # where callers find it
 from ebr.stores.opensearch.client import cluster_errors, connect, send, server_version, where
 from ebr.stores.opensearch.compiler import (
     compile_cosine_fields,
@@ -98,8 +102,6 @@ BULK_RETRIES = 5
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 #: Documents read per scroll page when re-assigning clusters or training.
 SCROLL_SIZE = 1000
-#: The most failures a BulkWriteError lists in its message (all are in ``failures``).
-SHOWN_FAILURES = 5
 #: What a search leaves out of the response (``filter_path``): each hit's index name and sort
 #: values would make up a quarter of a large response's JSON, parsed while the caller waits
 #: (excluded rather than the rest listed: a shorter URL, quoted a character at a time).  The
@@ -108,8 +110,6 @@ _HIT_FILTER = "-hits.hits._index,-hits.hits.sort"
 #: A search's URL parameters; BM25 needs the whole index's term statistics, not each shard's.
 _SEARCH_PARAMS = {"include_named_queries_score": "true", "filter_path": _HIT_FILTER}
 _DFS_SEARCH_PARAMS = {**_SEARCH_PARAMS, "search_type": "dfs_query_then_fetch"}
-#: What a bulk write reads of each item of the answer (a third of its JSON).
-_BULK_ITEM_FIELDS = "items.*._id,items.*.status,items.*.result,items.*.error"
 
 
 #: The metadata index's documents: the schema and engine, and per key its quantizer, its
@@ -123,22 +123,6 @@ _ENCODER_DOC = "encoder:"
 def meta_index(index: str) -> str:
     """The index holding ``index``'s coarse quantizers."""
     return index + ".ebr-meta"
-
-
-class BulkWriteError(StoreError):
-    """Documents the cluster refused; the rest of the batch was written.  ``failures`` holds
-    ``(document id, status, reason)`` for each, ``written`` what was written."""
-
-    def __init__(self, index: str, failures: list[tuple[str, int, str]],
-                 written: WriteResult) -> None:
-        self.failures = failures
-        self.written = written
-        shown = "; ".join(f"{i!r}: {status} {reason}" for i, status, reason in
-                          failures[:SHOWN_FAILURES])
-        more = f" (and {len(failures) - SHOWN_FAILURES} more)" if len(failures) > SHOWN_FAILURES else ""
-        super().__init__(f"{len(failures)} documents of the batch were refused by index {index!r}"
-                         f", the others written ({written.added} added, {written.replaced} "
-                         f"replaced, {written.deleted} deleted): {shown}{more}")
 
 
 class OpenSearchStore:
@@ -158,12 +142,13 @@ class OpenSearchStore:
         self._quantizers = quantizers
         self._owns_client = owns_client
         self._closed = False
-        self._refresh_each_write = True
+        #: Inside :meth:`batched_writes`: the one stream of bulk requests its writes share.
+        self._stream: BulkStream | None = None
         self._bulk_in_flight = BULK_IN_FLIGHT
         #: Bumped whenever a coarse quantizer changes: bulk lines made before are stale.
         self._quantizer_epoch = 0
         #: The bulk lines :meth:`render_ahead` made, by document (the last two batches' worth:
-        #: a tuple replaced whole, so the bulk helper's thread reads it while another renders).
+        #: a tuple replaced whole, so a batch being queued reads it while another renders).
         self._ahead: tuple[dict[int, _Rendered], ...] = ()
         meta = meta or {}
         self._products = {k.name: _unpack_product(doc, k) for k in schema.keys
@@ -379,10 +364,19 @@ class OpenSearchStore:
         """Insert or replace a batch; checked whole first (documents the ingest pipeline has
         already prepared are not checked again), then written in bulk chunks (see the module
         docstring for what is atomic)."""
+        return self.add_pending(documents).result()
+
+    def add_pending(self, documents: Iterable[IndexDocument | PreparedDocument]) -> PendingWrite:
+        """:meth:`add`, returning once the batch is queued rather than written: within
+        :meth:`batched_writes` its requests follow the previous batch's on one stream, so the
+        cluster never waits between batches; ``.result()`` waits for the batch's answer (what
+        :meth:`add` returns or raises).  The caller keeps batches sharing a document id from
+        being in flight together (a document sent again after a 429 could overwrite the later
+        batch's).  Outside :meth:`batched_writes` the batch is written before this returns."""
         self._check_open()
         docs = prepare_batch(self._schema, documents)
         self._refuse_untrained(docs)
-        return self._bulk(self._index_actions(docs), "write")
+        return self._send(self._index_actions(docs), "write")
 
     def render_ahead(self, docs: Sequence[PreparedDocument]) -> None:
         """Make the bulk lines of ``docs`` now, before they are added: the ingest pipeline's
@@ -398,8 +392,8 @@ class OpenSearchStore:
         self._ahead = (*self._ahead[-1:], rendered)
 
     def _index_actions(self, docs: Sequence[PreparedDocument]) -> Iterator[BulkAction]:
-        """The bulk actions writing ``docs``, made a chunk at a time as the bulk helper asks
-        for them (each chunk's clusters at once), or as :meth:`render_ahead` made them."""
+        """The bulk actions writing ``docs``, made a chunk at a time as the bulk stream has room
+        (each chunk's clusters at once), or as :meth:`render_ahead` made them."""
         ahead, epoch = self._ahead, self._quantizer_epoch
         for start in range(0, len(docs), CHUNK_DOCUMENTS):
             chunk = docs[start:start + CHUNK_DOCUMENTS]
@@ -422,14 +416,24 @@ class OpenSearchStore:
 
     @contextlib.contextmanager
     def batched_writes(self) -> Iterator[None]:
-        """Writes within are refreshed once, at the end, rather than each (an ingest's many
-        batches: every refresh makes a segment, and each segment its own HNSW graph)."""
-        self._refresh_each_write = False
-        try:
+        """Writes within share one stream of bulk requests (see :meth:`add_pending`) and are
+        refreshed once, at the end, rather than each (an ingest's many batches: every refresh
+        makes a segment, and each segment its own HNSW graph).  Leaving the block sends what
+        is queued; leaving it by an exception drops what is not sent yet."""
+        if self._stream is not None:  # nested: the outer block's stream
             yield
-        finally:
-            self._refresh_each_write = True
+            return
+        with self._new_stream() as self._stream:
+            try:
+                yield
+            finally:
+                self._stream = None
         self._refresh()  # not after a failure: the cluster's own refresh interval will
+
+    def _new_stream(self) -> BulkStream:
+        return BulkStream(self.client, self.index, in_flight=self.bulk_in_flight,
+                          chunk_documents=CHUNK_DOCUMENTS, chunk_bytes=CHUNK_BYTES,
+                          retries=BULK_RETRIES, retried_statuses=RETRIED_STATUSES)
 
     def _refresh(self) -> None:
         with cluster_errors(self.client, f"refresh index {self.index!r}"):
@@ -466,60 +470,21 @@ class OpenSearchStore:
         return out
 
     def _bulk(self, actions: Iterable[BulkAction], doing: str) -> WriteResult:
-        """Send ``actions`` in bulk chunks through opensearch-py's ``parallel_bulk``, with
-        :attr:`bulk_in_flight` requests in flight: the helper's own thread consumes
-        ``actions`` and makes the next chunks while the cluster indexes one.  Documents
-        refused with a passing status (a primary shard moving after a node left: 503; too
-        many requests: 429, per document or for a whole request) are sent again, with
-        doubling backoff, up to :data:`BULK_RETRIES` times; the rest are reported."""
-        from opensearchpy import helpers
+        """Send ``actions`` and wait for their answer (see :meth:`_send`)."""
+        return self._send(actions, doing).result()
 
-        added = replaced = deleted = 0
-        failures: list[tuple[str, int, str]] = []
-        by_id: dict[str, BulkAction] = {}
-
-        def recorded(actions: Iterable[BulkAction]) -> Iterator[BulkAction]:
-            for action in actions:  # streamed as sent: the first chunk goes out at once
-                by_id[action[0]] = action
-                yield action
-
-        pending: Iterable[BulkAction] = recorded(actions)
-        with cluster_errors(self.client, f"{doing} index {self.index!r}"):
-            for attempt in range(BULK_RETRIES + 1):
-                again: list[BulkAction] = []
-                for ok, item in helpers.parallel_bulk(
-                        self.client, pending, thread_count=self.bulk_in_flight,
-                        queue_size=2, chunk_size=CHUNK_DOCUMENTS,
-                        max_chunk_bytes=CHUNK_BYTES, expand_action_callback=_expand,
-                        raise_on_error=False, raise_on_exception=True,
-                        ignore_status=(429,), index=self.index,
-                        filter_path=_BULK_ITEM_FIELDS):
-                    (op, result), = item.items()
-                    outcome = result.get("result")
-                    status = int(result.get("status", 0))
-                    if ok:
-                        added += outcome == "created"
-                        replaced += outcome == "updated"
-                        deleted += outcome == "deleted"
-                    elif op == "delete" and status == 404:
-                        continue  # not in the index: nothing to delete
-                    elif status in RETRIED_STATUSES and attempt < BULK_RETRIES:
-                        again.append(by_id[result.get("_id")])
-                    else:
-                        error = result.get("error") or {}
-                        reason = (f"{error.get('type', '')}: {error.get('reason', '')}"
-                                  if isinstance(error, dict) else str(error))
-                        failures.append((str(result.get("_id")), status, reason))
-                if not again:
-                    break
-                time.sleep(min(2.0 ** attempt, 30.0))
-                pending = again
-            if (added or replaced or deleted) and self._refresh_each_write:
-                self.client.indices.refresh(index=self.index)  # the next search sees the batch
-        written = WriteResult(added=added, replaced=replaced, deleted=deleted)
-        if failures:
-            raise BulkWriteError(self.index, failures, written)
-        return written
+    def _send(self, actions: Iterable[BulkAction], doing: str) -> PendingWrite:
+        """Queue ``actions`` as bulk requests (:mod:`.bulk`: chunks, :attr:`bulk_in_flight`
+        requests in flight, documents refused for now sent again, the rest reported as
+        :class:`BulkWriteError`) on the stream of :meth:`batched_writes`; outside it, send
+        them on a stream of their own and refresh, so the next search sees the batch."""
+        if self._stream is not None:
+            return self._stream.submit(actions, doing)
+        with self._new_stream() as stream:
+            pending = stream.submit(actions, doing)
+        if pending.wrote:
+            self._refresh()
+        return pending
 
     # -- quantizers ---------------------------------------------------------------------------
 
@@ -790,12 +755,6 @@ class OpenSearchStore:
                                  "nothing of the batch was written")
 
 
-#: A bulk action: the document id, the operation (``index``, ``update``, ``delete``) and the
-#: request line that follows the action's (the source or the update as JSON text; none for a
-#: delete).
-BulkAction = tuple[str, str, str | None]
-
-
 @dataclass(frozen=True, slots=True)
 class _Rendered:
     """A document's bulk line made ahead, with the quantizer epoch it was made in (the
@@ -814,13 +773,6 @@ def _made(ahead: tuple[dict[int, _Rendered], ...], doc: PreparedDocument,
         if entry is not None and entry.doc is doc:
             return entry.line if entry.epoch == epoch else None
     return None
-
-
-def _expand(action: BulkAction) -> tuple[dict[str, dict[str, str]], str | None]:
-    """The bulk helper's two lines of an action (its ``expand_action_callback``): the action
-    line's few keys, and the line after it as it is (JSON text already: passed through)."""
-    doc_id, op, data = action
-    return {op: {"_id": doc_id}}, data
 
 
 def _whole(found: dict[str, Any], index: str) -> dict[str, Any]:
