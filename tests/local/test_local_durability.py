@@ -43,6 +43,8 @@ def _ingest_until_killed(path: Path, first: int, lines: int, fraction: float) ->
         per_batch = (reported[-1][1] - reported[1][1]) / (len(reported) - 2)
         time.sleep(fraction * per_batch)
         os.kill(proc.pid, signal.SIGKILL)
+        # on a loaded machine the worker may have reported more commits than were read
+        reported += [(int(line), 0.0) for line in proc.stdout.read().split()]
     finally:
         proc.kill()
         proc.wait(timeout=30)
