@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,50 @@ def test_a_batch_sharing_an_id_with_one_in_flight_waits_for_its_answer(
             assert (report.added, report.replaced) == (29, 1)
             stored, = store.get_documents(["p3"])
             assert stored is not None and stored.source["title"] == "the later version"
+        finally:
+            OpenSearchStore.drop(store.client, index)
+
+
+@pytest.mark.parametrize("reply", ["unreadable", "without items"])
+def test_a_bulk_reply_the_client_cannot_use_ends_the_ingest_with_a_clear_error(
+        reply: str, opensearch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second bulk request is sent and answered, but the client cannot read the answer
+    (or it holds no ``items``), while the next batch is already queued: the ingest ends with
+    a StoreError naming the index, instead of waiting forever for the helper's pool."""
+    from opensearchpy.exceptions import SerializationError
+
+    send, sent = OpenSearch.bulk, []
+
+    def bad_reply(*args: Any, **kwargs: Any) -> Any:
+        answer = send(*args, **kwargs)
+        sent.append(answer)
+        if len(sent) != 2:
+            return answer
+        if reply == "unreadable":
+            raise SerializationError("Unable to deserialize as JSON: '<html>bad gateway'")
+        return {"took": 1}
+
+    monkeypatch.setattr(OpenSearch, "bulk", bad_reply)
+    monkeypatch.setattr(store_module, "CHUNK_DOCUMENTS", 10)
+    source = write_jsonl(tmp_path / "docs.jsonl", records(60), bad=False)
+    index = fresh_index()
+    outcome: list[BaseException | None] = []
+    with OpenSearchStore.create(opensearch_url, index, SCHEMA, engine="lucene") as store:
+        try:
+            def run() -> None:
+                try:
+                    ingest(store, source, batch_size=10, train_after=10)
+                    outcome.append(None)
+                except BaseException as error:  # noqa: BLE001 (checked below)
+                    outcome.append(error)
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            worker.join(timeout=60)
+            assert not worker.is_alive(), "the ingest hangs on a reply the client cannot use"
+            error, = outcome
+            assert isinstance(error, StoreError), error
+            assert repr(index) in str(error) and "bulk reply" in str(error)
         finally:
             OpenSearchStore.drop(store.client, index)
 

@@ -23,8 +23,8 @@ same id could be overwritten by the earlier version.  Documents refused for now 
 502-504 per document: a primary moving after a node left; a whole request refused with 429)
 are queued again with their attempt count, up to ``retries`` times, and the stream waits out
 a doubling backoff before sending them.  Any other failure of a request (no cluster answers,
-401/403, an error answer) ends the stream: the batches not yet answered raise it, and so does
-the next batch handed over.
+401/403, an error answer, a reply the client cannot read) ends the stream: the batches not
+yet answered raise it, and so does the next batch handed over.
 """
 
 from __future__ import annotations
@@ -284,7 +284,8 @@ class BulkStream:
             # answers, in order, rather than raised while the helper's task thread may
             # still wait in _actions (its pool joins that thread before the error surfaces)
             for ok, item in helpers.parallel_bulk(
-                    self._client, self._actions(), thread_count=self._in_flight,
+                    _CheckedReplies(self._client), self._actions(),
+                    thread_count=self._in_flight,
                     queue_size=_CHUNKS_AHEAD, chunk_size=self._chunk_documents,
                     max_chunk_bytes=self._chunk_bytes, expand_action_callback=_expand,
                     raise_on_error=False, raise_on_exception=False, index=self._index,
@@ -323,6 +324,32 @@ class BulkStream:
             if self._failed is None:
                 self._failed = error
             self._changed.notify_all()
+
+
+class _CheckedReplies:
+    """The client as ``parallel_bulk`` sees it, its bulk replies checked: a request failing
+    other than by a ``TransportError`` (a reply it cannot read, or one without ``items``)
+    fails as one, so the helper answers its actions with the error as for any failed
+    request.  Raised as it is, it would surface only after the helper's pool joined its task
+    thread, which waits in :meth:`BulkStream._actions` for actions that may never come."""
+
+    def __init__(self, client: OpenSearch) -> None:
+        self._client = client
+        self.transport = client.transport  # the helper's chunker reads its serializer
+
+    def bulk(self, *args: Any, **kwargs: Any) -> Any:
+        from opensearchpy.exceptions import TransportError
+
+        try:
+            reply = self._client.bulk(*args, **kwargs)
+        except TransportError:
+            raise
+        except Exception as error:
+            raise TransportError("N/A", f"the bulk reply could not be read ({error})",
+                                 error) from error
+        if not isinstance(reply, dict) or not isinstance(reply.get("items"), list):
+            raise TransportError("N/A", "the bulk reply holds no items", reply)
+        return reply
 
 
 def _expand(action: BulkAction) -> tuple[dict[str, dict[str, str]], str | None]:
