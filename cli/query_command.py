@@ -80,8 +80,9 @@ def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str
 @click.option("--vector", "vector_specs", multiple=True, metavar="KEY=FILE.npy|x,y,..",
               help="Query embedding for an embedding key (repeatable).")
 @click.option("--text", "text_specs", multiple=True, metavar="KEY=TEXT",
-              help="Embed TEXT for KEY: with the --model whose embedding key is KEY, else with the "
-                   "training-free trigram projection `ebr quickstart` built its keys with (repeatable).")
+              help="Embed TEXT for KEY: with the --model whose embedding key is KEY, else (a key named "
+                   "*-trigrams, as `ebr quickstart --no-train` builds) with the training-free "
+                   "trigram projection (repeatable).")
 @click.option("--model", "model_paths", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A model directory from `ebr train`; --text for its key uses its query tower.")
