@@ -35,11 +35,11 @@ if TYPE_CHECKING:  # torch is imported only when a model is given
 def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder | SentenceEncoder]
                  ) -> tuple[str, npt.NDArray[np.float32]]:
     key, text = key_value(spec, "--text")
-    embedders = {e.key: e for e in embedders_for(schema, models)}
-    if key not in embedders:
+    if schema.key(key) is None:
         names = ", ".join(k.name for k in schema.keys) or "none"
         raise click.BadParameter(f"the index has no embedding key {key!r} (it has: {names})",
                                  param_hint="--text")
+    embedders = {e.key: e for e in embedders_for(schema, models)}
     return key, embedders[key].embed(text, {})
 
 
