@@ -29,7 +29,8 @@ from ebr.stores.local import LocalStore
 @click.option("--model", "model_paths", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A model directory from `ebr train`: :text is embedded for its key with its "
-                   "query tower (other keys: the trigram projection).")
+                   "query tower (repeatable: every key needs its model but one named *-trigrams, embedded "
+                   "by the trigram projection).")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
               help="The history file (default: console_history in the user's data directory).")
 def console_command(where: str, index: str | None, ca_certs: str | None, user: str | None,
@@ -41,7 +42,7 @@ def console_command(where: str, index: str | None, ca_certs: str | None, user: s
 
     \b
     Example (after `ebr quickstart`):
-      ebr console ./ebr-quickstart
+      ebr console ./ebr-quickstart --model ./ebr-quickstart-model
       ebr> :text "san fransisco"
       ebr> (or (match name $q)
       ...>     (nn $key :radius 0.3))

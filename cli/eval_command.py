@@ -127,7 +127,8 @@ def _report_json(paths: list[EvalPath], reports: dict[str, RetrievalReport], run
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A model directory from `ebr train` (its query tower) or a sentence model directory "
                    "(ebr.encoders.serving.sentence_encoder) embeds the queries for its "
-                   "key (other keys: the trigram projection).")
+                   "key (repeatable: every key needs its model but one named *-trigrams, embedded by "
+                   "the trigram projection).")
 @click.option("--key", help="The embedding key $key stands for (default: the index's only key).")
 @click.option("--candidates", default=DEFAULT_CANDIDATES, show_default=True, type=click.IntRange(1),
               help="First-stage hits a reranker reorders.")

@@ -35,11 +35,11 @@ if TYPE_CHECKING:  # torch is imported only when a model is given
 def _text_vector(schema: Schema, spec: str, models: Mapping[str, QueryEncoder | SentenceEncoder]
                  ) -> tuple[str, npt.NDArray[np.float32]]:
     key, text = key_value(spec, "--text")
-    embedders = {e.key: e for e in embedders_for(schema, models)}
-    if key not in embedders:
+    if schema.key(key) is None:
         names = ", ".join(k.name for k in schema.keys) or "none"
         raise click.BadParameter(f"the index has no embedding key {key!r} (it has: {names})",
                                  param_hint="--text")
+    embedders = {e.key: e for e in embedders_for(schema, models)}
     return key, embedders[key].embed(text, {})
 
 
@@ -80,8 +80,9 @@ def _render(result: SearchResult, docs: list[StoredDocument | None]) -> list[str
 @click.option("--vector", "vector_specs", multiple=True, metavar="KEY=FILE.npy|x,y,..",
               help="Query embedding for an embedding key (repeatable).")
 @click.option("--text", "text_specs", multiple=True, metavar="KEY=TEXT",
-              help="Embed TEXT for KEY: with the --model whose embedding key is KEY, else with the "
-                   "training-free trigram projection `ebr quickstart` built its keys with (repeatable).")
+              help="Embed TEXT for KEY: with the --model whose embedding key is KEY, else (a key named "
+                   "*-trigrams, as `ebr quickstart --no-train` builds) with the training-free "
+                   "trigram projection (repeatable).")
 @click.option("--model", "model_paths", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A model directory from `ebr train`; --text for its key uses its query tower.")

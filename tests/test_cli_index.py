@@ -83,11 +83,13 @@ def test_query_json(index: Path, tmp_path: Path) -> None:
     assert data["stats"]["total"] == 1 and "verify" in data["stats"]["seconds"]
 
 
-def test_query_text_embeds_with_the_trigram_projection(index: Path) -> None:
-    # a 2-d projection is meaningless but well-formed: the option resolves and runs
+def test_query_text_for_a_key_without_its_model_is_refused(index: Path) -> None:
+    # The trigram projection would embed it, meaninglessly: only a *-trigrams key is its own.
     result = run("query", str(index), "(nn m :k 3)", "--text", "m=paris", "--size", "2")
-    assert result.exit_code == 0, result.output
-    assert "2 of 3 matching documents" in result.stdout
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: no model for the index's embedding key m: pass its model directory (--model); "
+        "only a key named *-trigrams is embedded without one (by the trigram projection)"]
 
 
 def test_query_reads_stdin(index: Path) -> None:
@@ -114,7 +116,6 @@ def test_bad_expression_is_one_caret_message(index: Path) -> None:
     (["(nn m :k 1)", "--vector", "m=1,x"], 2, "cannot read '1,x'"),
     (["(nn m :k 1)", "--vector", "m=1,0,0"], 1, "has dimension 3; the schema says 2"),
     (["(nn m :k 1)", "--text", "other=paris"], 2, "no embedding key 'other' (it has: m)"),
-    (["(nn m :k 1)", "--text", "m=?!"], 1, "no character trigrams"),
     (["(term country:fr)", "--size", "-1"], 2, "--size"),
 ])
 def test_query_errors(index: Path, args: list[str], code: int, message: str) -> None:

@@ -19,7 +19,7 @@ from ebr.stores.local import LocalStore
 from ebr.stores.protocol import Hit, Store
 from support.console_index import build
 
-HYBRID = '(and (term country:fr) (or (match name "paris") (nn m :radius 0.5 :nprobe 2)))'
+HYBRID = '(and (term country:fr) (or (match name "paris") (nn m-trigrams :radius 0.5 :nprobe 2)))'
 
 
 class ReverseReranker:
@@ -46,7 +46,7 @@ def ids(reply: str) -> list[str]:
 
 
 def test_a_query_lists_its_hits_with_their_branches_and_sources(session: Session) -> None:
-    assert session.handle(":vector m=1,0.2").text == "m: a given 2-d vector"
+    assert session.handle(":vector m-trigrams=1,0.2").text == "m-trigrams: a given 2-d vector"
     assert session.handle(":rerank off").text == "rerank off"
     reply = session.handle(HYBRID).text.splitlines()
     # the within clause (2 - distance) plus the match clause's BM25
@@ -75,23 +75,23 @@ def test_settings_persist_between_queries(session: Session) -> None:
 
 
 def test_text_is_embedded_by_the_searcher_and_vectors_replace_it(session: Session) -> None:
-    # The index's key m is 2-d: the trigram projection embeds the text for it.
+    # The index's key m-trigrams is 2-d: the trigram projection embeds the text for it.
     session.handle(':text "rome"')
     session.handle(":rerank off")
     assert ids(session.handle("(nn $key :k 3)").text) != []
-    session.handle(":vector m=0,1")
-    assert ids(session.handle("(nn m :k 1)").text) == ["rome"]
-    session.handle(":vector m=1,0")
-    assert ids(session.handle("(nn m :k 1)").text) == ["paris"]
-    assert session.handle(":vector m").text == "m: embedded from the text"
-    assert "m" not in session.settings.vectors
+    session.handle(":vector m-trigrams=0,1")
+    assert ids(session.handle("(nn m-trigrams :k 1)").text) == ["rome"]
+    session.handle(":vector m-trigrams=1,0")
+    assert ids(session.handle("(nn m-trigrams :k 1)").text) == ["paris"]
+    assert session.handle(":vector m-trigrams").text == "m-trigrams: embedded from the text"
+    assert "m-trigrams" not in session.settings.vectors
 
 
 def test_commands_show_the_last_query(session: Session) -> None:
     assert session.handle(":plan").text.startswith("Error: no query yet")
-    session.handle(":vector m=1,0.2")
+    session.handle(":vector m-trigrams=1,0.2")
     session.handle(HYBRID)
-    assert "(within m 0.5 :over" in session.handle(":plan").text
+    assert "(within m-trigrams 0.5 :over" in session.handle(":plan").text
     request = session.handle(":request").text
     head, _, body = request.partition("\n")
     assert head == "POST /tiny/_search"
@@ -100,26 +100,27 @@ def test_commands_show_the_last_query(session: Session) -> None:
     script = compiled["query"]["bool"]["must"][0]["bool"]["should"][1]["script_score"]["script"]
     assert [round(x, 4) for x in script["params"]["query_value"]] == [1.0, 0.2]  # the :vector given
     explained = session.handle(":explain").text
-    assert "q.1.1 m: distance 0.0194" in explained and "position = " in explained
+    assert "q.1.1 m-trigrams: distance 0.0194" in explained and "position = " in explained
     timings = session.handle(":timings").text.splitlines()
     assert [t.split()[0] for t in timings[:4]] == ["embed", "plan", "retrieve", "rerank"]
     assert timings[-1].startswith("total")
 
 
 def test_errors_are_text_with_the_caret_and_the_session_goes_on(session: Session) -> None:
-    reply = session.handle("(nn m :radius 7)").text.splitlines()
-    assert reply == ["Error: 1:15: :radius must be between 0 and 2; got 7", "  (nn m :radius 7)",
-                     "                ^"]
+    reply = session.handle("(nn m-trigrams :radius 7)").text.splitlines()
+    assert reply == ["Error: 1:24: :radius must be between 0 and 2; got 7",
+                     "  (nn m-trigrams :radius 7)", "                         ^"]
     assert session.handle("(term nowhere:x)").text.startswith("Error: 1:7: ")
     assert session.handle(":size -1").text == "Error: :size must be between 0 and 10000; got -1"
     assert session.handle(":page x").text == "Error: usage: :page N; got 'x'"
     assert session.handle(":rerank maybe").text == "Error: usage: :rerank on|off; got 'maybe'"
     assert session.handle(":vector nokey=1,2").text.startswith("Error: the index has no embedding key")
-    assert "cannot read 'a,b'" in session.handle(":vector m=a,b").text
+    assert "cannot read 'a,b'" in session.handle(":vector m-trigrams=a,b").text
     assert session.handle(":context country").text.startswith("Error: ")
     assert session.handle(":nope").text == "Error: unknown command :nope; :help lists them"
     # No :text and no :vector: the searcher's embedder refuses the empty text.
-    assert session.handle("(nn m :k 1)").text.startswith("Error: trigram projection: '' has no letters")
+    assert session.handle("(nn m-trigrams :k 1)").text.startswith(
+        "Error: trigram projection: '' has no letters")
     assert session.handle(':text "a').text.startswith("Error: usage: :text")
     session.handle(":rerank off")  # (with the reranker, the searcher embeds the empty text too)
     assert ids(session.handle("(term country:it)").text) == ["rome"]
@@ -147,14 +148,14 @@ def completions(store: LocalStore, text: str) -> list[str]:
 def test_completion_offers_what_the_grammar_and_the_index_allow(store: LocalStore) -> None:
     assert completions(store, "(") == ["and", "difference", "match", "nn", "or", "term"]
     assert completions(store, "(and (te") == ["term"]
-    assert completions(store, "(term ") == ["country:", "name:", "m.cluster:"]
+    assert completions(store, "(term ") == ["country:", "name:", "m-trigrams.cluster:"]
     assert completions(store, "(term cou") == ["country:"]
     assert completions(store, "(and (term country:") == ["country:fr", "country:it"]
     assert completions(store, "(term country:f") == ["country:fr"]
     assert completions(store, "(match ") == ["country", "name"]
-    assert completions(store, "(nn ") == ["m"]
-    assert completions(store, "(nn m :") == [":radius", ":k", ":nprobe", ":exact"]
-    assert completions(store, "(and (nn m :k 3) (term country:fr) ") == []
+    assert completions(store, "(nn ") == ["m-trigrams"]
+    assert completions(store, "(nn m-trigrams :") == [":radius", ":k", ":nprobe", ":exact"]
+    assert completions(store, "(and (nn m-trigrams :k 3) (term country:fr) ") == []
     assert completions(store, ":p") == [":plan"]
     assert completions(store, ":context c") == ["country="]
     assert completions(store, ":context country=") == ["country=fr", "country=it"]
@@ -169,10 +170,10 @@ def test_term_values_are_a_bounded_sample_most_frequent_first(store: LocalStore)
 
 
 def test_the_lexer_colours_the_readers_tokens() -> None:
-    text = '(nn m :k 3) ; c\n(match name "a b")'
+    text = '(nn m-trigrams :k 3) ; c\n(match name "a b")'
     lexer = QueryLexer().lex_document(Document(text))
     first = [(style, token) for style, token in lexer(0) if token.strip()]
-    assert first == [("class:paren", "("), ("class:operator", "nn"), ("", "m"),
+    assert first == [("class:paren", "("), ("class:operator", "nn"), ("", "m-trigrams"),
                      ("class:keyword", ":k"), ("class:number", "3"), ("class:paren", ")"),
                      ("class:comment", "; c")]
     assert "".join(t for _, t in lexer(1)) == '(match name "a b")'

@@ -36,8 +36,9 @@ def run(console: Terminal, keys: str, expect: str) -> str:
 
 
 def test_a_query_shows_its_hits(console: Terminal) -> None:
-    run(console, ":vector m=1,0.2", r"m: a given 2-d vector\n")
-    screen = run(console, '(and (term country:fr) (or (match name "paris") (nn m :radius 0.5)))',
+    run(console, ":vector m-trigrams=1,0.2", r"m-trigrams: a given 2-d vector\n")
+    screen = run(console,
+                 '(and (term country:fr) (or (match name "paris") (nn m-trigrams :radius 0.5)))',
                  r"2 hits of 2 matched.*\nebr>")
     assert '1. paris  score 2.4264  via q q.0 q.1 q.1.0 q.1.1  {"name": "Paris"}' in screen
     assert "2. lyon  score 1.9021" in screen
@@ -55,9 +56,9 @@ def test_an_unclosed_parenthesis_continues_on_the_next_line(console: Terminal) -
 
 
 def test_a_syntax_error_shows_the_caret_and_the_console_goes_on(console: Terminal) -> None:
-    screen = run(console, "(nn m :radius 7)", r"\^\nebr>")
-    assert "Error: 1:15: :radius must be between 0 and 2; got 7" in screen
-    assert "\n  (nn m :radius 7)\n                ^\n" in screen
+    screen = run(console, "(nn m-trigrams :radius 7)", r"\^\nebr>")
+    assert "Error: 1:24: :radius must be between 0 and 2; got 7" in screen
+    assert "\n  (nn m-trigrams :radius 7)\n                         ^\n" in screen
     assert "1. rome" in run(console, "(term country:it)", r"1 hits of 1 matched")
 
 

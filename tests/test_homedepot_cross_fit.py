@@ -20,9 +20,11 @@ from homedepot_data import HomeDepot  # noqa: E402
 
 from ebr.encoders.serving.model_directory import save_model_directory  # noqa: E402
 from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
+from ebr.encoders.serving.query_encoder import QueryEncoder  # noqa: E402
 from ebr.encoders.training.data import in_validation, prepare  # noqa: E402
 from ebr.encoders.training.trainer import train  # noqa: E402
 from ebr.ranking.feature_set import FeatureSet  # noqa: E402
+from ebr.request import ModelEmbedder, Searcher  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
 
 TOOLS = ("drill", "saw", "hammer", "ladder", "paint")
@@ -164,8 +166,19 @@ def test_a_second_key_is_indexed_on_every_fold_and_read_by_the_reranker(
         stored = store.get_vectors([data.product_ids[7]], minilm.key)[data.product_ids[7]]
     assert [k.name for k in schema.keys] == [read_model_info(model).key, minilm.key]
     np.testing.assert_allclose(stored, minilm.embed(data.titles[7], {}), atol=1e-5)
-    template = "(or (match title $q :minimum-should-match 1 :k 10) (nn $key :k 10 :nprobe 2))"
-    reranker = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 20,
+    # The pool with MiniLM's top 5 as a third branch: every branch's hits, on the folds too.
+    template = homedepot_eval.pool_template(10, 2, 5)
+    with LocalStore.open(index, readonly=True) as store:
+        searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model)), minilm],
+                            key=read_model_info(model).key)
+        branches = ["(match title $q :minimum-should-match 1 :k 10)", "(nn $key :k 10 :nprobe 2)",
+                    f"(nn {minilm.key} :k 5 :nprobe 2)"]
+        for query in ("drill 3", "cordless saw"):
+            pool = {h.id for h in searcher.retrieve(template, text=query, size=25).hits}
+            parts = [{h.id for h in searcher.retrieve(b, text=query, size=25).hits} for b in branches]
+            assert all(parts) and len(parts[2] - parts[0] - parts[1]) > 0  # MiniLM adds titles
+            assert pool == set.union(*parts)
+    reranker = homedepot_cross_fit.cross_fitted_reranker(data, model, schema, work, template, 25,
                                                          builder, [minilm])
     assert reranker.feature_set == FeatureSet.for_schema(schema)
     col = reranker.feature_set.names.index(cosine_feature(minilm.key))

@@ -328,9 +328,18 @@ def test_a_model_embedder_reads_the_text_and_its_categorical_context(tmp_path: P
     assert np.array_equal(us, encoder.encode({"text": "drill", "country": "us"}))
     assert not np.allclose(us, model.embed("drill", {"country": "fr"}))
     assert np.array_equal(model.embed("drill", {}), encoder.encode({"text": "drill"}))
-    schema = Schema.create("s", (Namespace("title"),), (EmbeddingKey(info.key, 8), EmbeddingKey("other", 16)))
+    schema = Schema.create("s", (Namespace("title"),),
+                           (EmbeddingKey(info.key, 8), EmbeddingKey("title-trigrams", 16)))
     kinds = {e.key: type(e).__name__ for e in embedders_for(schema, {info.key: encoder})}
-    assert kinds == {info.key: "ModelEmbedder", "other": "ProjectionEmbedder"}
+    assert kinds == {info.key: "ModelEmbedder", "title-trigrams": "ProjectionEmbedder"}
+    # A key of a model not given is refused, not embedded by the projection (noise).
+    with pytest.raises(PlanError, match=f"no model for the index's embedding key {info.key}: "):
+        embedders_for(schema, {})
+    two = Schema.create("s", (Namespace("title"),), (EmbeddingKey(info.key, 8), EmbeddingKey("mini", 4)))
+    with pytest.raises(PlanError, match=f"embedding keys {info.key}, mini: pass its model"):
+        embedders_for(two, {})
+    with pytest.raises(PlanError, match="embedding key mini: pass its model"):
+        embedders_for(two, {info.key: encoder})
     wrong = Schema.create("s", (Namespace("title"),), (EmbeddingKey(info.key, 12),))
     with pytest.raises(PlanError, match="gives 8-d embeddings but the index declares 12-d"):
         embedders_for(wrong, {info.key: encoder})

@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # the model files are read only by whoever loads a model
 
 FloatArray = npt.NDArray[np.float32]
 
+#: The ending of an embedding key's name that says it holds the trigram projection of a text
+#: (``name-trigrams``, what ``ebr quickstart --no-train`` indexes): :func:`embedders_for` embeds
+#: requests for such a key with the projection when no model is given for it.
+PROJECTION_SUFFIX = "-trigrams"
+
 
 class TextEmbedder(Protocol):
     """Embeds request texts for one embedding key.  Must be safe to call from many threads."""
@@ -104,10 +109,18 @@ def check_embedder(schema: Schema, embedder: TextEmbedder) -> None:
 def embedders_for(schema: Schema, models: Mapping[str, QueryEncoder | SentenceEncoder]
                   ) -> list[TextEmbedder]:
     """An embedder for every key of ``schema``: the model whose key it is (a query tower, or a
-    sentence encoder as it is), else the trigram projection (what ``ebr quickstart`` indexes;
-    a trained key needs its model)."""
+    sentence encoder as it is), else the trigram projection for a key named for it
+    (:data:`PROJECTION_SUFFIX`).  Any other key without its model is refused: embedded by the
+    projection, its cosines (``nn`` distances, the reranker's features) would be noise."""
     from ebr.encoders.serving.sentence_encoder import SentenceEncoder
 
+    missing = [k.name for k in schema.keys
+               if k.name not in models and not k.name.endswith(PROJECTION_SUFFIX)]
+    if missing:
+        raise PlanError(f"no model for the index's embedding key{'s' * (len(missing) > 1)} "
+                        f"{', '.join(missing)}: pass its model directory (--model); only a key "
+                        f"named *{PROJECTION_SUFFIX} is embedded without one (by the trigram "
+                        "projection)")
     embedders: list[TextEmbedder] = []
     for key in schema.keys:
         model = models.get(key.name)

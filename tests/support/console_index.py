@@ -9,17 +9,17 @@ from ebr.stores.local import LocalStore
 from ebr.stores.protocol import IndexDocument
 
 SCHEMA = Schema.create("tiny", (Namespace("country", "keyword"), Namespace("name")),
-                       (EmbeddingKey("m", 2, CoarseQuantizerSpec(nlist=2)),))
+                       (EmbeddingKey("m-trigrams", 2, CoarseQuantizerSpec(nlist=2)),))
 
 
 def build(path: Path) -> Path:
     with LocalStore.create(path, SCHEMA) as store:
         store.add([
-            IndexDocument("paris", {"country": ["fr"]}, {"name": "Paris"}, {"m": [1, 0]},
+            IndexDocument("paris", {"country": ["fr"]}, {"name": "Paris"}, {"m-trigrams": [1, 0]},
                           rank=6, source={"name": "Paris"}),
-            IndexDocument("lyon", {"country": ["fr"]}, {"name": "Lyon"}, {"m": [0.8, 0.6]},
+            IndexDocument("lyon", {"country": ["fr"]}, {"name": "Lyon"}, {"m-trigrams": [0.8, 0.6]},
                           rank=5, source={"name": "Lyon"}),
-            IndexDocument("rome", {"country": ["it"]}, {"name": "Rome"}, {"m": [0, 1]},
+            IndexDocument("rome", {"country": ["it"]}, {"name": "Rome"}, {"m-trigrams": [0, 1]},
                           source={"name": "Rome"}),
         ])
         store.train_quantizers(seed=0)
