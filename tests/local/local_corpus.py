@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 from hypothesis import strategies as st
+from local_formats import as_format_2
 
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.query.nodes import NN, Difference, Match, Node, Within
@@ -23,7 +24,6 @@ from ebr.stores.reference import (
     reference_bm25,
     reference_matches,
 )
-from local_formats import as_format_2
 from support.strategies import DIM, KEY, NAMESPACES, VALUES, World
 
 WORLD_SCHEMA = Schema.create("world", tuple(Namespace(n, "keyword") for n in NAMESPACES),

@@ -1,8 +1,8 @@
 """The database's format: an index of format 1 (each embedding row holding its vector, cluster
 and PQ code) or 2 (its vector) is upgraded by its first writable open, or by ``ebr index
-upgrade``, and then serves what it served before; a read-only open of one, and any format this ebr does not know, are
-clear errors; a writer killed while training writes the new assignments leaves the index as
-it was before."""
+upgrade``, and then serves what it served before; a read-only open of one, and any format
+this ebr does not know, are clear errors; a writer killed while training writes the new
+assignments leaves the index as it was before."""
 
 from __future__ import annotations
 

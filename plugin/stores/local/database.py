@@ -4,8 +4,9 @@ Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), `
 (id, ``"ns:value"``), ``embeddings`` (id, key, the vector's slot in the key's vector file:
 :mod:`ebr.stores.local.vector_file`), ``vector_files`` (key, file, committed length in
 vectors), ``assignments`` (id, key, coarse cluster, PQ code or NULL when the key keeps
-none: a row per embedding of a key with a trained quantizer) and ``quantizers`` (key, float32 centroids; for keys with PQ codes
-``pq_m``, the codebooks and the OPQ rotation or NULL).  Cluster terms are not rows of
+none: a row per embedding of a key with a trained quantizer) and ``quantizers`` (key,
+float32 centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or
+NULL).  Cluster terms are not rows of
 ``terms``: they are derived from ``assignments.cluster``.  Training writes the narrow
 ``assignments`` rows of its key, never the embeddings' vectors again (format 1 kept the
 cluster and code in the embedding row, so training rewrote every ~1 KB row to set them).
@@ -21,7 +22,8 @@ Damage is detected, never served: every row of ``documents`` (with its terms), `
 (with the bytes of its vector), ``assignments``, ``quantizers`` and ``vector_files`` carries
 a CRC-32 ``checksum`` of its values, and ``meta`` one of the schema; all are verified as
 the rows load (open reads every row), a mismatch, or an assignment without its embedding, a
-slot past its file's committed length or a file shorter than that, raises :class:`~ebr.errors.IndexDamagedError`.
+slot past its file's committed length or a file shorter than that, raises
+:class:`~ebr.errors.IndexDamagedError`.
 ``meta.commits`` counts write transactions; under ``synchronous=FULL`` the writer also
 records the count in ``index.sqlite-commits`` after each commit, so an open that finds
 fewer commits in the database than recorded (a WAL damaged or cut short: SQLite silently
@@ -703,7 +705,7 @@ def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
         name, first = files[key]
         matrix = stacked([docs[n].vectors[key] for n in members])
         _append(where, name, first, matrix)
-        data = memoryview(matrix).cast("B")
+        data = matrix.data.cast("B")
         size = 4 * matrix.shape[1]
         for slot, n in enumerate(members, first):
             start = (slot - first) * size

@@ -1,6 +1,7 @@
 """The local store: one directory per index, no server.
 
-``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`); everything a
+``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`, with the
+vectors in ``<dir>/index.vectors.<n>``: :mod:`ebr.stores.local.vector_file`); everything a
 search touches is in memory (:mod:`ebr.stores.local.snapshot`).  Open maps it from
 ``<dir>/index.snapshot`` when that file stands for the database (same commit counter, number
 of documents and schema, its hash intact: :mod:`ebr.stores.local.snapshot_file`), else

@@ -47,7 +47,7 @@ def append(path: Path, at: int, vectors: npt.NDArray[np.float32]) -> None:
         if os.fstat(fd).st_size < at:
             raise Short(path.name)
         os.ftruncate(fd, at)
-        data = memoryview(np.ascontiguousarray(vectors, np.float32)).cast("B")
+        data = np.ascontiguousarray(vectors, np.float32).data.cast("B")
         while data:
             written = os.pwrite(fd, data, at)
             data, at = data[written:], at + written
