@@ -233,7 +233,7 @@ class LocalStore:
     @staticmethod
     def upgrade(path: str | os.PathLike[str]) -> str | None:
         """Bring the index in ``path`` to this ebr's format in place, as a writable open
-        does (:func:`ebr.stores.local.database.upgrade`: one transaction), without loading
+        does (:func:`ebr.stores.local.database.upgrade`: a transaction per step), without loading
         it; the format it had, None if it was current.  Refuses while another process has
         the index open for writing, and a format this ebr does not read."""
         directory = Path(path)
