@@ -6,10 +6,10 @@ Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), `
 vectors), ``assignments`` (id, key, coarse cluster, PQ code or NULL when the key keeps
 none: a row per embedding of a key with a trained quantizer) and ``quantizers`` (key,
 float32 centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or
-NULL).  Cluster terms are not rows of
-``terms``: they are derived from ``assignments.cluster``.  Training writes the narrow
-``assignments`` rows of its key, never the embeddings' vectors again (format 1 kept the
-cluster and code in the embedding row, so training rewrote every ~1 KB row to set them).
+NULL).  Cluster terms are not rows of ``terms``: they are derived from
+``assignments.cluster``.  Training writes the narrow ``assignments`` rows of its key, never
+the embeddings again (format 1 kept the cluster and code in the embedding row, so training
+rewrote every ~1 KB row to set them).
 
 Formats: ``meta.format`` is 3.  An index of format 1 or 2 is upgraded by its first writable
 open (:func:`upgrade`, a transaction per step: 1 -> 2 copies the clusters and codes into
