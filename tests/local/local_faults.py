@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -55,6 +56,7 @@ TAGS = tuple(f"t{i}" for i in range(6))
 WORDS = ("red", "green", "blue", "lamp", "chair", "table")
 QUERY = {"e": np.linspace(-1, 1, 8).astype(np.float32)}
 OUTCOMES = ("clean error", "intact", "wrong data", "raw exception")
+HERE = Path(__file__).parent  # the workers import this module
 
 
 def doc_id(i: int) -> str:
@@ -314,6 +316,22 @@ def corruptions(work: Path, count: int, seed: int, *, wal: bool, vectors: bool =
         tally.run(lambda copy=copy: served(copy), expected, f"byte {position} of {target.name}")
         shutil.rmtree(copy)
     return tally
+
+
+def kill_when_paused(worker: Path, *args: str) -> None:
+    """Run the worker script with ``args`` until it prints ``paused``, then kill it (as a
+    power cut or ``kill -9`` would, nothing cleaned up)."""
+    process = subprocess.Popen([sys.executable, str(worker), *args], stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "paused"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def two_writers(work: Path) -> Tally:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from local_faults import CODED, SCHEMA, documents, served, stored_value
+from local_faults import CODED, SCHEMA, documents, kill_when_paused, served, stored_value
 from local_formats import as_format_1, as_format_2
 
 from ebr.cli.main import cli
@@ -113,17 +110,7 @@ def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Pat
         store.add(documents(300))
         store.train_quantizers(seed=3)
     expected = served(path)
-    worker = subprocess.Popen([sys.executable, str(WORKER), str(path)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "paused"  # half the assignments written
-        os.kill(worker.pid, signal.SIGKILL)
-    finally:
-        worker.kill()
-        worker.wait()
-        if worker.stdout is not None:
-            worker.stdout.close()
+    kill_when_paused(WORKER, str(path))  # half the assignments written
     assert served(path) == expected  # the old training, whole (a mapped open)
     with LocalStore.open(path, readonly=True, snapshot=False) as store:
         assert store.stats().quantizers == {"e": 4}

@@ -6,14 +6,19 @@ clear error wherever a vector is read from the file, never a wrong vector served
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from local_faults import SCHEMA, corruptions, doc_id, documents, served, stored_value
+from local_faults import (
+    SCHEMA,
+    corruptions,
+    doc_id,
+    documents,
+    kill_when_paused,
+    served,
+    stored_value,
+)
 
 from ebr.cli.main import cli
 from ebr.errors import IndexDamagedError
@@ -37,18 +42,7 @@ def test_a_writer_killed_while_appending_leaves_the_committed_documents(
         store.train_quantizers(seed=3)
     expected = served(path)
     committed = _committed(path)
-    worker = subprocess.Popen([sys.executable, str(WORKER), str(path), part],
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "paused"
-        os.kill(worker.pid, signal.SIGKILL)
-    finally:
-        worker.kill()
-        worker.wait()
-        if worker.stdout is not None:
-            worker.stdout.close()
+    kill_when_paused(WORKER, str(path), part)
     size = (path / VECTORS).stat().st_size
     assert size > committed * ROW  # the torn tail is there
     assert served(path) == expected  # and ignored: mapped, then rebuilt from every row
