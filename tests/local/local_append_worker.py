@@ -1,7 +1,8 @@
-"""A writer for the vector file test: opens a local index and adds a batch, stopping inside
+"""A writer for the vector file tests: opens a local index and adds a batch, stopping inside
 the write once the batch's vectors are (``half``: half) appended to the vector file, before
-the commit, to print ``paused`` and wait to be killed.
-``python local_append_worker.py <index dir> whole|half``."""
+the commit, to print ``paused`` and wait to be killed; ``upgrade``: opens an index of format
+2, stopping once the upgrade has appended its first vectors.
+``python local_append_worker.py <index dir> whole|half|upgrade``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from ebr.stores.local import LocalStore, vector_file
 
 
 def main(path: Path, part: str) -> None:
-    store = LocalStore.open(path)
     append = vector_file.append
 
     def pausing(file: Path, at: int, vectors: Any) -> None:
@@ -24,6 +24,9 @@ def main(path: Path, part: str) -> None:
         print("paused", flush=True)
         time.sleep(600)
 
+    if part == "upgrade":  # the open upgrades
+        vector_file.append = pausing  # type: ignore[assignment]
+    store = LocalStore.open(path)
     vector_file.append = pausing  # type: ignore[assignment]
     store.add(documents(100, start=300, seed=7))
 

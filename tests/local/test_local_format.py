@@ -23,6 +23,7 @@ from ebr.stores.local import LocalStore
 from ebr.stores.local.database import DB_FILE
 
 WORKER = Path(__file__).with_name("local_training_worker.py")
+APPEND_WORKER = Path(__file__).with_name("local_append_worker.py")
 
 
 def stored_format(path: Path) -> str:
@@ -167,3 +168,21 @@ def test_an_upgrade_refuses_a_damaged_vector_and_leaves_format_2(tmp_path: Path)
         LocalStore.upgrade(path)
     assert stored_format(path) == "2"
     assert stored_value(path, "SELECT count(*) FROM embeddings WHERE vector IS NOT NULL") > 40
+
+
+def test_a_writer_killed_while_upgrading_leaves_format_2_for_the_next_upgrade(
+        tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, CODED) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+    expected = served(path)
+    as_format_2(path)
+    kill_when_paused(APPEND_WORKER, str(path), "upgrade")
+    assert stored_format(path) == "2"
+    assert (path / "index.vectors.0").stat().st_size > 0  # written, never committed
+    assert LocalStore.upgrade(path) == "2"  # overwrites it from the start
+    assert (path / "index.vectors.0").stat().st_size == stored_value(
+        path, "SELECT count(*) FROM embeddings") * 4 * 8
+    assert served(path) == expected
+    LocalStore.check(path)
