@@ -105,7 +105,8 @@ def check_command(path: Path) -> None:
 @click.argument("path", type=_INDEX_PATH)
 def upgrade_command(path: Path) -> None:
     """Upgrade the local index in PATH, written by an older ebr, to this ebr's format in
-    place (one transaction: interrupted, it leaves the index as it was).  Needs PATH
+    place (a transaction per format step: interrupted, it leaves the index as it was or one
+    step on, which the next run or writable open finishes).  Needs PATH
     writable and no other writer; every other command opens an index read-only and refuses
     an older format."""
     was = LocalStore.upgrade(path)

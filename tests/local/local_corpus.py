@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 from hypothesis import strategies as st
+from local_formats import as_format_2
 
 from ebr.mappings import CoarseQuantizerSpec, EmbeddingKey, Namespace, Schema
 from ebr.query.nodes import NN, Difference, Match, Node, Within
@@ -46,13 +47,14 @@ class History:
     two batches split at ``split``, after decoy versions of the ``churn`` documents (later
     replaced) and ``extras`` documents that are deleted again; after the first batch the
     vectors are laid out by cluster (``layout``: by training the same centroids again, or
-    by reopening the store) or not (then every row lies in the append tail)."""
+    by reopening the store, or by reopening it rewritten in format 2, which the open
+    upgrades) or not (then every row lies in the append tail)."""
 
     order: tuple[int, ...] = ()
     split: int = 0
     churn: frozenset[int] = frozenset()
     extras: int = 0
-    layout: Literal["none", "retrain", "reopen"] = "none"
+    layout: Literal["none", "retrain", "reopen", "upgrade"] = "none"
 
 
 @st.composite
@@ -61,7 +63,7 @@ def histories(draw: st.DrawFn, n: int) -> History:
     return History(order, draw(st.integers(0, n)),
                    frozenset(draw(st.sets(st.integers(0, max(0, n - 1)), max_size=n))) if n
                    else frozenset(), draw(st.integers(0, 3)),
-                   draw(st.sampled_from(["none", "retrain", "reopen"])))
+                   draw(st.sampled_from(["none", "retrain", "reopen", "upgrade"])))
 
 
 def _decoy(doc_id: str, i: int) -> IndexDocument:
@@ -90,8 +92,10 @@ def world_store(world: World, ranks: dict[str, float] | None = None,
             store.add(docs[: h.split])
             if h.layout == "retrain":
                 store.set_quantizer(KEY, world.quantizer.centroids)
-            elif h.layout == "reopen":
+            elif h.layout in ("reopen", "upgrade"):
                 store.close()
+                if h.layout == "upgrade":
+                    as_format_2(Path(tmp) / "index")
                 store = LocalStore.open(Path(tmp) / "index", synchronous="NORMAL",
                                         **options)  # type: ignore[arg-type]
             store.delete(extras)

@@ -11,8 +11,9 @@ raw exception (a bug).  The classes:
 - ``full disk``: batches added to a 1 MB tmpfs (or, where nothing can be mounted, a database
   at SQLite's ``max_page_count``) until it fills; then room is made and writing goes on.
 - ``read-only``: the index behind a read-only bind mount, queried; writing refused.
-- ``database byte`` / ``wal byte``: one random byte changed in the closed database, or in the
-  write-ahead log left by a writer that stopped without closing (as when killed).
+- ``database byte`` / ``wal byte`` / ``vector byte``: one random byte changed in the closed
+  database, in the write-ahead log left by a writer that stopped without closing (as when
+  killed), or in the closed index's vector file.
 - ``two writers``: a second writer refused; one that bypasses the lock, then the first.
 
     python tests/local/local_faults.py [--corruptions 300] [--seed 0]
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -54,6 +56,7 @@ TAGS = tuple(f"t{i}" for i in range(6))
 WORDS = ("red", "green", "blue", "lamp", "chair", "table")
 QUERY = {"e": np.linspace(-1, 1, 8).astype(np.float32)}
 OUTCOMES = ("clean error", "intact", "wrong data", "raw exception")
+HERE = Path(__file__).parent  # the workers import this module
 
 
 def doc_id(i: int) -> str:
@@ -282,9 +285,11 @@ def _flip(path: Path, position: int, rng: np.random.Generator) -> None:
         f.write(bytes([byte ^ int(rng.integers(1, 256))]))
 
 
-def corruptions(work: Path, count: int, seed: int, *, wal: bool) -> Tally:
+def corruptions(work: Path, count: int, seed: int, *, wal: bool, vectors: bool = False
+                ) -> Tally:
     """``count`` copies of one index, each with one random byte changed: in the database
-    of a closed index, or (``wal``) in the WAL of a writer that stopped without closing."""
+    of a closed index (``vectors``: in its vector file), or (``wal``) in the WAL of a writer
+    that stopped without closing."""
     tally = Tally()
     rng = np.random.default_rng(seed)
     base = work / ("wal-base" if wal else "db-base")
@@ -301,7 +306,7 @@ def corruptions(work: Path, count: int, seed: int, *, wal: bool) -> Tally:
     else:
         store.close()
         expected = served(base)
-    target = base / (DB_FILE + "-wal" if wal else DB_FILE)
+    target = base / (DB_FILE + "-wal" if wal else "index.vectors.0" if vectors else DB_FILE)
     size = target.stat().st_size
     for n in range(count):
         copy = work / f"{'wal' if wal else 'db'}-{n}"
@@ -311,6 +316,22 @@ def corruptions(work: Path, count: int, seed: int, *, wal: bool) -> Tally:
         tally.run(lambda copy=copy: served(copy), expected, f"byte {position} of {target.name}")
         shutil.rmtree(copy)
     return tally
+
+
+def kill_when_paused(worker: Path, *args: str) -> None:
+    """Run the worker script with ``args`` until it prints ``paused``, then kill it (as a
+    power cut or ``kill -9`` would, nothing cleaned up)."""
+    process = subprocess.Popen([sys.executable, str(worker), *args], stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "paused"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def two_writers(work: Path) -> Tally:
@@ -351,6 +372,8 @@ def run_all(work: Path, corruptions_per_file: int, seed: int) -> dict[str, Tally
         "interrupt": interrupts, "full disk": full_disk, "read-only": read_only,
         "database byte": lambda w: corruptions(w, corruptions_per_file, seed, wal=False),
         "wal byte": lambda w: corruptions(w, corruptions_per_file, seed, wal=True),
+        "vector byte": lambda w: corruptions(w, corruptions_per_file, seed, wal=False,
+                                             vectors=True),
         "two writers": two_writers,
     }
     out = {}

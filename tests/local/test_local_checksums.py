@@ -13,6 +13,7 @@ from ebr.stores.local.database import (
     checksum,
     document_checksum,
     embedding_checksum,
+    format_2_embedding_checksum,
 )
 
 # any code point, lone surrogates included (a damaged id must still get a checksum)
@@ -28,12 +29,20 @@ def test_a_document_checksum_is_the_checksum_of_its_values(
 
 @given(TEXT, TEXT, st.lists(st.floats(width=32), max_size=8),
        st.none() | st.integers(0, 1 << 20), st.none() | st.binary(max_size=8))
-def test_an_embedding_checksum_is_the_checksum_of_its_values(
+def test_a_format_2_embedding_checksum_is_the_checksum_of_its_values(
         doc_id: str, key: str, vector: list[float], cluster: int | None,
         code: bytes | None) -> None:
     blob = np.array(vector, np.float32).tobytes()
-    assert embedding_checksum(doc_id, key, blob, cluster, code) == checksum(
+    assert format_2_embedding_checksum(doc_id, key, blob, cluster, code) == checksum(
         doc_id, key, blob, None if cluster is None else float(cluster), code)
+
+
+@given(TEXT, TEXT, st.integers(0, 1 << 40), st.lists(st.floats(width=32), max_size=8))
+def test_an_embedding_checksum_is_the_checksum_of_its_values(
+        doc_id: str, key: str, slot: int, vector: list[float]) -> None:
+    blob = np.array(vector, np.float32).tobytes()
+    assert embedding_checksum(doc_id, key, slot, memoryview(blob)) == checksum(
+        doc_id, key, float(slot), blob)
 
 
 @given(TEXT, TEXT, st.integers(0, 1 << 20), st.none() | st.binary(max_size=8))

@@ -319,8 +319,10 @@ def _damage(path: Path, sql: str) -> None:
     ("UPDATE terms SET term = 'loc:l9' WHERE id = 'doc0002' AND term LIKE 'loc:%'",
      "document 'doc0002'"),
     ("DELETE FROM documents WHERE id = 'doc0004'", "the terms of 'doc0004', a missing document,"),
-    ("UPDATE embeddings SET vector = zeroblob(32) WHERE id = 'doc0006'",
+    ("UPDATE embeddings SET slot = slot + 1 WHERE id = 'doc0006'",
      "embedding 'e' of 'doc0006'"),
+    ("UPDATE embeddings SET slot = 1000 WHERE id = 'doc0007'", "embedding 'e' of 'doc0007'"),
+    ("UPDATE vector_files SET rows = rows - 1", "the committed length of the vectors of 'e'"),
     ("UPDATE assignments SET cluster = (cluster + 1) % 8 WHERE id = 'doc0008'",
      "the cluster of 'e' of 'doc0008'"),
     ("DELETE FROM embeddings WHERE id = 'doc0009'",
@@ -355,7 +357,7 @@ def test_a_wal_cut_short_is_refused(tmp_path: Path) -> None:
         store.add(synthetic(20, seed=batch, start=20 * batch))
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in (DB_FILE, DB_FILE + "-commits"):
+    for name in (DB_FILE, DB_FILE + "-commits", "index.vectors.0"):
         (copy / name).write_bytes((path / name).read_bytes())
     wal = (path / (DB_FILE + "-wal")).read_bytes()
     store.close()

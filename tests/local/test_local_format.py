@@ -1,57 +1,29 @@
-"""The database's format: an index of format 1 (each embedding row holding its cluster and PQ
-code) is upgraded by its first writable open, or by ``ebr index upgrade``, and then serves
-what it served before; a read-only open of one, and any format this ebr does not know, are
-clear errors; a writer killed while training writes the new assignments leaves the index as
-it was before."""
+"""The database's format: an index of format 1 (each embedding row holding its vector, cluster
+and PQ code) or 2 (its vector) is upgraded by its first writable open, or by ``ebr index
+upgrade``, and then serves what it served before; a read-only open of one, and any format
+this ebr does not know, are clear errors; a writer killed while training writes the new
+assignments leaves the index as it was before."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from local_faults import CODED, SCHEMA, documents, served, stored_value
+from local_faults import CODED, SCHEMA, documents, kill_when_paused, served, stored_value
+from local_formats import as_format_1, as_format_2
 
 from ebr.cli.main import cli
 from ebr.errors import StoreError
 from ebr.mappings import Schema
 from ebr.stores.local import LocalStore
-from ebr.stores.local.database import DB_FILE, embedding_checksum
-from ebr.stores.local.snapshot_file import SNAPSHOT_FILE
+from ebr.stores.local.database import DB_FILE
 
 WORKER = Path(__file__).with_name("local_training_worker.py")
-
-
-def as_format_1(path: Path, *, before_codes: bool = False) -> None:
-    """Rewrite a closed index as format 1 wrote it: each embedding row holding its cluster
-    and code under its checksum, no ``assignments``; ``before_codes``: with the first
-    release's tables (no code or PQ columns).  Its snapshot file goes, so the upgraded open
-    reads every row."""
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        conn.execute("ALTER TABLE embeddings ADD COLUMN cluster INTEGER")
-        conn.execute("ALTER TABLE embeddings ADD COLUMN code BLOB")
-        rows = conn.execute("SELECT id, key, vector, a.cluster, a.code FROM embeddings "
-                            "LEFT JOIN assignments AS a USING (id, key)").fetchall()
-        conn.executemany(
-            "UPDATE embeddings SET cluster = ?, code = ?, checksum = ? WHERE id = ? AND key = ?",
-            [(c, code, embedding_checksum(i, k, v, c, code), i, k) for i, k, v, c, code in rows])
-        conn.execute("DROP TABLE assignments")
-        conn.execute("UPDATE meta SET value = '1' WHERE name = 'format'")
-        if before_codes:
-            for table, column in (("embeddings", "code"), ("quantizers", "pq_m"),
-                                  ("quantizers", "codebooks"), ("quantizers", "rotation")):
-                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        conn.commit()
-    finally:
-        conn.close()
-    (path / SNAPSHOT_FILE).unlink()
+APPEND_WORKER = Path(__file__).with_name("local_append_worker.py")
 
 
 def stored_format(path: Path) -> str:
@@ -69,11 +41,11 @@ def test_a_format_1_index_is_upgraded_by_a_writable_open(
     expected = served(path)
     as_format_1(path, before_codes=before_codes)
     with pytest.raises(StoreError, match="index format 1, written by an older ebr; upgrade "
-                                         "it to format 2 in place with `ebr index upgrade "):
+                                         "it to format 3 in place with `ebr index upgrade "):
         LocalStore.open(path, readonly=True)
     with LocalStore.open(path) as store:
         assert store.snapshot_problem is not None  # rebuilt from the upgraded rows
-    assert stored_format(path) == "2"
+    assert stored_format(path) == "3"
     assert served(path) == expected
     LocalStore.check(path)  # every row verified against its checksum
     with LocalStore.open(path) as store:  # and it takes writes and training as a new one
@@ -108,13 +80,13 @@ def test_ebr_index_upgrade_upgrades_in_place_what_read_only_commands_refuse(
     assert stored_format(path) == "1"
     done = runner.invoke(cli, ["index", "upgrade", str(path)])
     assert done.exit_code == 0, done.output
-    assert done.output == f"upgraded the index in {path} from format 1 to format 2\n"
-    assert stored_format(path) == "2"
+    assert done.output == f"upgraded the index in {path} from format 1 to format 3\n"
+    assert stored_format(path) == "3"
     assert served(path) == expected  # read-only opens work again, serving what they did
     assert runner.invoke(cli, ["index", "check", str(path)]).exit_code == 0
     again = runner.invoke(cli, ["index", "upgrade", str(path)])
     assert again.exit_code == 0
-    assert again.output == f"the index in {path} is already in format 2: nothing to do\n"
+    assert again.output == f"the index in {path} is already in format 3: nothing to do\n"
     missing = runner.invoke(cli, ["index", "upgrade", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no local index in" in missing.output
 
@@ -123,13 +95,13 @@ def test_a_format_this_ebr_does_not_know_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "i"
     LocalStore.create(path, SCHEMA).close()
     conn = sqlite3.connect(path / DB_FILE)
-    conn.execute("UPDATE meta SET value = '3' WHERE name = 'format'")
+    conn.execute("UPDATE meta SET value = '4' WHERE name = 'format'")
     conn.commit()
     conn.close()
     for readonly in (True, False):
-        with pytest.raises(StoreError, match="index format '3'; this ebr reads format 2"):
+        with pytest.raises(StoreError, match="index format '4'; this ebr reads format 3"):
             LocalStore.open(path, readonly=readonly)
-    with pytest.raises(StoreError, match="index format '3'; this ebr reads format 2"):
+    with pytest.raises(StoreError, match="index format '4'; this ebr reads format 3"):
         LocalStore.upgrade(path)
 
 
@@ -139,17 +111,7 @@ def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Pat
         store.add(documents(300))
         store.train_quantizers(seed=3)
     expected = served(path)
-    worker = subprocess.Popen([sys.executable, str(WORKER), str(path)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "paused"  # half the assignments written
-        os.kill(worker.pid, signal.SIGKILL)
-    finally:
-        worker.kill()
-        worker.wait()
-        if worker.stdout is not None:
-            worker.stdout.close()
+    kill_when_paused(WORKER, str(path))  # half the assignments written
     assert served(path) == expected  # the old training, whole (a mapped open)
     with LocalStore.open(path, readonly=True, snapshot=False) as store:
         assert store.stats().quantizers == {"e": 4}
@@ -158,4 +120,69 @@ def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Pat
         store.train_quantizers(seed=4)
     retrained = served(path)
     assert retrained[0][0] == expected[0][0] and retrained != expected
+    LocalStore.check(path)
+
+
+@pytest.mark.parametrize("through", ["open", "command"])
+def test_a_format_2_index_moves_its_vectors_into_the_vector_files(
+        tmp_path: Path, through: str) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, CODED) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+        store.add(documents(40, start=280, seed=5))  # replaced: dead slots, not carried over
+        store.delete([f"d{i:06d}" for i in range(0, 300, 9)])
+    expected = served(path)
+    as_format_2(path)
+    before = (path / DB_FILE).stat().st_size
+    with pytest.raises(StoreError, match="index format 2, written by an older ebr"):
+        LocalStore.open(path, readonly=True)
+    if through == "open":
+        LocalStore.open(path).close()
+    else:
+        done = CliRunner().invoke(cli, ["index", "upgrade", str(path)])
+        assert done.output == f"upgraded the index in {path} from format 2 to format 3\n"
+    assert stored_format(path) == "3"
+    live = stored_value(path, "SELECT count(*) FROM embeddings")
+    assert stored_value(path, "SELECT rows FROM vector_files") == live  # no dead slots
+    assert (path / "index.vectors.0").stat().st_size == live * 4 * 8
+    assert (path / DB_FILE).stat().st_size < before  # the blobs' pages given back
+    assert served(path) == expected
+    LocalStore.check(path)
+    with LocalStore.open(path) as store:  # and it takes writes as a new one
+        store.add(documents(30, start=330, seed=9))
+    assert served(path)[0][0] == expected[0][0] + 30
+    LocalStore.check(path)
+
+
+def test_an_upgrade_refuses_a_damaged_vector_and_leaves_format_2(tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, SCHEMA) as store:
+        store.add(documents(50))
+    as_format_2(path)
+    conn = sqlite3.connect(path / DB_FILE)
+    conn.execute("UPDATE embeddings SET vector = zeroblob(32) WHERE id = 'd000008'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="damaged: embedding 'e' of 'd000008' does not match"):
+        LocalStore.upgrade(path)
+    assert stored_format(path) == "2"
+    assert stored_value(path, "SELECT count(*) FROM embeddings WHERE vector IS NOT NULL") > 40
+
+
+def test_a_writer_killed_while_upgrading_leaves_format_2_for_the_next_upgrade(
+        tmp_path: Path) -> None:
+    path = tmp_path / "i"
+    with LocalStore.create(path, CODED) as store:
+        store.add(documents(300))
+        store.train_quantizers(seed=3)
+    expected = served(path)
+    as_format_2(path)
+    kill_when_paused(APPEND_WORKER, str(path), "upgrade")
+    assert stored_format(path) == "2"
+    assert (path / "index.vectors.0").stat().st_size > 0  # written, never committed
+    assert LocalStore.upgrade(path) == "2"  # overwrites it from the start
+    assert (path / "index.vectors.0").stat().st_size == stored_value(
+        path, "SELECT count(*) FROM embeddings") * 4 * 8
+    assert served(path) == expected
     LocalStore.check(path)

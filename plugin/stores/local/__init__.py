@@ -1,6 +1,7 @@
 """The local store: an index in a directory, no server.
 
-SQLite holds the documents, terms, embeddings and quantizers; searches run on roaring
+SQLite holds the documents, terms, embeddings and quantizers, the vectors themselves appended
+to a file per key beside it (:mod:`ebr.stores.local.vector_file`); searches run on roaring
 bitmaps and float32 matrices, mapped on open from the snapshot file a writer saves at close
 (:mod:`ebr.stores.local.snapshot_file`), else rebuilt from the database
 (:mod:`ebr.stores.local.store`).

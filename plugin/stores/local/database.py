@@ -1,24 +1,29 @@
 """The SQLite database: the source of truth of a local index.
 
 Tables: ``meta`` (format, schema JSON), ``documents`` (id, rank, source JSON), ``terms``
-(id, ``"ns:value"``), ``embeddings`` (id, key, float32 blob), ``assignments`` (id, key,
-coarse cluster, PQ code or NULL when the key keeps none: a row per embedding of a key with a
-trained quantizer) and ``quantizers`` (key, float32 centroids; for keys with PQ codes
-``pq_m``, the codebooks and the OPQ rotation or NULL).  Cluster terms are not rows of
-``terms``: they are derived from ``assignments.cluster``.  Training writes the narrow
-``assignments`` rows of its key, never the embeddings' vectors again (format 1 kept the
-cluster and code in the embedding row, so training rewrote every ~1 KB row to set them).
+(id, ``"ns:value"``), ``embeddings`` (id, key, the vector's slot in the key's vector file:
+:mod:`ebr.stores.local.vector_file`), ``vector_files`` (key, file, committed length in
+vectors), ``assignments`` (id, key, coarse cluster, PQ code or NULL when the key keeps
+none: a row per embedding of a key with a trained quantizer) and ``quantizers`` (key,
+float32 centroids; for keys with PQ codes ``pq_m``, the codebooks and the OPQ rotation or
+NULL).  Cluster terms are not rows of ``terms``: they are derived from
+``assignments.cluster``.  Training writes the narrow ``assignments`` rows of its key, never
+the embeddings again (format 1 kept the cluster and code in the embedding row, so training
+rewrote every ~1 KB row to set them).
 
-Formats: ``meta.format`` is 2.  An index of format 1 is upgraded by its first writable open
-(:func:`upgrade`: one transaction copies the clusters and codes into ``assignments``; the
-embeddings keep their old columns, covered by their checksums, unread), or by ``ebr index
-upgrade`` (:meth:`~ebr.stores.local.LocalStore.upgrade`); a read-only open of one is refused
-with that advice, and an older ebr refuses format 2 by its number.
+Formats: ``meta.format`` is 3.  An index of format 1 or 2 is upgraded by its first writable
+open (:func:`upgrade`, a transaction per step: 1 -> 2 copies the clusters and codes into
+``assignments``; 2 -> 3 moves the vectors from the embedding rows, each verified, into the
+vector files), or by ``ebr index upgrade`` (:meth:`~ebr.stores.local.LocalStore.upgrade`);
+a read-only open of one is refused with that advice, and an older ebr refuses format 3 by
+its number.
 
-Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``,
-``assignments`` and ``quantizers`` carries a CRC-32 ``checksum`` of its values, and ``meta``
-one of the schema; all are verified as the rows load (open reads every row), a mismatch, or
-an assignment without its embedding, raises :class:`~ebr.errors.IndexDamagedError`.
+Damage is detected, never served: every row of ``documents`` (with its terms), ``embeddings``
+(with the bytes of its vector), ``assignments``, ``quantizers`` and ``vector_files`` carries
+a CRC-32 ``checksum`` of its values, and ``meta`` one of the schema; all are verified as
+the rows load (open reads every row), a mismatch, or an assignment without its embedding, a
+slot past its file's committed length or a file shorter than that, raises
+:class:`~ebr.errors.IndexDamagedError`.
 ``meta.commits`` counts write transactions; under ``synchronous=FULL`` the writer also
 records the count in ``index.sqlite-commits`` after each commit, so an open that finds
 fewer commits in the database than recorded (a WAL damaged or cut short: SQLite silently
@@ -31,7 +36,8 @@ atomic whatever the setting; FULL also syncs the log at each commit, so a batch 
 returned survives a power cut, not only a killed process.  Ingest commits a batch at a
 time, so the sync costs little per document; ``synchronous="NORMAL"`` (safe against a
 killed process, may lose the last commits on power loss, never corrupts) is there for bulk
-loads that can be rerun.
+loads that can be rerun.  Vectors are appended to their files and synced before the
+transaction naming them commits, whatever the setting (:mod:`ebr.stores.local.vector_file`).
 
 A new index is built under a temporary name and moved into place with ``os.replace``, so a
 crash while creating leaves either no index or a whole one.
@@ -40,6 +46,7 @@ crash while creating leaves either no index or a whole one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import struct
@@ -58,11 +65,15 @@ import numpy.typing as npt
 from ebr.errors import IndexDamagedError, SchemaError, StoreError
 from ebr.mappings.schema import Schema, cluster_key, cluster_term
 from ebr.stores.documents import PreparedDocument
+from ebr.stores.local import vector_file
 from ebr.stores.local.failures import REBUILD
+from ebr.stores.local.vectors import stacked
 
-FORMAT = "2"
+FORMAT = "3"
 #: The format before ``assignments`` (clusters and codes in the embedding rows).
 FORMAT_1 = "1"
+#: The format before the vector files (each vector a blob in its embedding row).
+FORMAT_2 = "2"
 #: ``PRAGMA application_id`` of an ebr index ("EBR1"): how ``drop`` tells it from other databases.
 APPLICATION_ID = 0x45425231
 DB_FILE = "index.sqlite"
@@ -73,17 +84,25 @@ _ASSIGNMENTS = """
 CREATE TABLE assignments (id TEXT NOT NULL, key TEXT NOT NULL, cluster INTEGER NOT NULL,
     code BLOB, checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
 """
+#: Format 3's tables (an upgrade from format 2 creates them too): embedding rows naming their
+#: vector's slot in the key's vector file, and each key's vector file and its committed length in rows.
+_EMBEDDINGS = """
+CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, slot INTEGER NOT NULL,
+    checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
+"""
+_VECTOR_FILES = """
+CREATE TABLE vector_files (key TEXT PRIMARY KEY, file TEXT NOT NULL, rows INTEGER NOT NULL,
+    checksum INTEGER NOT NULL) WITHOUT ROWID;
+"""
 _DDL = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE documents (id TEXT PRIMARY KEY, rank REAL NOT NULL, source TEXT NOT NULL,
     checksum INTEGER) WITHOUT ROWID;
 CREATE TABLE terms (id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (id, term)) WITHOUT ROWID;
-CREATE TABLE embeddings (id TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
-    checksum INTEGER, PRIMARY KEY (id, key)) WITHOUT ROWID;
 CREATE TABLE quantizers (key TEXT PRIMARY KEY, nlist INTEGER NOT NULL,
     dimension INTEGER NOT NULL, centroids BLOB NOT NULL, pq_m INTEGER NOT NULL DEFAULT 0,
     codebooks BLOB, rotation BLOB, checksum INTEGER) WITHOUT ROWID;
-""" + _ASSIGNMENTS
+""" + _ASSIGNMENTS + _EMBEDDINGS + _VECTOR_FILES
 #: Format 1's columns added after its first indexes were written: (table, column, declaration).
 _ADDED_COLUMNS = (("embeddings", "code", "BLOB"),
                   ("quantizers", "pq_m", "INTEGER NOT NULL DEFAULT 0"),
@@ -181,6 +200,7 @@ def create(directory: Path, schema: Schema) -> None:
                          [("format", FORMAT), ("schema", text),
                           ("schema_checksum", str(checksum(text))), ("checksums", "1"),
                           ("commits", "0")])
+        _add_vector_files(conn, schema)
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is WAL
     finally:
         conn.close()
@@ -188,6 +208,19 @@ def create(directory: Path, schema: Schema) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, final)
     fsync_directory(directory)
+
+
+def _add_vector_files(conn: sqlite3.Connection, schema: Schema) -> None:
+    """A ``vector_files`` row per key, nothing committed (the files appear at the first
+    append)."""
+    conn.executemany("INSERT INTO vector_files VALUES (?, ?, 0, ?)",
+                     [(k.name, name, vector_files_checksum(k.name, name, 0))
+                      for k, name in zip(schema.keys, map(vector_file.file_name, itertools.count()),
+                                         strict=False)])
+
+
+def vector_files_checksum(key: str, name: str, rows: int) -> int:
+    return checksum(key, name, float(rows))
 
 
 def fsync_directory(directory: Path) -> None:
@@ -204,13 +237,18 @@ def read_schema(conn: sqlite3.Connection, where: Path) -> Schema:
         rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{where} is not an ebr local index: {e}") from None
-    if rows.get("format") == FORMAT_1:
-        raise StoreError(f"{where}: index format {FORMAT_1}, written by an older ebr; upgrade "
+    if rows.get("format") in (FORMAT_1, FORMAT_2):
+        raise StoreError(f"{where}: index format {rows['format']}, written by an older ebr; upgrade "
                          f"it to format {FORMAT} in place with `ebr index upgrade {where}` "
                          "(or open it once for writing)")
     if rows.get("format") != FORMAT:
         raise StoreError(f"{where}: index format {rows.get('format')!r}; this ebr reads "
                          f"format {FORMAT}")
+    return _parsed_schema(rows, where)
+
+
+def _parsed_schema(rows: Mapping[str, str], where: Path) -> Schema:
+    """The schema of ``meta``'s rows, verified against its checksum."""
     if "schema_checksum" in rows and rows["schema_checksum"] != str(
             checksum(rows.get("schema"))):
         raise damaged(where, "its stored schema")
@@ -254,10 +292,20 @@ def document_checksum(doc_id: str, rank: float, source: str, terms: Sequence[str
     return zlib.crc32(b"".join(parts))
 
 
-def embedding_checksum(doc_id: str, key: str, vector: bytes, cluster: int | None = None,
-                       code: bytes | None = None) -> int:
-    """``checksum(doc_id, key, vector, float(cluster), code)``: format 2 writes no cluster
-    or code in the row (None), format 1 did."""
+def embedding_checksum(doc_id: str, key: str, slot: int, vector: bytes | memoryview) -> int:
+    """``checksum(doc_id, key, float(slot), vector)``: an embedding row and the vector in its
+    slot of the key's vector file."""
+    i, k = doc_id.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass")
+    head = b"".join((_LENGTH(len(i)), i, _LENGTH(len(k)), k, _NUMBER(8, slot),
+                     _LENGTH(len(vector))))
+    return zlib.crc32(vector, zlib.crc32(head))
+
+
+def format_2_embedding_checksum(doc_id: str, key: str, vector: bytes, cluster: int | None = None,
+                                code: bytes | None = None) -> int:
+    """``checksum(doc_id, key, vector, float(cluster), code)``: the embedding row of formats 1
+    and 2, the vector in the row; format 2 writes no cluster or code in it (None), format 1
+    did."""
     i, k = doc_id.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass")
     return zlib.crc32(b"".join((
         _LENGTH(len(i)), i, _LENGTH(len(k)), k, _LENGTH(len(vector)), vector,
@@ -328,14 +376,22 @@ def record_commits(directory: Path, commits: int) -> None:
             os.close(fd)
 
 
-def upgrade(conn: sqlite3.Connection) -> str | None:
-    """At a writable open: an index of format 1 brought to this format in one transaction
-    (the columns its later releases added, NULL: no codes, not verified; its commit
-    counter; ``assignments`` copied from its embedding rows' clusters and codes).  The
-    format it had, None if it needed nothing."""
+def upgrade(conn: sqlite3.Connection, directory: Path) -> str | None:
+    """At a writable open: an index of an older format brought to this one, a transaction
+    per step (1 -> 2: the columns its later releases added, NULL: no codes, not verified;
+    its commit counter; ``assignments`` copied from its embedding rows' clusters and codes.
+    2 -> 3: :func:`_move_vectors`).  The format it had, None if it needed nothing."""
     row = conn.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-    if row is None or row[0] != FORMAT_1:
+    if row is None or row[0] not in (FORMAT_1, FORMAT_2):
         return None  # this format, or not an ebr index (read_schema says which)
+    if row[0] == FORMAT_1:
+        _upgrade_format_1(conn)
+    _move_vectors(conn, directory)
+    conn.execute("VACUUM")  # the old rows' pages, most of the file, given back
+    return str(row[0])
+
+
+def _upgrade_format_1(conn: sqlite3.Connection) -> None:
     with transaction(conn, write=True):
         for table, column, decl in _ADDED_COLUMNS:
             if column not in _columns(conn, table):
@@ -347,8 +403,64 @@ def upgrade(conn: sqlite3.Connection) -> str | None:
         conn.executemany("INSERT INTO assignments (id, key, cluster, code, checksum) "
                          "VALUES (?, ?, ?, ?, ?)",
                          [(*r, assignment_checksum(*r)) for r in rows])
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT_2,))
+
+
+def _move_vectors(conn: sqlite3.Connection, directory: Path) -> None:
+    """Format 2 -> 3 in one transaction: every embedding row's vector, verified against
+    the row's checksum, appended to its key's vector file (written from its start: files
+    left by an upgrade killed before its commit are overwritten), and the row rewritten to
+    name its slot, under a new checksum (a row from before checksums stays unverified)."""
+    where = directory
+    with transaction(conn, write=True):
+        rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        schema = _parsed_schema(rows, where)
+        strict = "checksums" in rows
+        legacy = _legacy_columns(conn)
+        conn.execute("ALTER TABLE embeddings RENAME TO embeddings_2")
+        conn.execute(_EMBEDDINGS)
+        conn.execute(_VECTOR_FILES)
+        _add_vector_files(conn, schema)
+        files = committed_vectors(conn, where)
+        sizes = {k.name: 4 * k.dimension for k in schema.keys}
+        pending: defaultdict[str, list[bytes]] = defaultdict(list)
+        slots: defaultdict[str, int] = defaultdict(int)  # rows in the file, pending included
+
+        def flush(key: str) -> None:
+            blobs = pending.pop(key)
+            name, _ = files[key]
+            matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), -1)
+            _append(where, name, slots[key] - len(blobs), matrix)
+
+        moved = []
+        for doc_id, key, blob, old_cluster, old_code, stored in conn.execute(
+                f"SELECT id, key, vector, {legacy}, checksum FROM embeddings_2"):
+            if strict if stored is None else stored != format_2_embedding_checksum(
+                    doc_id, key, blob, old_cluster, old_code):
+                raise damaged(where, f"embedding {key!r} of {doc_id!r}")
+            if len(blob) != sizes.get(key):
+                raise StoreError(f"{where}: stored embedding {key!r} of {doc_id!r} does not "
+                                 "match the schema")
+            slot = slots[key]
+            slots[key] += 1
+            pending[key].append(blob)
+            if len(pending[key]) == _MOVE_BLOCK:
+                flush(key)
+            moved.append((doc_id, key, slot,
+                          None if stored is None else embedding_checksum(doc_id, key, slot, blob)))
+        for key in list(pending):
+            flush(key)
+        conn.executemany("INSERT INTO embeddings (id, key, slot, checksum) VALUES (?, ?, ?, ?)",
+                         moved)
+        for key, count in slots.items():
+            name, _ = files[key]
+            conn.execute("UPDATE vector_files SET rows = ?, checksum = ? WHERE key = ?",
+                         (count, vector_files_checksum(key, name, count), key))
+        conn.execute("DROP TABLE embeddings_2")
         conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT,))
-    return FORMAT_1
+
+
+_MOVE_BLOCK = 65536  # vectors per append while upgrading
 
 
 def _legacy_columns(conn: sqlite3.Connection) -> str:
@@ -401,11 +513,13 @@ class Contents:
         self.commits: int | None = None  # meta.commits (None: an index from before it)
 
 
-def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Contents:
-    """Every row, each verified against its checksum as it loads."""
+def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path,
+                  maps: vector_file.Maps) -> Contents:
+    """Every row (and every vector it points to), each verified against its checksum as it
+    loads."""
     c = Contents()
-    legacy = _legacy_columns(conn)
     with transaction(conn, write=False):
+        vectors = _VectorReader(conn, schema, where, maps)
         strict = conn.execute(
             "SELECT 1 FROM meta WHERE name = 'checksums'").fetchone() is not None
 
@@ -435,10 +549,11 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
             raise damaged(where, f"the terms of {pending[0]!r}")
         assigned = conn.execute("SELECT id, key, cluster, code, checksum FROM assignments")
         due = next(assigned, None)  # both in (id, key) order
-        for doc_id, key, blob, old_cluster, old_code, stored in conn.execute(
-                f"SELECT id, key, vector, {legacy}, checksum FROM embeddings"):
+        for doc_id, key, slot, stored in conn.execute(
+                "SELECT id, key, slot, checksum FROM embeddings"):
+            blob = vectors.read(doc_id, key, slot)
             verify(stored, f"embedding {key!r} of {doc_id!r}", embedding_checksum, doc_id, key,
-                   blob, old_cluster, old_code)
+                   slot, blob)
             if due is not None and (due[0], due[1]) < (doc_id, key):
                 raise _without_embedding(where, due[0], due[1])
             cluster = pq_code = None
@@ -476,6 +591,59 @@ def read_contents(conn: sqlite3.Connection, schema: Schema, where: Path) -> Cont
     return c
 
 
+def committed_vectors(conn: sqlite3.Connection, where: Path) -> dict[str, tuple[str, int]]:
+    """Each key's vector file and its committed length in rows, as of the caller's
+    transaction."""
+    found: dict[str, tuple[str, int]] = {}
+    for key, name, rows, stored in conn.execute(
+            "SELECT key, file, rows, checksum FROM vector_files"):
+        if stored != vector_files_checksum(key, name, rows):
+            raise damaged(where, f"the committed length of the vectors of {key!r}")
+        found[key] = (name, rows)
+    return found
+
+
+class _VectorReader:
+    """Vectors by slot from the committed part of the vector files, inside one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, schema: Schema, where: Path,
+                 maps: vector_file.Maps) -> None:
+        self._files = committed_vectors(conn, where)
+        self._sizes = {k.name: 4 * k.dimension for k in schema.keys}
+        self._where = where
+        self._maps = maps
+        self._views: dict[str, Any] = {}
+
+    def read(self, doc_id: str, key: str, slot: int) -> bytes:
+        """The vector in ``slot`` of ``key``'s file (a slot past the committed length, or a
+        key without a file, is damage to the row naming it)."""
+        view = self._views.get(key)
+        size = self._sizes.get(key, 0)
+        name, rows = self._files.get(key, ("", 0))
+        if size == 0 or not 0 <= slot < rows:
+            raise damaged(self._where, f"embedding {key!r} of {doc_id!r}")
+        if view is None:
+            try:
+                view = self._views[key] = self._maps.covering(name, rows * size)
+            except vector_file.Short:
+                raise damaged(self._where, f"{name}, shorter than its {rows} committed vectors,"
+                              ) from None
+        start = slot * size  # within the committed length: a writer cuts only past it
+        return view[start:start + size]
+
+
+def _append(where: Path, name: str, at: int, vectors: npt.NDArray[np.float32]) -> None:
+    """:func:`vector_file.append`, a file it creates made to survive a power cut."""
+    path = where / name
+    created = not path.exists()
+    try:
+        vector_file.append(path, at * 4 * vectors.shape[1], vectors)
+    except vector_file.Short:
+        raise damaged(where, f"{name}, shorter than its {at} committed vectors,") from None
+    if created:
+        fsync_directory(where)
+
+
 def _without_embedding(where: Path, doc_id: str, key: str) -> IndexDamagedError:
     return damaged(where, f"the cluster of {key!r} of {doc_id!r}, a missing embedding,")
 
@@ -511,23 +679,42 @@ def delete_documents(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
 
 def insert_documents(conn: sqlite3.Connection, docs: Sequence[PreparedDocument],
                      clusters: Sequence[Mapping[str, int]],
-                     codes: Sequence[Mapping[str, bytes]]) -> None:
+                     codes: Sequence[Mapping[str, bytes]], where: Path) -> None:
+    """The documents' rows; their vectors appended to the vector files of ``where`` (synced
+    before the caller commits, with their new committed lengths)."""
     conn.executemany("INSERT INTO documents (id, rank, source, checksum) VALUES (?, ?, ?, ?)",
                      [(d.id, d.rank, d.source_json,
                        document_checksum(d.id, d.rank, d.source_json, d.terms)) for d in docs])
     conn.executemany("INSERT INTO terms (id, term) VALUES (?, ?)",
                      [(d.id, t) for d in docs for t in d.terms])
-    rows, assigned = [], []
-    for d, c, p in zip(docs, clusters, codes, strict=True):
-        for key, v in d.vectors.items():
-            blob = v.tobytes()
-            rows.append((d.id, key, blob, embedding_checksum(d.id, key, blob)))
+    having: defaultdict[str, list[int]] = defaultdict(list)
+    assigned = []
+    for n, (d, c, p) in enumerate(zip(docs, clusters, codes, strict=True)):
+        for key in d.vectors:
+            having[key].append(n)
             cluster = c.get(key)
             if cluster is not None:
                 code = p.get(key)
                 assigned.append((d.id, key, cluster, code,
                                  assignment_checksum(d.id, key, cluster, code)))
-    conn.executemany("INSERT INTO embeddings (id, key, vector, checksum) VALUES (?, ?, ?, ?)",
+    files = committed_vectors(conn, where)
+    rows = []
+    for key, members in having.items():
+        if key not in files:
+            raise damaged(where, f"the committed length of the vectors of {key!r}")
+        name, first = files[key]
+        matrix = stacked([docs[n].vectors[key] for n in members])
+        _append(where, name, first, matrix)
+        data = matrix.data.cast("B")
+        size = 4 * matrix.shape[1]
+        for slot, n in enumerate(members, first):
+            start = (slot - first) * size
+            rows.append((docs[n].id, key, slot, embedding_checksum(
+                docs[n].id, key, slot, data[start:start + size])))
+        stop = first + len(members)
+        conn.execute("UPDATE vector_files SET rows = ?, checksum = ? WHERE key = ?",
+                     (stop, vector_files_checksum(key, name, stop), key))
+    conn.executemany("INSERT INTO embeddings (id, key, slot, checksum) VALUES (?, ?, ?, ?)",
                      rows)
     _insert_assignments(conn, assigned)
 
@@ -564,14 +751,15 @@ def write_quantizer(conn: sqlite3.Connection, key: str, centroids: npt.NDArray[n
 # -- reads for fetch ---------------------------------------------------------------------------
 
 
-def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
+def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], schema: Schema, where: Path,
+                    maps: vector_file.Maps
                     ) -> dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]]:
     """rank, source JSON, terms and embeddings ``(key, blob, cluster)`` of the stored ids,
     verified against their checksums."""
     found: dict[str, tuple[float, str, list[str], list[tuple[str, bytes, int | None]]]] = {}
     sums: dict[str, int | None] = {}
-    legacy = _legacy_columns(conn)
     with transaction(conn, write=False):
+        vectors = _VectorReader(conn, schema, where, maps)
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for doc_id, rank, source, stored in conn.execute(
@@ -590,11 +778,11 @@ def fetch_documents(conn: sqlite3.Connection, ids: Sequence[str], where: Path
                                                                         pq_code):
                     raise damaged(where, f"the cluster of {key!r} of {doc_id!r}")
                 clusters[doc_id, key] = cluster
-            for doc_id, key, blob, old_cluster, old_code, stored in conn.execute(
-                    f"SELECT id, key, vector, {legacy}, checksum FROM embeddings "
-                    f"WHERE id IN ({marks})", chunk):
-                if stored is not None and stored != embedding_checksum(doc_id, key, blob,
-                                                                       old_cluster, old_code):
+            for doc_id, key, slot, stored in conn.execute(
+                    f"SELECT id, key, slot, checksum FROM embeddings WHERE id IN ({marks})",
+                    chunk):
+                blob = vectors.read(doc_id, key, slot)
+                if stored is not None and stored != embedding_checksum(doc_id, key, slot, blob):
                     raise damaged(where, f"embedding {key!r} of {doc_id!r}")
                 _of(found, doc_id, where, f"embedding {key!r}")[3].append(
                     (key, blob, clusters.pop((doc_id, key), None)))

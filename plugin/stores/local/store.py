@@ -1,6 +1,7 @@
 """The local store: one directory per index, no server.
 
-``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`); everything a
+``<dir>/index.sqlite`` is the source of truth (:mod:`ebr.stores.local.database`, with the
+vectors in ``<dir>/index.vectors.<n>``: :mod:`ebr.stores.local.vector_file`); everything a
 search touches is in memory (:mod:`ebr.stores.local.snapshot`).  Open maps it from
 ``<dir>/index.snapshot`` when that file stands for the database (same commit counter, number
 of documents and schema, its hash intact: :mod:`ebr.stores.local.snapshot_file`), else
@@ -75,7 +76,7 @@ from ebr.quantization.product import ProductCodes, train_key_product
 from ebr.query.nodes import Node, named_branches
 from ebr.stores.arguments import check_size, checked_centroids, schema_key
 from ebr.stores.documents import PreparedDocument, check_id, prepare_batch
-from ebr.stores.local import database, snapshot_file
+from ebr.stores.local import database, snapshot_file, vector_file
 from ebr.stores.local.bitmaps import EMPTY, from_array, to_array
 from ebr.stores.local.database import DB_FILE, ReadConnections, Synchronous, transaction
 from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MARGIN, Execution, Refine
@@ -122,6 +123,7 @@ class LocalStore:
         self._lock_fd = lock
         self._write_lock = threading.Lock()
         self._readers = ReadConnections(directory / DB_FILE)
+        self._maps = vector_file.Maps(directory)  # the vector files, for every connection
         # id -> live document number, for reads from memory and the writer alike (searches
         # never need it): built by the first that asks (a million ids take a third of a second)
         self._id_lookup = IdLookup(lambda: self._snapshot)
@@ -195,7 +197,7 @@ class LocalStore:
                                   synchronous=synchronous)
                 try:
                     if not readonly:
-                        database.upgrade(conn)
+                        database.upgrade(conn, directory)
                     recorded = database.recorded_commits(directory)
                     schema = database.read_schema(conn, directory)
                     mapped, problem = (_mapped(directory, conn, schema) if snapshot
@@ -205,7 +207,8 @@ class LocalStore:
                         state, commits = mapped
                     else:
                         with _undecodable(directory):
-                            contents = database.read_contents(conn, schema, directory)
+                            contents = database.read_contents(conn, schema, directory,
+                                                              vector_file.Maps(directory))
                             state = _load(contents, schema)
                         commits = contents.commits
                         if not readonly:
@@ -230,7 +233,7 @@ class LocalStore:
     @staticmethod
     def upgrade(path: str | os.PathLike[str]) -> str | None:
         """Bring the index in ``path`` to this ebr's format in place, as a writable open
-        does (:func:`ebr.stores.local.database.upgrade`: one transaction), without loading
+        does (:func:`ebr.stores.local.database.upgrade`: a transaction per step), without loading
         it; the format it had, None if it was current.  Refuses while another process has
         the index open for writing, and a format this ebr does not read."""
         directory = Path(path)
@@ -242,7 +245,7 @@ class LocalStore:
             try:
                 conn = _connected(directory, db_path, readonly=False, synchronous="FULL")
                 try:
-                    was = database.upgrade(conn)
+                    was = database.upgrade(conn, directory)
                     database.read_schema(conn, directory)  # an unknown format: refused
                 finally:
                     conn.close()
@@ -266,6 +269,8 @@ class LocalStore:
                                      "if you mean to")
                 for name in _OWN_FILES:
                     (directory / name).unlink(missing_ok=True)
+                for path in directory.glob(vector_file.PREFIX + "*"):
+                    path.unlink()
             finally:
                 os.close(lock)
         with contextlib.suppress(OSError):  # other files of the user's stay, with the folder
@@ -307,6 +312,7 @@ class LocalStore:
             finally:
                 self._closed = True
                 self._readers.close()
+                self._maps.close()
                 self._conn.close()
                 if self._lock_fd is not None:
                     os.close(self._lock_fd)  # releases the flock
@@ -423,7 +429,7 @@ class LocalStore:
                     database.insert_documents(
                         self._conn, docs, clusters,
                         [{k: c.tobytes() for k, (c, _) in p.items()} if p else {}
-                         for p in codes])
+                         for p in codes], self.directory)
                     for d, c, p in zip(docs, clusters, codes, strict=True):
                         edit.add(d, c, p)
                     new = edit.build()
@@ -466,7 +472,8 @@ class LocalStore:
     def _reload(self) -> None:
         """Memory rebuilt from the database (inside the caller's transaction if one is open)."""
         with _undecodable(self.directory):
-            contents = database.read_contents(self._conn, self._schema, self.directory)
+            contents = database.read_contents(self._conn, self._schema, self.directory,
+                                              self._maps)
             snap = _load(contents, self._schema)
         self._commits = contents.commits
         self._snapshot = dataclasses.replace(snap, version=self._snapshot.version + 1)
@@ -602,7 +609,8 @@ class LocalStore:
     def get_documents(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
         with failures(self.directory, "reading"):
-            found = database.fetch_documents(self._reader(), list(ids), self.directory)
+            found = database.fetch_documents(self._reader(), list(ids), self._schema,
+                                             self.directory, self._maps)
         out: list[StoredDocument | None] = []
         for doc_id in ids:
             row = found.get(doc_id)
