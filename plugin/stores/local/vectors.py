@@ -250,6 +250,7 @@ class QueryDistances:
         self.table = table
         self.q32 = np.ascontiguousarray(query, dtype=np.float32)
         self.q64 = self.q32.astype(np.float64)
+        self._q_pointer = faiss.swig_ptr(self.q32)  # for every call of the kernel (_dots)
         self.qnorm = math.sqrt(self.q64.dot(self.q64))  # np.linalg.norm's steps, fewer calls
         self.margin = margin(table.dimension)
         self.verified = 0  # distances computed so far (the query's "candidates verified")
@@ -264,7 +265,7 @@ class QueryDistances:
         self.verified += len(rows)
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            self._dots(dots[start:], self.table.matrix.take(rows[start:start + BLOCK], axis=0))
+            self._dots(dots[start:], take_rows(self.table.matrix, rows[start:start + BLOCK]))
         return dots
 
     def _near_bound(self, limit: float) -> np.float32:
@@ -286,7 +287,7 @@ class QueryDistances:
         start BLAS's thread pool, which on a loaded two-core machine waits whole scheduler
         ticks for its threads; any summation order is within the bound)."""
         faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
-            faiss.swig_ptr(out), faiss.swig_ptr(self.q32), faiss.swig_ptr(matrix),
+            faiss.swig_ptr(out), self._q_pointer, faiss.swig_ptr(matrix),
             self.table.dimension, len(matrix))
 
     def exact(self, rows: Rows) -> F64:
@@ -294,7 +295,7 @@ class QueryDistances:
         summation order differs), what hits report."""
         t = self.table
         # float32 rows x float64 query accumulate in float64, without BLAS (see _dots)
-        dots = np.einsum("ij,j->i", t.matrix[rows], self.q64)
+        dots = np.einsum("ij,j->i", take_rows(t.matrix, rows), self.q64)
         return 1.0 - dots / (self.qnorm * t.norms[rows])  # type: ignore[no-any-return]
 
     def reference(self, rows: Rows) -> F64:
@@ -336,7 +337,7 @@ class QueryDistances:
             self._dots(dots[at:], t.matrix[a:b])
             at += b - a
         if len(tail):
-            self._dots(dots[at:], t.matrix.take(tail, axis=0))
+            self._dots(dots[at:], take_rows(t.matrix, tail))
         self.verified += len(dots)
         return dots
 
@@ -462,6 +463,17 @@ def slice_positions(slices: list[tuple[int, int]], tail: Rows, at: Rows) -> Rows
     if not body.all():
         rows[~body] = tail[at[~body] - (int(ends[-1]) if len(ends) else 0)]
     return rows
+
+
+def take_rows(matrix: F32, rows: Rows) -> F32:
+    """``matrix[rows]`` for C-contiguous ``matrix``, each row copied as one fixed-size record:
+    NumPy's row gather copies a row's floats in an inner loop, its record gather in one step,
+    about three times faster for the scattered rows of a search (3,000 rows of 128 floats
+    from 1M: 0.24 -> 0.09 ms)."""
+    width = matrix.shape[1]
+    records = matrix.reshape(-1).view(np.dtype((np.void, width * matrix.itemsize)))
+    gathered: F32 = records.take(rows).view(matrix.dtype).reshape(len(rows), width)
+    return gathered
 
 
 def slice_rows(slices: list[tuple[int, int]]) -> Rows:
