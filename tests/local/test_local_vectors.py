@@ -173,15 +173,3 @@ def test_the_near_bound_leaves_out_only_rows_that_cannot_count(
         want_rows, want = every.rank(rows, screened, k, ids.__getitem__)
         assert sorted(got_rows.tolist()) == sorted(want_rows.tolist()), k
         assert sorted(got.tolist()) == sorted(want.tolist()), k
-
-
-@pytest.mark.parametrize("d", [1, 8, 128])
-@pytest.mark.parametrize("count", [0, 3, vectors.FEW_ROWS, 500])
-def test_take_rows_is_the_rows_gathered(d: int, count: int) -> None:
-    rng = np.random.default_rng(count + d)
-    matrix = rng.normal(size=(1000, d)).astype(np.float32)
-    matrix.flags.writeable = False  # as mapped from the snapshot file
-    rows = rng.integers(0, 1000, count).astype(np.int64)  # repeats and any order
-    taken = vectors.take_rows(matrix, rows)
-    assert taken.dtype == np.float32 and taken.shape == (count, d)
-    assert taken.flags.c_contiguous and taken.tobytes() == matrix[rows].tobytes()
