@@ -250,7 +250,6 @@ class QueryDistances:
         self.table = table
         self.q32 = np.ascontiguousarray(query, dtype=np.float32)
         self.q64 = self.q32.astype(np.float64)
-        self._q_pointer = faiss.swig_ptr(self.q32)  # for every call of the kernel (_dots)
         self.qnorm = math.sqrt(self.q64.dot(self.q64))  # np.linalg.norm's steps, fewer calls
         self.margin = margin(table.dimension)
         self.verified = 0  # distances computed so far (the query's "candidates verified")
@@ -287,7 +286,7 @@ class QueryDistances:
         start BLAS's thread pool, which on a loaded two-core machine waits whole scheduler
         ticks for its threads; any summation order is within the bound)."""
         faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]
-            faiss.swig_ptr(out), self._q_pointer, faiss.swig_ptr(matrix),
+            faiss.swig_ptr(out), faiss.swig_ptr(self.q32), faiss.swig_ptr(matrix),
             self.table.dimension, len(matrix))
 
     def exact(self, rows: Rows) -> F64:
