@@ -217,23 +217,26 @@ def holders(root: Node, leaf: Callable[[Node], bool]) -> set[int]:
     is true, in one pass, so a traversal can ask per node without walking subtrees again
     (valid while ``root`` lives).  Constraints and candidates are not searched."""
     found_ids: set[int] = set()
-
-    def visit(n: Node) -> bool:
-        if leaf(n):
-            found_ids.add(id(n))
-            return True
-        if not (type(n) is And or type(n) is Or or type(n) is Difference):
-            return False  # Term, Nothing, and clauses that are not leaves here
-        found = False
-        for c in n.operands:
-            if type(c) is not Term and visit(c):  # terms: most operands, never leaves
-                found = True
-        if found:
-            found_ids.add(id(n))
-        return found
-
-    visit(root)
+    _hold(root, leaf, found_ids)
     return found_ids
+
+
+def _hold(n: Node, leaf: Callable[[Node], bool], found_ids: set[int]) -> bool:
+    """:func:`holders` below ``n``: whether it holds a leaf.  A module function rather than a
+    closure calling itself, which would be a reference cycle left to the garbage collector on
+    every search."""
+    if leaf(n):
+        found_ids.add(id(n))
+        return True
+    if not (type(n) is And or type(n) is Or or type(n) is Difference):
+        return False  # Term, Nothing, and clauses that are not leaves here
+    found = False
+    for c in n.operands:
+        if type(c) is not Term and _hold(c, leaf, found_ids):  # terms: never leaves
+            found = True
+    if found:
+        found_ids.add(id(n))
+    return found
 
 
 def rebuild(node: Node, operands: tuple[Node, ...]) -> Node:

@@ -17,7 +17,7 @@ from ebr.errors import PlanError
 from ebr.mappings.schema import DEFAULT_NPROBE, Schema, cluster_namespace
 from ebr.planning.query_vectors import Vectors, query_vector
 from ebr.planning.rules.pushdown import conjunction
-from ebr.planning.rules.traversal import map_children
+from ebr.planning.rules.traversal import bottom_up
 from ebr.quantization.coarse import CoarseQuantizer
 from ebr.query.nodes import NN, And, Node, Or, Term, Within
 
@@ -30,7 +30,6 @@ def expand_nn(
 ) -> Node:
 
     def rule(n: Node) -> Node:
-        n = map_children(n, rule)
         if type(n) is not NN or n.radius is None:
             return n
         if n.exact:
@@ -51,7 +50,7 @@ def expand_nn(
         candidates = probes if n.constraint is None else conjunction((probes, n.constraint))
         return Within(n.key, n.radius, candidates, n.span)
 
-    return rule(node)
+    return bottom_up(node, rule)
 
 
 def probe_list(key: str, candidates: Node | None) -> tuple[int, ...] | None:

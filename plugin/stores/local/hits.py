@@ -100,13 +100,26 @@ def _explained(plan: Node, ex: Execution, ids: list[str], docs: DocNums, scores:
 def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> F64:
     """The score of each of ``docs`` (the plan's matches, ascending)."""
     total = np.zeros(len(docs), np.float64)
-    scoring = holders(plan, is_scoring)
+    _Scores(ex, docs, total, holders(plan, is_scoring)).add(plan, root, True)
+    return total
 
-    def visit(node: Node, mask: Bits, whole: bool) -> None:
+
+class _Scores:
+    """:func:`first_stage_scores`'s walk: an object rather than a closure calling itself,
+    which would be a reference cycle (holding the execution and its arrays) left to the
+    garbage collector on every search."""
+
+    __slots__ = ("ex", "docs", "total", "scoring")
+
+    def __init__(self, ex: Execution, docs: DocNums, total: F64, scoring: set[int]) -> None:
+        self.ex, self.docs, self.total, self.scoring = ex, docs, total, scoring
+
+    def add(self, node: Node, mask: Bits, whole: bool) -> None:
         """Add ``node``'s scores to the documents of ``mask``; ``whole``: ``mask`` is all of
         ``docs`` (then no look-ups are needed to place them)."""
-        if id(node) not in scoring or not mask:
+        if id(node) not in self.scoring or not mask:
             return
+        ex, docs, total = self.ex, self.docs, self.total
         if type(node) is NN or type(node) is Within:
             match = ex.match(node)
             if whole and len(match.docs) == len(docs):  # mask lies inside them: the same
@@ -125,14 +138,11 @@ def first_stage_scores(plan: Node, ex: Execution, root: Bits, docs: DocNums) -> 
             return
         if type(node) is Or:
             for child in node.operands:
-                visit(child, mask & ex.bitmap(child), False)
+                self.add(child, mask & ex.bitmap(child), False)
             return
         # An ``and``'s operands, and a ``difference``'s first one, match all it matches.
         for child in node.children[:1] if type(node) is Difference else node.children:
-            visit(child, mask, whole)
-
-    visit(plan, root, True)
-    return total
+            self.add(child, mask, whole)
 
 
 def _clauses(ex: Execution, name: str, node: NN | Within, docnums: DocNums) -> list[ClauseMatch]:
