@@ -71,6 +71,7 @@ from homedepot_baselines import (  # noqa: E402
 )
 from homedepot_cross_fit import cross_fitted_reranker  # noqa: E402
 from homedepot_data import HomeDepot, add_data_argument, load_or_exit  # noqa: E402
+from homedepot_pool import MINILM_KEY, TEXT, pool_size, pool_template, training_pool  # noqa: E402
 
 from ebr.cli.main import cli  # noqa: E402
 from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
@@ -86,9 +87,6 @@ from ebr.stores.local import LocalStore  # noqa: E402
 from ebr.stores.local.database import DB_FILE  # noqa: E402
 
 NLIST = 256  # about sqrt(54,667), as homedepot_train.py
-TEXT = "title"
-#: The second embedding key (``--minilm``): all-MiniLM-L6-v2's title vectors.
-MINILM_KEY = "all-minilm-l6-v2"
 #: The k of each branch of the reranked path (``--pool``, ``--minilm-pool``): 3,000
 #: candidates, about 2,050 distinct titles per query, reranked in about 130 ms.
 POOL = 1000
@@ -110,15 +108,6 @@ def minilm_encoder(work: Path) -> SentenceEncoder:
     encoder = SentenceEncoder(MINILM_KEY, load_minilm(), field=TEXT)
     encoder.save(directory)
     return encoder
-
-
-def pool_template(k: int, nprobe: int, minilm_k: int = 0) -> str:
-    """The reranked path's first stage, one s-expression: BM25's top ``k`` or the model's nn top
-    ``k`` (IVF-PQ, ``nprobe``) or, with ``minilm_k``, MiniLM's nn top ``minilm_k``
-    (:data:`MINILM_KEY`): a third branch that brings titles the other two miss."""
-    minilm = f" (nn {MINILM_KEY} :k {minilm_k} :nprobe {nprobe})" if minilm_k else ""
-    return (f"(or (match {TEXT} $q :minimum-should-match 1 :k {k}) "
-            f"(nn $key :k {k} :nprobe {nprobe}){minilm})")
 
 
 def _ebr(*args: str) -> None:
@@ -266,11 +255,8 @@ def main() -> None:
     index = builder(data, args.model, work_dir)
     minilm_pool = args.minilm_pool if minilm else 0
     pool = pool_template(args.pool, args.nprobe, minilm_pool)
-    # Fewer would cut the pool by first-stage score, in which BM25 outweighs any cosine.
-    candidates = args.candidates or 2 * args.pool + minilm_pool
-    train_minilm = args.train_pool if minilm_pool else 0
-    train_pool = pool_template(args.train_pool, args.nprobe, train_minilm)
-    train_candidates = 2 * args.train_pool + train_minilm
+    candidates = args.candidates or pool_size(args.pool, minilm_pool)
+    train_pool, train_candidates = training_pool(args.train_pool, args.nprobe, minilm_pool > 0)
     reranker = work_dir / "reranker.json"
     if args.latency_only:
         request_latency(index, args.model, data.queries("validation"), pool, args.latency_queries,
