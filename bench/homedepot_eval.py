@@ -13,7 +13,7 @@ run, and the request API's latency per request.
    reranker feature, on the cross-fit's folds as on the served index.
 2. LambdaRank is trained on the train split's judged queries, on the first-stage hits of the
    training pool (BM25's top ``--train-pool`` or nn's top ``--train-pool`` or, with the second
-   key, MiniLM's nn top ``--train-pool``: :func:`pool_template`; all of them) for each query,
+   key, MiniLM's nn top ``--train-pool``: :func:`training_pool`; all of them) for each query,
    as serving retrieves them, from an encoder that did not train on the query: on the
    queries an encoder trained on, its cosine ranks the relevant titles first almost always
    (recall@100 0.999 against 0.76 on queries it never saw), so a reranker trained there learns
