@@ -10,14 +10,14 @@ OpenSearch, where the cosine may instead be computed on the server: the same sea
 request-level ``rescore`` (``compile_rescore``) beside reading the candidates' vectors back
 (``get_vectors``, what the reranker did before the search returned what it reads).
 
-Then the request API (``Searcher.search``) with the Home Depot benchmark's shape: the pool
-template ``(or (match title $q :minimum-should-match 1 :k P) (nn $key :k P))``, ``--pool``
-each, all ``--candidates`` reranked by the LambdaRank scorer, 10 hits, the trigram projection
-embedding the request text.  Per phase (embed, plan, retrieve, rerank) and whole, p50 / p99,
-of two searchers on the same store, one request of each in turn: ``fetch=False`` (the
-reranker reads the candidates' vectors and terms after the search: on OpenSearch an ``mget``
-each) and ``fetch=True`` (the search returns them: script-field cosines and filtered
-``_source`` terms in the same ``_search``).
+Then the request API (``Searcher.search``) with the Home Depot benchmark's shape: its pool
+template (``homedepot_pool.pool_template``: ``(or (match title $q :minimum-should-match 1 :k P)
+(nn $key :k P))``), ``--pool`` each, all ``--candidates`` reranked by the LambdaRank scorer, 10
+hits, the trigram projection embedding the request text. Per phase (embed, plan, retrieve,
+rerank) and whole, p50 / p99, of two searchers on the same store, one request of each in turn:
+``fetch=False`` (the reranker reads the candidates' vectors and terms after the search: on
+OpenSearch an ``mget`` each) and ``fetch=True`` (the search returns them: script-field cosines
+and filtered ``_source`` terms in the same ``_search``).
 
     python bench/rerank_latency.py [--docs 20000] [--url http://127.0.0.1:9200]
         [--pool 300] [--candidates 600] [--requests 200]
@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from homedepot_pool import pool_template
 from opensearch_store import KEY, LOCATIONS, WORDS, Projection, write_corpus
 
 from ebr import parse, plan
@@ -152,8 +153,7 @@ def request_api(name: str, store: Store, scorer: LambdaRankReranker, args: argpa
     embedder = ProjectionEmbedder(KEY, TrigramProjection(args.dim))
     searchers = {fetch: Searcher(store, [embedder], reranker=scorer, candidates=args.candidates,
                                  fetch=fetch) for fetch in (False, True)}
-    template = (f"(or (match title $q :minimum-should-match 1 :k {args.pool}) "
-                f"(nn $key :k {args.pool}))")
+    template = pool_template(args.pool)
     rng = np.random.default_rng(3)
     texts = [(" ".join(rng.choice(WORDS[:300], int(rng.integers(2, 4)))),
               {"loc": LOCATIONS[int(rng.integers(0, 5))]}) for _ in range(args.requests + 10)]

@@ -15,40 +15,15 @@ pytest.importorskip("lightgbm", reason="the reranker is LightGBM's: pip install 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import homedepot_cross_fit  # noqa: E402
 import homedepot_eval  # noqa: E402
-import homedepot_train  # noqa: E402
-from homedepot_data import HomeDepot  # noqa: E402
+from homedepot_pool import pool_template  # noqa: E402
 
-from ebr.encoders.serving.model_directory import save_model_directory  # noqa: E402
 from ebr.encoders.serving.model_files import read_model_info  # noqa: E402
 from ebr.encoders.serving.query_encoder import QueryEncoder  # noqa: E402
-from ebr.encoders.training.data import in_validation, prepare  # noqa: E402
-from ebr.encoders.training.trainer import train  # noqa: E402
+from ebr.encoders.training.data import in_validation  # noqa: E402
 from ebr.ranking.feature_set import FeatureSet  # noqa: E402
 from ebr.request import ModelEmbedder, Searcher  # noqa: E402
 from ebr.stores.local import LocalStore  # noqa: E402
-
-TOOLS = ("drill", "saw", "hammer", "ladder", "paint")
-TITLES = 300
-
-
-def _data() -> HomeDepot:
-    ids = tuple(str(1000 + i) for i in range(TITLES))  # PQ codes train on >= 256 vectors
-    titles = tuple(f"{TOOLS[i % 5]} model {i} {'cordless' if i % 2 else 'steel'}"
-                   for i in range(TITLES))
-    judgments = {f"{TOOLS[q % 5]} {q}": {ids[q]: 3.0, ids[q + 5]: 2.0, ids[q + 1]: 1.0}
-                 for q in range(160)}
-    return HomeDepot(ids, titles, judgments)
-
-
-def _model(data: HomeDepot, where: Path) -> Path:
-    """A tiny model trained as homedepot_train.py trains one."""
-    config = homedepot_train.train_config("default", 1, 1, {"batch_size": 32})
-    corpus = [{"id": u, "title": t} for u, t in zip(data.product_ids, data.titles, strict=True)]
-    training = prepare(homedepot_train.pairs(data, "train"), config, None, corpus)
-    result = train(homedepot_train.encoder_config("default", 16, 2**10), config, training,
-                   where / "scratch")
-    save_model_directory(where / "main", result.model, result.vocabulary, result.summary(config))
-    return where / "main"
+from support.homedepot import tiny_catalogue, tiny_model  # noqa: E402
 
 
 def test_the_halves_cut_across_the_encoders_own_split() -> None:
@@ -63,8 +38,8 @@ def test_the_halves_cut_across_the_encoders_own_split() -> None:
 def test_every_train_query_is_judged_by_the_half_that_did_not_train_on_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(homedepot_eval, "NLIST", 2)
-    data = _data()
-    model = _model(data, tmp_path)
+    data = tiny_catalogue()
+    model = tiny_model(data, tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     index = homedepot_eval.build_index(data, model, work)
@@ -127,8 +102,9 @@ def test_cached_features_are_computed_again_when_the_feature_definitions_change(
     monkeypatch.setattr(homedepot_cross_fit, "fold_groups", groups)
 
     def run() -> None:
-        homedepot_cross_fit.half_features(_data(), tmp_path / "model", index, "(nn $key :k 5)",
-                                          5, 0, tmp_path, FeatureSet.for_schema(schema), "m")
+        homedepot_cross_fit.half_features(tiny_catalogue(), tmp_path / "model", index,
+                                          "(nn $key :k 5)", 5, 0, tmp_path,
+                                          FeatureSet.for_schema(schema), "m")
 
     run()
     run()
@@ -154,8 +130,8 @@ def test_a_second_key_is_indexed_on_every_fold_and_read_by_the_reranker(
     monkeypatch.setattr(homedepot_eval, "NLIST", 2)
     monkeypatch.setattr(homedepot_eval, "corpus_embeddings",  # cached here, not in ~/.cache
                         partial(homedepot_baselines.corpus_embeddings, cache_dir=tmp_path / "cache"))
-    data = _data()
-    model = _model(data, tmp_path)
+    data = tiny_catalogue()
+    model = tiny_model(data, tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     minilm = homedepot_eval.minilm_encoder(work)
@@ -167,7 +143,7 @@ def test_a_second_key_is_indexed_on_every_fold_and_read_by_the_reranker(
     assert [k.name for k in schema.keys] == [read_model_info(model).key, minilm.key]
     np.testing.assert_allclose(stored, minilm.embed(data.titles[7], {}), atol=1e-5)
     # The pool with MiniLM's top 5 as a third branch: every branch's hits, on the folds too.
-    template = homedepot_eval.pool_template(10, 2, 5)
+    template = pool_template(10, 2, 5)
     with LocalStore.open(index, readonly=True) as store:
         searcher = Searcher(store, [ModelEmbedder(QueryEncoder(model)), minilm],
                             key=read_model_info(model).key)
