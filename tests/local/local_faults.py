@@ -163,8 +163,9 @@ class Interrupting:
 # -- the classes ----------------------------------------------------------------------------------
 
 
-def filled(path: Path, n: int = 120, trained: bool = True) -> LocalStore:
-    store = LocalStore.create(path, SCHEMA)
+def filled(path: Path, n: int = 120, trained: bool = True, schema: Schema = SCHEMA) -> LocalStore:
+    """A new index of ``n`` documents, trained unless told otherwise, left open."""
+    store = LocalStore.create(path, schema)
     store.add(documents(n))
     if trained:
         store.train_quantizers(seed=3)

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from local_faults import CODED, SCHEMA, documents, kill_when_paused, served, stored_value
+from local_faults import (
+    CODED,
+    SCHEMA,
+    documents,
+    filled,
+    kill_when_paused,
+    served,
+    stored_value,
+)
 from local_formats import as_format_1, as_format_2
 
 from ebr.cli.main import cli
@@ -35,9 +43,7 @@ def stored_format(path: Path) -> str:
 def test_a_format_1_index_is_upgraded_by_a_writable_open(
         tmp_path: Path, schema: Schema, before_codes: bool) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, schema) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=schema).close()
     expected = served(path)
     as_format_1(path, before_codes=before_codes)
     with pytest.raises(StoreError, match="index format 1, written by an older ebr; upgrade "
@@ -61,9 +67,7 @@ def test_a_format_1_index_is_upgraded_by_a_writable_open(
 def test_ebr_index_upgrade_upgrades_in_place_what_read_only_commands_refuse(
         tmp_path: Path) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, CODED) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=CODED).close()
     expected = served(path)
     as_format_1(path)
     runner = CliRunner()
@@ -107,9 +111,7 @@ def test_a_format_this_ebr_does_not_know_is_refused(tmp_path: Path) -> None:
 
 def test_a_writer_killed_while_training_leaves_the_index_as_before(tmp_path: Path) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, CODED) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=CODED).close()
     expected = served(path)
     kill_when_paused(WORKER, str(path))  # half the assignments written
     assert served(path) == expected  # the old training, whole (a mapped open)
@@ -173,9 +175,7 @@ def test_an_upgrade_refuses_a_damaged_vector_and_leaves_format_2(tmp_path: Path)
 def test_a_writer_killed_while_upgrading_leaves_format_2_for_the_next_upgrade(
         tmp_path: Path) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, CODED) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=CODED).close()
     expected = served(path)
     as_format_2(path)
     kill_when_paused(APPEND_WORKER, str(path), "upgrade")

@@ -21,7 +21,7 @@ import pytest
 import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_faults import CODED, QUERY, SCHEMA, doc_id, documents, view
+from local_faults import CODED, QUERY, SCHEMA, doc_id, documents, filled, view
 from pyroaring import BitMap, FrozenBitMap
 
 from ebr.stores.local import LocalStore, snapshot_file
@@ -171,9 +171,7 @@ def test_a_damaged_truncated_or_stale_file_is_refused_and_memory_rebuilt(
 @pytest.mark.parametrize("pause", ["section", "rename"])
 def test_a_writer_killed_while_saving_leaves_a_usable_index(tmp_path: Path, pause: str) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, SCHEMA) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=SCHEMA).close()
     before = (path / SNAPSHOT_FILE).read_bytes()
     worker = subprocess.Popen([sys.executable, str(WORKER), str(path), pause],
                               stdout=subprocess.PIPE, text=True)

@@ -15,6 +15,7 @@ from local_faults import (
     corruptions,
     doc_id,
     documents,
+    filled,
     kill_when_paused,
     served,
     stored_value,
@@ -37,9 +38,7 @@ def _committed(path: Path) -> int:
 def test_a_writer_killed_while_appending_leaves_the_committed_documents(
         tmp_path: Path, part: str) -> None:
     path = tmp_path / "i"
-    with LocalStore.create(path, SCHEMA) as store:
-        store.add(documents(300))
-        store.train_quantizers(seed=3)
+    filled(path, 300, schema=SCHEMA).close()
     expected = served(path)
     committed = _committed(path)
     kill_when_paused(WORKER, str(path), part)
