@@ -83,6 +83,7 @@ from ebr.stores.local.execution import EXACT_THRESHOLD, REFINE_FACTOR, REFINE_MA
 from ebr.stores.local.failures import REBUILD, failures
 from ebr.stores.local.gc_pause import paused_gc
 from ebr.stores.local.hits import build_hits
+from ebr.stores.local.huge_pages import small_pages
 from ebr.stores.local.id_lookup import IdLookup
 from ebr.stores.local.lengths import load_lengths
 from ebr.stores.local.snapshot import Snapshot, SnapshotEdit, cluster_postings
@@ -393,7 +394,7 @@ class LocalStore:
 
     def add(self, documents: Iterable[IndexDocument | PreparedDocument]) -> WriteResult:
         """Insert or replace a batch of documents, atomically (see :mod:`ebr.stores.protocol`)."""
-        with paused_gc():
+        with paused_gc(), small_pages():
             return self._write(prepare_batch(self._schema, documents), [])
 
     @contextlib.contextmanager
@@ -444,7 +445,7 @@ class LocalStore:
     def _writing(self, doing: str) -> Iterator[None]:
         """Around a write transaction: SQLite and OS failures as StoreError, and memory made
         to agree with the database again if the block fails or is interrupted anywhere."""
-        with failures(self.directory, doing), paused_gc():
+        with failures(self.directory, doing), paused_gc(), small_pages():
             if self._stale:
                 self._recover()
             self._stale = True
