@@ -33,7 +33,7 @@ import sys
 import tempfile
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,27 @@ class Interrupting:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+
+class Watched(Mapping[str, list[str]]):
+    """A document's terms (``tag:t0``) that record ``probe()`` when the batch reads them, as
+    it is prepared: what a write has turned off by then."""
+
+    def __init__(self, seen: list[bool], probe: Callable[[], bool]) -> None:
+        self.seen, self.probe = seen, probe
+
+    def __getitem__(self, name: str) -> list[str]:
+        return {"tag": ["t0"]}[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["tag"])
+
+    def __len__(self) -> int:
+        return 1
+
+    def items(self):  # type: ignore[override]
+        self.seen.append(self.probe())
+        return super().items()
 
 
 # -- the classes ----------------------------------------------------------------------------------

@@ -5,35 +5,15 @@ batch and after training; off if the caller had turned it off."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_faults import SCHEMA, documents
+from local_faults import SCHEMA, Watched, documents
 
 from ebr.stores.documents import DimensionError
 from ebr.stores.local import LocalStore
 from ebr.stores.protocol import IndexDocument
-
-
-class Watched(Mapping[str, list[str]]):
-    """Terms that record whether the collector ran while the batch was prepared."""
-
-    def __init__(self, seen: list[bool]) -> None:
-        self.seen = seen
-
-    def __getitem__(self, name: str) -> list[str]:
-        return {"tag": ["t0"]}[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(["tag"])
-
-    def __len__(self) -> int:
-        return 1
-
-    def items(self):  # type: ignore[override]
-        self.seen.append(gc.isenabled())
-        return super().items()
 
 
 @pytest.fixture
@@ -49,7 +29,7 @@ def collector_on() -> Iterator[None]:
 def test_writes_pause_the_collector_and_restore_it(tmp_path: Path) -> None:
     seen: list[bool] = []
     with LocalStore.create(tmp_path / "i", SCHEMA) as store:
-        store.add([*documents(40), IndexDocument("watched", Watched(seen))])
+        store.add([*documents(40), IndexDocument("watched", Watched(seen, gc.isenabled))])
         assert seen == [False] and gc.isenabled()
         with pytest.raises(DimensionError):
             store.add([IndexDocument("bad", embeddings={"e": [1.0, 2.0]})])
@@ -57,7 +37,7 @@ def test_writes_pause_the_collector_and_restore_it(tmp_path: Path) -> None:
         store.train_quantizers(seed=1)
         assert gc.isenabled()
         gc.disable()  # the caller's choice stands
-        store.add([IndexDocument("watched-again", Watched(seen))])
+        store.add([IndexDocument("watched-again", Watched(seen, gc.isenabled))])
         assert seen == [False, False] and not gc.isenabled()
         gc.enable()
         assert store.stats().documents == 42

@@ -4,11 +4,11 @@ refused batch and after training; off if the caller had turned it off."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from local_faults import SCHEMA, documents
+from local_faults import SCHEMA, Watched, documents
 
 from ebr.stores.documents import DimensionError
 from ebr.stores.local import LocalStore, huge_pages
@@ -29,25 +29,6 @@ def advised() -> bool:
     return now
 
 
-class Watched(Mapping[str, list[str]]):
-    """Terms that record the advice while the batch is prepared."""
-
-    def __init__(self, seen: list[bool]) -> None:
-        self.seen = seen
-
-    def __getitem__(self, name: str) -> list[str]:
-        return {"tag": ["t0"]}[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(["tag"])
-
-    def __len__(self) -> int:
-        return 1
-
-    def items(self):  # type: ignore[override]
-        self.seen.append(advised())
-        return super().items()
-
 
 @pytest.fixture
 def advice_on() -> Iterator[None]:
@@ -61,7 +42,7 @@ def advice_on() -> Iterator[None]:
 def test_writes_turn_the_advice_off_and_restore_it(tmp_path: Path) -> None:
     seen: list[bool] = []
     with LocalStore.create(tmp_path / "i", SCHEMA) as store:
-        store.add([*documents(40), IndexDocument("watched", Watched(seen))])
+        store.add([*documents(40), IndexDocument("watched", Watched(seen, advised))])
         assert seen == [False] and advised()
         with pytest.raises(DimensionError):
             store.add([IndexDocument("bad", embeddings={"e": [1.0, 2.0]})])
@@ -69,7 +50,7 @@ def test_writes_turn_the_advice_off_and_restore_it(tmp_path: Path) -> None:
         store.train_quantizers(seed=1)
         assert advised()
         _switch()(False)  # the caller's choice stands
-        store.add([IndexDocument("watched-again", Watched(seen))])
+        store.add([IndexDocument("watched-again", Watched(seen, advised))])
         assert seen == [False, False] and not advised()
         _switch()(True)
         assert store.stats().documents == 42
