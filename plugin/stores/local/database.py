@@ -406,12 +406,11 @@ def _upgrade_format_1(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT_2,))
 
 
-def _move_vectors(conn: sqlite3.Connection, directory: Path) -> None:
+def _move_vectors(conn: sqlite3.Connection, where: Path) -> None:
     """Format 2 -> 3 in one transaction: every embedding row's vector, verified against
     the row's checksum, appended to its key's vector file (written from its start: files
     left by an upgrade killed before its commit are overwritten), and the row rewritten to
     name its slot, under a new checksum (a row from before checksums stays unverified)."""
-    where = directory
     with transaction(conn, write=True):
         rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
         schema = _parsed_schema(rows, where)

@@ -270,8 +270,8 @@ class LocalStore:
                                      "if you mean to")
                 for name in _OWN_FILES:
                     (directory / name).unlink(missing_ok=True)
-                for path in directory.glob(vector_file.PREFIX + "*"):
-                    path.unlink()
+                for vectors in directory.glob(vector_file.PREFIX + "*"):
+                    vectors.unlink()
             finally:
                 os.close(lock)
         with contextlib.suppress(OSError):  # other files of the user's stay, with the folder
